@@ -1,0 +1,37 @@
+//! atmail-core: the e-mail engine behind the G510 `AT+GTSMTP*` commands,
+//! as state machines the caller drives; it never does I/O or reads a clock.
+//!
+//! Every piece works over caller-provided buffers and allocates nothing:
+//!
+//! - [`mime_base64`]: streaming base64 in 76-column MIME lines.
+//! - [`framer`]: serial data mode: payload slices, `+++` escape with guard
+//!   times, idle and time limits, the 20 MiB cap.
+//! - [`charset`]: the session charsets (US-ASCII, UTF-8, GB2312, BIG5).
+//! - [`header`]: RFC 2047 subjects, RFC 2231 file names, validated addresses.
+//! - [`message`]: the RFC 5322 / `multipart/mixed` message, written
+//!   incrementally.
+//!
+//! Streaming calls follow one shape, taken from `encoding_rs`: they consume
+//! what fits, and say how much they read and wrote with a [`CoderResult`].
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod charset;
+pub mod content_type;
+pub mod framer;
+mod gb2312_big5_tables;
+pub mod header;
+pub mod message;
+pub mod mime_base64;
+
+/// Why a streaming call returned.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoderResult {
+    /// All input was consumed; supply more (or, after the last chunk, the
+    /// stream is complete).
+    InputEmpty,
+    /// The destination is full; call again with the unread input and more room.
+    OutputFull,
+}

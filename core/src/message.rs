@@ -1,0 +1,680 @@
+//! The whole message, written incrementally: RFC 5322 headers, then a
+//! `multipart/mixed` body with one text part and one part per attachment.
+//!
+//! What it does: [`MessageWriter`] writes, in order, the header block
+//! ([`MessageWriter::head`]), the text body ([`MessageWriter::body`],
+//! optional, streamed through base64 and checked against the charset), each
+//! attachment ([`MessageWriter::attachment`], streamed), and the closing
+//! boundary ([`MessageWriter::finish`]). Every call writes into the caller's
+//! buffer and stops when it is full.
+//!
+//! What it does not: dot-stuff or add SMTP's end-of-data (no line of the
+//! output can start with `.`: headers start with a name or a fold space,
+//! boundaries with `-`, base64 lines with its alphabet), pick the date or
+//! Message-ID (the caller's clock and entropy), or keep the header values
+//! (they are borrowed on each call).
+//!
+//! Why it is built this way: the fixed pieces (header block, part headers)
+//! are at most a few KiB, and firmware cannot spare a buffer for them. So
+//! they are generated on demand and *replayed*: a call regenerates the
+//! piece and skips the bytes earlier calls already wrote. The only state is
+//! one counter, and the output is identical for every `dst` size. The
+//! boundary contains `=_`, which base64 cannot produce, so no part needs
+//! scanning for it.
+
+use crate::charset::{Charset, Validator};
+use crate::content_type;
+use crate::header::{self, Address, HeaderError, Line, Out, Text, Token};
+use crate::mime_base64::MimeBase64Encoder;
+use crate::CoderResult;
+
+/// Recipients a mail may have (the spec's 20).
+pub const MAX_RECIPIENTS: usize = 20;
+/// Attachments a mail may have (the spec's 20).
+pub const MAX_ATTACHMENTS: usize = 20;
+
+/// How a recipient receives the mail (`+GTSMTPDST` type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecipientKind {
+    /// 1: in `To:`.
+    To = 1,
+    /// 2: in `Cc:`.
+    Cc = 2,
+    /// 3: in the envelope only, never in a header.
+    Bcc = 3,
+}
+
+/// One recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recipient<'a> {
+    /// How it receives the mail.
+    pub kind: RecipientKind,
+    /// The address.
+    pub address: Address<'a>,
+}
+
+/// A Message-ID: `<local@domain>`, printable ASCII without spaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageId<'a>(Token<'a>);
+
+impl<'a> MessageId<'a> {
+    /// Validates a Message-ID, angle brackets included.
+    ///
+    /// ```
+    /// use atmail_core::message::MessageId;
+    /// assert!(MessageId::new(b"<1.2@example.com>").is_ok());
+    /// assert!(MessageId::new(b"1.2@example.com").is_err());
+    /// ```
+    pub fn new(bytes: &'a [u8]) -> Result<Self, HeaderError> {
+        let token = Token::new(bytes, false)?;
+        let inner = bytes
+            .strip_prefix(b"<")
+            .and_then(|b| b.strip_suffix(b">"))
+            .ok_or(HeaderError::MissingAt)?;
+        let at = memchr::memchr(b'@', inner).ok_or(HeaderError::MissingAt)?;
+        if at == 0 || at + 1 == inner.len() || inner.iter().any(|&b| b == b'<' || b == b'>') {
+            return Err(HeaderError::MissingAt);
+        }
+        Ok(MessageId(token))
+    }
+
+    /// The bytes, brackets included.
+    pub const fn as_bytes(&self) -> &'a [u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// What the header block says. All fields are validated types.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageHead<'a> {
+    /// `From:` (and, for SMTP, the envelope sender).
+    pub from: Address<'a>,
+    /// 1 to [`MAX_RECIPIENTS`] recipients; Bcc ones appear in no header.
+    pub recipients: &'a [Recipient<'a>],
+    /// `Subject:`, if any.
+    pub subject: Option<Text<'a>>,
+    /// `Date:`, an RFC 5322 date-time from the caller's clock.
+    pub date: Token<'a>,
+    /// `Message-ID:`.
+    pub message_id: MessageId<'a>,
+}
+
+/// A `multipart/mixed` boundary: `=_atmail_` and 16 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Boundary([u8; 25]);
+
+impl Boundary {
+    /// A boundary derived from `seed` (the Message-ID makes it unique per
+    /// mail and reproducible for the same input).
+    ///
+    /// ```
+    /// use atmail_core::message::Boundary;
+    /// let b = Boundary::from_seed(b"<1@x>");
+    /// assert!(b.as_bytes().starts_with(b"=_atmail_"));
+    /// assert_eq!(b, Boundary::from_seed(b"<1@x>"));
+    /// ```
+    pub fn from_seed(seed: &[u8]) -> Self {
+        // FNV-1a: a stable, dependency-free hash; uniqueness comes from the seed.
+        let hash = seed.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        let mut out = *b"=_atmail_0000000000000000";
+        for (i, slot) in out[9..].iter_mut().enumerate() {
+            *slot = b"0123456789abcdef"[(hash >> (60 - 4 * i) & 15) as usize];
+        }
+        Boundary(out)
+    }
+
+    /// The boundary text.
+    pub const fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Why a message call was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// Calls out of order: head, body (once), attachments, finish.
+    OutOfOrder,
+    /// No recipient, or more than [`MAX_RECIPIENTS`].
+    Recipients,
+    /// More than [`MAX_ATTACHMENTS`].
+    TooManyAttachments,
+    /// The body is not valid in the charset; the offset in the body.
+    InvalidBody(u64),
+}
+
+impl MessageError {
+    /// A short description.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MessageError::OutOfOrder => "message parts written out of order",
+            MessageError::Recipients => "a mail needs 1 to 20 recipients",
+            MessageError::TooManyAttachments => "a mail may have at most 20 attachments",
+            MessageError::InvalidBody(_) => "body bytes not valid in the charset",
+        }
+    }
+}
+
+impl core::fmt::Display for MessageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// The header block is (being) written.
+    Head,
+    /// Headers done; no part started yet.
+    BeforeBody,
+    /// Streaming the text body.
+    Body,
+    /// A part ended; `empty` if its section had no bytes.
+    BetweenParts {
+        empty: bool,
+    },
+    /// Streaming an attachment.
+    Attachment,
+    Done,
+}
+
+/// The piece a call writes before its section.
+#[derive(Clone, Copy)]
+enum Next<'n> {
+    Body,
+    Attachment(&'n Text<'n>),
+    Close,
+}
+
+/// Writes one message; see the module docs for the call order.
+///
+/// ```
+/// use atmail_core::{charset::Charset, header::{Address, Token}, CoderResult};
+/// use atmail_core::message::*;
+/// let to = [Recipient { kind: RecipientKind::To, address: Address::new(b"b@example.com").unwrap() }];
+/// let head = MessageHead {
+///     from: Address::new(b"a@example.com").unwrap(),
+///     recipients: &to,
+///     subject: None,
+///     date: Token::new(b"Tue, 24 Nov 2026 10:00:00 +0000", true).unwrap(),
+///     message_id: MessageId::new(b"<1@example.com>").unwrap(),
+/// };
+/// let mut w = MessageWriter::new(Charset::Utf8, Boundary::from_seed(b"<1@example.com>"));
+/// let mut buf = [0u8; 1024];
+/// let (r, n1) = w.head(&head, &mut buf).unwrap();
+/// assert_eq!(r, CoderResult::InputEmpty);
+/// let (_, _, n2) = w.body(b"hi", &mut buf[n1..], true).unwrap();
+/// let (_, n3) = w.finish(&mut buf[n1 + n2..]).unwrap();
+/// let text = core::str::from_utf8(&buf[..n1 + n2 + n3]).unwrap();
+/// assert!(text.contains("\r\naGk=\r\n--=_atmail_"));
+/// ```
+#[derive(Debug)]
+pub struct MessageWriter {
+    charset: Charset,
+    boundary: Boundary,
+    step: Step,
+    /// Bytes of the current fixed piece already written by earlier calls.
+    replayed: usize,
+    encoder: MimeBase64Encoder,
+    validator: Option<Validator>,
+    /// Input bytes of the current section so far.
+    section_len: u64,
+    attachments: usize,
+}
+
+impl MessageWriter {
+    /// A writer for a mail whose text is in `charset`.
+    pub fn new(charset: Charset, boundary: Boundary) -> Self {
+        MessageWriter {
+            charset,
+            boundary,
+            step: Step::Head,
+            replayed: 0,
+            encoder: MimeBase64Encoder::new(),
+            validator: None,
+            section_len: 0,
+            attachments: 0,
+        }
+    }
+
+    /// Whether the closing boundary has been written.
+    pub fn is_done(&self) -> bool {
+        self.step == Step::Done
+    }
+
+    /// Writes the header block; call again with more room until it returns
+    /// `InputEmpty`, passing the same `head`. Returns bytes written.
+    pub fn head(
+        &mut self,
+        head: &MessageHead<'_>,
+        dst: &mut [u8],
+    ) -> Result<(CoderResult, usize), MessageError> {
+        if self.step != Step::Head {
+            return Err(MessageError::OutOfOrder);
+        }
+        if head.recipients.is_empty() || head.recipients.len() > MAX_RECIPIENTS {
+            return Err(MessageError::Recipients);
+        }
+        let boundary = self.boundary;
+        let (done, written) = self.replay(dst, |out| write_head(out, head, &boundary));
+        if done {
+            self.step = Step::BeforeBody;
+        }
+        Ok((result(done), written))
+    }
+
+    /// Streams the text body, as [`MimeBase64Encoder::encode`] does; `last`
+    /// with the final chunk. The body may be written once, before any
+    /// attachment. Returns `(result, read, written)`.
+    pub fn body(
+        &mut self,
+        src: &[u8],
+        dst: &mut [u8],
+        last: bool,
+    ) -> Result<(CoderResult, usize, usize), MessageError> {
+        match self.step {
+            Step::BeforeBody => {}
+            Step::Body => return self.section(src, dst, last),
+            _ => return Err(MessageError::OutOfOrder),
+        }
+        let (done, written) = self.preamble(dst, Next::Body);
+        if !done {
+            return Ok((CoderResult::OutputFull, 0, written));
+        }
+        self.start_section(Step::Body);
+        let (r, read, w) = self.section(src, &mut dst[written..], last)?;
+        Ok((r, read, written + w))
+    }
+
+    /// Streams one attachment; pass the same `name` on every call for it,
+    /// `last` with its final chunk. Returns `(result, read, written)`.
+    pub fn attachment(
+        &mut self,
+        name: &Text<'_>,
+        src: &[u8],
+        dst: &mut [u8],
+        last: bool,
+    ) -> Result<(CoderResult, usize, usize), MessageError> {
+        match self.step {
+            Step::BeforeBody | Step::BetweenParts { .. } => {}
+            Step::Attachment => return self.section(src, dst, last),
+            _ => return Err(MessageError::OutOfOrder),
+        }
+        if self.attachments == MAX_ATTACHMENTS {
+            return Err(MessageError::TooManyAttachments);
+        }
+        let (done, written) = self.preamble(dst, Next::Attachment(name));
+        if !done {
+            return Ok((CoderResult::OutputFull, 0, written));
+        }
+        self.attachments += 1;
+        self.start_section(Step::Attachment);
+        let (r, read, w) = self.section(src, &mut dst[written..], last)?;
+        Ok((r, read, written + w))
+    }
+
+    /// Writes the closing boundary (and an empty text part if there was no
+    /// body). Returns bytes written; `InputEmpty` when the message is complete.
+    pub fn finish(&mut self, dst: &mut [u8]) -> Result<(CoderResult, usize), MessageError> {
+        match self.step {
+            Step::BeforeBody | Step::BetweenParts { .. } => {}
+            Step::Done => return Ok((CoderResult::InputEmpty, 0)),
+            _ => return Err(MessageError::OutOfOrder),
+        }
+        let (done, written) = self.preamble(dst, Next::Close);
+        if done {
+            self.step = Step::Done;
+        }
+        Ok((result(done), written))
+    }
+
+    fn start_section(&mut self, step: Step) {
+        self.step = step;
+        self.encoder = MimeBase64Encoder::new();
+        self.section_len = 0;
+        self.validator = (step == Step::Body).then(|| Validator::new(self.charset));
+    }
+
+    fn section(
+        &mut self,
+        src: &[u8],
+        dst: &mut [u8],
+        last: bool,
+    ) -> Result<(CoderResult, usize, usize), MessageError> {
+        let (r, read, written) = self.encoder.encode(src, dst, last);
+        if let Some(v) = &mut self.validator {
+            let done = last && r == CoderResult::InputEmpty;
+            v.feed(&src[..read], done)
+                .map_err(|e| MessageError::InvalidBody(e.offset as u64))?;
+        }
+        self.section_len += read as u64;
+        if last && r == CoderResult::InputEmpty {
+            self.step = Step::BetweenParts {
+                empty: self.section_len == 0,
+            };
+        }
+        Ok((r, read, written))
+    }
+
+    /// Writes what goes before the next section: a text part if none was
+    /// written, the CRLF an empty section owes its delimiter, and the part
+    /// header or the closing delimiter.
+    fn preamble(&mut self, dst: &mut [u8], next: Next<'_>) -> (bool, usize) {
+        let (step, charset, boundary) = (self.step, self.charset, self.boundary);
+        self.replay(dst, |out| {
+            let no_body = step == Step::BeforeBody && !matches!(next, Next::Body);
+            if no_body {
+                write_body_header(out, charset, &boundary);
+            }
+            if no_body || step == (Step::BetweenParts { empty: true }) {
+                out.put(b"\r\n");
+            }
+            match next {
+                Next::Body => write_body_header(out, charset, &boundary),
+                Next::Attachment(name) => write_attachment_header(out, name, &boundary),
+                Next::Close => {
+                    out.put(b"--");
+                    out.put(boundary.as_bytes());
+                    out.put(b"--\r\n");
+                }
+            }
+        })
+    }
+
+    /// Regenerates a fixed piece, writing only the bytes past those earlier
+    /// calls wrote. Returns whether the piece is complete, and bytes written.
+    fn replay(&mut self, dst: &mut [u8], piece: impl FnOnce(&mut Replay<'_>)) -> (bool, usize) {
+        let mut out = Replay {
+            skip: self.replayed,
+            dst,
+            written: 0,
+            total: 0,
+        };
+        piece(&mut out);
+        let (done, written) = (out.total == out.skip + out.written, out.written);
+        self.replayed = if done { 0 } else { self.replayed + written };
+        (done, written)
+    }
+}
+
+fn result(done: bool) -> CoderResult {
+    if done {
+        CoderResult::InputEmpty
+    } else {
+        CoderResult::OutputFull
+    }
+}
+
+/// An [`Out`] that drops the first `skip` bytes, then fills `dst`.
+struct Replay<'d> {
+    skip: usize,
+    dst: &'d mut [u8],
+    written: usize,
+    total: usize,
+}
+
+impl Out for Replay<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let start = self.total;
+        self.total += bytes.len();
+        let lo = start.max(self.skip + self.written);
+        let hi = self.total.min(self.skip + self.dst.len());
+        if lo < hi {
+            self.dst[self.written..self.written + (hi - lo)]
+                .copy_from_slice(&bytes[lo - start..hi - start]);
+            self.written += hi - lo;
+        }
+    }
+}
+
+fn write_head<O: Out + ?Sized>(out: &mut O, head: &MessageHead<'_>, boundary: &Boundary) {
+    let mut line = Line::start(out, b"Date");
+    line.raw(b" ");
+    line.raw(head.date.as_bytes());
+    line.end();
+    header::write_addresses(out, b"From", core::iter::once(head.from));
+    for (name, kind) in [(&b"To"[..], RecipientKind::To), (b"Cc", RecipientKind::Cc)] {
+        let mut of_kind = head
+            .recipients
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.address)
+            .peekable();
+        if of_kind.peek().is_some() {
+            header::write_addresses(out, name, of_kind);
+        }
+    }
+    if let Some(subject) = &head.subject {
+        header::write_subject(out, subject);
+    }
+    let mut line = Line::start(out, b"Message-ID");
+    line.raw(b" ");
+    line.raw(head.message_id.as_bytes());
+    line.end();
+    out.put(b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary=\"");
+    out.put(boundary.as_bytes());
+    out.put(b"\"\r\n\r\n");
+}
+
+fn write_delimiter<O: Out + ?Sized>(out: &mut O, boundary: &Boundary) {
+    out.put(b"--");
+    out.put(boundary.as_bytes());
+    out.put(b"\r\n");
+}
+
+fn write_body_header<O: Out + ?Sized>(out: &mut O, charset: Charset, boundary: &Boundary) {
+    write_delimiter(out, boundary);
+    out.put(b"Content-Type: text/plain; charset=");
+    out.put(charset.body_label().as_bytes());
+    out.put(b"\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+}
+
+fn write_attachment_header<O: Out + ?Sized>(out: &mut O, name: &Text<'_>, boundary: &Boundary) {
+    write_delimiter(out, boundary);
+    header::write_content_type(out, content_type::for_name(name.as_bytes()), name);
+    header::write_disposition(out, name);
+    out.put(b"Content-Transfer-Encoding: base64\r\n\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    fn head<'a>(recipients: &'a [Recipient<'a>], subject: Option<Text<'a>>) -> MessageHead<'a> {
+        MessageHead {
+            from: Address::new(b"wangww@fibocom.com").unwrap(),
+            recipients,
+            subject,
+            date: Token::new(b"Wed, 25 Nov 2026 10:00:00 +0000", true).unwrap(),
+            message_id: MessageId::new(b"<42@fibocom.com>").unwrap(),
+        }
+    }
+
+    /// Writes a whole message through `dst` buffers of `dst_len` bytes, the
+    /// body and attachments in chunks of `chunk` bytes.
+    fn compose(
+        body: Option<&[u8]>,
+        files: &[(&[u8], &[u8])],
+        dst_len: usize,
+        chunk: usize,
+    ) -> Vec<u8> {
+        let rcpt = [
+            Recipient {
+                kind: RecipientKind::To,
+                address: Address::new(b"xiangj@fibocom.com").unwrap(),
+            },
+            Recipient {
+                kind: RecipientKind::Cc,
+                address: Address::new(b"cc@fibocom.com").unwrap(),
+            },
+            Recipient {
+                kind: RecipientKind::Bcc,
+                address: Address::new(b"secret@fibocom.com").unwrap(),
+            },
+        ];
+        let subject = Text::subject(Charset::Gb2312, b"\xc4\xe3\xba\xc3 smtp").unwrap();
+        let head = head(&rcpt, Some(subject));
+        let mut w = MessageWriter::new(Charset::Gb2312, Boundary::from_seed(b"<42@fibocom.com>"));
+        let mut out = Vec::new();
+        let mut buf = std::vec![0u8; dst_len];
+        loop {
+            let (r, n) = w.head(&head, &mut buf).unwrap();
+            out.extend_from_slice(&buf[..n]);
+            if r == CoderResult::InputEmpty {
+                break;
+            }
+        }
+        let mut stream = |w: &mut MessageWriter, name: Option<&Text<'_>>, data: &[u8]| {
+            let mut chunks: Vec<&[u8]> = data.chunks(chunk.max(1)).collect();
+            if chunks.is_empty() {
+                chunks.push(b"");
+            }
+            let count = chunks.len();
+            for (i, mut c) in chunks.into_iter().enumerate() {
+                loop {
+                    let last = i + 1 == count;
+                    let (r, read, n) = match name {
+                        None => w.body(c, &mut buf, last).unwrap(),
+                        Some(name) => w.attachment(name, c, &mut buf, last).unwrap(),
+                    };
+                    out.extend_from_slice(&buf[..n]);
+                    c = &c[read..];
+                    if r == CoderResult::InputEmpty {
+                        break;
+                    }
+                }
+            }
+        };
+        if let Some(body) = body {
+            stream(&mut w, None, body);
+        }
+        for (name, data) in files {
+            stream(
+                &mut w,
+                Some(&Text::file_name(Charset::Gb2312, name).unwrap()),
+                data,
+            );
+        }
+        loop {
+            let (r, n) = w.finish(&mut buf).unwrap();
+            out.extend_from_slice(&buf[..n]);
+            if r == CoderResult::InputEmpty {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn the_spec_case_message() {
+        let out = compose(
+            Some(b"hello"),
+            &[(b"eee.wma", b"\x00\x01+++\x02")],
+            4096,
+            4096,
+        );
+        let text = std::string::String::from_utf8(out).unwrap();
+        let expect = "Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n\
+From: wangww@fibocom.com\r\n\
+To: xiangj@fibocom.com\r\n\
+Cc: cc@fibocom.com\r\n\
+Subject: =?GB2312?B?xOO6wyBzbXRw?=\r\n\
+Message-ID: <42@fibocom.com>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed;\r\n boundary=\"=_atmail_BND\"\r\n\
+\r\n\
+--=_atmail_BND\r\n\
+Content-Type: text/plain; charset=GBK\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+aGVsbG8=\r\n\
+--=_atmail_BND\r\n\
+Content-Type: audio/x-ms-wma; name=\"eee.wma\"\r\n\
+Content-Disposition: attachment; filename=\"eee.wma\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+AAErKysC\r\n\
+--=_atmail_BND--\r\n";
+        let boundary = Boundary::from_seed(b"<42@fibocom.com>");
+        let b = core::str::from_utf8(&boundary.as_bytes()[9..]).unwrap();
+        assert_eq!(text, expect.replace("BND", b));
+        assert!(!text.contains("secret"));
+    }
+
+    #[test]
+    fn empty_sections_keep_their_crlf() {
+        let out = compose(None, &[(b"a.bin", b"")], 4096, 64);
+        let text = std::string::String::from_utf8(out).unwrap();
+        assert!(text
+            .contains("charset=GBK\r\nContent-Transfer-Encoding: base64\r\n\r\n\r\n--=_atmail_"));
+        let boundary = core::str::from_utf8(Boundary::from_seed(b"<42@fibocom.com>").as_bytes())
+            .unwrap()
+            .to_owned();
+        assert!(text.ends_with(&std::format!("base64\r\n\r\n\r\n--{boundary}--\r\n")));
+    }
+
+    #[test]
+    fn order_and_limits_are_enforced() {
+        let rcpt = [Recipient {
+            kind: RecipientKind::To,
+            address: Address::new(b"a@b").unwrap(),
+        }];
+        let mut w = MessageWriter::new(Charset::Utf8, Boundary::from_seed(b""));
+        let mut buf = [0u8; 4096];
+        assert_eq!(w.body(b"x", &mut buf, true), Err(MessageError::OutOfOrder));
+        assert_eq!(
+            w.head(&head(&[], None), &mut buf),
+            Err(MessageError::Recipients)
+        );
+        let many = [rcpt[0]; 21];
+        assert_eq!(
+            w.head(&head(&many, None), &mut buf),
+            Err(MessageError::Recipients)
+        );
+        let _ = w.head(&head(&rcpt, None), &mut buf).unwrap();
+        let name = Text::file_name(Charset::Utf8, b"f").unwrap();
+        let _ = w.attachment(&name, b"", &mut buf, true).unwrap();
+        assert_eq!(w.body(b"x", &mut buf, true), Err(MessageError::OutOfOrder));
+        for _ in 1..MAX_ATTACHMENTS {
+            let _ = w.attachment(&name, b"", &mut buf, true).unwrap();
+        }
+        assert_eq!(
+            w.attachment(&name, b"", &mut buf, true),
+            Err(MessageError::TooManyAttachments)
+        );
+    }
+
+    #[test]
+    fn invalid_body_bytes_are_refused() {
+        let rcpt = [Recipient {
+            kind: RecipientKind::To,
+            address: Address::new(b"a@b").unwrap(),
+        }];
+        let mut w = MessageWriter::new(Charset::UsAscii, Boundary::from_seed(b""));
+        let mut buf = [0u8; 4096];
+        let _ = w.head(&head(&rcpt, None), &mut buf).unwrap();
+        assert_eq!(
+            w.body(b"ok\xff", &mut buf, true),
+            Err(MessageError::InvalidBody(2))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_dst_and_chunk_size_gives_the_same_message(
+            dst_len in 1usize..300,
+            chunk in 1usize..200,
+            body in proptest::collection::vec(any::<u8>().prop_map(|b| b & 0x7f), 0..500),
+            file in proptest::collection::vec(any::<u8>(), 0..500),
+        ) {
+            let files: [(&[u8], &[u8]); 2] = [(b"\xc4\xe3\xba\xc3.txt", &file), (b"b.bin", b"")];
+            let whole = compose(Some(&body), &files, 1 << 16, 1 << 16);
+            prop_assert_eq!(compose(Some(&body), &files, dst_len, chunk), whole);
+        }
+    }
+}
