@@ -462,7 +462,7 @@ fn is_attr_char(b: u8) -> bool {
 
 /// Whether a name can go as a plain quoted string on one folded line.
 fn is_plain_name(name: &[u8], param: &str) -> bool {
-    let fits = 1 + param.len() + 3 + name.len() + 1 <= MAX_LINE;
+    let fits = " =\"\"".len() + param.len() + name.len() <= MAX_LINE;
     fits && name
         .iter()
         .all(|&b| (0x20..0x7F).contains(&b) && b != b'"' && b != b'\\')

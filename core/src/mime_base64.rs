@@ -108,7 +108,6 @@ impl MimeBase64Encoder {
 
     /// Encodes as much of `src` into `dst` as fits; see the type docs for
     /// the protocol. Returns `(result, bytes read, bytes written)`.
-    #[must_use]
     pub fn encode(
         &mut self,
         src: &[u8],
