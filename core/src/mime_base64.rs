@@ -14,7 +14,7 @@
 //! Why it is built this way: a G510 streams up to 20 MiB through a few KiB of
 //! RAM, so the encoder must work from caller slices and stop cleanly when the
 //! output is full (backpressure). Speed comes from `base64-simd`: whole lines
-//! are encoded in blocks of [`BLOCK_LINES`] into a small stack scratch buffer
+//! are encoded in blocks of 48 lines into a small stack scratch buffer
 //! that stays in L1, then copied out with their CRLFs, so the large
 //! destination is written exactly once, as by a raw encoder.
 
