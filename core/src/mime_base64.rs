@@ -16,19 +16,26 @@
 //! output is full (backpressure). Speed comes from `base64-simd`: whole lines
 //! are encoded in blocks of 48 lines into a small stack scratch buffer
 //! that stays in L1, then copied out with their CRLFs, so the large
-//! destination is written exactly once, as by a raw encoder.
+//! destination is written exactly once, as by a raw encoder. On x86-64 with
+//! AVX2 an own kernel (`avx2`) writes whole lines straight into place.
 
 use crate::CoderResult;
+use base64_simd::Out;
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2;
+use core::mem::MaybeUninit;
 
 /// Characters per output line, without the CRLF (RFC 2045 limit).
 pub const LINE_CHARS: usize = 76;
 /// Input bytes that fill one full line.
 pub const LINE_INPUT: usize = LINE_CHARS / 4 * 3;
-const LINE_OUTPUT: usize = LINE_CHARS + 2;
+pub(crate) const LINE_OUTPUT: usize = LINE_CHARS + 2;
 /// Lines encoded per `base64-simd` call on the fast path.
 const BLOCK_LINES: usize = 48;
-const CRLF: &[u8; 2] = b"\r\n";
-const ENGINE: base64_simd::Base64 = base64_simd::STANDARD;
+pub(crate) const CRLF: &[u8; 2] = b"\r\n";
+pub(crate) const ENGINE: base64_simd::Base64 = base64_simd::STANDARD;
 
 /// Exact number of bytes [`MimeBase64Encoder`] writes for `input_len` bytes
 /// of input, including the final CRLF; `None` if that overflows `usize`.
@@ -60,6 +67,10 @@ pub const fn encoded_len(input_len: usize) -> Option<usize> {
 ///   kept inside the encoder); give it the next chunk.
 /// - `OutputFull`: `dst` is full; the unread rest of `src` must be passed
 ///   again, with a fresh `dst`.
+///
+/// Bytes of `dst` past the `written` count may have been overwritten with
+/// scratch data (the SIMD kernel stores whole vectors); nothing past the end
+/// of `dst` is ever touched.
 ///
 /// Pass `last = true` with the final chunk (it may be empty); the call then
 /// also writes the padding and the final CRLF, and `InputEmpty` means the
@@ -166,9 +177,7 @@ impl MimeBase64Encoder {
     fn group_into_pending(&mut self) {
         debug_assert_eq!(self.held_len, 3);
         self.held_len = 0;
-        let mut quad = [0u8; 4];
-        let _ = ENGINE.encode(&self.held, base64_simd::Out::from_slice(&mut quad));
-        self.push_quad(quad);
+        self.push_quad(encode_group(&self.held));
     }
 
     /// Encodes a held partial group with padding, then the final CRLF.
@@ -178,10 +187,8 @@ impl MimeBase64Encoder {
         self.pending_len = 0;
         if self.held_len > 0 {
             let n = self.held_len as usize;
-            let mut quad = [0u8; 4];
-            let _ = ENGINE.encode(&self.held[..n], base64_simd::Out::from_slice(&mut quad));
             self.held_len = 0;
-            self.push_quad(quad);
+            self.push_quad(encode_group(&self.held[..n]));
         }
         if self.column > 0 {
             self.column = 0;
@@ -214,59 +221,96 @@ impl MimeBase64Encoder {
     /// Fast path: whole groups straight from `src` into `dst`, as many as
     /// both allow. Requires no held input and no pending output.
     fn encode_groups(&mut self, src: &[u8], dst: &mut [u8]) -> (usize, usize) {
-        let (mut read, mut written) = (0, 0);
-        if self.column > 0 {
-            let (r, w) = self.encode_partial_line(src, dst);
-            read += r;
-            written += w;
-            if self.column > 0 {
-                return (read, written);
-            }
-        }
-        let (r, w) = encode_lines(&src[read..], &mut dst[written..]);
-        read += r;
-        written += w;
-        let (r, w) = self.encode_partial_line(&src[read..], &mut dst[written..]);
-        (read + r, written + w)
-    }
-
-    /// Groups up to the end of the current line (with its CRLF when the line
-    /// completes), limited by input and by output space.
-    fn encode_partial_line(&mut self, src: &[u8], dst: &mut [u8]) -> (usize, usize) {
-        let line_left = (LINE_CHARS - self.column as usize) / 4;
-        let mut groups = line_left.min(src.len() / 3).min(dst.len() / 4);
-        if groups == line_left && dst.len() < groups * 4 + 2 {
-            groups -= 1;
-        }
-        if groups == 0 {
-            return (0, 0);
-        }
-        let chars = groups * 4;
-        let _ = ENGINE.encode(
-            &src[..groups * 3],
-            base64_simd::Out::from_slice(&mut dst[..chars]),
-        );
-        let mut written = chars;
-        self.column += chars as u8;
-        if self.column as usize == LINE_CHARS {
-            dst[chars..chars + 2].copy_from_slice(CRLF);
-            written += 2;
-            self.column = 0;
-        }
+        let column = self.column as usize;
+        let groups = fit_groups(column, src.len() / 3, dst.len());
+        let written = encode_run(&src[..groups * 3], dst, column);
+        self.column = ((column + 4 * groups) % LINE_CHARS) as u8;
         (groups * 3, written)
     }
 }
 
-/// Whole lines, block by block, through an L1-resident scratch buffer.
-fn encode_lines(src: &[u8], dst: &mut [u8]) -> (usize, usize) {
-    let lines = (src.len() / LINE_INPUT).min(dst.len() / LINE_OUTPUT);
-    let mut scratch = [0u8; BLOCK_LINES * LINE_CHARS];
+/// Output bytes of `groups` groups that start at line column `column`,
+/// with the CRLF of every line they complete.
+const fn run_len(column: usize, groups: usize) -> usize {
+    4 * groups + 2 * ((column + 4 * groups) / LINE_CHARS)
+}
+
+/// The most groups, at most `max`, whose run from `column` fits in `room`.
+fn fit_groups(column: usize, max: usize, room: usize) -> usize {
+    let to_line_end = (LINE_CHARS - column) / 4;
+    let groups = match room.checked_sub(to_line_end * 4 + 2) {
+        // Cannot finish this line with its CRLF: stop short of its end.
+        None => (room / 4).min(to_line_end - 1),
+        Some(rest) => {
+            let last_line = ((rest % LINE_OUTPUT) / 4).min(LINE_CHARS / 4 - 1);
+            to_line_end + rest / LINE_OUTPUT * (LINE_CHARS / 4) + last_line
+        }
+    };
+    groups.min(max)
+}
+
+/// Encodes whole groups into `dst` (which holds their run) from `column`:
+/// the AVX2 kernel when the CPU has it, else `base64-simd` line by line.
+#[allow(unsafe_code)]
+fn encode_run(src: &[u8], dst: &mut [u8], column: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2; `src` is whole groups and `dst` holds
+        // their run (`fit_groups` sized it).
+        return unsafe { avx2::encode_run(src, dst, column) };
+    }
+    encode_run_portable(src, dst, column)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    #[cfg(feature = "std")]
+    return std::is_x86_feature_detected!("avx2");
+    #[cfg(not(feature = "std"))]
+    return cfg!(target_feature = "avx2");
+}
+
+/// The portable run: the rest of the current line, whole lines, then the
+/// start of the last line, each through `base64-simd`.
+fn encode_run_portable(src: &[u8], dst: &mut [u8], column: usize) -> usize {
+    let groups = src.len() / 3;
+    let head = ((LINE_CHARS - column) / 4).min(groups) * usize::from(column > 0);
+    let mut at = encode_partial(&src[..head * 3], dst, column);
+    let lines = (groups - head) / (LINE_CHARS / 4);
+    let body = &src[head * 3..(head + lines * (LINE_CHARS / 4)) * 3];
+    encode_lines_portable(body, &mut dst[at..], lines);
+    at += lines * LINE_OUTPUT;
+    at += encode_partial(
+        &src[head * 3 + body.len()..],
+        &mut dst[at..],
+        (column + 4 * head) % LINE_CHARS,
+    );
+    at
+}
+
+/// Groups within one line from `column`, with a CRLF if they end it.
+fn encode_partial(src: &[u8], dst: &mut [u8], column: usize) -> usize {
+    let chars = src.len() / 3 * 4;
+    let _ = ENGINE.encode(src, Out::from_slice(&mut dst[..chars]));
+    if chars > 0 && column + chars == LINE_CHARS {
+        dst[chars..chars + 2].copy_from_slice(CRLF);
+        return chars + 2;
+    }
+    chars
+}
+
+/// Whole lines, block by block, through an L1-resident scratch buffer:
+/// `base64-simd`, then a copy that adds the CRLFs. The scratch is left
+/// uninitialized (safely, through `MaybeUninit`): zeroing it would cost as
+/// much as encoding a small push.
+fn encode_lines_portable(src: &[u8], dst: &mut [u8], lines: usize) {
+    let mut scratch = [const { MaybeUninit::<u8>::uninit() }; BLOCK_LINES * LINE_CHARS];
     let in_blocks = src[..lines * LINE_INPUT].chunks(BLOCK_LINES * LINE_INPUT);
     let out_blocks = dst[..lines * LINE_OUTPUT].chunks_mut(BLOCK_LINES * LINE_OUTPUT);
     for (input, output) in in_blocks.zip(out_blocks) {
         let encoded = ENGINE.encode(
             input,
-            base64_simd::Out::from_slice(&mut scratch[..input.len() / 3 * 4]),
+            Out::from_uninit_slice(&mut scratch[..input.len() / 3 * 4]),
         );
         for (line, out) in encoded
             .chunks_exact(LINE_CHARS)
@@ -276,7 +320,29 @@ fn encode_lines(src: &[u8], dst: &mut [u8]) -> (usize, usize) {
             out[LINE_CHARS..].copy_from_slice(CRLF);
         }
     }
-    (lines * LINE_INPUT, lines * LINE_OUTPUT)
+}
+
+/// One group (1 to 3 bytes, padded) without a SIMD call: the edges of a
+/// push are too short for one to pay off.
+#[inline]
+fn encode_group(group: &[u8]) -> [u8; 4] {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = [
+        group[0],
+        *group.get(1).unwrap_or(&0),
+        *group.get(2).unwrap_or(&0),
+    ];
+    let n = (b[0] as usize) << 16 | (b[1] as usize) << 8 | b[2] as usize;
+    let mut quad = [
+        ALPHABET[n >> 18],
+        ALPHABET[n >> 12 & 63],
+        ALPHABET[n >> 6 & 63],
+        ALPHABET[n & 63],
+    ];
+    for slot in quad.iter_mut().skip(group.len() + 1) {
+        *slot = b'=';
+    }
+    quad
 }
 
 #[cfg(test)]
@@ -307,9 +373,16 @@ mod tests {
         let mut pos = 0;
         let mut cut = 0;
         loop {
+            // A cut of 0 is an empty push, then one byte.
             let size = cuts[cut % cuts.len()];
             cut += 1;
-            let end = (pos + size).min(input.len());
+            if size == 0 && pos < input.len() {
+                assert_eq!(
+                    enc.encode(b"", &mut buf, false),
+                    (CoderResult::InputEmpty, 0, 0)
+                );
+            }
+            let end = (pos + size.max(1)).min(input.len());
             let last = end == input.len();
             let mut chunk = &input[pos..end];
             loop {
@@ -370,6 +443,55 @@ mod tests {
         for &(name, len, cuts, dst_len) in cases {
             let data = input(len);
             assert_eq!(streamed(&data, cuts, dst_len), naive(&data), "{name}");
+        }
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn both_run_kernels_match_the_oracle() {
+        // A run from `column` must equal the oracle's output for a stream
+        // that has `column / 4` groups before it.
+        let data = input(57 * 12 + 30);
+        for column in (0..LINE_CHARS).step_by(4) {
+            let before = column / 4 * 3;
+            let expect = &naive(&data[..data.len() / 3 * 3])[before / 3 * 4..];
+            for groups in 0..(data.len() - before) / 3 {
+                let src = &data[before..before + groups * 3];
+                let len = run_len(column, groups);
+                let want = &expect[..len];
+                let mut out = std::vec![0xAAu8; len];
+                assert_eq!(encode_run_portable(src, &mut out, column), len);
+                assert_eq!(
+                    out[..want.len()],
+                    want[..],
+                    "portable, column {column}, {groups} groups"
+                );
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx2") {
+                    // Exact room (stack copies at the end) and spare room (scratch stores past the run).
+                    for slack in [0, 70] {
+                        let mut out = std::vec![0xAAu8; len + slack];
+                        // SAFETY: AVX2 checked just above; `out` holds the run.
+                        assert_eq!(unsafe { avx2::encode_run(src, &mut out, column) }, len);
+                        assert_eq!(
+                            out[..len],
+                            want[..],
+                            "avx2, column {column}, {groups} groups, slack {slack}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fit_groups_is_the_largest_run_that_fits() {
+        for column in (0..LINE_CHARS).step_by(4) {
+            for room in 0..400 {
+                let g = fit_groups(column, usize::MAX, room);
+                assert!(run_len(column, g) <= room, "column {column} room {room}");
+                assert!(run_len(column, g + 1) > room, "column {column} room {room}");
+            }
         }
     }
 
