@@ -135,8 +135,21 @@ impl Out for std::vec::Vec<u8> {
     }
 }
 
-fn first_control(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b < 0x20 || b == 0x7F)
+/// The checks every field shares: present, at most `max` bytes, and no
+/// control character (CR, LF, NUL, ...) that could end a header line.
+/// In every session charset a byte below 0x20 is a character of its own,
+/// never part of a multibyte one, so this holds before charset validation.
+fn check_field(bytes: &[u8], max: usize) -> Result<(), HeaderError> {
+    if bytes.is_empty() {
+        return Err(HeaderError::Empty);
+    }
+    if bytes.len() > max {
+        return Err(HeaderError::TooLong);
+    }
+    match bytes.iter().position(|&b| b < 0x20 || b == 0x7F) {
+        Some(at) => Err(HeaderError::Control(at)),
+        None => Ok(()),
+    }
 }
 
 /// A mailbox address (`local@domain`): 1-80 bytes of printable ASCII with
@@ -155,15 +168,7 @@ pub struct Address<'a>(&'a [u8]);
 impl<'a> Address<'a> {
     /// Validates an address.
     pub fn new(bytes: &'a [u8]) -> Result<Self, HeaderError> {
-        if bytes.is_empty() {
-            return Err(HeaderError::Empty);
-        }
-        if bytes.len() > MAX_NAME {
-            return Err(HeaderError::TooLong);
-        }
-        if let Some(at) = first_control(bytes) {
-            return Err(HeaderError::Control(at));
-        }
+        check_field(bytes, MAX_NAME)?;
         let bad = |b: u8| b >= 0x80 || b" <>()[],;:\"\\".contains(&b);
         if let Some(at) = bytes.iter().position(|&b| bad(b)) {
             return Err(HeaderError::BadAddressByte(at));
@@ -218,17 +223,7 @@ impl<'a> Text<'a> {
     }
 
     fn new(charset: Charset, bytes: &'a [u8], max: usize) -> Result<Self, HeaderError> {
-        if bytes.is_empty() {
-            return Err(HeaderError::Empty);
-        }
-        if bytes.len() > max {
-            return Err(HeaderError::TooLong);
-        }
-        // Control bytes are checked first: in every session charset a byte
-        // below 0x20 is a character of its own, never part of a multibyte one.
-        if let Some(at) = first_control(bytes) {
-            return Err(HeaderError::Control(at));
-        }
+        check_field(bytes, max)?;
         charset
             .validate(bytes)
             .map_err(|e| HeaderError::InvalidCharset(e.offset))?;
@@ -260,15 +255,7 @@ impl<'a> Token<'a> {
     /// assert!(Token::new(b"<a b@c>", false).is_err());
     /// ```
     pub fn new(bytes: &'a [u8], spaces: bool) -> Result<Self, HeaderError> {
-        if bytes.is_empty() {
-            return Err(HeaderError::Empty);
-        }
-        if bytes.len() > MAX_LINE - 2 {
-            return Err(HeaderError::TooLong);
-        }
-        if let Some(at) = first_control(bytes) {
-            return Err(HeaderError::Control(at));
-        }
+        check_field(bytes, MAX_LINE - 2)?;
         let bad = |b: u8| b >= 0x80 || (b == b' ' && !spaces);
         match bytes.iter().position(|&b| bad(b)) {
             Some(at) => Err(HeaderError::BadAddressByte(at)),
