@@ -10,6 +10,7 @@
 //! - [`header`]: RFC 2047 subjects, RFC 2231 file names, validated addresses.
 //! - [`message`]: the RFC 5322 / `multipart/mixed` message, written
 //!   incrementally.
+//! - [`at`]: one `AT+GTSMTP*` command line, parsed and validated.
 //!
 //! Streaming calls follow one shape, taken from `encoding_rs`: they consume
 //! what fits, and say how much they read and wrote with a [`CoderResult`].
@@ -18,6 +19,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod at;
 pub mod charset;
 pub mod content_type;
 pub mod framer;
