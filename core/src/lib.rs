@@ -11,6 +11,8 @@
 //! - [`message`]: the RFC 5322 / `multipart/mixed` message, written
 //!   incrementally.
 //! - [`at`]: one `AT+GTSMTP*` command line, parsed and validated.
+//! - [`reply`]: SMTP replies from server bytes split anyhow, with the EHLO
+//!   extensions.
 //!
 //! Streaming calls follow one shape, taken from `encoding_rs`: they consume
 //! what fits, and say how much they read and wrote with a [`CoderResult`].
@@ -27,6 +29,7 @@ mod gb2312_big5_tables;
 pub mod header;
 pub mod message;
 pub mod mime_base64;
+pub mod reply;
 
 /// Why a streaming call returned.
 #[must_use]

@@ -1,0 +1,361 @@
+//! SMTP replies (RFC 5321 §4.2), read from server bytes split anyhow.
+//!
+//! What it does: [`ReplyParser`] takes server bytes in pieces of any size
+//! and yields each complete reply as a [`Reply`]: its three-digit code and,
+//! for EHLO, the extensions atmail uses (PIPELINING, STARTTLS, AUTH PLAIN
+//! and LOGIN, SIZE). Multi-line replies (`250-...` then `250 ...`) are one
+//! reply.
+//!
+//! What it does not: keep the reply text (a modem reports only the code),
+//! or act on the reply: the SMTP client does.
+//!
+//! Why it is built this way: a server may send a reply in many TCP
+//! segments or several replies in one (PIPELINING), so the parser consumes
+//! bytes up to the end of one reply and says how many, leaving the rest for
+//! the next call. Its memory is fixed: a line is examined as it completes,
+//! and only its first [`LINE_KEEP`] bytes are kept for that; a longer line
+//! (RFC 5321 allows 512) is still consumed whole.
+
+/// Bytes of a line kept for parsing; the rest of a long line is skipped.
+pub const LINE_KEEP: usize = 128;
+
+/// EHLO extensions atmail acts on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extensions {
+    /// RFC 2920: commands may be sent in one flight.
+    pub pipelining: bool,
+    /// RFC 3207: TLS can be started on this connection.
+    pub starttls: bool,
+    /// RFC 4616 AUTH PLAIN is offered.
+    pub auth_plain: bool,
+    /// AUTH LOGIN is offered.
+    pub auth_login: bool,
+    /// RFC 1870: the largest message the server takes, if it says.
+    pub size: Option<u64>,
+}
+
+/// One complete reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The three-digit code (200-599 in practice; 100-599 accepted).
+    pub code: u16,
+    /// What the lines of an EHLO reply announce (empty for other replies).
+    pub extensions: Extensions,
+}
+
+impl Reply {
+    /// 2xx.
+    pub const fn is_positive(&self) -> bool {
+        self.code / 100 == 2
+    }
+
+    /// 3xx: the server waits for more (DATA's 354, AUTH's 334).
+    pub const fn is_intermediate(&self) -> bool {
+        self.code / 100 == 3
+    }
+}
+
+/// Why server bytes could not be a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyError {
+    /// A line that does not start with three digits and ` `, `-` or its end.
+    Malformed,
+    /// Lines of one reply with different codes.
+    CodeMismatch,
+}
+
+/// The reply parser; see the module docs.
+///
+/// ```
+/// use atmail_core::reply::ReplyParser;
+/// let mut p = ReplyParser::new();
+/// let input = b"250-mail.example.com\r\n250-PIPELINING\r\n250 AUTH LOGIN PLAIN\r\n";
+/// let (reply, used) = p.feed(&input[..20]).unwrap();
+/// assert!(reply.is_none());
+/// let (reply, _) = p.feed(&input[used..]).unwrap();
+/// let reply = reply.unwrap();
+/// assert_eq!(reply.code, 250);
+/// assert!(reply.extensions.pipelining && reply.extensions.auth_plain);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ReplyParser {
+    line: [u8; LINE_KEEP],
+    /// Bytes of the current line seen (may exceed `LINE_KEEP`).
+    line_len: usize,
+    /// Code of the reply's earlier lines, if any.
+    code: Option<u16>,
+    extensions: Extensions,
+    /// The first line of a reply is the greeting/domain, not an extension.
+    first_line: bool,
+}
+
+impl Default for ReplyParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReplyParser {
+    /// A parser at the start of a reply.
+    pub const fn new() -> Self {
+        ReplyParser {
+            line: [0; LINE_KEEP],
+            line_len: 0,
+            code: None,
+            extensions: Extensions::default_const(),
+            first_line: true,
+        }
+    }
+
+    /// Feeds server bytes. Returns a reply if one completed, and how many
+    /// bytes were consumed: up to the end of that reply, or all of `input`.
+    /// Bytes after a completed reply must be fed again. An error means the
+    /// server is not speaking SMTP; the connection should be dropped.
+    pub fn feed(&mut self, input: &[u8]) -> Result<(Option<Reply>, usize), ReplyError> {
+        let mut used = 0;
+        while used < input.len() {
+            let rest = &input[used..];
+            let Some(lf) = memchr::memchr(b'\n', rest) else {
+                self.keep(rest);
+                return Ok((None, input.len()));
+            };
+            self.keep(&rest[..lf]);
+            used += lf + 1;
+            if let Some(reply) = self.end_line()? {
+                return Ok((Some(reply), used));
+            }
+        }
+        Ok((None, used))
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = LINE_KEEP.saturating_sub(self.line_len);
+        let n = room.min(bytes.len());
+        self.line[self.line_len.min(LINE_KEEP)..][..n].copy_from_slice(&bytes[..n]);
+        self.line_len += bytes.len();
+    }
+
+    /// A line ended: check it, note what it says, and finish the reply on
+    /// its last line.
+    fn end_line(&mut self) -> Result<Option<Reply>, ReplyError> {
+        let kept = &self.line[..self.line_len.min(LINE_KEEP)];
+        let kept = kept.strip_suffix(b"\r").unwrap_or(kept);
+        self.line_len = 0;
+        let (code, last, text) = split_line(kept)?;
+        if self.code.is_some_and(|c| c != code) {
+            self.reset();
+            return Err(ReplyError::CodeMismatch);
+        }
+        self.code = Some(code);
+        if !self.first_line {
+            note_extension(&mut self.extensions, text);
+        }
+        self.first_line = false;
+        if !last {
+            return Ok(None);
+        }
+        let reply = Reply {
+            code,
+            extensions: self.extensions,
+        };
+        self.reset();
+        Ok(Some(reply))
+    }
+
+    fn reset(&mut self) {
+        self.code = None;
+        self.extensions = Extensions::default();
+        self.first_line = true;
+    }
+}
+
+impl Extensions {
+    const fn default_const() -> Self {
+        Extensions {
+            pipelining: false,
+            starttls: false,
+            auth_plain: false,
+            auth_login: false,
+            size: None,
+        }
+    }
+}
+
+/// `250-text` -> (250, false, "text"); `250 text` or `250` -> last line.
+fn split_line(line: &[u8]) -> Result<(u16, bool, &[u8]), ReplyError> {
+    let digits = line
+        .get(..3)
+        .filter(|d| d.iter().all(u8::is_ascii_digit))
+        .ok_or(ReplyError::Malformed)?;
+    let code = digits.iter().fold(0u16, |n, &d| n * 10 + (d - b'0') as u16);
+    if !(100..600).contains(&code) {
+        return Err(ReplyError::Malformed);
+    }
+    match line.get(3) {
+        None => Ok((code, true, b"")),
+        Some(b' ') => Ok((code, true, &line[4..])),
+        Some(b'-') => Ok((code, false, &line[4..])),
+        Some(_) => Err(ReplyError::Malformed),
+    }
+}
+
+/// Records an EHLO keyword line (case-insensitive keywords).
+fn note_extension(ext: &mut Extensions, text: &[u8]) {
+    let mut words = text
+        .split(|&b| b == b' ' || b == b'=')
+        .filter(|w| !w.is_empty());
+    let Some(keyword) = words.next() else { return };
+    if keyword.eq_ignore_ascii_case(b"PIPELINING") {
+        ext.pipelining = true;
+    } else if keyword.eq_ignore_ascii_case(b"STARTTLS") {
+        ext.starttls = true;
+    } else if keyword.eq_ignore_ascii_case(b"AUTH") {
+        for mechanism in words {
+            ext.auth_plain |= mechanism.eq_ignore_ascii_case(b"PLAIN");
+            ext.auth_login |= mechanism.eq_ignore_ascii_case(b"LOGIN");
+        }
+    } else if keyword.eq_ignore_ascii_case(b"SIZE") {
+        ext.size = words.next().and_then(parse_u64).filter(|&n| n > 0);
+    }
+}
+
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add((d - b'0') as u64)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// Feeds `input` in pieces of `cut` bytes; returns every reply, up to
+    /// and including the first error (after which a client hangs up).
+    fn replies(input: &[u8], cut: usize) -> Vec<Result<Reply, ReplyError>> {
+        let mut p = ReplyParser::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(cut.max(1)) {
+            let mut rest = piece;
+            while !rest.is_empty() {
+                match p.feed(rest) {
+                    Ok((reply, used)) => {
+                        out.extend(reply.map(Ok));
+                        rest = &rest[used..];
+                    }
+                    Err(e) => {
+                        out.push(Err(e));
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    const EHLO: &[u8] = b"250-smtp.example.com Hello\r\n250-SIZE 35882577\r\n250-8BITMIME\r\n250-STARTTLS\r\n250-auth=LOGIN\r\n250-AUTH PLAIN XOAUTH2\r\n250-pipelining\r\n250 SMTPUTF8\r\n";
+
+    #[test]
+    fn replies_table() {
+        let ext = Extensions {
+            pipelining: true,
+            starttls: true,
+            auth_plain: true,
+            auth_login: true,
+            size: Some(35882577),
+        };
+        let cases: &[(&str, &[u8], &[Result<Reply, ReplyError>])] = &[
+            (
+                "greeting",
+                b"220 mx ESMTP\r\n",
+                &[Ok(Reply {
+                    code: 220,
+                    extensions: Extensions::default(),
+                })],
+            ),
+            (
+                "bare code",
+                b"354\r\n",
+                &[Ok(Reply {
+                    code: 354,
+                    extensions: Extensions::default(),
+                })],
+            ),
+            (
+                "lf only",
+                b"250 ok\n",
+                &[Ok(Reply {
+                    code: 250,
+                    extensions: Extensions::default(),
+                })],
+            ),
+            (
+                "ehlo",
+                EHLO,
+                &[Ok(Reply {
+                    code: 250,
+                    extensions: ext,
+                })],
+            ),
+            (
+                "pipelined",
+                b"250 ok\r\n550 no\r\n354 go\r\n",
+                &[
+                    Ok(Reply {
+                        code: 250,
+                        extensions: Extensions::default(),
+                    }),
+                    Ok(Reply {
+                        code: 550,
+                        extensions: Extensions::default(),
+                    }),
+                    Ok(Reply {
+                        code: 354,
+                        extensions: Extensions::default(),
+                    }),
+                ],
+            ),
+            ("malformed", b"hello\r\n", &[Err(ReplyError::Malformed)]),
+            (
+                "code mismatch",
+                b"250-a\r\n251 b\r\n",
+                &[Err(ReplyError::CodeMismatch)],
+            ),
+            ("bad separator", b"250+x\r\n", &[Err(ReplyError::Malformed)]),
+            (
+                "code out of range",
+                b"999 x\r\n",
+                &[Err(ReplyError::Malformed)],
+            ),
+        ];
+        for (name, input, want) in cases {
+            for cut in [usize::MAX, 1, 2, 7] {
+                assert_eq!(replies(input, cut), *want, "{name}, cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_lines_are_consumed_whole() {
+        let mut input = b"250-".to_vec();
+        input.extend(core::iter::repeat_n(b'x', 2000));
+        input.extend_from_slice(b"\r\n250 PIPELINING\r\n");
+        let got = replies(&input, 100);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].unwrap().extensions.pipelining);
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_gives_the_same_replies(cut in 1usize..40, extra in proptest::collection::vec(any::<u8>(), 0..60)) {
+            let mut input = EHLO.to_vec();
+            input.extend_from_slice(b"221 bye\r\n");
+            input.extend_from_slice(&extra);
+            prop_assert_eq!(replies(&input, cut), replies(&input, usize::MAX));
+        }
+    }
+}
