@@ -72,6 +72,48 @@ pub trait Out {
     fn put(&mut self, bytes: &[u8]);
 }
 
+/// An [`Out`] that drops the first `skip` bytes, then fills `dst`.
+struct Replay<'d> {
+    skip: usize,
+    dst: &'d mut [u8],
+    written: usize,
+    total: usize,
+}
+
+impl Out for Replay<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let start = self.total;
+        self.total += bytes.len();
+        let lo = start.max(self.skip + self.written);
+        let hi = self.total.min(self.skip + self.dst.len());
+        if lo < hi {
+            self.dst[self.written..self.written + (hi - lo)]
+                .copy_from_slice(&bytes[lo - start..hi - start]);
+            self.written += hi - lo;
+        }
+    }
+}
+
+/// Regenerates a fixed piece of output with `piece`, writing into `dst`
+/// only the bytes past the first `skip` (those earlier calls wrote).
+/// Returns whether the piece is now complete, and the bytes written. This is
+/// how header blocks and SMTP commands reach small buffers without a
+/// buffer of their own: the only state is the count.
+pub(crate) fn replay(
+    skip: usize,
+    dst: &mut [u8],
+    piece: impl FnOnce(&mut dyn Out),
+) -> (bool, usize) {
+    let mut out = Replay {
+        skip,
+        dst,
+        written: 0,
+        total: 0,
+    };
+    piece(&mut out);
+    (out.total == out.skip + out.written, out.written)
+}
+
 /// Counts bytes: the size a header will take.
 #[derive(Debug, Default)]
 pub struct Count(pub usize);

@@ -13,6 +13,8 @@
 //! - [`at`]: one `AT+GTSMTP*` command line, parsed and validated.
 //! - [`reply`]: SMTP replies from server bytes split anyhow, with the EHLO
 //!   extensions.
+//! - [`smtp`]: the SMTP conversation (EHLO, STARTTLS, AUTH, PIPELINING,
+//!   DATA, QUIT) as a state machine over the caller's socket and clock.
 //!
 //! Streaming calls follow one shape, taken from `encoding_rs`: they consume
 //! what fits, and say how much they read and wrote with a [`CoderResult`].
@@ -30,6 +32,7 @@ pub mod header;
 pub mod message;
 pub mod mime_base64;
 pub mod reply;
+pub mod smtp;
 
 /// Why a streaming call returned.
 #[must_use]

@@ -386,15 +386,8 @@ impl MessageWriter {
 
     /// Regenerates a fixed piece, writing only the bytes past those earlier
     /// calls wrote. Returns whether the piece is complete, and bytes written.
-    fn replay(&mut self, dst: &mut [u8], piece: impl FnOnce(&mut Replay<'_>)) -> (bool, usize) {
-        let mut out = Replay {
-            skip: self.replayed,
-            dst,
-            written: 0,
-            total: 0,
-        };
-        piece(&mut out);
-        let (done, written) = (out.total == out.skip + out.written, out.written);
+    fn replay(&mut self, dst: &mut [u8], piece: impl FnOnce(&mut dyn Out)) -> (bool, usize) {
+        let (done, written) = header::replay(self.replayed, dst, piece);
         self.replayed = if done { 0 } else { self.replayed + written };
         (done, written)
     }
@@ -405,28 +398,6 @@ fn result(done: bool) -> CoderResult {
         CoderResult::InputEmpty
     } else {
         CoderResult::OutputFull
-    }
-}
-
-/// An [`Out`] that drops the first `skip` bytes, then fills `dst`.
-struct Replay<'d> {
-    skip: usize,
-    dst: &'d mut [u8],
-    written: usize,
-    total: usize,
-}
-
-impl Out for Replay<'_> {
-    fn put(&mut self, bytes: &[u8]) {
-        let start = self.total;
-        self.total += bytes.len();
-        let lo = start.max(self.skip + self.written);
-        let hi = self.total.min(self.skip + self.dst.len());
-        if lo < hi {
-            self.dst[self.written..self.written + (hi - lo)]
-                .copy_from_slice(&bytes[lo - start..hi - start]);
-            self.written += hi - lo;
-        }
     }
 }
 

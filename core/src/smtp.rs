@@ -1,0 +1,740 @@
+//! A sans-IO SMTP client (RFC 5321): the conversation, not the socket.
+//!
+//! What it does: from the greeting to QUIT, [`SmtpClient`] decides what to
+//! send and reads what comes back: EHLO (HELO when EHLO is refused),
+//! STARTTLS when offered or required (as [`Event::StartTls`]: the caller
+//! runs TLS and says when it is up), AUTH PLAIN or LOGIN as EHLO offers,
+//! MAIL, every RCPT and DATA in one flight when the server offers
+//! PIPELINING (RFC 2920), then end-of-data and QUIT. Every way a mail can
+//! fail ends in [`Event::Failed`] with the reply code that ended it, or 0
+//! when the server closed, timed out or did not speak SMTP.
+//!
+//! What it does not: touch a socket or clock, or carry the message. The
+//! caller writes the message bytes to the connection itself after
+//! [`Event::ReadyForData`] (the message writer's output needs no dot-stuffing)
+//! and then calls [`SmtpClient::end_data`]; on any failure the caller
+//! drops the connection, so end-of-data is never sent for a mail that
+//! failed: a mail is delivered whole or not at all.
+//!
+//! Why it is built this way: firmware owns the socket, TLS and time. Commands
+//! are generated on demand from the state and replayed into whatever room
+//! the caller's buffer has (the `header::replay` trick), so the client has no
+//! command buffer; the whole client is a few dozen bytes plus the reply
+//! parser's line.
+
+use crate::header::{self, Address, Out};
+use crate::message::Recipient;
+use crate::reply::{Extensions, Reply, ReplyParser};
+
+/// RFC 5321 §4.5.3.2 timeouts, in ms.
+const GREETING_MS: u64 = 5 * 60_000;
+const COMMAND_MS: u64 = 5 * 60_000;
+const DATA_INIT_MS: u64 = 2 * 60_000;
+const END_OF_DATA_MS: u64 = 10 * 60_000;
+const QUIT_MS: u64 = 60_000;
+
+/// How the connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsPolicy {
+    /// The connection is TLS from the start (SMTPS, port 465, mode 1).
+    Implicit,
+    /// STARTTLS when the server offers it, else plain.
+    Opportunistic,
+    /// STARTTLS or fail: no silent downgrade.
+    Required,
+}
+
+/// What the client needs to know about the mail, borrowed on each call.
+#[derive(Clone, Copy, Debug)]
+pub struct Envelope<'a> {
+    /// The EHLO argument: this host's name or address literal.
+    pub helo_name: &'a [u8],
+    /// AUTH user name.
+    pub user: &'a [u8],
+    /// AUTH password (never written anywhere but the AUTH command).
+    pub password: &'a [u8],
+    /// MAIL FROM.
+    pub from: Address<'a>,
+    /// RCPT TO, in order: To, Cc and Bcc alike.
+    pub recipients: &'a [Recipient<'a>],
+}
+
+/// What the caller must act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Start TLS on the connection now, then call
+    /// [`SmtpClient::handle_tls_established`].
+    StartTls,
+    /// The server waits for the message: write it, then call
+    /// [`SmtpClient::end_data`].
+    ReadyForData,
+    /// The server accepted the mail (the reply to end-of-data was 2xx).
+    Delivered,
+    /// The mail failed: the SMTP code that ended it, or 0 (closed, timed
+    /// out, not SMTP). The caller drops the connection.
+    Failed(u16),
+    /// The conversation is over; close the connection.
+    Closed,
+}
+
+/// The command being sent, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    Ehlo,
+    Helo,
+    StartTls,
+    AuthPlain,
+    AuthLogin,
+    LoginUser,
+    LoginPassword,
+    /// MAIL, every RCPT and DATA (PIPELINING).
+    Flight,
+    Mail,
+    Rcpt(u8),
+    Data,
+    EndOfData,
+    Quit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for the 220 greeting.
+    Greeting,
+    /// Waiting for the reply to `Command`.
+    Awaiting(Command),
+    /// Pipelined flight: replies still due, the next being for recipient
+    /// `next` (0 = MAIL, 1..=n = RCPT n-1, n+1 = DATA).
+    Envelope { next: u8 },
+    /// STARTTLS accepted; the caller is running the handshake.
+    TlsHandshake,
+    /// The caller is writing the message.
+    Data,
+    /// Finished (delivered, failed or closed).
+    Done,
+}
+
+/// The client; see the module docs.
+#[derive(Clone, Debug)]
+pub struct SmtpClient {
+    policy: TlsPolicy,
+    state: State,
+    tls: bool,
+    extensions: Extensions,
+    parser: ReplyParser,
+    /// The command to transmit and how much of it was written already.
+    sending: Option<Command>,
+    replayed: usize,
+    deadline: Option<u64>,
+    event: Option<Event>,
+    delivered: bool,
+}
+
+impl SmtpClient {
+    /// A client for a connection that has just been opened at `now_ms`
+    /// (for [`TlsPolicy::Implicit`], once TLS is up).
+    pub fn new(policy: TlsPolicy, now_ms: u64) -> Self {
+        SmtpClient {
+            policy,
+            state: State::Greeting,
+            tls: policy == TlsPolicy::Implicit,
+            extensions: Extensions::default(),
+            parser: ReplyParser::new(),
+            sending: None,
+            replayed: 0,
+            deadline: Some(now_ms + GREETING_MS),
+            event: None,
+            delivered: false,
+        }
+    }
+
+    /// The next event, if any; call after every `handle_*` and `poll`.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.event.take()
+    }
+
+    /// Writes command bytes for the server into `dst`; returns how many.
+    /// Pass the same `envelope` on every call of one mail.
+    pub fn poll_transmit(&mut self, envelope: &Envelope<'_>, dst: &mut [u8]) -> usize {
+        let Some(command) = self.sending else {
+            return 0;
+        };
+        let (done, written) = header::replay(self.replayed, dst, |out| {
+            write_command(out, command, envelope)
+        });
+        self.replayed = if done { 0 } else { self.replayed + written };
+        if done {
+            self.sending = None;
+        }
+        written
+    }
+
+    /// When [`poll`](Self::poll) needs calling next, if ever.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadline
+    }
+
+    /// Checks the step timeout.
+    pub fn poll(&mut self, now_ms: u64) {
+        if self.deadline.is_some_and(|d| now_ms >= d) {
+            self.fail(0);
+        }
+    }
+
+    /// The caller's TLS handshake after [`Event::StartTls`] is done.
+    pub fn handle_tls_established(&mut self, now_ms: u64) {
+        if self.state == State::TlsHandshake {
+            self.tls = true;
+            // RFC 3207: all knowledge from before TLS is discarded.
+            self.extensions = Extensions::default();
+            self.send(Command::Ehlo, now_ms, COMMAND_MS);
+        }
+    }
+
+    /// The connection closed (or failed) under the client.
+    pub fn handle_closed(&mut self) {
+        if self.state != State::Done {
+            self.fail(0);
+        }
+    }
+
+    /// The caller has written the whole message after
+    /// [`Event::ReadyForData`]; the client sends end-of-data.
+    pub fn end_data(&mut self, now_ms: u64) {
+        if self.state == State::Data {
+            self.send(Command::EndOfData, now_ms, END_OF_DATA_MS);
+        }
+    }
+
+    /// Feeds bytes from the server; returns how many were consumed (stop
+    /// feeding when an event is waiting, and feed the rest after).
+    pub fn handle_input(&mut self, envelope: &Envelope<'_>, input: &[u8], now_ms: u64) -> usize {
+        let mut used = 0;
+        while used < input.len() && self.event.is_none() && self.state != State::Done {
+            match self.parser.feed(&input[used..]) {
+                Ok((reply, n)) => {
+                    used += n;
+                    if let Some(reply) = reply {
+                        self.on_reply(envelope, reply, now_ms);
+                    }
+                }
+                Err(_) => {
+                    self.fail(0);
+                    return input.len();
+                }
+            }
+        }
+        used
+    }
+
+    fn on_reply(&mut self, envelope: &Envelope<'_>, reply: Reply, now_ms: u64) {
+        let code = reply.code;
+        match self.state {
+            State::Greeting if code == 220 => self.send(Command::Ehlo, now_ms, COMMAND_MS),
+            State::Awaiting(Command::Ehlo) if reply.is_positive() => {
+                self.extensions = reply.extensions;
+                self.after_hello(now_ms);
+            }
+            State::Awaiting(Command::Ehlo) if code / 100 == 5 && !self.tls => {
+                self.send(Command::Helo, now_ms, COMMAND_MS)
+            }
+            State::Awaiting(Command::Helo) if reply.is_positive() => self.after_hello(now_ms),
+            State::Awaiting(Command::StartTls) if code == 220 => {
+                self.state = State::TlsHandshake;
+                self.deadline = None;
+                self.event = Some(Event::StartTls);
+            }
+            State::Awaiting(Command::AuthLogin) if code == 334 => {
+                self.send(Command::LoginUser, now_ms, COMMAND_MS)
+            }
+            State::Awaiting(Command::LoginUser) if code == 334 => {
+                self.send(Command::LoginPassword, now_ms, COMMAND_MS)
+            }
+            State::Awaiting(Command::AuthPlain | Command::LoginPassword) if code == 235 => {
+                self.start_envelope(now_ms)
+            }
+            State::Awaiting(Command::Mail) if reply.is_positive() => {
+                self.next_rcpt(envelope, 0, now_ms)
+            }
+            State::Awaiting(Command::Rcpt(i)) if reply.is_positive() => {
+                self.next_rcpt(envelope, i + 1, now_ms)
+            }
+            State::Awaiting(Command::Data) if code == 354 => self.ready_for_data(),
+            State::Envelope { next } => self.on_flight_reply(envelope, next, reply, now_ms),
+            State::Awaiting(Command::EndOfData) if reply.is_positive() => {
+                self.delivered = true;
+                self.event = Some(Event::Delivered);
+                self.send(Command::Quit, now_ms, QUIT_MS);
+            }
+            State::Awaiting(Command::Quit) => self.finish(Event::Closed),
+            _ => self.fail(code),
+        }
+    }
+
+    /// EHLO or HELO accepted: TLS first if wanted, then AUTH.
+    fn after_hello(&mut self, now_ms: u64) {
+        let wants_tls = match self.policy {
+            TlsPolicy::Implicit => false,
+            TlsPolicy::Opportunistic => self.extensions.starttls,
+            TlsPolicy::Required => true,
+        };
+        if wants_tls && !self.tls {
+            if !self.extensions.starttls {
+                // Required but not offered: refuse rather than downgrade.
+                return self.fail(0);
+            }
+            return self.send(Command::StartTls, now_ms, COMMAND_MS);
+        }
+        match (self.extensions.auth_plain, self.extensions.auth_login) {
+            (true, _) => self.send(Command::AuthPlain, now_ms, COMMAND_MS),
+            (false, true) => self.send(Command::AuthLogin, now_ms, COMMAND_MS),
+            // A server that offers no AUTH (a relay on a private network)
+            // takes the mail without it.
+            (false, false) => self.start_envelope(now_ms),
+        }
+    }
+
+    fn start_envelope(&mut self, now_ms: u64) {
+        if self.extensions.pipelining {
+            self.sending = Some(Command::Flight);
+            self.replayed = 0;
+            self.state = State::Envelope { next: 0 };
+            self.deadline = Some(now_ms + COMMAND_MS);
+        } else {
+            self.send(Command::Mail, now_ms, COMMAND_MS);
+        }
+    }
+
+    fn next_rcpt(&mut self, envelope: &Envelope<'_>, i: u8, now_ms: u64) {
+        if (i as usize) < envelope.recipients.len() {
+            self.send(Command::Rcpt(i), now_ms, COMMAND_MS);
+        } else {
+            self.send(Command::Data, now_ms, DATA_INIT_MS);
+        }
+    }
+
+    /// One reply of the pipelined flight, in order: MAIL, each RCPT, DATA.
+    fn on_flight_reply(&mut self, envelope: &Envelope<'_>, next: u8, reply: Reply, now_ms: u64) {
+        let data_index = envelope.recipients.len() as u8 + 1;
+        if next < data_index {
+            if !reply.is_positive() {
+                return self.fail(reply.code);
+            }
+            self.state = State::Envelope { next: next + 1 };
+            self.deadline = Some(
+                now_ms
+                    + if next + 1 == data_index {
+                        DATA_INIT_MS
+                    } else {
+                        COMMAND_MS
+                    },
+            );
+        } else if reply.code == 354 {
+            self.ready_for_data();
+        } else {
+            self.fail(reply.code);
+        }
+    }
+
+    fn ready_for_data(&mut self) {
+        self.state = State::Data;
+        self.deadline = None;
+        self.event = Some(Event::ReadyForData);
+    }
+
+    fn send(&mut self, command: Command, now_ms: u64, timeout_ms: u64) {
+        self.sending = Some(command);
+        self.replayed = 0;
+        self.state = State::Awaiting(command);
+        self.deadline = Some(now_ms + timeout_ms);
+    }
+
+    fn fail(&mut self, code: u16) {
+        // After end-of-data was accepted the mail is delivered: a failing
+        // QUIT only ends the conversation.
+        let event = if self.delivered {
+            Event::Closed
+        } else {
+            Event::Failed(code)
+        };
+        self.finish(event);
+    }
+
+    fn finish(&mut self, event: Event) {
+        self.state = State::Done;
+        self.sending = None;
+        self.deadline = None;
+        self.event = Some(event);
+    }
+}
+
+fn write_command(out: &mut dyn Out, command: Command, env: &Envelope<'_>) {
+    match command {
+        Command::Ehlo => line(out, &[b"EHLO ", env.helo_name]),
+        Command::Helo => line(out, &[b"HELO ", env.helo_name]),
+        Command::StartTls => out.put(b"STARTTLS\r\n"),
+        Command::AuthPlain => {
+            out.put(b"AUTH PLAIN ");
+            put_base64(out, &[b"\0", env.user, b"\0", env.password]);
+            out.put(b"\r\n");
+        }
+        Command::AuthLogin => out.put(b"AUTH LOGIN\r\n"),
+        Command::LoginUser => {
+            put_base64(out, &[env.user]);
+            out.put(b"\r\n");
+        }
+        Command::LoginPassword => {
+            put_base64(out, &[env.password]);
+            out.put(b"\r\n");
+        }
+        Command::Flight => {
+            write_command(out, Command::Mail, env);
+            for i in 0..env.recipients.len() {
+                write_command(out, Command::Rcpt(i as u8), env);
+            }
+            write_command(out, Command::Data, env);
+        }
+        Command::Mail => line(out, &[b"MAIL FROM:<", env.from.as_bytes(), b">"]),
+        Command::Rcpt(i) => {
+            let address = env
+                .recipients
+                .get(i as usize)
+                .map_or(&b""[..], |r| r.address.as_bytes());
+            line(out, &[b"RCPT TO:<", address, b">"]);
+        }
+        Command::Data => out.put(b"DATA\r\n"),
+        // The message ends with CRLF, so this completes "CRLF . CRLF".
+        Command::EndOfData => out.put(b".\r\n"),
+        Command::Quit => out.put(b"QUIT\r\n"),
+    }
+}
+
+fn line(out: &mut dyn Out, parts: &[&[u8]]) {
+    for part in parts {
+        out.put(part);
+    }
+    out.put(b"\r\n");
+}
+
+/// Base64 of the concatenated parts (at most 1 + 80 + 1 + 80 bytes: AUTH).
+fn put_base64(out: &mut dyn Out, parts: &[&[u8]]) {
+    let mut raw = [0u8; 164];
+    let mut n = 0;
+    for part in parts {
+        let take = part.len().min(raw.len() - n);
+        raw[n..n + take].copy_from_slice(&part[..take]);
+        n += take;
+    }
+    let mut text = [0u8; 220];
+    let len = n.div_ceil(3) * 4;
+    let encoded =
+        base64_simd::STANDARD.encode(&raw[..n], base64_simd::Out::from_slice(&mut text[..len]));
+    out.put(encoded);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::RecipientKind;
+    use std::vec::Vec;
+
+    /// A scripted server: for each step, the replies it sends, then the
+    /// exact bytes the client must have sent before the next step.
+    struct Script<'s> {
+        steps: &'s [(&'s [u8], &'s [u8])],
+    }
+
+    struct Run {
+        sent: Vec<u8>,
+        events: Vec<Event>,
+        flights: usize,
+    }
+
+    fn envelope<'a>(recipients: &'a [Recipient<'a>]) -> Envelope<'a> {
+        Envelope {
+            helo_name: b"[10.44.221.130]",
+            user: b"wangww@fibocom.com",
+            password: b"ght64621178",
+            from: Address::new(b"wangww@fibocom.com").unwrap(),
+            recipients,
+        }
+    }
+
+    /// Plays `script`, feeding each server reply in `cut`-byte pieces; the
+    /// caller writes `message` at ReadyForData and starts TLS at StartTls.
+    fn run(policy: TlsPolicy, env: &Envelope<'_>, script: Script<'_>, cut: usize) -> Run {
+        let mut client = SmtpClient::new(policy, 0);
+        let mut run = Run {
+            sent: Vec::new(),
+            events: Vec::new(),
+            flights: 0,
+        };
+        let mut buf = [0u8; 7];
+        for (i, (replies, expect)) in script.steps.iter().enumerate() {
+            let now = i as u64 * 10;
+            let before = run.sent.len();
+            for piece in replies.chunks(cut) {
+                let mut rest = piece;
+                while !rest.is_empty() {
+                    let n = client.handle_input(env, rest, now);
+                    rest = &rest[n..];
+                    while let Some(event) = client.poll_event() {
+                        run.events.push(event);
+                        match event {
+                            Event::StartTls => client.handle_tls_established(now),
+                            Event::ReadyForData => {
+                                run.sent.extend_from_slice(b"<message>\r\n");
+                                client.end_data(now);
+                            }
+                            _ => {}
+                        }
+                    }
+                    if client.state == State::Done {
+                        rest = &[];
+                    }
+                }
+            }
+            loop {
+                let n = client.poll_transmit(env, &mut buf);
+                if n == 0 {
+                    break;
+                }
+                run.sent.extend_from_slice(&buf[..n]);
+            }
+            run.flights += (run.sent.len() > before) as usize;
+            let sent = &run.sent[before..];
+            assert_eq!(
+                sent,
+                *expect,
+                "step {i}: client sent {:?}",
+                std::string::String::from_utf8_lossy(sent)
+            );
+        }
+        run
+    }
+
+    const EHLO_PIPE: &[u8] = b"250-mx\r\n250-PIPELINING\r\n250 AUTH LOGIN PLAIN\r\n";
+
+    #[test]
+    fn pipelined_mail_with_auth_plain() {
+        let rcpt = [
+            Recipient {
+                kind: RecipientKind::To,
+                address: Address::new(b"xiangj@fibocom.com").unwrap(),
+            },
+            Recipient {
+                kind: RecipientKind::Bcc,
+                address: Address::new(b"b@x.com").unwrap(),
+            },
+        ];
+        let env = envelope(&rcpt);
+        let steps: &[(&[u8], &[u8])] = &[
+            (b"220 mx ESMTP\r\n", b"EHLO [10.44.221.130]\r\n"),
+            (EHLO_PIPE, b"AUTH PLAIN AHdhbmd3d0BmaWJvY29tLmNvbQBnaHQ2NDYyMTE3OA==\r\n"),
+            (b"235 ok\r\n", b"MAIL FROM:<wangww@fibocom.com>\r\nRCPT TO:<xiangj@fibocom.com>\r\nRCPT TO:<b@x.com>\r\nDATA\r\n"),
+            (b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", b"<message>\r\n.\r\n"),
+            (b"250 queued\r\n", b"QUIT\r\n"),
+            (b"221 bye\r\n", b""),
+        ];
+        for cut in [1, 3, 100] {
+            let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, cut);
+            assert_eq!(
+                r.events,
+                [Event::ReadyForData, Event::Delivered, Event::Closed],
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn twenty_recipients_go_in_one_flight() {
+        let addrs: Vec<std::string::String> = (0..20).map(|i| std::format!("r{i}@x.com")).collect();
+        let rcpt: Vec<Recipient<'_>> = addrs
+            .iter()
+            .map(|a| Recipient {
+                kind: RecipientKind::To,
+                address: Address::new(a.as_bytes()).unwrap(),
+            })
+            .collect();
+        let env = envelope(&rcpt);
+        let mut flight = b"MAIL FROM:<wangww@fibocom.com>\r\n".to_vec();
+        for a in &addrs {
+            flight.extend_from_slice(std::format!("RCPT TO:<{a}>\r\n").as_bytes());
+        }
+        flight.extend_from_slice(b"DATA\r\n");
+        let replies = [&b"250 ok\r\n".repeat(21)[..], b"354 go\r\n"].concat();
+        let steps: &[(&[u8], &[u8])] = &[
+            (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+            (b"250-mx\r\n250 PIPELINING\r\n", &flight),
+            (&replies, b"<message>\r\n.\r\n"),
+        ];
+        let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 64);
+        assert_eq!(r.events, [Event::ReadyForData]);
+        assert_eq!(
+            r.flights, 3,
+            "EHLO, the envelope, the message: one flight each"
+        );
+    }
+
+    #[test]
+    fn starttls_then_auth_login_without_pipelining() {
+        let rcpt = [Recipient {
+            kind: RecipientKind::Cc,
+            address: Address::new(b"c@x.com").unwrap(),
+        }];
+        let env = envelope(&rcpt);
+        let steps: &[(&[u8], &[u8])] = &[
+            (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+            (
+                b"250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n",
+                b"STARTTLS\r\n",
+            ),
+            (b"220 go ahead\r\n", b"EHLO [10.44.221.130]\r\n"),
+            (b"250-mx\r\n250 AUTH LOGIN\r\n", b"AUTH LOGIN\r\n"),
+            (b"334 VXNlcm5hbWU6\r\n", b"d2FuZ3d3QGZpYm9jb20uY29t\r\n"),
+            (b"334 UGFzc3dvcmQ6\r\n", b"Z2h0NjQ2MjExNzg=\r\n"),
+            (b"235 ok\r\n", b"MAIL FROM:<wangww@fibocom.com>\r\n"),
+            (b"250 ok\r\n", b"RCPT TO:<c@x.com>\r\n"),
+            (b"250 ok\r\n", b"DATA\r\n"),
+            (b"354 go\r\n", b"<message>\r\n.\r\n"),
+            (b"250 ok\r\n", b"QUIT\r\n"),
+        ];
+        let r = run(TlsPolicy::Required, &env, Script { steps }, 5);
+        assert_eq!(
+            r.events,
+            [Event::StartTls, Event::ReadyForData, Event::Delivered]
+        );
+    }
+
+    #[test]
+    fn every_step_that_refuses_fails_with_its_code() {
+        let rcpt = [Recipient {
+            kind: RecipientKind::To,
+            address: Address::new(b"t@x.com").unwrap(),
+        }];
+        let env = envelope(&rcpt);
+        let plain_ehlo: &[u8] = b"250-mx\r\n250 AUTH PLAIN\r\n";
+        let auth: &[u8] = b"AUTH PLAIN AHdhbmd3d0BmaWJvY29tLmNvbQBnaHQ2NDYyMTE3OA==\r\n";
+        let cases: &[(&str, &[(&[u8], &[u8])], Event)] = &[
+            (
+                "greeting 554",
+                &[(b"554 go away\r\n", b"")],
+                Event::Failed(554),
+            ),
+            (
+                "greeting 421",
+                &[(b"421 busy\r\n", b"")],
+                Event::Failed(421),
+            ),
+            (
+                "helo refused too",
+                &[
+                    (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+                    (b"502 no\r\n", b"HELO [10.44.221.130]\r\n"),
+                    (b"501 no\r\n", b""),
+                ],
+                Event::Failed(501),
+            ),
+            (
+                "ehlo 421",
+                &[
+                    (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+                    (b"421 bye\r\n", b""),
+                ],
+                Event::Failed(421),
+            ),
+            (
+                "auth 535",
+                &[
+                    (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+                    (plain_ehlo, auth),
+                    (b"535 bad\r\n", b""),
+                ],
+                Event::Failed(535),
+            ),
+            (
+                "mail 550",
+                &[
+                    (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+                    (plain_ehlo, auth),
+                    (b"235 ok\r\n", b"MAIL FROM:<wangww@fibocom.com>\r\n"),
+                    (b"550 no\r\n", b""),
+                ],
+                Event::Failed(550),
+            ),
+            (
+                "rcpt 450",
+                &[
+                    (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+                    (plain_ehlo, auth),
+                    (b"235 ok\r\n", b"MAIL FROM:<wangww@fibocom.com>\r\n"),
+                    (b"250 ok\r\n", b"RCPT TO:<t@x.com>\r\n"),
+                    (b"450 later\r\n", b""),
+                ],
+                Event::Failed(450),
+            ),
+            (
+                "data 554",
+                &[
+                    (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+                    (plain_ehlo, auth),
+                    (b"235 ok\r\n", b"MAIL FROM:<wangww@fibocom.com>\r\n"),
+                    (b"250 ok\r\n", b"RCPT TO:<t@x.com>\r\n"),
+                    (b"250 ok\r\n", b"DATA\r\n"),
+                    (b"554 no\r\n", b""),
+                ],
+                Event::Failed(554),
+            ),
+            ("not smtp", &[(b"HTTP/1.1 400\r\n", b"")], Event::Failed(0)),
+        ];
+        for (name, steps, want) in cases {
+            let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 4);
+            assert_eq!(r.events.last(), Some(want), "{name}");
+            assert!(!r.sent.ends_with(b".\r\n"), "{name}: end-of-data sent");
+        }
+    }
+
+    #[test]
+    fn pipelined_rcpt_refusal_fails_even_if_data_is_accepted() {
+        let rcpt = [Recipient {
+            kind: RecipientKind::To,
+            address: Address::new(b"t@x.com").unwrap(),
+        }];
+        let env = envelope(&rcpt);
+        let steps: &[(&[u8], &[u8])] = &[
+            (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+            (
+                b"250-mx\r\n250 PIPELINING\r\n",
+                b"MAIL FROM:<wangww@fibocom.com>\r\nRCPT TO:<t@x.com>\r\nDATA\r\n",
+            ),
+            (b"250 ok\r\n553 no such user\r\n354 go\r\n", b""),
+        ];
+        let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 100);
+        assert_eq!(r.events, [Event::Failed(553)]);
+    }
+
+    #[test]
+    fn required_tls_never_downgrades() {
+        let env = envelope(&[]);
+        let steps: &[(&[u8], &[u8])] = &[
+            (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+            (b"250-mx\r\n250 AUTH PLAIN\r\n", b""),
+        ];
+        let r = run(TlsPolicy::Required, &env, Script { steps }, 100);
+        assert_eq!(r.events, [Event::Failed(0)]);
+    }
+
+    #[test]
+    fn timeouts_and_closes_fail_with_zero() {
+        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 1000);
+        assert_eq!(c.next_deadline(), Some(1000 + GREETING_MS));
+        c.poll(1000 + GREETING_MS - 1);
+        assert_eq!(c.poll_event(), None);
+        c.poll(1000 + GREETING_MS);
+        assert_eq!(c.poll_event(), Some(Event::Failed(0)));
+        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        c.handle_closed();
+        assert_eq!(c.poll_event(), Some(Event::Failed(0)));
+    }
+}
