@@ -11,6 +11,8 @@
 //! - [`message`]: the RFC 5322 / `multipart/mixed` message, written
 //!   incrementally.
 //! - [`at`]: one `AT+GTSMTP*` command line, parsed and validated.
+//! - [`config`]: the configuration it builds, in fixed storage, and the
+//!   read and test forms' answers.
 //! - [`reply`]: SMTP replies from server bytes split anyhow, with the EHLO
 //!   extensions.
 //! - [`smtp`]: the SMTP conversation (EHLO, STARTTLS, AUTH, PIPELINING,
@@ -25,6 +27,7 @@
 
 pub mod at;
 pub mod charset;
+pub mod config;
 pub mod content_type;
 pub mod framer;
 mod gb2312_big5_tables;

@@ -1,0 +1,568 @@
+//! The mail configuration a host builds with `+GTSMTPLAND/ID/DST/HEAD`,
+//! in fixed-capacity storage, and the V.250 answers of the read and test
+//! forms.
+//!
+//! What it does: [`Config`] keeps the server, the login, up to 20
+//! recipients and the charset and subject, each in an array sized by the
+//! spec's limits, so the configuration is one fixed-size value with no
+//! heap. [`Config::apply`] changes it from a validated [`Request`] and
+//! refuses what would break an invariant (a 21st recipient, deleting one
+//! that is not there) without changing anything. [`write_read`] and
+//! [`write_test`] give the exact response lines.
+//!
+//! What it does not: decide *when* a command is allowed (configuration is
+//! frozen while a mail is in progress): the session does.
+//!
+//! Why it is built this way: firmware RAM is scarce and a heap is not a
+//! given, so capacity is fixed by the spec's own limits (DESIGN.md's table),
+//! and responses are rendered on demand into an [`Out`] instead of being
+//! stored.
+
+use crate::at::{AtError, Command, Request};
+use crate::charset::Charset;
+use crate::header::{Address, Out, Text};
+use crate::message::{Recipient, RecipientKind, MAX_RECIPIENTS};
+
+/// Bytes of at most `N`, stored inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Bounded<const N: usize> {
+    bytes: [u8; N],
+    len: u16,
+}
+
+impl<const N: usize> Bounded<N> {
+    const EMPTY: Self = Bounded {
+        bytes: [0; N],
+        len: 0,
+    };
+
+    /// Copies `src`, which the caller has checked is at most `N` bytes.
+    fn new(src: &[u8]) -> Self {
+        debug_assert!(src.len() <= N, "validated by the AT layer");
+        let mut b = Self::EMPTY;
+        let n = src.len().min(N);
+        b.bytes[..n].copy_from_slice(&src[..n]);
+        b.len = n as u16;
+        b
+    }
+
+    /// The stored bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for Bounded<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("\"")?;
+        for chunk in self.as_bytes().utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
+/// A password: stored, handed to AUTH, never printed (its `Debug` is
+/// five asterisks, like the read form).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Secret(Bounded<80>);
+
+impl core::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("*****")
+    }
+}
+
+/// `+GTSMTPLAND`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// The port.
+    pub port: u16,
+    /// Host name or IP literal.
+    pub host: Bounded<255>,
+    /// SMTPS (mode 1).
+    pub implicit_tls: bool,
+}
+
+/// Everything the configuration commands set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    server: Option<Server>,
+    login: Option<(Bounded<80>, Secret)>,
+    recipients: [(RecipientKind, Bounded<80>); MAX_RECIPIENTS],
+    recipient_count: u8,
+    charset: Charset,
+    subject: Option<Bounded<200>>,
+    /// Whether `+GTSMTPHEAD` has been set (its read form answers 0 if not).
+    head_set: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Config {
+    /// Nothing configured.
+    pub const fn new() -> Self {
+        Config {
+            server: None,
+            login: None,
+            recipients: [(RecipientKind::To, Bounded::EMPTY); MAX_RECIPIENTS],
+            recipient_count: 0,
+            charset: Charset::UsAscii,
+            subject: None,
+            head_set: false,
+        }
+    }
+
+    /// Applies a configuration request (LAND, ID, DST, HEAD); anything else
+    /// is not a configuration change and is refused. On error nothing changed.
+    pub fn apply(&mut self, request: &Request<'_>) -> Result<(), ConfigError> {
+        match *request {
+            Request::Land {
+                port,
+                server,
+                implicit_tls,
+            } => {
+                self.server = Some(Server {
+                    port,
+                    host: Bounded::new(server),
+                    implicit_tls,
+                });
+            }
+            Request::Id { user, password } => {
+                self.login = Some((Bounded::new(user), Secret(Bounded::new(password))))
+            }
+            Request::Dst {
+                add: true,
+                kind,
+                address,
+            } => self.add_recipient(kind, address)?,
+            Request::Dst {
+                add: false,
+                kind,
+                address,
+            } => self.remove_recipient(kind, address)?,
+            Request::Head { charset, subject } => {
+                self.charset = charset;
+                self.subject = subject.map(|s| Bounded::new(s.as_bytes()));
+                self.head_set = true;
+            }
+            _ => return Err(ConfigError::NotConfiguration),
+        }
+        Ok(())
+    }
+
+    fn add_recipient(
+        &mut self,
+        kind: RecipientKind,
+        address: Address<'_>,
+    ) -> Result<(), ConfigError> {
+        if self.position(kind, address).is_some() {
+            return Ok(());
+        }
+        let n = self.recipient_count as usize;
+        if n == MAX_RECIPIENTS {
+            return Err(ConfigError::TooManyRecipients);
+        }
+        self.recipients[n] = (kind, Bounded::new(address.as_bytes()));
+        self.recipient_count += 1;
+        Ok(())
+    }
+
+    fn remove_recipient(
+        &mut self,
+        kind: RecipientKind,
+        address: Address<'_>,
+    ) -> Result<(), ConfigError> {
+        let at = self
+            .position(kind, address)
+            .ok_or(ConfigError::NoSuchRecipient)?;
+        let n = self.recipient_count as usize;
+        self.recipients.copy_within(at + 1..n, at);
+        self.recipient_count -= 1;
+        Ok(())
+    }
+
+    fn position(&self, kind: RecipientKind, address: Address<'_>) -> Option<usize> {
+        self.recipients[..self.recipient_count as usize]
+            .iter()
+            .position(|(k, a)| *k == kind && a.as_bytes() == address.as_bytes())
+    }
+
+    /// The server, if set.
+    pub fn server(&self) -> Option<&Server> {
+        self.server.as_ref()
+    }
+
+    /// User and password, if set.
+    pub fn login(&self) -> Option<(&[u8], &[u8])> {
+        self.login
+            .as_ref()
+            .map(|(u, p)| (u.as_bytes(), p.0.as_bytes()))
+    }
+
+    /// The session charset (US-ASCII until `+GTSMTPHEAD` sets one).
+    pub fn charset(&self) -> Charset {
+        self.charset
+    }
+
+    /// The subject, if any.
+    pub fn subject(&self) -> Option<Text<'_>> {
+        self.subject
+            .as_ref()
+            .and_then(|s| Text::subject(self.charset, s.as_bytes()).ok())
+    }
+
+    /// The recipients, in the order they were added.
+    pub fn recipients(&self) -> impl Iterator<Item = Recipient<'_>> {
+        self.recipients[..self.recipient_count as usize]
+            .iter()
+            .filter_map(|(kind, a)| {
+                Address::new(a.as_bytes()).ok().map(|address| Recipient {
+                    kind: *kind,
+                    address,
+                })
+            })
+    }
+
+    /// Whether SEND has what it needs: LAND, ID and a recipient.
+    pub fn is_complete(&self) -> bool {
+        self.server.is_some() && self.login.is_some() && self.recipient_count > 0
+    }
+}
+
+/// Why a configuration change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A 21st recipient.
+    TooManyRecipients,
+    /// Deleting a recipient that is not in the list (with that type).
+    NoSuchRecipient,
+    /// Not a configuration command.
+    NotConfiguration,
+}
+
+impl ConfigError {
+    /// A short description, for `+CME ERROR: <text>`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConfigError::TooManyRecipients => "too many recipients",
+            ConfigError::NoSuchRecipient => "no such recipient",
+            ConfigError::NotConfiguration => "not a configuration command",
+        }
+    }
+}
+
+impl From<AtError> for ConfigError {
+    fn from(_: AtError) -> Self {
+        ConfigError::NotConfiguration
+    }
+}
+
+/// Writes the read form's information lines (without the final `OK`),
+/// each framed by CRLF as V.250 verbose mode frames them. The password
+/// is never written: always five asterisks. `files` are the attachment
+/// names of the mail in progress.
+pub fn write_read<'f>(
+    out: &mut dyn Out,
+    config: &Config,
+    command: Command,
+    files: impl Iterator<Item = &'f [u8]>,
+) {
+    let name = command.name().as_bytes();
+    let start = |out: &mut dyn Out| {
+        out.put(b"\r\n+");
+        out.put(name);
+        out.put(b": ");
+    };
+    let nothing = |out: &mut dyn Out| {
+        start(out);
+        out.put(b"0\r\n");
+    };
+    match command {
+        Command::Land => match config.server() {
+            None => nothing(out),
+            Some(s) => {
+                start(out);
+                put_number(out, s.port as u32);
+                out.put(b",");
+                put_quoted(out, s.host.as_bytes());
+                if s.implicit_tls {
+                    out.put(b",1");
+                }
+                out.put(b"\r\n");
+            }
+        },
+        Command::Id => match config.login() {
+            None => nothing(out),
+            Some((user, _)) => {
+                start(out);
+                put_quoted(out, user);
+                out.put(b",\"*****\"\r\n");
+            }
+        },
+        Command::Dst => {
+            let mut any = false;
+            for r in config.recipients() {
+                any = true;
+                start(out);
+                put_number(out, r.kind as u32);
+                out.put(b",");
+                put_quoted(out, r.address.as_bytes());
+                out.put(b"\r\n");
+            }
+            if !any {
+                nothing(out);
+            }
+        }
+        Command::Head if config.head_set => {
+            start(out);
+            put_number(out, config.charset().code() as u32);
+            out.put(b",");
+            put_quoted(
+                out,
+                config.subject.as_ref().map_or(&b""[..], |s| s.as_bytes()),
+            );
+            out.put(b"\r\n");
+        }
+        Command::Head => nothing(out),
+        Command::File => {
+            let mut any = false;
+            for f in files {
+                any = true;
+                start(out);
+                put_quoted(out, f);
+                out.put(b"\r\n");
+            }
+            if !any {
+                nothing(out);
+            }
+        }
+        // SEND, DATA, END, CLR: the read form answers just OK.
+        _ => {}
+    }
+}
+
+/// Writes the test form's information line (without the final `OK`).
+pub fn write_test(out: &mut dyn Out, command: Command) {
+    let ranges: &[u8] = match command {
+        Command::Land => b"(1-65535),(\"SERVER ADDR\"),(0-1)",
+        Command::Id => b"(\"username\"),(\"password\")",
+        Command::Dst => b"(0-1),(1-3),(\"receiver ID\")",
+        Command::Head => b"(0-3),(\"Title\")",
+        Command::Send => b"(100-48000)",
+        Command::Data => b"(1-48000),(3-20)",
+        Command::File => b"(0-1),(\"file name\"),(3-20)",
+        _ => return,
+    };
+    out.put(b"\r\n+");
+    out.put(command.name().as_bytes());
+    out.put(b": ");
+    out.put(ranges);
+    out.put(b"\r\n");
+}
+
+fn put_quoted(out: &mut dyn Out, bytes: &[u8]) {
+    out.put(b"\"");
+    out.put(bytes);
+    out.put(b"\"");
+}
+
+fn put_number(out: &mut dyn Out, n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put(&buf[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::at::parse;
+    use std::vec::Vec;
+
+    fn read(config: &Config, command: Command) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_read(&mut out, config, command, core::iter::empty());
+        out
+    }
+
+    fn apply(config: &mut Config, line: &[u8]) -> Result<(), ConfigError> {
+        config.apply(&parse(line).map_err(ConfigError::from)?)
+    }
+
+    #[test]
+    fn the_spec_case_configures_and_reads_back() {
+        let mut c = Config::new();
+        for command in [
+            Command::Land,
+            Command::Id,
+            Command::Dst,
+            Command::Head,
+            Command::File,
+        ] {
+            let want = std::format!("\r\n+{}: 0\r\n", command.name());
+            assert_eq!(read(&c, command), want.as_bytes());
+        }
+        apply(&mut c, b"at+gtsmtpland=25,\"mail.fibocom.com\"").unwrap();
+        apply(
+            &mut c,
+            b"at+gtsmtpid=\"wangww@fibocom.com\",\"ght64621178\"",
+        )
+        .unwrap();
+        apply(&mut c, b"at+gtsmtpdst=1,1,\"xiangj@fibocom.com\"").unwrap();
+        apply(&mut c, b"AT+GTSMTPEHEAD=2,\"\xc4\xe3\xba\xc3 smtp\"").unwrap();
+        assert!(c.is_complete());
+        assert_eq!(
+            read(&c, Command::Land),
+            b"\r\n+GTSMTPLAND: 25,\"mail.fibocom.com\"\r\n"
+        );
+        assert_eq!(
+            read(&c, Command::Id),
+            b"\r\n+GTSMTPID: \"wangww@fibocom.com\",\"*****\"\r\n"
+        );
+        assert_eq!(
+            read(&c, Command::Dst),
+            b"\r\n+GTSMTPDST: 1,\"xiangj@fibocom.com\"\r\n"
+        );
+        assert_eq!(
+            read(&c, Command::Head),
+            b"\r\n+GTSMTPHEAD: 2,\"\xc4\xe3\xba\xc3 smtp\"\r\n"
+        );
+        apply(&mut c, b"AT+GTSMTPLAND=465,\"smtp.example.com\",1").unwrap();
+        assert_eq!(
+            read(&c, Command::Land),
+            b"\r\n+GTSMTPLAND: 465,\"smtp.example.com\",1\r\n"
+        );
+    }
+
+    #[test]
+    fn the_password_never_appears() {
+        let mut c = Config::new();
+        apply(&mut c, b"AT+GTSMTPID=\"u@x\",\"s3cr3t-pw\"").unwrap();
+        for command in [
+            Command::Land,
+            Command::Id,
+            Command::Dst,
+            Command::Head,
+            Command::Send,
+            Command::File,
+        ] {
+            let out = read(&c, command);
+            assert!(!out.windows(9).any(|w| w == b"s3cr3t-pw"), "{command:?}");
+        }
+        assert!(!std::format!("{c:?}").contains("s3cr3t"));
+        assert_eq!(c.login(), Some((&b"u@x"[..], &b"s3cr3t-pw"[..])));
+    }
+
+    #[test]
+    fn recipients_add_delete_and_limits() {
+        let mut c = Config::new();
+        for i in 0..20 {
+            apply(
+                &mut c,
+                std::format!("AT+GTSMTPDST=1,1,\"r{i}@x.com\"").as_bytes(),
+            )
+            .unwrap();
+        }
+        let before = read(&c, Command::Dst);
+        assert_eq!(
+            apply(&mut c, b"AT+GTSMTPDST=1,2,\"r20@x.com\""),
+            Err(ConfigError::TooManyRecipients)
+        );
+        apply(&mut c, b"AT+GTSMTPDST=1,1,\"r3@x.com\"").unwrap();
+        assert_eq!(read(&c, Command::Dst), before, "re-adding changes nothing");
+        assert_eq!(
+            apply(&mut c, b"AT+GTSMTPDST=0,2,\"r3@x.com\""),
+            Err(ConfigError::NoSuchRecipient)
+        );
+        assert_eq!(
+            read(&c, Command::Dst),
+            before,
+            "a refused delete changes nothing"
+        );
+        apply(&mut c, b"AT+GTSMTPDST=0,1,\"r3@x.com\"").unwrap();
+        let after = read(&c, Command::Dst);
+        assert_eq!(
+            after.len(),
+            before.len() - b"\r\n+GTSMTPDST: 1,\"r3@x.com\"\r\n".len()
+        );
+        assert_eq!(
+            c.recipients().nth(3).unwrap().address.as_bytes(),
+            b"r4@x.com",
+            "order kept"
+        );
+    }
+
+    #[test]
+    fn bad_lines_leave_every_read_form_unchanged() {
+        let mut c = Config::new();
+        apply(&mut c, b"AT+GTSMTPLAND=25,\"mx.example.com\"").unwrap();
+        apply(&mut c, b"AT+GTSMTPID=\"u@x\",\"pw\"").unwrap();
+        apply(&mut c, b"AT+GTSMTPDST=1,1,\"a@x.com\"").unwrap();
+        apply(&mut c, b"AT+GTSMTPHEAD=1,\"hi\"").unwrap();
+        let snapshot = |c: &Config| {
+            [Command::Land, Command::Id, Command::Dst, Command::Head].map(|k| read(c, k))
+        };
+        let before = snapshot(&c);
+        let bad: &[&[u8]] = &[
+            b"AT+GTSMTPLAND=0,\"mx\"",
+            b"AT+GTSMTPLAND=25,mx",
+            b"AT+GTSMTPLAND=25,\"mx\r\nX\"",
+            b"AT+GTSMTPID=\"u\"",
+            b"AT+GTSMTPID=\"u\0\",\"p\"",
+            b"AT+GTSMTPDST=1,1,\"a@x.com\rBcc: z@z\"",
+            b"AT+GTSMTPDST=1,4,\"b@x.com\"",
+            b"AT+GTSMTPDST=0,1,\"nobody@x.com\"",
+            b"AT+GTSMTPHEAD=2,\"\xc4\"",
+            b"AT+GTSMTPHEAD=0,\"caf\xe9\"",
+            b"AT+GTSMTPHEAD=9,\"x\"",
+            b"AT+GTSMTPSEND=300",
+        ];
+        for line in bad {
+            assert!(
+                apply(&mut c, line).is_err(),
+                "{}",
+                std::string::String::from_utf8_lossy(line)
+            );
+            assert_eq!(
+                snapshot(&c),
+                before,
+                "{}",
+                std::string::String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn test_forms() {
+        let mut out = Vec::new();
+        write_test(&mut out, Command::Send);
+        assert_eq!(out, b"\r\n+GTSMTPSEND: (100-48000)\r\n");
+        let mut out = Vec::new();
+        write_test(&mut out, Command::End);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn config_is_small_and_fixed() {
+        let size = core::mem::size_of::<Config>();
+        std::println!("size_of::<Config>() = {size}");
+        assert!(size < 4096, "{size}");
+    }
+}
