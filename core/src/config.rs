@@ -30,14 +30,21 @@ pub struct Bounded<const N: usize> {
     len: u16,
 }
 
+impl<const N: usize> Default for Bounded<N> {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
 impl<const N: usize> Bounded<N> {
     const EMPTY: Self = Bounded {
         bytes: [0; N],
         len: 0,
     };
 
-    /// Copies `src`, which the caller has checked is at most `N` bytes.
-    fn new(src: &[u8]) -> Self {
+    /// Copies `src`, which the caller has checked is at most `N` bytes
+    /// (longer input is cut, never overrun).
+    pub(crate) fn from_slice(src: &[u8]) -> Self {
         debug_assert!(src.len() <= N, "validated by the AT layer");
         let mut b = Self::EMPTY;
         let n = src.len().min(N);
@@ -131,12 +138,15 @@ impl Config {
             } => {
                 self.server = Some(Server {
                     port,
-                    host: Bounded::new(server),
+                    host: Bounded::from_slice(server),
                     implicit_tls,
                 });
             }
             Request::Id { user, password } => {
-                self.login = Some((Bounded::new(user), Secret(Bounded::new(password))))
+                self.login = Some((
+                    Bounded::from_slice(user),
+                    Secret(Bounded::from_slice(password)),
+                ))
             }
             Request::Dst {
                 add: true,
@@ -150,7 +160,7 @@ impl Config {
             } => self.remove_recipient(kind, address)?,
             Request::Head { charset, subject } => {
                 self.charset = charset;
-                self.subject = subject.map(|s| Bounded::new(s.as_bytes()));
+                self.subject = subject.map(|s| Bounded::from_slice(s.as_bytes()));
                 self.head_set = true;
             }
             _ => return Err(ConfigError::NotConfiguration),
@@ -170,7 +180,7 @@ impl Config {
         if n == MAX_RECIPIENTS {
             return Err(ConfigError::TooManyRecipients);
         }
-        self.recipients[n] = (kind, Bounded::new(address.as_bytes()));
+        self.recipients[n] = (kind, Bounded::from_slice(address.as_bytes()));
         self.recipient_count += 1;
         Ok(())
     }

@@ -17,6 +17,7 @@
 //!   extensions.
 //! - [`smtp`]: the SMTP conversation (EHLO, STARTTLS, AUTH, PIPELINING,
 //!   DATA, QUIT) as a state machine over the caller's socket and clock.
+//! - [`session`]: all of it wired together as the G510 engine firmware links.
 //!
 //! Streaming calls follow one shape, taken from `encoding_rs`: they consume
 //! what fits, and say how much they read and wrote with a [`CoderResult`].
@@ -35,6 +36,7 @@ pub mod header;
 pub mod message;
 pub mod mime_base64;
 pub mod reply;
+pub mod session;
 pub mod smtp;
 
 /// Why a streaming call returned.
