@@ -1,9 +1,12 @@
 //! `atmail`: the std host runtime around `atmail-core`.
 //!
 //! `atmail encode` composes one message offline through the same streaming
-//! writer the modem engine uses, reading files in fixed-size chunks.
+//! writer the modem engine uses, reading files in fixed-size chunks;
+//! `atmail modem` is a virtual G510 on stdio around the same engine.
 
 mod encode;
+mod maildir;
+mod modem;
 mod transcode;
 
 use clap::{Parser, Subcommand};
@@ -21,12 +24,15 @@ struct Cli {
 enum Command {
     /// Compose one MIME message from files, as the modem would send it.
     Encode(encode::Args),
+    /// A virtual G510 on stdio: AT commands in, real mail out.
+    Modem(modem::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Encode(args) => encode::run(args),
+        Command::Modem(args) => modem::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
