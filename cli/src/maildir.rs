@@ -83,12 +83,10 @@ impl MaildirSink {
             b"235 2.7.0 accepted\r\n"
         } else if upper.starts_with(b"EHLO") {
             b"250-atmail\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n"
-        } else if upper.starts_with(b"HELO")
-            || upper.starts_with(b"MAIL")
-            || upper.starts_with(b"RCPT")
+        } else if [&b"HELO"[..], b"MAIL", b"RCPT", b"RSET", b"NOOP"]
+            .iter()
+            .any(|c| upper.starts_with(c))
         {
-            b"250 2.0.0 ok\r\n"
-        } else if upper.starts_with(b"RSET") || upper.starts_with(b"NOOP") {
             b"250 2.0.0 ok\r\n"
         } else if upper == b"AUTH LOGIN" {
             self.login_step = 1;
