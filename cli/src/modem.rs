@@ -19,7 +19,8 @@ use crate::maildir::MaildirSink;
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
 use atmail_core::session::Session;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, Sender};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -39,7 +40,8 @@ pub struct Args {
     guard_ms: u32,
 }
 
-/// The connection the session asked for.
+/// The connection the session asked for. TCP bytes from the server come
+/// from a reader thread over `server_rx`; the Maildir server answers at once.
 enum Link {
     Tcp(TcpStream),
     Maildir(MaildirSink),
@@ -52,35 +54,16 @@ impl Link {
             Link::Maildir(m) => m.write(bytes),
         }
     }
+}
 
-    /// Server bytes available now; `Ok(None)` when the server closed.
-    fn read(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<()>> {
-        match self {
-            Link::Tcp(s) => {
-                let mut chunk = [0u8; 4096];
-                match s.read(&mut chunk) {
-                    Ok(0) => Ok(None),
-                    Ok(n) => {
-                        buf.extend_from_slice(&chunk[..n]);
-                        Ok(Some(()))
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        Ok(Some(()))
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Link::Maildir(m) => {
-                buf.extend_from_slice(&m.read());
-                Ok(if m.is_closed() { None } else { Some(()) })
-            }
-        }
-    }
+/// What the reader threads hand to the main loop.
+enum Input {
+    /// Host bytes and the time they arrived (ms since start): data mode's
+    /// guard times are about arrival, not about when the loop gets to them.
+    Host(u64, Vec<u8>),
+    HostEnd,
+    Server(Vec<u8>),
+    ServerEnd,
 }
 
 struct Modem {
@@ -90,20 +73,38 @@ struct Modem {
     echo: bool,
     network_up: bool,
     line: Vec<u8>,
-    pending: Vec<u8>,
+    /// Host bytes not yet taken (backpressure), with their arrival times.
+    pending: VecDeque<(u64, Vec<u8>)>,
     link: Option<Link>,
+    /// Bumped per connection, so a closed connection's reader is ignored.
+    link_id: u64,
+    tx: Sender<(u64, Input)>,
     out: io::Stdout,
 }
 
 /// Runs `atmail modem` until stdin ends and no mail is in progress.
 pub fn run(args: Args) -> Result<(), String> {
-    let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+    let (tx, rx) = crossbeam_channel::unbounded::<(u64, Input)>();
+    let start = Instant::now();
+    let host_tx = tx.clone();
     std::thread::spawn(move || {
         let mut stdin = io::stdin().lock();
         let mut buf = [0u8; 4096];
-        while let Ok(n) = stdin.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    let at = start.elapsed().as_millis() as u64;
+                    if host_tx
+                        .send((0, Input::Host(at, buf[..n].to_vec())))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                _ => {
+                    let _ = host_tx.send((0, Input::HostEnd));
+                    return;
+                }
             }
         }
     });
@@ -112,12 +113,14 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut modem = Modem {
         args,
         session,
-        start: Instant::now(),
+        start,
         echo: true,
         network_up: false,
         line: Vec::new(),
-        pending: Vec::new(),
+        pending: VecDeque::new(),
         link: None,
+        link_id: 0,
+        tx,
         out: io::stdout(),
     };
     modem.run(rx)
@@ -128,17 +131,20 @@ impl Modem {
         self.start.elapsed().as_millis() as u64
     }
 
-    fn run(&mut self, rx: Receiver<Vec<u8>>) -> Result<(), String> {
+    fn run(&mut self, rx: Receiver<(u64, Input)>) -> Result<(), String> {
         let mut eof = false;
         loop {
-            let wait = self.wait_ms();
-            if eof {
-                std::thread::sleep(Duration::from_millis(wait));
-            } else {
-                match rx.recv_timeout(Duration::from_millis(wait)) {
-                    Ok(bytes) => self.pending.extend_from_slice(&bytes),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => eof = true,
+            let first = rx.recv_timeout(Duration::from_millis(self.wait_ms()));
+            for (link, input) in first.into_iter().chain(rx.try_iter()) {
+                match input {
+                    Input::Host(at, bytes) => self.pending.push_back((at, bytes)),
+                    Input::HostEnd => eof = true,
+                    Input::Server(bytes) if link == self.link_id => self.server_input(&bytes),
+                    Input::ServerEnd if link == self.link_id && self.link.is_some() => {
+                        self.link = None;
+                        self.session.handle_closed();
+                    }
+                    _ => {}
                 }
             }
             self.service()?;
@@ -164,9 +170,10 @@ impl Modem {
     }
 
     fn service(&mut self) -> Result<(), String> {
-        let now = self.now();
-        self.session.poll(now);
         self.host_input()?;
+        // Timers may not run past host bytes still waiting to be taken.
+        let now = self.pending.front().map_or(self.now(), |(at, _)| *at);
+        self.session.poll(now);
         self.connect();
         self.pump_server()?;
         if self.session.poll_start_tls() {
@@ -182,27 +189,41 @@ impl Modem {
         self.flush_host()
     }
 
-    /// Host bytes: data-mode payload, or command lines.
+    /// Host bytes, each chunk at its arrival time: data-mode payload, or
+    /// command lines.
     fn host_input(&mut self) -> Result<(), String> {
+        while let Some((at, mut chunk)) = self.pending.pop_front() {
+            let used = self.host_chunk(at, &chunk)?;
+            if used < chunk.len() {
+                chunk.drain(..used);
+                self.pending.push_front((at, chunk));
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes what it can of one chunk; returns how much.
+    fn host_chunk(&mut self, at: u64, chunk: &[u8]) -> Result<usize, String> {
         let mut used = 0;
-        while used < self.pending.len() {
-            let now = self.now();
+        while used < chunk.len() {
             if self.session.in_data_mode() {
                 let mut buf = vec![0u8; 64 * 1024];
                 let (r, w) = self
                     .session
-                    .handle_serial_data(&self.pending[used..], now, &mut buf);
+                    .handle_serial_data(&chunk[used..], at, &mut buf);
                 if let Some(link) = self.link.as_mut() {
                     link.write(&buf[..w])
                         .map_err(|e| format!("writing to the server: {e}"))?;
                 }
+                self.pump_server()?;
                 used += r;
                 if r == 0 {
                     break;
                 }
                 continue;
             }
-            let b = self.pending[used];
+            let b = chunk[used];
             used += 1;
             if self.echo {
                 self.echo_byte(b)?;
@@ -210,15 +231,15 @@ impl Modem {
             match b {
                 b'\r' => {
                     let line = std::mem::take(&mut self.line);
-                    self.execute(&line, now);
+                    self.execute(&line, at);
+                    self.pump_server()?;
                     self.flush_host()?;
                 }
                 b'\n' => {}
                 _ => self.line.push(b),
             }
         }
-        self.pending.drain(..used);
-        Ok(())
+        Ok(used)
     }
 
     fn echo_byte(&mut self, b: u8) -> Result<(), String> {
@@ -329,6 +350,10 @@ impl Modem {
         };
         match link {
             Ok(link) => {
+                self.link_id += 1;
+                if let Link::Tcp(stream) = &link {
+                    self.spawn_reader(stream);
+                }
                 self.link = Some(link);
                 self.session.handle_connected(now);
             }
@@ -339,29 +364,33 @@ impl Modem {
         }
     }
 
-    fn pump_server(&mut self) -> Result<(), String> {
-        let Some(link) = self.link.as_mut() else {
-            return Ok(());
+    /// Reads the server on its own thread, so the main loop never waits on it.
+    fn spawn_reader(&self, stream: &TcpStream) {
+        let (Ok(mut stream), tx, id) = (stream.try_clone(), self.tx.clone(), self.link_id) else {
+            return;
         };
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            let n = self
-                .session
-                .poll_server(&mut buf, self.start.elapsed().as_millis() as u64);
-            if n == 0 {
-                break;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(n) if n > 0 => {
+                        if tx.send((id, Input::Server(buf[..n].to_vec()))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    _ => {
+                        let _ = tx.send((id, Input::ServerEnd));
+                        return;
+                    }
+                }
             }
-            if let Err(e) = link.write(&buf[..n]) {
-                eprintln!("atmail: writing to the server: {e}");
-                self.link = None;
-                self.session.handle_closed();
-                return Ok(());
-            }
-        }
-        let mut input = Vec::new();
-        let open = link.read(&mut input);
+        });
+    }
+
+    fn server_input(&mut self, bytes: &[u8]) {
         let now = self.now();
-        let mut rest = &input[..];
+        let mut rest = bytes;
         while !rest.is_empty() {
             let n = self.session.handle_server(rest, now);
             if n == 0 {
@@ -369,15 +398,42 @@ impl Modem {
             }
             rest = &rest[n..];
         }
-        if !matches!(open, Ok(Some(()))) {
-            self.link = None;
-            self.session.handle_closed();
+    }
+
+    /// Sends what the session has for the server; the Maildir server
+    /// answers at once.
+    fn pump_server(&mut self) -> Result<(), String> {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let Some(link) = self.link.as_mut() else {
+                return Ok(());
+            };
+            let n = self
+                .session
+                .poll_server(&mut buf, self.start.elapsed().as_millis() as u64);
+            if n > 0 {
+                if let Err(e) = link.write(&buf[..n]) {
+                    eprintln!("atmail: writing to the server: {e}");
+                    self.link = None;
+                    self.session.handle_closed();
+                    return Ok(());
+                }
+            }
+            let Some(Link::Maildir(sink)) = self.link.as_mut() else {
+                return Ok(());
+            };
+            let replies = sink.read();
+            let closed = sink.is_closed();
+            self.server_input(&replies);
+            if closed {
+                self.link = None;
+                self.session.handle_closed();
+                return Ok(());
+            }
+            if n == 0 && replies.is_empty() {
+                return Ok(());
+            }
         }
-        if !input.is_empty() {
-            // Replies may call for more commands at once.
-            return self.pump_server();
-        }
-        Ok(())
     }
 
     fn flush_host(&mut self) -> Result<(), String> {
@@ -409,9 +465,6 @@ fn tcp(addr: &str) -> Result<Link, String> {
         .ok_or_else(|| format!("{addr}: no address"))?;
     let stream = TcpStream::connect_timeout(&target, Duration::from_secs(30))
         .map_err(|e| format!("{addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_millis(2)))
-        .map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     Ok(Link::Tcp(stream))
 }

@@ -1,0 +1,84 @@
+"""Drive `atmail modem` as a host microcontroller would: bytes over stdio,
+with real pauses around `+++`."""
+
+import subprocess
+import threading
+import time
+
+
+class Modem:
+    def __init__(self, atmail, *args):
+        self.proc = subprocess.Popen(
+            [str(atmail), "modem", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        self.out = b""
+        self.err = b""
+        self.lock = threading.Condition()
+        self.readers = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, "out"), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, "err"), daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
+        self.seen = 0
+
+    def _pump(self, stream, name):
+        while True:
+            chunk = stream.read1(65536)
+            if not chunk:
+                return
+            with self.lock:
+                setattr(self, name, getattr(self, name) + chunk)
+                self.lock.notify_all()
+
+    def write(self, data: bytes):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def wait_for(self, needle: bytes, timeout=20.0) -> bytes:
+        """Waits until `needle` appears after what earlier waits consumed;
+        returns the output up to and including it."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                at = self.out.find(needle, self.seen)
+                if at >= 0:
+                    got = self.out[self.seen : at + len(needle)]
+                    self.seen = at + len(needle)
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{needle!r} not seen; output: {self.out[self.seen:]!r}; stderr: {self.err!r}")
+                self.lock.wait(left)
+
+    def at(self, line: bytes, expect: bytes = b"\r\nOK\r\n", timeout=20.0) -> bytes:
+        self.write(line + b"\r")
+        return self.wait_for(expect, timeout)
+
+    def data(self, payload: bytes, guard=1.0, chunk=512):
+        """Streams payload in chunks as a UART would, then the escape with
+        guard-time pauses before and after."""
+        for i in range(0, len(payload), chunk):
+            self.write(payload[i : i + chunk])
+        time.sleep(guard + 0.2)
+        self.write(b"+++")
+        time.sleep(guard + 0.2)
+
+    def close(self, timeout=20.0):
+        """Ends the host's input and waits for the modem to finish."""
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout)
+        finally:
+            self.kill()
+        return self.proc.returncode
+
+    def kill(self):
+        """Stops the modem (if still running) and releases its pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for reader in self.readers:
+            reader.join()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            stream.close()
