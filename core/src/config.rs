@@ -20,7 +20,7 @@
 
 use crate::at::{AtError, Command, Request};
 use crate::charset::Charset;
-use crate::header::{Address, Out, Text};
+use crate::header::{put_decimal, Address, Out, Text};
 use crate::message::{Recipient, RecipientKind, MAX_RECIPIENTS};
 
 /// Bytes of at most `N`, stored inline.
@@ -301,7 +301,7 @@ pub fn write_read<'f>(
             None => nothing(out),
             Some(s) => {
                 start(out);
-                put_number(out, s.port as u32);
+                put_decimal(out, s.port.into());
                 out.put(b",");
                 put_quoted(out, s.host.as_bytes());
                 if s.implicit_tls {
@@ -323,7 +323,7 @@ pub fn write_read<'f>(
             for r in config.recipients() {
                 any = true;
                 start(out);
-                put_number(out, r.kind as u32);
+                put_decimal(out, r.kind as u64);
                 out.put(b",");
                 put_quoted(out, r.address.as_bytes());
                 out.put(b"\r\n");
@@ -334,7 +334,7 @@ pub fn write_read<'f>(
         }
         Command::Head if config.head_set => {
             start(out);
-            put_number(out, config.charset().code() as u32);
+            put_decimal(out, config.charset().code().into());
             out.put(b",");
             put_quoted(
                 out,
@@ -383,21 +383,6 @@ fn put_quoted(out: &mut dyn Out, bytes: &[u8]) {
     out.put(b"\"");
     out.put(bytes);
     out.put(b"\"");
-}
-
-fn put_number(out: &mut dyn Out, n: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put(&buf[i..]);
 }
 
 #[cfg(test)]

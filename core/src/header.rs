@@ -611,6 +611,21 @@ fn put_attr_byte<O: Out + ?Sized>(line: &mut Line<'_, O>, b: u8) {
     }
 }
 
+/// Writes `n` in decimal.
+pub(crate) fn put_decimal(out: &mut dyn Out, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put(&buf[i..]);
+}
+
 /// Formats a small number into `buf`.
 pub(crate) fn itoa(mut n: usize, buf: &mut [u8; 3]) -> &[u8] {
     let mut i = buf.len();

@@ -25,7 +25,7 @@
 use crate::at::{self, AtError, Command, Request};
 use crate::config::{self, Bounded, Config};
 use crate::framer::{DataLimits, End, Event as FrameEvent, Framer, DEFAULT_GUARD_MS, MAX_PAYLOAD};
-use crate::header::{self, Address, Out, Text, Token};
+use crate::header::{self, put_decimal, Address, Out, Text, Token};
 use crate::message::{
     Boundary, MessageHead, MessageId, MessageWriter, Recipient, MAX_ATTACHMENTS, MAX_RECIPIENTS,
 };
@@ -876,20 +876,6 @@ fn render(out: &mut dyn Out, say: Say, config: &Config, verbose: bool, mail: Opt
             out.put(b"\r\n");
         }
     }
-}
-
-fn put_decimal(out: &mut dyn Out, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put(&buf[i..]);
 }
 
 #[cfg(test)]
