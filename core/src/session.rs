@@ -389,8 +389,11 @@ impl Session {
     }
 
     fn say(&mut self, say: Say) {
-        // The queue holds a command's answer plus the URCs that can follow
-        // it; a full queue drops the oldest URC rather than an answer.
+        // The queue holds a command's answer (at most two items, and no new
+        // line is taken until it is read) plus the URCs that can follow it
+        // (at most two per mail step). A full queue would drop this item;
+        // debug builds assert that it never fills.
+        debug_assert!((self.queued as usize) < QUEUE, "host answer queue full");
         if (self.queued as usize) < QUEUE {
             self.queue[self.queued as usize] = say;
             self.queued += 1;
