@@ -976,6 +976,24 @@ mod tests {
         }
     }
 
+    /// SEND, then the caller connects and the server greets.
+    fn send_and_connect(rig: &mut Rig) {
+        assert_eq!(rig.at(b"at+gtsmtpsend=300"), "\r\nOK\r\n");
+        rig.s.poll_connect().unwrap();
+        rig.s.handle_connected(rig.now);
+        rig.reply(b"220 mx ESMTP\r\n");
+    }
+
+    /// The rest of a pipelined handshake, up to `+GTSMTPSEND: 2`.
+    fn until_ready(rig: &mut Rig) {
+        rig.reply(b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n");
+        rig.reply(b"235 ok\r\n");
+        assert_eq!(
+            rig.reply(b"250 ok\r\n250 ok\r\n354 go\r\n"),
+            "\r\n+GTSMTPSEND: 2\r\n"
+        );
+    }
+
     #[test]
     fn the_spec_case_delivers_a_whole_mail() {
         let mut rig = Rig::new();
@@ -988,12 +1006,7 @@ mod tests {
         );
         rig.s.handle_connected(rig.now);
         rig.reply(b"220 mx ESMTP\r\n");
-        rig.reply(b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n");
-        rig.reply(b"235 ok\r\n");
-        assert_eq!(
-            rig.reply(b"250 ok\r\n250 ok\r\n354 go\r\n"),
-            "\r\n+GTSMTPSEND: 2\r\n"
-        );
+        until_ready(&mut rig);
 
         assert_eq!(rig.at(b"AT+GTSMTPPDATA=300"), "\r\n> ");
         assert!(rig.s.in_data_mode());
@@ -1047,10 +1060,7 @@ mod tests {
     fn failures_report_the_code_and_keep_the_configuration() {
         let mut rig = Rig::new();
         configure(&mut rig);
-        rig.at(b"AT+GTSMTPSEND=300");
-        rig.s.poll_connect().unwrap();
-        rig.s.handle_connected(rig.now);
-        rig.reply(b"220 mx\r\n");
+        send_and_connect(&mut rig);
         assert_eq!(rig.reply(b"250-mx\r\n250 AUTH PLAIN\r\n"), "");
         assert_eq!(
             rig.reply(b"535 bad credentials\r\n"),
@@ -1102,13 +1112,8 @@ mod tests {
     fn data_time_limit_aborts_the_mail_without_end_of_data() {
         let mut rig = Rig::new();
         configure(&mut rig);
-        rig.at(b"AT+GTSMTPSEND=300");
-        rig.s.poll_connect().unwrap();
-        rig.s.handle_connected(rig.now);
-        rig.reply(b"220 mx\r\n");
-        rig.reply(b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n");
-        rig.reply(b"235 ok\r\n");
-        rig.reply(b"250 ok\r\n250 ok\r\n354 go\r\n");
+        send_and_connect(&mut rig);
+        until_ready(&mut rig);
         rig.at(b"AT+GTSMTPDATA=2");
         rig.serial(b"partial");
         assert_eq!(rig.wait(2000), "\r\nERROR\r\n");
