@@ -190,14 +190,9 @@ impl Framer {
         if let Some(end) = self.ended {
             return Event::End(end);
         }
-        let escape_at = (self.held == 3).then(|| self.last_ms + self.guard());
-        let idle_at = self.limits.idle_ms.map(|ms| self.last_ms + ms as u64);
-        let limit_at = self.start_ms + self.limits.time_limit_ms;
+        let [escape_at, idle_at, limit_at] = self.deadlines();
+        let earliest = [escape_at, idle_at, limit_at].into_iter().flatten().min();
         let due = |at: Option<u64>| at.is_some_and(|t| t <= now_ms);
-        let earliest = [escape_at, idle_at, Some(limit_at)]
-            .into_iter()
-            .flatten()
-            .min();
         if !due(earliest) {
             return Event::NeedMore;
         }
@@ -221,13 +216,19 @@ impl Framer {
         if self.ended.is_some() {
             return None;
         }
+        self.deadlines().into_iter().flatten().min()
+    }
+
+    /// When each end would come: the escape (if `+++` is held), idle (if
+    /// `break_time` is set), and the `<time>` limit.
+    fn deadlines(&self) -> [Option<u64>; 3] {
         let escape_at = (self.held == 3).then(|| self.last_ms + self.guard());
         let idle_at = self.limits.idle_ms.map(|ms| self.last_ms + ms as u64);
-        let limit_at = self.start_ms + self.limits.time_limit_ms;
-        [escape_at, idle_at, Some(limit_at)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            escape_at,
+            idle_at,
+            Some(self.start_ms + self.limits.time_limit_ms),
+        ]
     }
 
     fn guard(&self) -> u64 {

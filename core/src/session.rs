@@ -596,13 +596,15 @@ impl Session {
                 let held = &pluses[..mail.pluses as usize];
                 let charset = self.config.charset();
                 let name = mail.files[mail.file_count.saturating_sub(1) as usize];
-                let step = match part {
-                    Part::Body => mail.writer.body(held, dst, true),
-                    Part::File => match Text::file_name(charset, name.as_bytes()) {
-                        Ok(name) => mail.writer.attachment(&name, held, dst, true),
-                        Err(_) => return 0,
-                    },
-                };
+                let step = part_step(
+                    &mut mail.writer,
+                    part,
+                    charset,
+                    name.as_bytes(),
+                    held,
+                    dst,
+                    true,
+                );
                 match step {
                     Ok((r, read, n)) => {
                         mail.pluses -= read as u8;
