@@ -21,6 +21,14 @@
 //! queue of what to say (the replay trick of `header::replay`), so a long
 //! read form needs no buffer. Serial data is taken only as far as the
 //! socket buffer can hold its encoding: backpressure, not buffering.
+//!
+//! A mail that fails while the host is streaming (the server drops the
+//! connection, `<time>` runs out, the body is not valid in its charset)
+//! leaves the line in data mode: the rest of the payload is read and
+//! dropped until the escape or an idle end, and only then does the data
+//! command answer `ERROR`. Otherwise the host's remaining payload would be
+//! taken as command lines. The URC of a failed connection comes at once,
+//! so a host that watches for it can stop streaming early.
 
 use crate::at::{self, AtError, Command, Request};
 use crate::config::{self, Bounded, Config};
@@ -66,6 +74,8 @@ pub enum SessionError {
     DataTooLarge,
     /// The body was not valid in the session charset; the mail was aborted.
     InvalidBody,
+    /// The mail failed while data was streaming (see `+GTSMTPSEND`).
+    MailAborted,
 }
 
 impl SessionError {
@@ -87,6 +97,7 @@ impl SessionError {
             SessionError::DataTimeout => "data mode time limit exceeded",
             SessionError::DataTooLarge => "more than 20 MiB",
             SessionError::InvalidBody => "body not valid in the charset",
+            SessionError::MailAborted => "mail aborted",
         }
     }
 }
@@ -162,11 +173,20 @@ struct Mail {
     attachment_bytes: u64,
 }
 
+/// Data mode after its mail failed: payload is read and dropped until the
+/// mode ends, then the data command answers `error`.
+#[derive(Debug)]
+struct Discard {
+    framer: Framer,
+    error: SessionError,
+}
+
 /// The engine; see the module docs.
 #[derive(Debug)]
 pub struct Session {
     config: Config,
     mail: Option<Mail>,
+    discard: Option<Discard>,
     queue: [Say; QUEUE],
     queued: u8,
     replayed: usize,
@@ -192,6 +212,7 @@ impl Session {
         Session {
             config: Config::new(),
             mail: None,
+            discard: None,
             queue: [Say::Ok; QUEUE],
             queued: 0,
             replayed: 0,
@@ -242,10 +263,11 @@ impl Session {
 
     /// Whether serial bytes are payload now (see [`handle_serial_data`](Self::handle_serial_data)).
     pub fn in_data_mode(&self) -> bool {
-        matches!(
-            self.mail.as_ref().map(|m| m.phase),
-            Some(Phase::DataMode(_))
-        )
+        self.discard.is_some()
+            || matches!(
+                self.mail.as_ref().map(|m| m.phase),
+                Some(Phase::DataMode(_))
+            )
     }
 
     /// Executes one `AT+GTSMTP*` line. Returns `false` (and does nothing)
@@ -540,14 +562,50 @@ impl Session {
     }
 
     /// Ends the mail without delivering it: the end-of-data is never sent.
+    /// Ends the mail with an `ERROR` or a URC; in data mode the error waits
+    /// for the mode's end (see the module docs).
     fn abort(&mut self, error: Option<SessionError>, urc: u16) {
-        if let Some(e) = error {
-            self.say(Say::Error(e));
-        } else {
-            self.say(Say::Urc(urc));
+        let streaming = self
+            .mail
+            .as_mut()
+            .filter(|m| matches!(m.phase, Phase::DataMode(_)))
+            .and_then(|m| m.framer.take());
+        match (error, streaming) {
+            (Some(error), Some(framer)) => self.discard = Some(Discard { framer, error }),
+            (None, Some(framer)) => {
+                self.say(Say::Urc(urc));
+                let error = SessionError::MailAborted;
+                self.discard = Some(Discard { framer, error });
+            }
+            (Some(e), None) => self.say(Say::Error(e)),
+            (None, None) => self.say(Say::Urc(urc)),
         }
         self.mail = None;
         self.close = true;
+    }
+
+    /// Data mode of a failed mail: reads to the mode's end; returns how
+    /// much of `input` it took.
+    fn discard_serial(&mut self, input: &[u8], now_ms: u64) -> usize {
+        let Some(discard) = self.discard.as_mut() else {
+            return 0;
+        };
+        let mut read = 0;
+        while read < input.len() {
+            let (event, n) = discard.framer.push(now_ms, &input[read..]);
+            read += n;
+            if let FrameEvent::End(_) = event {
+                self.end_discard();
+                break;
+            }
+        }
+        read
+    }
+
+    fn end_discard(&mut self) {
+        if let Some(discard) = self.discard.take() {
+            self.say(Say::Error(discard.error));
+        }
     }
 
     /// Writes bytes for the server (SMTP commands and message parts that
@@ -654,6 +712,9 @@ impl Session {
         now_ms: u64,
         server_out: &mut [u8],
     ) -> (usize, usize) {
+        if self.discard.is_some() {
+            return (self.discard_serial(input, now_ms), 0);
+        }
         let (mut read, mut written) = (0, 0);
         let charset = self.config.charset();
         while let Some(mail) = self.mail.as_mut() {
@@ -733,6 +794,12 @@ impl Session {
     }
 
     fn end_data_mode(&mut self, end: End) {
+        if matches!(end, End::TimeLimit | End::Oversize) {
+            // The mode is over: this error is the data command's answer.
+            if let Some(mail) = self.mail.as_mut() {
+                mail.framer = None;
+            }
+        }
         match end {
             End::TimeLimit => self.abort(Some(SessionError::DataTimeout), 0),
             End::Oversize => self.abort(Some(SessionError::DataTooLarge), 0),
@@ -749,6 +816,18 @@ impl Session {
     /// Checks the clock: data-mode ends, SMTP step timeouts, the mail's
     /// `<time>` limit.
     pub fn poll(&mut self, now_ms: u64) {
+        if let Some(discard) = self.discard.as_mut() {
+            loop {
+                match discard.framer.poll(now_ms) {
+                    FrameEvent::Data(_) => {}
+                    FrameEvent::NeedMore => break,
+                    FrameEvent::End(_) => {
+                        self.end_discard();
+                        break;
+                    }
+                }
+            }
+        }
         let Some(mail) = self.mail.as_mut() else {
             return;
         };
@@ -780,6 +859,9 @@ impl Session {
 
     /// When [`poll`](Self::poll) needs calling next, if ever.
     pub fn next_deadline(&self) -> Option<u64> {
+        if let Some(discard) = &self.discard {
+            return discard.framer.next_deadline();
+        }
         let mail = self.mail.as_ref()?;
         let framer = mail.framer.as_ref().and_then(Framer::next_deadline);
         let smtp = mail.smtp.as_ref().and_then(SmtpClient::next_deadline);
@@ -1121,6 +1203,48 @@ mod tests {
         assert_eq!(rig.wait(2000), "\r\nERROR\r\n");
         assert!(rig.s.poll_close());
         assert!(!rig.server.ends_with(b".\r\n"));
+    }
+
+    #[test]
+    fn a_connection_lost_while_streaming_drops_the_rest_of_the_payload() {
+        let mut rig = Rig::new();
+        rig.s.set_verbose_errors(true);
+        configure(&mut rig);
+        send_and_connect(&mut rig);
+        until_ready(&mut rig);
+        assert_eq!(rig.at(b"AT+GTSMTPDATA=300"), "\r\n> ");
+        rig.serial(b"first part ");
+        rig.s.handle_closed();
+        // The host hears at once, but the line stays in data mode.
+        assert_eq!(rig.pump(), "\r\n+GTSMTPSEND: 0\r\n");
+        assert!(rig.s.in_data_mode());
+        let sent = rig.server.len();
+        rig.now += 10;
+        rig.serial(b"AT+GTSMTPCLR\r\nmore payload that looks like commands\r");
+        assert_eq!(rig.server.len(), sent, "nothing more goes to the server");
+        assert_eq!(rig.pump(), "");
+        rig.now += 1500;
+        rig.serial(b"+++");
+        assert_eq!(rig.wait(1000), "\r\n+CME ERROR: mail aborted\r\n");
+        assert!(!rig.s.in_data_mode());
+        assert_eq!(rig.s.next_deadline(), None);
+        assert!(!rig.server.ends_with(b".\r\n"));
+        // The configuration is kept for the next SEND.
+        assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\nOK\r\n");
+    }
+
+    #[test]
+    fn a_discarded_data_mode_still_ends_at_its_time_limit() {
+        let mut rig = Rig::new();
+        configure(&mut rig);
+        send_and_connect(&mut rig);
+        until_ready(&mut rig);
+        rig.at(b"AT+GTSMTPDATA=2");
+        rig.s.handle_closed();
+        assert_eq!(rig.pump(), "\r\n+GTSMTPSEND: 0\r\n");
+        assert_eq!(rig.s.next_deadline(), Some(2000));
+        assert_eq!(rig.wait(2000), "\r\nERROR\r\n");
+        assert!(!rig.s.in_data_mode());
     }
 
     #[test]
