@@ -4,67 +4,17 @@ on loopback, AUTH required), and Python's `email` parser on what arrives."""
 import email
 import email.policy
 import os
-import socket
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 
-from g510 import Modem  # noqa: E402
-
-USER, PASSWORD = b"wangww@fibocom.com", b"ght64621178"
-
-
-class Handler:
-    def __init__(self):
-        self.messages = []
-        self.fail = {}
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        if "MAIL" in self.fail:
-            return self.fail["MAIL"]
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if "RCPT" in self.fail:
-            return self.fail["RCPT"]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if "END" in self.fail:
-            return self.fail["END"]
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-        return "250 OK queued"
-
-
-def authenticate(server, session, envelope, mechanism, auth_data):
-    ok = auth_data.login == USER and auth_data.password == PASSWORD
-    # handled=False: aiosmtpd itself answers 535 on failure.
-    return AuthResult(success=ok, handled=False)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from g510 import Modem
+from smtp_server import PASSWORD, SERVER_NAME, USER, Certificates, Handler, start_server
 
 
 @pytest.fixture(params=["PLAIN", "LOGIN"])
 def server(request):
     handler = Handler()
-    exclude = [m for m in ("PLAIN", "LOGIN") if m != request.param]
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=free_port(),
-        authenticator=authenticate,
-        auth_required=True,
-        auth_require_tls=False,
-        auth_exclude_mechanism=exclude,
-    )
-    controller.start()
+    controller = start_server(handler, mechanism=request.param)
     yield controller, handler
     controller.stop()
 
@@ -84,26 +34,25 @@ def start(modems, atmail, *args):
     return modem
 
 
-def configure(modem, password=PASSWORD):
+def configure(modem, password=PASSWORD, land=b'25,"' + SERVER_NAME.encode() + b'"'):
     modem.at(b"ATE0")
     modem.at(b'at+mipcall=1,"cmnet"', b"+MIPCALL: 127.0.0.1\r\n")
-    modem.at(b'at+gtsmtpland=25,"mail.fibocom.com"')
+    modem.at(b"at+gtsmtpland=" + land)
     modem.at(b'at+gtsmtpid="' + USER + b'","' + password + b'"')
     modem.at(b'at+gtsmtpdst=1,1,"xiangj@fibocom.com"')
     modem.at(b'AT+GTSMTPEHEAD=2,"' + "你好 smtp".encode("gb2312") + b'"')
 
 
-def test_the_spec_case_arrives_exactly(atmail, server, modems):
-    controller, handler = server
-    modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}")
-    configure(modem)
+def spec_case(modem, handler, attachment_size, land=b'25,"' + SERVER_NAME.encode() + b'"'):
+    """Runs the spec's case (section 3) with a binary attachment that has
+    `+++` inside flowing data, and checks what the server received."""
+    configure(modem, land=land)
     modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n")
     body = "你好，这是正文。\r\n".encode("gb2312")
     modem.at(b"AT+GTSMTPPDATA=300", b"> ")
     modem.data(body)
     assert modem.wait_for(b"OK\r\n").endswith(f"+GTSMTPDATA: {len(body)}\r\n\r\nOK\r\n".encode())
-    # A binary attachment of several MiB with `+++` inside flowing data.
-    blob = bytearray(os.urandom(3 * 1024 * 1024))
+    blob = bytearray(os.urandom(attachment_size))
     for at in range(1000, len(blob), 100_000):
         blob[at : at + 3] = b"+++"
     modem.at(b'at+gtsmtplib=1,"eee.wma"', b"> ")
@@ -114,7 +63,7 @@ def test_the_spec_case_arrives_exactly(atmail, server, modems):
     assert modem.close() == 0
     assert PASSWORD not in modem.out and PASSWORD not in modem.err
 
-    (sender, rcpts, raw), = handler.messages
+    ((sender, rcpts, raw),) = handler.messages
     assert sender == USER.decode() and rcpts == ["xiangj@fibocom.com"]
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg["subject"] == "你好 smtp"
@@ -124,36 +73,203 @@ def test_the_spec_case_arrives_exactly(atmail, server, modems):
     assert attachment.get_payload(decode=True) == bytes(blob)
 
 
-@pytest.mark.parametrize(
-    "step,code",
-    [("AUTH", 535), ("MAIL", 550), ("RCPT", 553), ("END", 554)],
-)
-def test_a_refusing_server_gets_its_code_and_nothing_is_delivered(atmail, server, modems, step, code):
+def test_the_spec_case_arrives_exactly(atmail, server, modems):
+    """With a binary attachment of several MiB."""
     controller, handler = server
-    if step != "AUTH":
-        handler.fail[step] = f"{code} 5.0.0 refused by test"
     modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}")
-    configure(modem, password=b"wrong" if step == "AUTH" else PASSWORD)
-    modem.write(b"at+gtsmtpsend=300\r")
-    if step == "END":
-        modem.wait_for(b"+GTSMTPSEND: 2\r\n")
-        modem.at(b"AT+GTSMTPDATA=300", b"> ")
-        modem.data(b"body\r\n")
-        modem.wait_for(b"OK\r\n")
-        modem.write(b"at+gtsmtpend\r")
-    modem.wait_for(f"+GTSMTPSEND: {code}\r\n".encode())
-    assert handler.messages == []
-    # The configuration is kept: the next SEND works once the server does.
-    handler.fail.clear()
-    if step == "AUTH":
-        modem.at(b'at+gtsmtpid="' + USER + b'","' + PASSWORD + b'"')
+    spec_case(modem, handler, 3 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+@pytest.mark.parametrize("tls", ["implicit", "starttls"])
+def test_the_spec_case_over_tls(atmail, modems, tmp_path, tls, mechanism):
+    """SMTPS (AT+GTSMTPLAND mode 1) and STARTTLS; the server offers AUTH
+    only under TLS in the STARTTLS case, so a client that skipped TLS
+    could not log in. The certificate is checked against the test's CA
+    for the configured name, while `--connect` points the socket at
+    loopback."""
+    certificates = Certificates(tmp_path)
+    handler = Handler()
+    controller = start_server(handler, mechanism, tls=tls, certificates=certificates)
+    try:
+        land = b'465,"' + SERVER_NAME.encode() + b'",1' if tls == "implicit" else None
+        modem = start(
+            modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--tls-ca", str(certificates.ca_file)
+        )
+        spec_case(modem, handler, 512 * 1024, **({"land": land} if land else {}))
+        if tls == "starttls":
+            commands = b"".join(chunk for _, chunk in handler.arrivals)
+            assert commands.index(b"STARTTLS\r\n") < commands.index(b"AUTH ")
+    finally:
+        controller.stop()
+
+
+@pytest.mark.parametrize(
+    "tls,problem",
+    [("implicit", "unknown issuer"), ("starttls", "unknown issuer"), ("starttls", "not valid for name")],
+)
+def test_a_bad_certificate_fails_the_mail_without_downgrade(atmail, modems, tmp_path, tls, problem):
+    """A certificate from a CA the modem does not trust, or for another
+    name: `+GTSMTPSEND: 0`, no AUTH or mail in plaintext, nothing
+    delivered, and the reason on stderr."""
+    trusted = Certificates(tmp_path / "trusted")
+    if problem == "unknown issuer":
+        served = Certificates(tmp_path / "served")
+    else:
+        served = trusted
+        served.server = trusted.ca.issue_cert("other.example")
+    handler = Handler()
+    controller = start_server(handler, tls=tls, certificates=served)
+    try:
+        land = b'465,"' + SERVER_NAME.encode() + b'",1' if tls == "implicit" else b'25,"' + SERVER_NAME.encode() + b'"'
+        modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--tls-ca", str(trusted.ca_file))
+        configure(modem, land=land)
+        modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 0\r\n")
+        assert modem.close() == 0
+        assert problem.replace(" ", "") in modem.err.lower().replace(b" ", b"").decode()
+        assert handler.messages == []
+        sent = b"".join(chunk for _, chunk in handler.arrivals)
+        assert b"AUTH" not in sent and b"MAIL" not in sent and PASSWORD not in sent
+    finally:
+        controller.stop()
+
+
+def test_require_tls_refuses_a_server_without_starttls(atmail, modems):
+    handler = Handler()
+    controller = start_server(handler)
+    try:
+        modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--require-tls")
+        configure(modem)
+        modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 0\r\n")
+        assert modem.close() == 0
+        sent = b"".join(chunk for _, chunk in handler.arrivals)
+        assert b"AUTH" not in sent and handler.messages == []
+    finally:
+        controller.stop()
+
+
+FAILURES = [
+    # (step, what the server answers there, the URC the host hears)
+    ("GREETING", "554 5.3.2 no service here", 554),
+    ("GREETING", "421 4.3.2 too busy", 421),
+    ("EHLO", "421 4.7.0 try again later", 421),
+    ("EHLO+HELO", "550 5.7.1 go away", 550),
+    ("AUTH", None, 535),
+    ("MAIL", "550 5.1.0 sender refused", 550),
+    ("RCPT", "553 5.1.3 recipient refused", 553),
+    ("DATA", "451 4.3.0 no data now", 451),
+    ("END", "554 5.6.0 message refused", 554),
+]
+DROPS = ["GREETING", "MAIL", "RCPT", "DATA", "END", "STREAM"]
+
+
+def send_one_mail(modem, body=b"body\r\n"):
     modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n")
     modem.at(b"AT+GTSMTPDATA=300", b"> ")
-    modem.data(b"second try\r\n")
+    modem.data(body, guard=0.2)
     modem.wait_for(b"OK\r\n")
     modem.at(b"at+gtsmtpend", b"+GTSMTPSEND: 1\r\n")
-    assert modem.close() == 0
-    assert len(handler.messages) == 1
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["serial", "pipelined"])
+@pytest.mark.parametrize("step,answer,code", FAILURES, ids=[f"{f[0]}-{f[2]}" for f in FAILURES])
+def test_a_refusing_server_gets_its_code_and_nothing_is_delivered(atmail, modems, step, answer, code, pipelining):
+    handler = Handler()
+    for name in step.split("+"):
+        if answer:
+            handler.fail[name] = answer
+    controller = start_server(handler, pipelining=pipelining)
+    try:
+        modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--guard-ms", "200")
+        configure(modem, password=b"wrong" if step == "AUTH" else PASSWORD)
+        modem.write(b"at+gtsmtpsend=300\r")
+        if step == "END":
+            modem.wait_for(b"+GTSMTPSEND: 2\r\n")
+            modem.at(b"AT+GTSMTPDATA=300", b"> ")
+            modem.data(b"body\r\n", guard=0.2)
+            modem.wait_for(b"OK\r\n")
+            modem.write(b"at+gtsmtpend\r")
+        modem.wait_for(f"+GTSMTPSEND: {code}\r\n".encode())
+        assert handler.messages == []
+        # The configuration is kept: the next SEND works once the server does.
+        handler.fail.clear()
+        if step == "AUTH":
+            modem.at(b'at+gtsmtpid="' + USER + b'","' + PASSWORD + b'"')
+        send_one_mail(modem, b"second try\r\n")
+        assert modem.close() == 0
+        assert [m[2].endswith(b"\r\n") for m in handler.messages] == [True]
+        assert b"wrong" not in modem.out + modem.err and PASSWORD not in modem.out + modem.err
+    finally:
+        controller.stop()
+
+
+@pytest.mark.parametrize("step", DROPS)
+def test_a_dropped_connection_gives_0_and_nothing_is_delivered(atmail, modems, step):
+    """The server closes the connection without a word at each step, or in
+    the middle of a 1 MiB attachment. A drop while the host streams leaves the
+    line in data mode until the host's `+++`, which then answers ERROR."""
+    handler = Handler()
+    handler.drop = 200_000 if step == "STREAM" else step
+    if step == "GREETING":
+        handler.drop = 0
+    controller = start_server(handler)
+    try:
+        modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--guard-ms", "200")
+        configure(modem)
+        modem.write(b"at+gtsmtpsend=300\r")
+        if step in ("STREAM", "END"):
+            modem.wait_for(b"+GTSMTPSEND: 2\r\n")
+            if step == "STREAM":
+                modem.at(b'AT+GTSMTPFILE=1,"big.bin"', b"> ")
+                modem.data(os.urandom(1024 * 1024), guard=0.2, chunk=4096)
+                modem.wait_for(b"+GTSMTPSEND: 0\r\n")
+                modem.wait_for(b"\r\nERROR\r\n")
+            else:
+                modem.at(b"AT+GTSMTPDATA=300", b"> ")
+                modem.data(b"body\r\n", guard=0.2)
+                modem.wait_for(b"OK\r\n")
+                modem.write(b"at+gtsmtpend\r")
+        if step != "STREAM":
+            modem.wait_for(b"+GTSMTPSEND: 0\r\n")
+        assert handler.messages == []
+        handler.drop = None
+        send_one_mail(modem)
+        assert modem.close() == 0
+        assert len(handler.messages) == 1
+    finally:
+        controller.stop()
+
+
+def flights(handler):
+    """How many times the client sent after waiting for a reply: chunks of
+    client bytes that arrived while the server's reply count stood still
+    belong to one flight."""
+    return len({replies for replies, _ in handler.arrivals})
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "serial"])
+def test_pipelining_sends_mail_20_rcpts_and_data_in_one_flight(atmail, modems, pipelining):
+    handler = Handler()
+    controller = start_server(handler, pipelining=pipelining)
+    try:
+        modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--guard-ms", "200")
+        configure(modem)
+        for i in range(2, 21):
+            modem.at(b'at+gtsmtpdst=1,%d,"r%d@fibocom.com"' % (1 + i % 3, i))
+        send_one_mail(modem)
+        assert modem.close() == 0
+        ((_, rcpts, _),) = handler.messages
+        assert len(rcpts) == 20
+        envelope = [(replies, chunk) for replies, chunk in handler.arrivals if b"MAIL FROM" in chunk]
+        # EHLO, AUTH, the envelope, the message, QUIT; one per command without PIPELINING.
+        if pipelining:
+            ((_, chunk),) = envelope
+            assert chunk.count(b"RCPT TO:") == 20 and chunk.endswith(b"\r\nDATA\r\n")
+            assert flights(handler) == 5
+        else:
+            assert flights(handler) == 5 + 21
+    finally:
+        controller.stop()
 
 
 def test_maildir_delivery_without_a_server(atmail, tmp_path, modems):

@@ -2,11 +2,14 @@
 //!
 //! `atmail encode` composes one message offline through the same streaming
 //! writer the modem engine uses, reading files in fixed-size chunks;
-//! `atmail modem` is a virtual G510 on stdio around the same engine.
+//! `atmail modem` is a virtual G510 on stdio or a pty around the same
+//! engine, sending over TCP, TLS or into a Maildir.
 
 mod encode;
+mod link;
 mod maildir;
 mod modem;
+mod serial;
 mod transcode;
 
 use clap::{Parser, Subcommand};
@@ -24,7 +27,7 @@ struct Cli {
 enum Command {
     /// Compose one MIME message from files, as the modem would send it.
     Encode(encode::Args),
-    /// A virtual G510 on stdio: AT commands in, real mail out.
+    /// A virtual G510 on stdio or a pty: AT commands in, real mail out.
     Modem(modem::Args),
 }
 

@@ -1,21 +1,24 @@
-//! `atmail modem`: a virtual G510 on stdio that sends real mail.
+//! `atmail modem`: a virtual G510 on stdio or a pty that sends real mail.
 //!
 //! What it does: plays the module around the engine. A thread reads the
-//! host's bytes from stdin and hands them over a channel; the main loop
-//! runs the V.250 shell (`AT`, `ATE0/1`, `AT&K3`, `AT+CMEE`,
+//! host's bytes (stdin or the pty) and hands them over a channel; the main
+//! loop runs the V.250 shell (`AT`, `ATE0/1`, `AT&K3`, `AT+CMEE`,
 //! `AT+MIPCALL`), passes `+GTSMTP*` lines and data-mode bytes to
-//! [`Session`], opens the connection the session asks for (TCP, or the
-//! in-process Maildir server), pumps bytes both ways, and writes answers
-//! and URCs to stdout exactly as the session renders them.
+//! [`Session`], opens the connection the session asks for (TCP, TLS, or
+//! the in-process Maildir server), pumps bytes both ways, and writes
+//! answers and URCs to the host exactly as the session renders them,
+//! paced like a serial line when `--baud` is given.
 //!
-//! What it does not (yet): TLS (SMTPS and STARTTLS get `+GTSMTPSEND: 0`
-//! and a line on stderr), `--pty`, or `--baud` pacing.
+//! What it does not: pace the host's input (that is the host's UART), or
+//! retry a mail; a failed mail is reported and the host decides.
 //!
 //! Why it is built this way: the session is sans-IO, so this loop is the
 //! only place that knows about clocks, threads and sockets; a firmware's
 //! main loop looks the same with a UART and a modem socket.
 
+use crate::link::{self, Handshake, Link};
 use crate::maildir::MaildirSink;
+use crate::serial::{self, Paced, Pty};
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
 use atmail_core::session::Session;
@@ -24,6 +27,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Arguments of `atmail modem`.
@@ -38,22 +42,21 @@ pub struct Args {
     /// The `+++` guard time in ms.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     guard_ms: u32,
-}
-
-/// The connection the session asked for. TCP bytes from the server come
-/// from a reader thread over `server_rx`; the Maildir server answers at once.
-enum Link {
-    Tcp(TcpStream),
-    Maildir(MaildirSink),
-}
-
-impl Link {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self {
-            Link::Tcp(s) => s.write_all(bytes),
-            Link::Maildir(m) => m.write(bytes),
-        }
-    }
+    /// Trust only the CA certificates in this PEM file for TLS (default:
+    /// the system's roots).
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Refuse to send over a connection without TLS (STARTTLS must be
+    /// offered when the server is not SMTPS).
+    #[arg(long)]
+    require_tls: bool,
+    /// Serve a pseudo-terminal instead of stdio; its path is printed on
+    /// stdout.
+    #[arg(long)]
+    pty: bool,
+    /// Pace output like a serial line at N baud (8N1); default unpaced.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    baud: Option<u32>,
 }
 
 /// What the reader threads hand to the main loop.
@@ -79,37 +82,48 @@ struct Modem {
     /// Bumped per connection, so a closed connection's reader is ignored.
     link_id: u64,
     tx: Sender<(u64, Input)>,
-    out: io::Stdout,
+    out: Box<dyn Write>,
+    /// Built at the first TLS connection, then shared by all.
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// The configured server's name, which its certificate must match.
+    tls_name: String,
 }
 
-/// Runs `atmail modem` until stdin ends and no mail is in progress.
+/// Runs `atmail modem` until the host's line ends and no mail is in
+/// progress (a pty never ends: stop the modem with a signal).
 pub fn run(args: Args) -> Result<(), String> {
     let (tx, rx) = crossbeam_channel::unbounded::<(u64, Input)>();
     let start = Instant::now();
     let host_tx = tx.clone();
-    std::thread::spawn(move || {
-        let mut stdin = io::stdin().lock();
-        let mut buf = [0u8; 4096];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(n) if n > 0 => {
-                    let at = start.elapsed().as_millis() as u64;
-                    if host_tx
-                        .send((0, Input::Host(at, buf[..n].to_vec())))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                _ => {
-                    let _ = host_tx.send((0, Input::HostEnd));
-                    return;
-                }
-            }
-        }
-    });
+    let forward = move |got: Option<(u64, Vec<u8>)>| {
+        let input = match got {
+            Some((at, bytes)) => Input::Host(at, bytes),
+            None => Input::HostEnd,
+        };
+        host_tx.send((0, input)).is_ok()
+    };
+    // The pty must outlive the loop: it holds the line's slave side open.
+    let mut _pty = None;
+    let out: Box<dyn Write> = if args.pty {
+        let pty = Pty::open()?;
+        let (reader, writer) = pty.split()?;
+        let mut stdout = io::stdout();
+        writeln!(stdout, "{}", pty.path.display()).map_err(|e| e.to_string())?;
+        stdout.flush().map_err(|e| e.to_string())?;
+        serial::spawn_reader(reader, start, forward);
+        _pty = Some(pty);
+        Box::new(writer)
+    } else {
+        serial::spawn_reader(io::stdin(), start, forward);
+        Box::new(io::stdout())
+    };
+    let out = match args.baud {
+        Some(baud) => Box::new(Paced::new(out, baud)),
+        None => out,
+    };
     let mut session = Session::new();
     session.set_guard_ms(args.guard_ms);
+    session.set_require_tls(args.require_tls);
     let mut modem = Modem {
         args,
         session,
@@ -121,7 +135,9 @@ pub fn run(args: Args) -> Result<(), String> {
         link: None,
         link_id: 0,
         tx,
-        out: io::stdout(),
+        out,
+        tls_config: None,
+        tls_name: String::new(),
     };
     modem.run(rx)
 }
@@ -139,10 +155,9 @@ impl Modem {
                 match input {
                     Input::Host(at, bytes) => self.pending.push_back((at, bytes)),
                     Input::HostEnd => eof = true,
-                    Input::Server(bytes) if link == self.link_id => self.server_input(&bytes),
+                    Input::Server(bytes) if link == self.link_id => self.server_raw(&bytes),
                     Input::ServerEnd if link == self.link_id && self.link.is_some() => {
-                        self.link = None;
-                        self.session.handle_closed();
+                        self.lose_link("")
                     }
                     _ => {}
                 }
@@ -177,14 +192,12 @@ impl Modem {
         self.connect();
         self.pump_server()?;
         if self.session.poll_start_tls() {
-            eprintln!(
-                "atmail: STARTTLS is not supported by this build yet; giving up the connection"
-            );
-            self.link = None;
-            self.session.handle_closed();
+            self.start_tls(Handshake::StartTls);
         }
         if self.session.poll_close() {
-            self.link = None;
+            if let Some(link) = self.link.take() {
+                link.close();
+            }
         }
         self.flush_host()
     }
@@ -212,9 +225,8 @@ impl Modem {
                 let (r, w) = self
                     .session
                     .handle_serial_data(&chunk[used..], at, &mut buf);
-                if let Some(link) = self.link.as_mut() {
-                    link.write(&buf[..w])
-                        .map_err(|e| format!("writing to the server: {e}"))?;
+                if let Some(Err(e)) = self.link.as_mut().map(|l| l.write(&buf[..w])) {
+                    self.lose_link(&format!("writing to the server: {e}"));
                 }
                 self.pump_server()?;
                 used += r;
@@ -337,10 +349,6 @@ impl Modem {
             target.port,
             target.implicit_tls,
         );
-        if tls && self.args.maildir.is_none() {
-            eprintln!("atmail: SMTPS (implicit TLS) is not supported by this build yet");
-            return self.session.handle_closed();
-        }
         let link = match (&self.args.maildir, &self.args.connect) {
             (Some(dir), _) => MaildirSink::open(dir)
                 .map(Link::Maildir)
@@ -351,11 +359,19 @@ impl Modem {
         match link {
             Ok(link) => {
                 self.link_id += 1;
-                if let Link::Tcp(stream) = &link {
+                if let Link::Tcp { stream, .. } = &link {
                     self.spawn_reader(stream);
                 }
+                // SMTPS talks TLS from the first byte; the Maildir server
+                // is in-process and has no wire to protect.
+                let implicit = tls && matches!(link, Link::Tcp { .. });
                 self.link = Some(link);
-                self.session.handle_connected(now);
+                self.tls_name = host;
+                if implicit {
+                    self.start_tls(Handshake::Implicit);
+                } else {
+                    self.session.handle_connected(now);
+                }
             }
             Err(e) => {
                 eprintln!("atmail: connecting: {e}");
@@ -388,6 +404,53 @@ impl Modem {
         });
     }
 
+    /// The connection failed or ended; the session hears of it once.
+    fn lose_link(&mut self, why: &str) {
+        if !why.is_empty() {
+            eprintln!("atmail: {why}");
+        }
+        if let Some(link) = self.link.take() {
+            link.close();
+        }
+        self.session.handle_closed();
+    }
+
+    fn start_tls(&mut self, why: Handshake) {
+        let config = match &self.tls_config {
+            Some(config) => config.clone(),
+            None => match link::client_config(self.args.tls_ca.as_deref()) {
+                Ok(config) => self.tls_config.insert(config).clone(),
+                Err(e) => return self.lose_link(&format!("TLS: {e}")),
+            },
+        };
+        let started = self
+            .link
+            .as_mut()
+            .map(|link| link.start_tls(config, &self.tls_name, why));
+        if let Some(Err(e)) = started {
+            self.lose_link(&e);
+        }
+    }
+
+    /// The server's bytes as they came off the socket.
+    fn server_raw(&mut self, raw: &[u8]) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        match link.receive(raw) {
+            Ok(got) => {
+                let now = self.now();
+                match got.handshake_done {
+                    Some(Handshake::Implicit) => self.session.handle_connected(now),
+                    Some(Handshake::StartTls) => self.session.handle_tls_established(now),
+                    None => {}
+                }
+                self.server_input(&got.plaintext);
+            }
+            Err(e) => self.lose_link(&e),
+        }
+    }
+
     fn server_input(&mut self, bytes: &[u8]) {
         let now = self.now();
         let mut rest = bytes;
@@ -413,9 +476,7 @@ impl Modem {
                 .poll_server(&mut buf, self.start.elapsed().as_millis() as u64);
             if n > 0 {
                 if let Err(e) = link.write(&buf[..n]) {
-                    eprintln!("atmail: writing to the server: {e}");
-                    self.link = None;
-                    self.session.handle_closed();
+                    self.lose_link(&format!("writing to the server: {e}"));
                     return Ok(());
                 }
             }
@@ -426,8 +487,7 @@ impl Modem {
             let closed = sink.is_closed();
             self.server_input(&replies);
             if closed {
-                self.link = None;
-                self.session.handle_closed();
+                self.lose_link("");
                 return Ok(());
             }
             if n == 0 && replies.is_empty() {
@@ -466,7 +526,7 @@ fn tcp(addr: &str) -> Result<Link, String> {
     let stream = TcpStream::connect_timeout(&target, Duration::from_secs(30))
         .map_err(|e| format!("{addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    Ok(Link::Tcp(stream))
+    Ok(Link::Tcp { stream, tls: None })
 }
 
 fn random() -> u128 {

@@ -1,0 +1,199 @@
+//! The modem's connection to the mail server: plain TCP, TCP under TLS
+//! (implicit, port-465 style, or after STARTTLS), or the in-process
+//! Maildir server.
+//!
+//! What it does: turns the session's plaintext into bytes on the wire,
+//! turns the wire's bytes back into plaintext, and says when a TLS
+//! handshake has finished so the modem can tell the session. Certificates
+//! are checked by rustls against the system roots or the `--tls-ca` file;
+//! a failed check closes the connection, it never falls back to plaintext.
+//!
+//! What it does not: read the socket. A reader thread hands the raw bytes
+//! in, so the TLS state lives with the main loop alone and needs no lock.
+//!
+//! Why it is built this way: rustls' `ClientConnection` is sans-IO like the
+//! session (`read_tls`/`write_tls` over caller bytes), so the two stack
+//! without a thread or buffer between them.
+
+use crate::maildir::MaildirSink;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Why a TLS handshake was started, which says what its end means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// SMTPS: the SMTP conversation starts once TLS is up.
+    Implicit,
+    /// STARTTLS: the conversation goes on with a new EHLO once TLS is up.
+    StartTls,
+}
+
+/// A live connection to the server.
+pub enum Link {
+    Tcp {
+        stream: TcpStream,
+        tls: Option<Box<Tls>>,
+    },
+    Maildir(MaildirSink),
+}
+
+/// TLS over a TCP link, and the handshake still in progress, if any.
+pub struct Tls {
+    conn: ClientConnection,
+    pending: Option<Handshake>,
+}
+
+/// What the server's raw bytes turned into.
+#[derive(Default)]
+pub struct Received {
+    pub plaintext: Vec<u8>,
+    /// A handshake that finished with these bytes.
+    pub handshake_done: Option<Handshake>,
+}
+
+/// The certificate roots: the `--tls-ca` file alone when given (as with
+/// curl's `--cacert`), else the system's.
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    if roots.is_empty() {
+        return Err("no trusted certificate roots (give --tls-ca FILE)".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+impl Link {
+    /// Starts TLS towards `host` (the configured server name, which the
+    /// certificate must match even when `--connect` redirects the socket).
+    pub fn start_tls(
+        &mut self,
+        config: Arc<ClientConfig>,
+        host: &str,
+        why: Handshake,
+    ) -> Result<(), String> {
+        let Link::Tcp { stream, tls } = self else {
+            return Err("TLS is not available on this link".into());
+        };
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
+        let conn = ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+        let mut started = Tls {
+            conn,
+            pending: Some(why),
+        };
+        started
+            .flush(stream)
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        *tls = Some(Box::new(started));
+        Ok(())
+    }
+
+    /// Sends the session's plaintext.
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Link::Tcp {
+                stream,
+                tls: Some(tls),
+            } => tls.write(stream, bytes),
+            Link::Tcp { stream, tls: None } => stream.write_all(bytes),
+            Link::Maildir(m) => m.write(bytes),
+        }
+    }
+
+    /// Takes the server's raw bytes.
+    pub fn receive(&mut self, raw: &[u8]) -> Result<Received, String> {
+        match self {
+            Link::Tcp {
+                stream,
+                tls: Some(tls),
+            } => tls.receive(stream, raw),
+            _ => Ok(Received {
+                plaintext: raw.to_vec(),
+                handshake_done: None,
+            }),
+        }
+    }
+
+    /// Ends the connection, with a TLS close_notify when TLS is up.
+    pub fn close(self) {
+        if let Link::Tcp {
+            mut stream,
+            tls: Some(mut tls),
+        } = self
+        {
+            tls.conn.send_close_notify();
+            let _ = tls.flush(&mut stream);
+        }
+    }
+}
+
+impl Tls {
+    /// Encrypts `bytes` in the pieces rustls' buffer limit allows.
+    fn write(&mut self, stream: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let n = self.conn.writer().write(bytes)?;
+            self.flush(stream)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        while self.conn.wants_write() {
+            self.conn.write_tls(stream)?;
+        }
+        Ok(())
+    }
+
+    fn receive(&mut self, stream: &mut TcpStream, mut raw: &[u8]) -> Result<Received, String> {
+        let mut got = Received::default();
+        while !raw.is_empty() {
+            self.conn
+                .read_tls(&mut raw)
+                .map_err(|e| format!("TLS: {e}"))?;
+            let state = self.conn.process_new_packets().map_err(|e| {
+                // Tell the server why, as TLS asks, before giving up.
+                let _ = self.flush(stream);
+                format!("TLS: {e}")
+            })?;
+            let mut plain = vec![0u8; state.plaintext_bytes_to_read()];
+            io::Read::read_exact(&mut self.conn.reader(), &mut plain)
+                .map_err(|e| format!("TLS: {e}"))?;
+            got.plaintext.extend_from_slice(&plain);
+        }
+        self.flush(stream).map_err(|e| format!("TLS: {e}"))?;
+        if self.pending.is_some() && !self.conn.is_handshaking() {
+            got.handshake_done = self.pending.take();
+        }
+        Ok(got)
+    }
+}
