@@ -1,5 +1,5 @@
-"""Drive `atmail modem` as a host microcontroller would: bytes over stdio,
-with real pauses around `+++`."""
+"""Drive `atmail modem` as a host microcontroller would: bytes over stdio or
+a pty, with real pauses around `+++`."""
 
 import subprocess
 import threading
@@ -7,20 +7,46 @@ import time
 
 
 class Modem:
-    def __init__(self, atmail, *args):
+    """`atmail modem` on stdio, or with `pty=True` on the pseudo-terminal
+    it prints, opened with pyserial as a host opens `/dev/ttyUSB0`."""
+
+    def __init__(self, atmail, *args, pty=False):
         self.proc = subprocess.Popen(
-            [str(atmail), "modem", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [str(atmail), "modem", *args, *(["--pty"] if pty else [])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         self.out = b""
         self.err = b""
         self.lock = threading.Condition()
+        self.port = None
+        if pty:
+            import serial
+
+            self.path = self.proc.stdout.readline().decode().strip()
+            self.port = serial.Serial(self.path, baudrate=115200, timeout=0.05)
+            source = (self._pump_port, ())
+        else:
+            source = (self._pump, (self.proc.stdout, "out"))
         self.readers = [
-            threading.Thread(target=self._pump, args=(self.proc.stdout, "out"), daemon=True),
+            threading.Thread(target=source[0], args=source[1], daemon=True),
             threading.Thread(target=self._pump, args=(self.proc.stderr, "err"), daemon=True),
         ]
         for reader in self.readers:
             reader.start()
         self.seen = 0
+
+    def _pump_port(self):
+        while self.port.is_open:
+            try:
+                chunk = self.port.read(65536)
+            except Exception:  # the port was closed under the read
+                return
+            if chunk:
+                with self.lock:
+                    self.out += chunk
+                    self.lock.notify_all()
 
     def _pump(self, stream, name):
         while True:
@@ -32,6 +58,10 @@ class Modem:
                 self.lock.notify_all()
 
     def write(self, data: bytes):
+        if self.port:
+            self.port.write(data)
+            self.port.flush()
+            return
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
 
@@ -78,6 +108,8 @@ class Modem:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.port:
+            self.port.close()
         for reader in self.readers:
             reader.join()
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):

@@ -4,6 +4,7 @@ on loopback, AUTH required), and Python's `email` parser on what arrives."""
 import email
 import email.policy
 import os
+import time
 
 import pytest
 
@@ -28,8 +29,8 @@ def modems():
         modem.kill()
 
 
-def start(modems, atmail, *args):
-    modem = Modem(atmail, *args)
+def start(modems, atmail, *args, pty=False):
+    modem = Modem(atmail, *args, pty=pty)
     modems.append(modem)
     return modem
 
@@ -60,7 +61,8 @@ def spec_case(modem, handler, attachment_size, land=b'25,"' + SERVER_NAME.encode
     assert modem.wait_for(b"OK\r\n").endswith(f"+GTSMTPFILE: {len(blob)}\r\n\r\nOK\r\n".encode())
     modem.at(b"at+gtsmtpend", b"+GTSMTPSEND: 1\r\n")
     modem.at(b"At+gtsmtpclr")
-    assert modem.close() == 0
+    if modem.port is None:  # a pty modem serves until it is stopped
+        assert modem.close() == 0
     assert PASSWORD not in modem.out and PASSWORD not in modem.err
 
     ((sender, rcpts, raw),) = handler.messages
@@ -78,6 +80,30 @@ def test_the_spec_case_arrives_exactly(atmail, server, modems):
     controller, handler = server
     modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}")
     spec_case(modem, handler, 3 * 1024 * 1024)
+
+
+def test_the_spec_case_over_a_pty(atmail, modems):
+    """The host opens the modem's pty with pyserial, like a USB serial port."""
+    handler = Handler()
+    controller = start_server(handler)
+    try:
+        modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", pty=True)
+        assert modem.path.startswith("/dev/pts/")
+        spec_case(modem, handler, 256 * 1024)
+    finally:
+        controller.stop()
+
+
+def test_baud_paces_output_like_a_serial_line(atmail, modems):
+    """At 2400 baud (240 bytes/s), 30 echoed `AT` lines and their `OK`s,
+    270 bytes, take at least a second, and arrive exact."""
+    modem = start(modems, atmail, "--baud", "2400")
+    started = time.monotonic()
+    modem.write(b"AT\r" * 30)
+    modem.wait_for(b"AT\r\r\nOK\r\n" * 30)
+    assert time.monotonic() - started >= 1.0
+    assert modem.close() == 0
+    assert modem.out == b"AT\r\r\nOK\r\n" * 30
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])

@@ -19,6 +19,7 @@
 use crate::link::{self, Handshake, Link};
 use crate::maildir::MaildirSink;
 use crate::serial::{self, Paced, Pty};
+use atmail_core::at::{self, Request};
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
 use atmail_core::session::Session;
@@ -74,6 +75,7 @@ struct Modem {
     session: Session,
     start: Instant,
     echo: bool,
+    verbose: bool,
     network_up: bool,
     line: Vec<u8>,
     /// Host bytes not yet taken (backpressure), with their arrival times.
@@ -129,6 +131,7 @@ pub fn run(args: Args) -> Result<(), String> {
         session,
         start,
         echo: true,
+        verbose: false,
         network_up: false,
         line: Vec::new(),
         pending: VecDeque::new(),
@@ -277,7 +280,8 @@ impl Modem {
                 b"\r\nOK\r\n"
             }
             b"AT+CMEE=0" | b"AT+CMEE=1" | b"AT+CMEE=2" => {
-                self.session.set_verbose_errors(upper != b"AT+CMEE=0");
+                self.verbose = upper != b"AT+CMEE=0";
+                self.session.set_verbose_errors(self.verbose);
                 b"\r\nOK\r\n"
             }
             b"AT+MIPCALL=0" => {
@@ -290,18 +294,22 @@ impl Modem {
                 self.network_up = true;
                 b"\r\nOK\r\n\r\n+MIPCALL: 127.0.0.1\r\n"
             }
-            _ if upper.starts_with(b"AT+GTSM") => return self.engine_line(trimmed, &upper, now),
+            _ if upper.starts_with(b"AT+GTSM") => return self.engine_line(trimmed, now),
             _ => b"\r\nERROR\r\n",
         };
         let _ = self.out.write_all(reply);
     }
 
-    /// A `+GTSMTP*` line: SEND needs the network and a fresh date and id.
-    fn engine_line(&mut self, line: &[u8], upper: &[u8], now: u64) {
-        let is_send_set = upper.contains(&b'=') && !upper.ends_with(b"=?") && is_send(upper);
-        if is_send_set {
+    /// A `+GTSMTP*` line: a valid SEND needs the network and a fresh date
+    /// and id.
+    fn engine_line(&mut self, line: &[u8], now: u64) {
+        if let Ok(Request::Send { .. }) = at::parse(line) {
             if !self.network_up {
-                let _ = self.out.write_all(b"\r\nERROR\r\n");
+                let error: &[u8] = match self.verbose {
+                    true => b"\r\n+CME ERROR: network not up (AT+MIPCALL)\r\n",
+                    false => b"\r\nERROR\r\n",
+                };
+                let _ = self.out.write_all(error);
                 return;
             }
             self.set_identity();
@@ -509,12 +517,6 @@ impl Modem {
         }
         self.out.flush().map_err(|e| format!("writing stdout: {e}"))
     }
-}
-
-fn is_send(upper: &[u8]) -> bool {
-    ["AT+GTSMTPSEND=", "AT+GTSMPSEND=", "AT+GTSMTSEND="]
-        .iter()
-        .any(|p| upper.starts_with(p.as_bytes()))
 }
 
 fn tcp(addr: &str) -> Result<Link, String> {
