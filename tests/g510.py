@@ -8,11 +8,12 @@ import time
 
 class Modem:
     """`atmail modem` on stdio, or with `pty=True` on the pseudo-terminal
-    it prints, opened with pyserial as a host opens `/dev/ttyUSB0`."""
+    it prints, opened with pyserial as a host opens `/dev/ttyUSB0`.
+    `wrapper` runs the modem under another command (`/usr/bin/time -v`)."""
 
-    def __init__(self, atmail, *args, pty=False):
+    def __init__(self, atmail, *args, pty=False, wrapper=()):
         self.proc = subprocess.Popen(
-            [str(atmail), "modem", *args, *(["--pty"] if pty else [])],
+            [*wrapper, str(atmail), "modem", *args, *(["--pty"] if pty else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

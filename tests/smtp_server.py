@@ -150,11 +150,12 @@ class Certificates:
         return context
 
 
-def start_server(handler, mechanism="PLAIN", tls="plain", certificates=None, pipelining=False):
+def start_server(handler, mechanism="PLAIN", tls="plain", certificates=None, pipelining=False, **smtp_options):
     """Starts aiosmtpd on loopback with AUTH required. `tls` is "plain",
     "starttls" (STARTTLS required before anything else, AUTH only under
-    TLS) or "implicit" (TLS from the first byte, port-465 style)."""
-    kwargs = {}
+    TLS) or "implicit" (TLS from the first byte, port-465 style).
+    `smtp_options` go to aiosmtpd's SMTP (`data_size_limit=None`, ...)."""
+    kwargs = dict(smtp_options)
     if tls == "starttls":
         kwargs.update(tls_context=certificates.server_context(), require_starttls=True, auth_require_tls=True)
     elif tls == "implicit":

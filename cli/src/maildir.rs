@@ -10,7 +10,7 @@
 //! for trying the modem on a machine with no mail server, not a server.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// The server side of one connection.
@@ -18,7 +18,7 @@ pub struct MaildirSink {
     dir: PathBuf,
     replies: Vec<u8>,
     line: Vec<u8>,
-    data: Option<(File, PathBuf)>,
+    data: Option<(BufWriter<File>, PathBuf)>,
     login_step: u8,
     closed: bool,
 }
@@ -96,7 +96,7 @@ impl MaildirSink {
         } else if upper == b"DATA" {
             let name = unique_name();
             let path = self.dir.join("tmp").join(&name);
-            self.data = Some((File::create(&path)?, path));
+            self.data = Some((BufWriter::new(File::create(&path)?), path));
             b"354 end with <CRLF>.<CRLF>\r\n"
         } else if upper == b"QUIT" {
             self.closed = true;
@@ -112,7 +112,7 @@ impl MaildirSink {
         let Some((file, tmp)) = self.data.take() else {
             return Ok(());
         };
-        file.sync_all()?;
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         let name = tmp.file_name().map(|n| n.to_owned()).unwrap_or_default();
         let new = self.dir.join("new").join(name);
         fs::rename(&tmp, &new)?;

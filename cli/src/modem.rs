@@ -23,7 +23,7 @@ use atmail_core::at::{self, Request};
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
 use atmail_core::session::Session;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -60,15 +60,23 @@ pub struct Args {
     baud: Option<u32>,
 }
 
-/// What the reader threads hand to the main loop.
-enum Input {
-    /// Host bytes and the time they arrived (ms since start): data mode's
-    /// guard times are about arrival, not about when the loop gets to them.
-    Host(u64, Vec<u8>),
-    HostEnd,
-    Server(Vec<u8>),
-    ServerEnd,
+/// Host bytes and the time they arrived (ms since start), or `None` when
+/// the line ended. Data mode's guard times are about arrival, not about
+/// when the loop gets to the bytes.
+type HostInput = Option<(u64, Vec<u8>)>;
+
+/// What a connection's reader thread hands to the main loop.
+enum ServerInput {
+    Bytes(Vec<u8>),
+    End,
 }
+
+/// Host reads queued between the reader thread and the loop. The queue is
+/// bounded so a loop that cannot keep up stops the reader, and through the
+/// pipe or pty the host: flow control instead of memory.
+const HOST_QUEUE: usize = 4;
+/// Host bytes the loop holds that the session has not taken yet.
+const PENDING_MAX: usize = 64 * 1024;
 
 struct Modem {
     args: Args,
@@ -83,7 +91,7 @@ struct Modem {
     link: Option<Link>,
     /// Bumped per connection, so a closed connection's reader is ignored.
     link_id: u64,
-    tx: Sender<(u64, Input)>,
+    server_tx: Sender<(u64, ServerInput)>,
     out: Box<dyn Write>,
     /// Built at the first TLS connection, then shared by all.
     tls_config: Option<Arc<rustls::ClientConfig>>,
@@ -94,16 +102,10 @@ struct Modem {
 /// Runs `atmail modem` until the host's line ends and no mail is in
 /// progress (a pty never ends: stop the modem with a signal).
 pub fn run(args: Args) -> Result<(), String> {
-    let (tx, rx) = crossbeam_channel::unbounded::<(u64, Input)>();
+    let (host_tx, host_rx) = crossbeam_channel::bounded::<HostInput>(HOST_QUEUE);
+    let (server_tx, server_rx) = crossbeam_channel::unbounded();
     let start = Instant::now();
-    let host_tx = tx.clone();
-    let forward = move |got: Option<(u64, Vec<u8>)>| {
-        let input = match got {
-            Some((at, bytes)) => Input::Host(at, bytes),
-            None => Input::HostEnd,
-        };
-        host_tx.send((0, input)).is_ok()
-    };
+    let forward = move |got: HostInput| host_tx.send(got).is_ok();
     // The pty must outlive the loop: it holds the line's slave side open.
     let mut _pty = None;
     let out: Box<dyn Write> = if args.pty {
@@ -137,12 +139,12 @@ pub fn run(args: Args) -> Result<(), String> {
         pending: VecDeque::new(),
         link: None,
         link_id: 0,
-        tx,
+        server_tx,
         out,
         tls_config: None,
         tls_name: String::new(),
     };
-    modem.run(rx)
+    modem.run(host_rx, server_rx)
 }
 
 impl Modem {
@@ -150,19 +152,34 @@ impl Modem {
         self.start.elapsed().as_millis() as u64
     }
 
-    fn run(&mut self, rx: Receiver<(u64, Input)>) -> Result<(), String> {
+    fn run(
+        &mut self,
+        host: Receiver<HostInput>,
+        server: Receiver<(u64, ServerInput)>,
+    ) -> Result<(), String> {
         let mut eof = false;
         loop {
-            let first = rx.recv_timeout(Duration::from_millis(self.wait_ms()));
-            for (link, input) in first.into_iter().chain(rx.try_iter()) {
-                match input {
-                    Input::Host(at, bytes) => self.pending.push_back((at, bytes)),
-                    Input::HostEnd => eof = true,
-                    Input::Server(bytes) if link == self.link_id => self.server_raw(&bytes),
-                    Input::ServerEnd if link == self.link_id && self.link.is_some() => {
-                        self.lose_link("")
+            let mut select = Select::new();
+            let from_server = select.recv(&server);
+            if self.wants_host(eof) {
+                select.recv(&host);
+            }
+            if let Ok(op) = select.select_timeout(Duration::from_millis(self.wait_ms())) {
+                if op.index() == from_server {
+                    if let Ok((id, input)) = op.recv(&server) {
+                        self.on_server(id, input);
                     }
-                    _ => {}
+                } else {
+                    self.on_host(op.recv(&host).ok().flatten(), &mut eof);
+                }
+            }
+            while let Ok((id, input)) = server.try_recv() {
+                self.on_server(id, input);
+            }
+            while self.wants_host(eof) {
+                match host.try_recv() {
+                    Err(TryRecvError::Empty) => break,
+                    got => self.on_host(got.ok().flatten(), &mut eof),
                 }
             }
             self.service()?;
@@ -174,6 +191,27 @@ impl Modem {
             if eof && self.pending.is_empty() && idle {
                 return self.flush_host();
             }
+        }
+    }
+
+    fn wants_host(&self, eof: bool) -> bool {
+        !eof && self.pending.iter().map(|(_, b)| b.len()).sum::<usize>() < PENDING_MAX
+    }
+
+    fn on_host(&mut self, got: HostInput, eof: &mut bool) {
+        match got {
+            Some(chunk) => self.pending.push_back(chunk),
+            None => *eof = true,
+        }
+    }
+
+    fn on_server(&mut self, id: u64, input: ServerInput) {
+        if id != self.link_id || self.link.is_none() {
+            return; // a connection already given up
+        }
+        match input {
+            ServerInput::Bytes(bytes) => self.server_raw(&bytes),
+            ServerInput::End => self.lose_link(""),
         }
     }
 
@@ -390,7 +428,8 @@ impl Modem {
 
     /// Reads the server on its own thread, so the main loop never waits on it.
     fn spawn_reader(&self, stream: &TcpStream) {
-        let (Ok(mut stream), tx, id) = (stream.try_clone(), self.tx.clone(), self.link_id) else {
+        let (Ok(mut stream), tx, id) = (stream.try_clone(), self.server_tx.clone(), self.link_id)
+        else {
             return;
         };
         std::thread::spawn(move || {
@@ -398,13 +437,16 @@ impl Modem {
             loop {
                 match stream.read(&mut buf) {
                     Ok(n) if n > 0 => {
-                        if tx.send((id, Input::Server(buf[..n].to_vec()))).is_err() {
+                        if tx
+                            .send((id, ServerInput::Bytes(buf[..n].to_vec())))
+                            .is_err()
+                        {
                             return;
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     _ => {
-                        let _ = tx.send((id, Input::ServerEnd));
+                        let _ = tx.send((id, ServerInput::End));
                         return;
                     }
                 }

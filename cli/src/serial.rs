@@ -63,7 +63,7 @@ where
     F: FnMut(Option<(u64, Vec<u8>)>) -> bool + Send + 'static,
 {
     std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
+        let mut buf = [0u8; 16 * 1024];
         loop {
             match source.read(&mut buf) {
                 Ok(n) if n > 0 => {
