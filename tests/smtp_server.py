@@ -21,8 +21,8 @@ SERVER_NAME = "mail.fibocom.com"
 
 class Handler:
     """Keeps what arrives; `fail[step]` is the reply a step gets instead of
-    success (steps: GREETING, EHLO, HELO, AUTH is the password, MAIL, RCPT,
-    DATA for the command, END for the end of data); `drop` names a step at
+    success (steps: GREETING, EHLO, HELO, AUTH, MAIL, RCPT, DATA for the
+    command, END for the end of data); `drop` names a step at
     which the server closes the connection without a word, or an int: the
     number of bytes after which it does."""
 
@@ -123,6 +123,9 @@ class HookedController(Controller):
 
 
 def authenticate(server, session, envelope, mechanism, auth_data):
+    refusal = server.event_handler.fail.get("AUTH")
+    if refusal:
+        return AuthResult(success=False, handled=False, message=refusal)
     ok = auth_data.login == USER and auth_data.password == PASSWORD
     # handled=False: aiosmtpd itself answers 535 on failure.
     return AuthResult(success=ok, handled=False)

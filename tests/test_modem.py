@@ -180,11 +180,16 @@ FAILURES = [
     ("GREETING", "421 4.3.2 too busy", 421),
     ("EHLO", "421 4.7.0 try again later", 421),
     ("EHLO+HELO", "550 5.7.1 go away", 550),
-    ("AUTH", None, 535),
+    ("PASSWORD", None, 535),
+    ("AUTH", "454 4.7.0 temporary authentication failure", 454),
     ("MAIL", "550 5.1.0 sender refused", 550),
+    ("MAIL", "451 4.3.0 try again later", 451),
     ("RCPT", "553 5.1.3 recipient refused", 553),
+    ("RCPT", "450 4.2.0 mailbox busy", 450),
     ("DATA", "451 4.3.0 no data now", 451),
+    ("DATA", "554 5.5.0 no valid recipients", 554),
     ("END", "554 5.6.0 message refused", 554),
+    ("END", "452 4.3.1 insufficient storage", 452),
 ]
 DROPS = ["GREETING", "MAIL", "RCPT", "DATA", "END", "STREAM"]
 
@@ -207,7 +212,7 @@ def test_a_refusing_server_gets_its_code_and_nothing_is_delivered(atmail, modems
     controller = start_server(handler, pipelining=pipelining)
     try:
         modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--guard-ms", "200")
-        configure(modem, password=b"wrong" if step == "AUTH" else PASSWORD)
+        configure(modem, password=b"wrong" if step == "PASSWORD" else PASSWORD)
         modem.write(b"at+gtsmtpsend=300\r")
         if step == "END":
             modem.wait_for(b"+GTSMTPSEND: 2\r\n")
@@ -219,7 +224,7 @@ def test_a_refusing_server_gets_its_code_and_nothing_is_delivered(atmail, modems
         assert handler.messages == []
         # The configuration is kept: the next SEND works once the server does.
         handler.fail.clear()
-        if step == "AUTH":
+        if step == "PASSWORD":
             modem.at(b'at+gtsmtpid="' + USER + b'","' + PASSWORD + b'"')
         send_one_mail(modem, b"second try\r\n")
         assert modem.close() == 0
