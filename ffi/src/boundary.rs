@@ -1,0 +1,140 @@
+//! The checks every entry point makes before it touches Rust code: the
+//! panic boundary, NULL pointers, and C buffers turned into slices.
+//!
+//! Why macros: each check must `return` a status from the entry point's
+//! body, which a function cannot do for its caller (the same reason
+//! `rustls-ffi` has `try_ref!` and `ffi_panic_boundary!`).
+
+use crate::atmail_status;
+use std::mem::{align_of, size_of};
+
+/// Runs `$body` (which evaluates to the entry point's result) and turns a
+/// panic into `$on_panic`, so no unwind ever crosses into C.
+macro_rules! boundary {
+    ($on_panic:expr, $body:block) => {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(value) => value,
+            Err(_) => $on_panic,
+        }
+    };
+}
+
+/// `&mut T` from a pointer, or `return NullParameter`.
+macro_rules! try_mut {
+    ($ptr:expr) => {
+        // SAFETY: the entry point's contract: a non-NULL pointer is valid,
+        // aligned and not aliased for the call.
+        match unsafe { $ptr.as_mut() } {
+            Some(r) => r,
+            None => return $crate::atmail_status::NullParameter,
+        }
+    };
+}
+
+/// `&T` from a pointer, or `return NullParameter`.
+macro_rules! try_ref {
+    ($ptr:expr) => {
+        // SAFETY: the entry point's contract: a non-NULL pointer is valid
+        // and aligned for the call.
+        match unsafe { $ptr.as_ref() } {
+            Some(r) => r,
+            None => return $crate::atmail_status::NullParameter,
+        }
+    };
+}
+
+/// `&[u8]` from `(ptr, len)`, or `return NullParameter`.
+macro_rules! try_slice {
+    ($ptr:expr, $len:expr) => {
+        // SAFETY: the entry point's contract: `len` readable bytes at a
+        // non-NULL `ptr`.
+        match unsafe { $crate::boundary::slice($ptr, $len) } {
+            Some(s) => s,
+            None => return $crate::atmail_status::NullParameter,
+        }
+    };
+}
+
+/// `&mut [u8]` from `(ptr, len)`, or `return NullParameter`.
+macro_rules! try_slice_mut {
+    ($ptr:expr, $len:expr) => {
+        // SAFETY: the entry point's contract: `len` writable bytes at a
+        // non-NULL `ptr`, not overlapping any other buffer of the call.
+        match unsafe { $crate::boundary::slice_mut($ptr, $len) } {
+            Some(s) => s,
+            None => return $crate::atmail_status::NullParameter,
+        }
+    };
+}
+
+/// # Safety
+/// A non-NULL `ptr` with `len > 0` must point at `len` readable bytes that
+/// stay unchanged for `'a`.
+pub(crate) unsafe fn slice<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
+    match (ptr.is_null(), len) {
+        (_, 0) => Some(&[]),
+        (true, _) => None,
+        // SAFETY: the caller's contract above.
+        (false, _) => Some(unsafe { std::slice::from_raw_parts(ptr, len) }),
+    }
+}
+
+/// # Safety
+/// A non-NULL `ptr` with `len > 0` must point at `len` writable bytes that
+/// nothing else uses for `'a`.
+pub(crate) unsafe fn slice_mut<'a>(ptr: *mut u8, len: usize) -> Option<&'a mut [u8]> {
+    match (ptr.is_null(), len) {
+        (_, 0) => Some(&mut []),
+        (true, _) => None,
+        // SAFETY: the caller's contract above.
+        (false, _) => Some(unsafe { std::slice::from_raw_parts_mut(ptr, len) }),
+    }
+}
+
+/// Places `value` in caller memory, checking size and alignment.
+///
+/// # Safety
+/// A non-NULL `mem` must point at `len` writable bytes; `out` must be NULL
+/// or writable.
+pub(crate) unsafe fn init_in_place<T>(
+    mem: *mut std::ffi::c_void,
+    len: usize,
+    value: impl FnOnce() -> T,
+    out: *mut *mut T,
+) -> atmail_status {
+    let out = try_mut!(out);
+    if mem.is_null() {
+        return atmail_status::NullParameter;
+    }
+    if len < size_of::<T>() {
+        return atmail_status::InsufficientSize;
+    }
+    if (mem as usize) % align_of::<T>() != 0 {
+        return atmail_status::Misaligned;
+    }
+    let place = mem.cast::<T>();
+    // SAFETY: `place` is non-NULL, aligned and has room for a `T` (checked
+    // above); the caller owns the memory. Writing does not drop the old
+    // bytes, which are not a `T` yet.
+    unsafe { place.write(value()) };
+    *out = place;
+    atmail_status::Ok
+}
+
+/// Boxes `value` for a `_new` function.
+pub(crate) fn new_boxed<T>(value: T, out: *mut *mut T) -> atmail_status {
+    let out = try_mut!(out);
+    *out = Box::into_raw(Box::new(value));
+    atmail_status::Ok
+}
+
+/// Frees what [`new_boxed`] made; NULL is a no-op.
+///
+/// # Safety
+/// `ptr` is NULL or came from [`new_boxed`] and is not used afterwards.
+pub(crate) unsafe fn free_boxed<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        // SAFETY: the caller's contract above.
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+}

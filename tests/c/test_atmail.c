@@ -1,0 +1,675 @@
+/* The C ABI from C: every exported function, the error statuses,
+ * streaming with 1-byte and large buffers, and a whole mail through the
+ * session against scripted server replies. Built with
+ * -std=c99 -Wall -Wextra -Werror -pedantic and run under valgrind by
+ * tests/c/Makefile. */
+
+#include "atmail.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+            goto done;                                                         \
+        }                                                                      \
+    } while (0)
+
+#define CHECK_STATUS(call, expected) CHECK((call) == (expected))
+
+
+static const uint8_t SUBJECT_GB2312[] = {0xc4, 0xe3, 0xba, 0xc3, ' ', 's',
+                                         'm', 't', 'p'};
+
+/* Deterministic bytes, so every run sees the same input. */
+static void fill(uint8_t *buf, size_t len, uint32_t seed) {
+    size_t i;
+    for (i = 0; i < len; i++) {
+        seed = seed * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(seed >> 16);
+    }
+}
+
+static int test_version(void) {
+    int ok = 0;
+    const char *v = atmail_version();
+    CHECK(v != NULL && strlen(v) >= 5);
+    CHECK(ATMAIL_ABI_VERSION == 1);
+    printf("  atmail_version() = %s, ATMAIL_ABI_VERSION = %d\n", v,
+           ATMAIL_ABI_VERSION);
+    ok = 1;
+done:
+    return ok;
+}
+
+static int test_status_strings(void) {
+    int ok = 0;
+    uint32_t a, b;
+    for (a = ATMAIL_STATUS_OK; a <= ATMAIL_STATUS_EMPTY; a++) {
+        CHECK(atmail_status_str(a) != NULL);
+        CHECK(strcmp(atmail_status_str(a), "unknown status") != 0);
+        for (b = 0; b < a; b++) {
+            CHECK(strcmp(atmail_status_str(a), atmail_status_str(b)) != 0);
+        }
+    }
+    CHECK(strcmp(atmail_status_str(ATMAIL_STATUS_OK), "ok") == 0);
+    CHECK(strcmp(atmail_status_str(999), "unknown status") == 0);
+    ok = 1;
+done:
+    return ok;
+}
+
+static int test_null_parameters(void) {
+    int ok = 0;
+    size_t n = 0, r = 0, w = 0;
+    uint8_t buf[8];
+    bool flag = false;
+    uint16_t port = 0;
+    uint64_t t = 0;
+    const uint8_t *data = NULL;
+    atmail_framer_event ev = 0;
+    atmail_data_limits limits = {1000, 0, 300000, ATMAIL_MAX_PAYLOAD};
+    atmail_base64_encoder *enc = NULL;
+    atmail_framer *fr = NULL;
+    atmail_session *s = NULL;
+
+    CHECK_STATUS(atmail_base64_encoded_len(3, NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_base64_encoder_new(NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_base64_encoder_init(NULL, 64, &enc), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_base64_encoder_encode(NULL, buf, 1, &r, buf, 8, &w, false),
+                 ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_framer_new(NULL, 0, &fr), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_framer_new(&limits, 0, NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_framer_init(buf, 8, NULL, 0, &fr), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_framer_push(NULL, 0, buf, 1, &r, &ev, &data, &n),
+                 ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_framer_poll(NULL, 0, &ev, &data, &n), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_framer_next_deadline(NULL, &t), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_framer_payload_len(NULL, &t), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_header_subject(0, NULL, 3, buf, 8, &w), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_header_subject(0, buf, 1, buf, 8, NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_header_attachment(0, buf, 1, NULL, 8, &w), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_new(NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_init(NULL, 1 << 16, &s), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_set_verbose_errors(NULL, true), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_set_guard_ms(NULL, 1), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_set_require_tls(NULL, true), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_set_helo_name(NULL, buf, 1), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_set_identity(NULL, buf, 1, buf, 1), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_handle_at_line(NULL, 0, buf, 1), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK(!atmail_session_in_data_mode(NULL));
+    CHECK_STATUS(atmail_session_handle_serial_data(NULL, 0, buf, 1, &r, buf, 8, &w),
+                 ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll_host(NULL, buf, 8, &w), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll_connect(NULL, &flag, buf, 8, &n, &port, &flag),
+                 ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_handle_connected(NULL, 0), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_handle_closed(NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll_start_tls(NULL, &flag), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_handle_tls_established(NULL, 0), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll_close(NULL, &flag), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_handle_server(NULL, 0, buf, 1, &r), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll_server(NULL, 0, buf, 8, &w), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll(NULL, 0), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_next_deadline(NULL, &t), ATMAIL_STATUS_NULL_PARAMETER);
+
+    /* NULL out-parameters on a live object. */
+    CHECK_STATUS(atmail_session_new(&s), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_session_poll_host(s, buf, 8, NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll_start_tls(s, NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll_close(s, NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_next_deadline(s, NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_handle_server(s, 0, NULL, 5, &r), ATMAIL_STATUS_NULL_PARAMETER);
+    /* A zero length may come with a NULL pointer. */
+    CHECK_STATUS(atmail_session_poll_host(s, NULL, 0, &w), ATMAIL_STATUS_OK);
+    CHECK(w == 0);
+
+    /* Freeing NULL is a no-op. */
+    atmail_base64_encoder_free(NULL);
+    atmail_framer_free(NULL);
+    atmail_session_free(NULL);
+    ok = 1;
+done:
+    atmail_session_free(s);
+    return ok;
+}
+
+/* Encodes `src` through the C ABI with the given chunk sizes. */
+static int encode_chunked(const uint8_t *src, size_t len, size_t in_chunk,
+                          size_t out_chunk, uint8_t *out, size_t out_cap,
+                          size_t *out_len) {
+    int ok = 0;
+    atmail_base64_encoder *enc = NULL;
+    size_t pos = 0, total = 0, r, w;
+    atmail_status st;
+    CHECK_STATUS(atmail_base64_encoder_new(&enc), ATMAIL_STATUS_OK);
+    for (;;) {
+        size_t take = len - pos < in_chunk ? len - pos : in_chunk;
+        bool last = pos + take == len;
+        size_t room = out_cap - total < out_chunk ? out_cap - total : out_chunk;
+        st = atmail_base64_encoder_encode(enc, src + pos, take, &r,
+                                          out + total, room, &w, last);
+        CHECK(st == ATMAIL_STATUS_OK || st == ATMAIL_STATUS_OUTPUT_FULL);
+        CHECK(r <= take && w <= room);
+        pos += r;
+        total += w;
+        if (st == ATMAIL_STATUS_OK && last) {
+            break;
+        }
+    }
+    *out_len = total;
+    ok = 1;
+done:
+    atmail_base64_encoder_free(enc);
+    return ok;
+}
+
+static int test_encoder_streaming(void) {
+    int ok = 0;
+    enum { LEN = 5000 };
+    static uint8_t src[LEN], whole[8000], small[8000];
+    size_t whole_len = 0, small_len = 0, expected = 0, r, w;
+    uint8_t out[16];
+    atmail_base64_encoder *enc = NULL;
+
+    fill(src, LEN, 7);
+    CHECK_STATUS(atmail_base64_encoded_len(LEN, &expected), ATMAIL_STATUS_OK);
+    CHECK(encode_chunked(src, LEN, LEN, sizeof whole, whole, sizeof whole, &whole_len));
+    CHECK(whole_len == expected);
+    CHECK(encode_chunked(src, LEN, 1, 1, small, sizeof small, &small_len));
+    CHECK(small_len == whole_len && memcmp(small, whole, whole_len) == 0);
+    CHECK(encode_chunked(src, LEN, 77, 5, small, sizeof small, &small_len));
+    CHECK(small_len == whole_len && memcmp(small, whole, whole_len) == 0);
+    CHECK(memcmp(whole + 76, "\r\n", 2) == 0);
+
+    CHECK_STATUS(atmail_base64_encoder_new(&enc), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_base64_encoder_encode(enc, (const uint8_t *)"hello", 5, &r,
+                                              out, 4, &w, true),
+                 ATMAIL_STATUS_OUTPUT_FULL);
+    CHECK(w == 4 && memcmp(out, "aGVs", 4) == 0);
+    CHECK_STATUS(atmail_base64_encoder_encode(enc, (const uint8_t *)"hello" + r, 5 - r,
+                                              &r, out, sizeof out, &w, true),
+                 ATMAIL_STATUS_OK);
+    CHECK(w == 6 && memcmp(out, "bG8=\r\n", 6) == 0);
+    CHECK_STATUS(atmail_base64_encoder_encode(enc, (const uint8_t *)"x", 1, &r, out,
+                                              sizeof out, &w, true),
+                 ATMAIL_STATUS_WRONG_STATE);
+    CHECK_STATUS(atmail_base64_encoded_len((size_t)-1, &expected),
+                 ATMAIL_STATUS_INVALID_PARAMETER);
+    ok = 1;
+done:
+    atmail_base64_encoder_free(enc);
+    return ok;
+}
+
+static int test_in_place(void) {
+    int ok = 0;
+    /* Firmware memory: a static, generously aligned block. */
+    static union {
+        uint64_t align;
+        uint8_t bytes[8192];
+    } mem;
+    atmail_base64_encoder *enc = NULL;
+    atmail_framer *fr = NULL;
+    atmail_session *s = NULL;
+    atmail_data_limits limits = {ATMAIL_DEFAULT_GUARD_MS, 0, 1000, 10};
+    size_t r, w;
+    uint8_t out[8];
+    uint64_t deadline = 0;
+
+    CHECK(atmail_base64_encoder_size() > 0 && atmail_base64_encoder_size() <= 64);
+    CHECK(atmail_framer_size() > 0 && atmail_framer_align() >= 1);
+    CHECK(atmail_session_size() <= sizeof mem.bytes);
+    CHECK(atmail_session_align() <= 8);
+    printf("  atmail_session_size() = %zu, atmail_session_align() = %zu\n",
+           atmail_session_size(), atmail_session_align());
+
+    CHECK_STATUS(atmail_session_init(mem.bytes, atmail_session_size() - 1, &s),
+                 ATMAIL_STATUS_INSUFFICIENT_SIZE);
+    CHECK_STATUS(atmail_session_init(mem.bytes + 1, sizeof mem.bytes - 1, &s),
+                 ATMAIL_STATUS_MISALIGNED);
+    CHECK_STATUS(atmail_session_init(mem.bytes, sizeof mem.bytes, NULL),
+                 ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_init(mem.bytes, sizeof mem.bytes, &s), ATMAIL_STATUS_OK);
+    CHECK((void *)s == (void *)mem.bytes);
+    CHECK_STATUS(atmail_session_next_deadline(s, &deadline), ATMAIL_STATUS_OK);
+    CHECK(deadline == ATMAIL_NO_DEADLINE);
+
+    /* The memory is reused: no free, no resources held. */
+    CHECK_STATUS(atmail_base64_encoder_init(mem.bytes, atmail_base64_encoder_size() - 1, &enc),
+                 ATMAIL_STATUS_INSUFFICIENT_SIZE);
+    CHECK_STATUS(atmail_base64_encoder_init(mem.bytes, sizeof mem.bytes, &enc), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_base64_encoder_encode(enc, (const uint8_t *)"ab", 2, &r, out,
+                                              sizeof out, &w, true),
+                 ATMAIL_STATUS_OK);
+    CHECK(w == 6 && memcmp(out, "YWI=\r\n", 6) == 0);
+
+    CHECK_STATUS(atmail_framer_init(mem.bytes + 1, 64, &limits, 0, &fr), ATMAIL_STATUS_MISALIGNED);
+    CHECK_STATUS(atmail_framer_init(mem.bytes, sizeof mem.bytes, &limits, 0, &fr),
+                 ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_framer_next_deadline(fr, &deadline), ATMAIL_STATUS_OK);
+    CHECK(deadline == 1000);
+    ok = 1;
+done:
+    return ok;
+}
+
+static int test_framer(void) {
+    int ok = 0;
+    atmail_data_limits limits = {ATMAIL_DEFAULT_GUARD_MS, 0, 300000, ATMAIL_MAX_PAYLOAD};
+    atmail_data_limits tiny = {ATMAIL_DEFAULT_GUARD_MS, 3000, 300000, 4};
+    atmail_framer *fr = NULL;
+    const uint8_t hello[] = "hello", pluses[] = "+++";
+    const uint8_t *data = NULL;
+    size_t read = 0, len = 0;
+    atmail_framer_event ev = 0;
+    uint64_t t = 0;
+
+    CHECK_STATUS(atmail_framer_new(&limits, 0, &fr), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_framer_push(fr, 10, hello, 5, &read, &ev, &data, &len), ATMAIL_STATUS_OK);
+    /* Zero copy: the payload is the caller's own input. */
+    CHECK(ev == ATMAIL_FRAMER_EVENT_DATA && read == 5 && data == hello && len == 5);
+    CHECK_STATUS(atmail_framer_push(fr, 1500, pluses, 3, &read, &ev, &data, &len), ATMAIL_STATUS_OK);
+    CHECK(ev == ATMAIL_FRAMER_EVENT_NEED_MORE && read == 3);
+    CHECK_STATUS(atmail_framer_next_deadline(fr, &t), ATMAIL_STATUS_OK);
+    CHECK(t == 2500);
+    CHECK_STATUS(atmail_framer_poll(fr, 2499, &ev, &data, &len), ATMAIL_STATUS_OK);
+    CHECK(ev == ATMAIL_FRAMER_EVENT_NEED_MORE);
+    CHECK_STATUS(atmail_framer_poll(fr, 2500, &ev, &data, &len), ATMAIL_STATUS_OK);
+    CHECK(ev == ATMAIL_FRAMER_EVENT_END_ESCAPE);
+    CHECK_STATUS(atmail_framer_payload_len(fr, &t), ATMAIL_STATUS_OK);
+    CHECK(t == 5);
+    CHECK_STATUS(atmail_framer_next_deadline(fr, &t), ATMAIL_STATUS_OK);
+    CHECK(t == ATMAIL_NO_DEADLINE);
+    atmail_framer_free(fr);
+    fr = NULL;
+
+    /* `+++` inside flowing data is data; the cap ends data mode. */
+    CHECK_STATUS(atmail_framer_new(&tiny, 0, &fr), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_framer_push(fr, 5, (const uint8_t *)"a+", 2, &read, &ev, &data, &len),
+                 ATMAIL_STATUS_OK);
+    CHECK(ev == ATMAIL_FRAMER_EVENT_DATA && len == 2);
+    CHECK_STATUS(atmail_framer_push(fr, 6, (const uint8_t *)"bc", 2, &read, &ev, &data, &len),
+                 ATMAIL_STATUS_OK);
+    CHECK(ev == ATMAIL_FRAMER_EVENT_DATA && len == 2);
+    CHECK_STATUS(atmail_framer_push(fr, 6, (const uint8_t *)"d", 1, &read, &ev, &data, &len),
+                 ATMAIL_STATUS_OK);
+    CHECK(ev == ATMAIL_FRAMER_EVENT_END_OVERSIZE);
+    atmail_framer_free(fr);
+    fr = NULL;
+
+    CHECK_STATUS(atmail_framer_new(&tiny, 0, &fr), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_framer_poll(fr, 3000, &ev, &data, &len), ATMAIL_STATUS_OK);
+    CHECK(ev == ATMAIL_FRAMER_EVENT_END_IDLE);
+    ok = 1;
+done:
+    atmail_framer_free(fr);
+    return ok;
+}
+
+static int test_header(void) {
+    int ok = 0;
+    uint8_t out[512];
+    size_t w = 0;
+    const char *expected = "Subject: =?GB2312?B?xOO6wyBzbXRw?=\r\n";
+    const uint8_t bad_gb[] = {0x80, 0x40};
+    char long_subject[201];
+
+    memset(out, 'z', sizeof out);
+    CHECK_STATUS(atmail_header_subject(ATMAIL_CHARSET_GB2312, SUBJECT_GB2312,
+                                       sizeof SUBJECT_GB2312, out, 10, &w),
+                 ATMAIL_STATUS_INSUFFICIENT_SIZE);
+    CHECK(w == strlen(expected) && out[0] == 'z');
+    CHECK_STATUS(atmail_header_subject(ATMAIL_CHARSET_GB2312, SUBJECT_GB2312,
+                                       sizeof SUBJECT_GB2312, out, w, &w),
+                 ATMAIL_STATUS_OK);
+    CHECK(w == strlen(expected) && memcmp(out, expected, w) == 0);
+    CHECK_STATUS(atmail_header_subject(ATMAIL_CHARSET_US_ASCII, (const uint8_t *)"Hi", 2,
+                                       out, sizeof out, &w),
+                 ATMAIL_STATUS_OK);
+    CHECK(w == 13 && memcmp(out, "Subject: Hi\r\n", 13) == 0);
+    CHECK_STATUS(atmail_header_subject(ATMAIL_CHARSET_GB2312, bad_gb, 2, out, sizeof out, &w),
+                 ATMAIL_STATUS_INVALID_TEXT);
+    CHECK_STATUS(atmail_header_subject(ATMAIL_CHARSET_UTF8, (const uint8_t *)"\xff", 1, out,
+                                       sizeof out, &w),
+                 ATMAIL_STATUS_INVALID_TEXT);
+    CHECK_STATUS(atmail_header_subject(ATMAIL_CHARSET_BIG5, (const uint8_t *)"\xff\xff", 2, out,
+                                       sizeof out, &w),
+                 ATMAIL_STATUS_INVALID_TEXT);
+    CHECK_STATUS(atmail_header_subject(9, (const uint8_t *)"a", 1, out, sizeof out, &w),
+                 ATMAIL_STATUS_INVALID_PARAMETER);
+    CHECK_STATUS(atmail_header_subject(ATMAIL_CHARSET_US_ASCII, (const uint8_t *)"a\r\nBcc: x", 9,
+                                       out, sizeof out, &w),
+                 ATMAIL_STATUS_CONTROL_CHARACTER);
+    memset(long_subject, 'a', sizeof long_subject);
+    CHECK_STATUS(atmail_header_subject(ATMAIL_CHARSET_US_ASCII, (const uint8_t *)long_subject,
+                                       sizeof long_subject, out, sizeof out, &w),
+                 ATMAIL_STATUS_TOO_LONG);
+
+    CHECK_STATUS(atmail_header_attachment(ATMAIL_CHARSET_US_ASCII, (const uint8_t *)"eee.wma", 7,
+                                          out, sizeof out, &w),
+                 ATMAIL_STATUS_OK);
+    out[w] = 0;
+    CHECK(strstr((char *)out, "Content-Type: audio/x-ms-wma; name=\"eee.wma\"\r\n") == (char *)out);
+    CHECK(strstr((char *)out, "Content-Disposition: attachment; filename=\"eee.wma\"\r\n") != NULL);
+    CHECK_STATUS(atmail_header_attachment(ATMAIL_CHARSET_UTF8, (const uint8_t *)"", 0, out,
+                                          sizeof out, &w),
+                 ATMAIL_STATUS_EMPTY);
+    ok = 1;
+done:
+    return ok;
+}
+
+/* ---- the session ---- */
+
+typedef struct {
+    atmail_session *s;
+    uint64_t now;
+    char host[4096];
+    size_t host_len;
+    char wire[1 << 16];
+    size_t wire_len;
+} rig;
+
+static void clear_host(rig *g) {
+    g->host_len = 0;
+    g->host[0] = 0;
+}
+
+/* Drains both outputs through 1-byte buffers. */
+static int pump(rig *g) {
+    int ok = 0;
+    uint8_t b;
+    size_t w;
+    for (;;) {
+        size_t moved = 0;
+        CHECK_STATUS(atmail_session_poll_server(g->s, g->now, &b, 1, &w), ATMAIL_STATUS_OK);
+        if (w == 1) {
+            CHECK(g->wire_len < sizeof g->wire);
+            g->wire[g->wire_len++] = (char)b;
+            moved++;
+        }
+        CHECK_STATUS(atmail_session_poll_host(g->s, &b, 1, &w), ATMAIL_STATUS_OK);
+        if (w == 1) {
+            CHECK(g->host_len + 1 < sizeof g->host);
+            g->host[g->host_len++] = (char)b;
+            g->host[g->host_len] = 0;
+            moved++;
+        }
+        if (moved == 0) {
+            break;
+        }
+    }
+    ok = 1;
+done:
+    return ok;
+}
+
+static int at(rig *g, const char *line) {
+    int ok = 0;
+    CHECK_STATUS(atmail_session_handle_at_line(g->s, g->now, (const uint8_t *)line, strlen(line)),
+                 ATMAIL_STATUS_OK);
+    CHECK(pump(g));
+    ok = 1;
+done:
+    return ok;
+}
+
+static int reply(rig *g, const char *text) {
+    int ok = 0;
+    size_t pos = 0, len = strlen(text), r;
+    while (pos < len) {
+        CHECK_STATUS(atmail_session_handle_server(g->s, g->now, (const uint8_t *)text + pos, 1, &r),
+                     ATMAIL_STATUS_OK);
+        pos += r;
+        CHECK(pump(g));
+    }
+    ok = 1;
+done:
+    return ok;
+}
+
+static int serial(rig *g, const uint8_t *bytes, size_t len) {
+    int ok = 0;
+    uint8_t out[200];
+    size_t pos = 0, r, w;
+    while (pos < len) {
+        CHECK_STATUS(atmail_session_handle_serial_data(g->s, g->now, bytes + pos, len - pos, &r,
+                                                       out, sizeof out, &w),
+                     ATMAIL_STATUS_OK);
+        CHECK(g->wire_len + w <= sizeof g->wire);
+        memcpy(g->wire + g->wire_len, out, w);
+        g->wire_len += w;
+        pos += r;
+        CHECK(r > 0 || w > 0);
+    }
+    ok = 1;
+done:
+    return ok;
+}
+
+static int ends_with(const char *s, size_t len, const char *tail) {
+    size_t n = strlen(tail);
+    return len >= n && memcmp(s + len - n, tail, n) == 0;
+}
+
+static int configure(rig *g) {
+    char head[64];
+    const char *date = "Wed, 25 Nov 2026 10:00:00 +0000";
+    const char *id = "<1@fibocom.com>";
+    int ok = 0;
+    CHECK_STATUS(atmail_session_set_identity(g->s, (const uint8_t *)date, strlen(date),
+                                             (const uint8_t *)id, strlen(id)),
+                 ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_session_set_helo_name(g->s, (const uint8_t *)"[10.0.0.2]", 10),
+                 ATMAIL_STATUS_OK);
+    CHECK(at(g, "at+gtsmtpland=25,\"mail.fibocom.com\""));
+    CHECK(at(g, "at+gtsmtpid=\"wangww@fibocom.com\",\"ght64621178\""));
+    CHECK(at(g, "at+gtsmtpdst=1,1,\"xiangj@fibocom.com\""));
+    memcpy(head, "AT+GTSMTPEHEAD=2,\"", 18);
+    memcpy(head + 18, SUBJECT_GB2312, sizeof SUBJECT_GB2312);
+    memcpy(head + 18 + sizeof SUBJECT_GB2312, "\"", 2);
+    CHECK(at(g, head));
+    CHECK(strcmp(g->host, "\r\nOK\r\n\r\nOK\r\n\r\nOK\r\n\r\nOK\r\n") == 0);
+    clear_host(g);
+    ok = 1;
+done:
+    return ok;
+}
+
+static int connect_and_greet(rig *g, const char *ehlo) {
+    int ok = 0;
+    uint8_t host[ATMAIL_HOST_MAX];
+    size_t host_len = 0;
+    uint16_t port = 0;
+    bool connect = false, tls = true;
+    CHECK(at(g, "AT+GTSMTPSEND=300"));
+    CHECK(strcmp(g->host, "\r\nOK\r\n") == 0);
+    clear_host(g);
+    CHECK_STATUS(atmail_session_poll_connect(g->s, &connect, host, 4, &host_len, &port, &tls),
+                 ATMAIL_STATUS_INSUFFICIENT_SIZE);
+    CHECK(!connect && host_len == 16);
+    CHECK_STATUS(atmail_session_poll_connect(g->s, &connect, host, sizeof host, &host_len, &port,
+                                             &tls),
+                 ATMAIL_STATUS_OK);
+    CHECK(connect && host_len == 16 && memcmp(host, "mail.fibocom.com", 16) == 0);
+    CHECK(port == 25 && !tls);
+    CHECK_STATUS(atmail_session_poll_connect(g->s, &connect, host, sizeof host, &host_len, &port,
+                                             &tls),
+                 ATMAIL_STATUS_OK);
+    CHECK(!connect);
+    CHECK_STATUS(atmail_session_handle_connected(g->s, g->now), ATMAIL_STATUS_OK);
+    CHECK(reply(g, "220 mx ESMTP\r\n"));
+    CHECK(ends_with(g->wire, g->wire_len, "EHLO [10.0.0.2]\r\n"));
+    CHECK(reply(g, ehlo));
+    ok = 1;
+done:
+    return ok;
+}
+
+static int test_session_whole_mail(void) {
+    int ok = 0;
+    rig *g = calloc(1, sizeof *g);
+    uint8_t blob[3000];
+    const char *body = "hello body\r\n";
+    bool flag = true;
+    uint64_t deadline = 0;
+    size_t w = 0;
+    uint8_t out[8];
+
+    CHECK(g != NULL);
+    CHECK_STATUS(atmail_session_new(&g->s), ATMAIL_STATUS_OK);
+    CHECK(configure(g));
+    CHECK(connect_and_greet(g, "250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n"));
+    CHECK(ends_with(g->wire, g->wire_len,
+                    "AUTH PLAIN AHdhbmd3d0BmaWJvY29tLmNvbQBnaHQ2NDYyMTE3OA==\r\n"));
+    CHECK(reply(g, "235 ok\r\n"));
+    CHECK(ends_with(g->wire, g->wire_len,
+                    "MAIL FROM:<wangww@fibocom.com>\r\nRCPT TO:<xiangj@fibocom.com>\r\nDATA\r\n"));
+    CHECK(reply(g, "250 ok\r\n250 ok\r\n354 go\r\n"));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPSEND: 2\r\n") == 0);
+    CHECK(strstr(g->wire, "Subject: =?GB2312?B?xOO6wyBzbXRw?=\r\n") != NULL);
+
+    /* Not in data mode yet: serial data is refused. */
+    CHECK_STATUS(atmail_session_handle_serial_data(g->s, g->now, (const uint8_t *)"x", 1, &w, out,
+                                                   sizeof out, &w),
+                 ATMAIL_STATUS_WRONG_STATE);
+    clear_host(g);
+    CHECK(at(g, "AT+GTSMTPDATA=300"));
+    CHECK(strcmp(g->host, "\r\n> ") == 0);
+    CHECK(atmail_session_in_data_mode(g->s));
+    CHECK_STATUS(atmail_session_handle_at_line(g->s, g->now, (const uint8_t *)"AT", 2),
+                 ATMAIL_STATUS_WRONG_STATE);
+    g->now += 10;
+    CHECK(serial(g, (const uint8_t *)body, strlen(body)));
+    g->now += 1500;
+    CHECK(serial(g, (const uint8_t *)"+++", 3));
+    CHECK_STATUS(atmail_session_next_deadline(g->s, &deadline), ATMAIL_STATUS_OK);
+    CHECK(deadline == g->now + 1000);
+    g->now = deadline;
+    CHECK_STATUS(atmail_session_poll(g->s, g->now), ATMAIL_STATUS_OK);
+    clear_host(g);
+    CHECK(pump(g));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPDATA: 12\r\n\r\nOK\r\n") == 0);
+
+    fill(blob, sizeof blob, 3);
+    blob[100] = blob[101] = blob[102] = '+';
+    CHECK(at(g, "at+gtsmtplib=1,\"eee.wma\""));
+    g->now += 5;
+    CHECK(serial(g, blob, sizeof blob));
+    g->now += 2000;
+    CHECK(serial(g, (const uint8_t *)"+++", 3));
+    g->now += 1000;
+    CHECK_STATUS(atmail_session_poll(g->s, g->now), ATMAIL_STATUS_OK);
+    clear_host(g);
+    CHECK(pump(g));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPFILE: 3000\r\n\r\nOK\r\n") == 0);
+
+    clear_host(g);
+    CHECK(at(g, "at+gtsmtpend"));
+    CHECK(ends_with(g->wire, g->wire_len, "--\r\n.\r\n"));
+    CHECK(reply(g, "250 queued\r\n"));
+    CHECK(strcmp(g->host, "\r\nOK\r\n\r\n+GTSMTPSEND: 1\r\n") == 0);
+    CHECK(ends_with(g->wire, g->wire_len, "QUIT\r\n"));
+    CHECK(reply(g, "221 bye\r\n"));
+    CHECK_STATUS(atmail_session_poll_close(g->s, &flag), ATMAIL_STATUS_OK);
+    CHECK(flag);
+    CHECK_STATUS(atmail_session_poll_close(g->s, &flag), ATMAIL_STATUS_OK);
+    CHECK(!flag);
+    CHECK(strstr(g->wire, "ght64621178") == NULL);
+    ok = 1;
+done:
+    if (g != NULL) {
+        atmail_session_free(g->s);
+    }
+    free(g);
+    return ok;
+}
+
+static int test_session_states_and_failures(void) {
+    int ok = 0;
+    rig *g = calloc(1, sizeof *g);
+    bool start = false;
+    uint64_t deadline = 0;
+
+    CHECK(g != NULL);
+    CHECK_STATUS(atmail_session_new(&g->s), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_session_set_helo_name(g->s, (const uint8_t *)"bad name", 8),
+                 ATMAIL_STATUS_INVALID_PARAMETER);
+    CHECK_STATUS(atmail_session_set_identity(g->s, (const uint8_t *)"d\r\n", 3,
+                                             (const uint8_t *)"<1@x>", 5),
+                 ATMAIL_STATUS_CONTROL_CHARACTER);
+    CHECK_STATUS(atmail_session_set_identity(g->s, (const uint8_t *)"d", 1,
+                                             (const uint8_t *)"no brackets", 11),
+                 ATMAIL_STATUS_INVALID_PARAMETER);
+    CHECK_STATUS(atmail_session_set_verbose_errors(g->s, true), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_session_set_guard_ms(g->s, 500), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_session_set_require_tls(g->s, false), ATMAIL_STATUS_OK);
+
+    /* An unread answer makes the next line wait. */
+    CHECK_STATUS(atmail_session_handle_at_line(g->s, 0, (const uint8_t *)"AT+GTSMTPSEND=1", 15),
+                 ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_session_handle_at_line(g->s, 0, (const uint8_t *)"AT+GTSMTPCLR", 12),
+                 ATMAIL_STATUS_BUSY);
+    CHECK(pump(g));
+    CHECK(strncmp(g->host, "\r\n+CME ERROR: ", 14) == 0);
+    clear_host(g);
+
+    /* STARTTLS is an event for the caller; then EHLO again. */
+    CHECK(configure(g));
+    CHECK(connect_and_greet(g, "250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"));
+    CHECK(ends_with(g->wire, g->wire_len, "STARTTLS\r\n"));
+    CHECK(reply(g, "220 go ahead\r\n"));
+    CHECK_STATUS(atmail_session_poll_start_tls(g->s, &start), ATMAIL_STATUS_OK);
+    CHECK(start);
+    CHECK_STATUS(atmail_session_handle_tls_established(g->s, g->now), ATMAIL_STATUS_OK);
+    CHECK(pump(g));
+    CHECK(ends_with(g->wire, g->wire_len, "STARTTLS\r\nEHLO [10.0.0.2]\r\n"));
+    CHECK_STATUS(atmail_session_next_deadline(g->s, &deadline), ATMAIL_STATUS_OK);
+    CHECK(deadline != ATMAIL_NO_DEADLINE);
+
+    /* The server goes away: URC 0, configuration kept. */
+    CHECK_STATUS(atmail_session_handle_closed(g->s), ATMAIL_STATUS_OK);
+    CHECK(pump(g));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPSEND: 0\r\n") == 0);
+    clear_host(g);
+    CHECK(at(g, "AT+GTSMTPDST?"));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPDST: 1,\"xiangj@fibocom.com\"\r\n\r\nOK\r\n") == 0);
+    ok = 1;
+done:
+    if (g != NULL) {
+        atmail_session_free(g->s);
+    }
+    free(g);
+    return ok;
+}
+
+typedef struct {
+    int (*fn)(void);
+    const char *name;
+} test_case;
+
+int main(void) {
+    static const test_case tests[] = {
+        {test_version, "version"},
+        {test_status_strings, "status strings"},
+        {test_null_parameters, "NULL parameters"},
+        {test_encoder_streaming, "encoder streaming, 1-byte and large buffers"},
+        {test_in_place, "objects in caller memory"},
+        {test_framer, "framer"},
+        {test_header, "header encoder"},
+        {test_session_whole_mail, "session: a whole mail"},
+        {test_session_states_and_failures, "session: states, STARTTLS, failures"},
+    };
+    size_t i, failed = 0;
+    for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        int ok = tests[i].fn();
+        printf("%s %s\n", ok ? "ok  " : "FAIL", tests[i].name);
+        failed += !ok;
+    }
+    return failed == 0 ? 0 : 1;
+}
