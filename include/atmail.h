@@ -24,7 +24,7 @@
 /*
  Payload bytes allowed for a body, or for all attachments together.
  */
-#define ATMAIL_MAX_PAYLOAD ((20 * 1024) * 1024)
+#define ATMAIL_MAX_PAYLOAD 20971520
 
 /*
  The value of a deadline that never comes.
