@@ -89,6 +89,8 @@ struct Modem {
     /// Host bytes not yet taken (backpressure), with their arrival times.
     pending: VecDeque<(u64, Vec<u8>)>,
     link: Option<Link>,
+    /// Server bytes not yet read by the session.
+    from_server: Vec<u8>,
     /// Bumped per connection, so a closed connection's reader is ignored.
     link_id: u64,
     server_tx: Sender<(u64, ServerInput)>,
@@ -138,6 +140,7 @@ pub fn run(args: Args) -> Result<(), String> {
         line: Vec::new(),
         pending: VecDeque::new(),
         link: None,
+        from_server: Vec::new(),
         link_id: 0,
         server_tx,
         out,
@@ -231,7 +234,7 @@ impl Modem {
         let now = self.pending.front().map_or(self.now(), |(at, _)| *at);
         self.session.poll(now);
         self.connect();
-        self.pump_server()?;
+        self.pump_server();
         if self.session.poll_start_tls() {
             self.start_tls(Handshake::StartTls);
         }
@@ -239,6 +242,7 @@ impl Modem {
             if let Some(link) = self.link.take() {
                 link.close();
             }
+            self.from_server.clear();
         }
         self.flush_host()
     }
@@ -269,7 +273,7 @@ impl Modem {
                 if let Some(Err(e)) = self.link.as_mut().map(|l| l.write(&buf[..w])) {
                     self.lose_link(&format!("writing to the server: {e}"));
                 }
-                self.pump_server()?;
+                self.pump_server();
                 used += r;
                 if r == 0 {
                     break;
@@ -285,7 +289,7 @@ impl Modem {
                 b'\r' => {
                     let line = std::mem::take(&mut self.line);
                     self.execute(&line, at);
-                    self.pump_server()?;
+                    self.pump_server();
                     self.flush_host()?;
                 }
                 b'\n' => {}
@@ -405,6 +409,7 @@ impl Modem {
         match link {
             Ok(link) => {
                 self.link_id += 1;
+                self.from_server.clear();
                 if let Link::Tcp { stream, .. } = &link {
                     self.spawn_reader(stream);
                 }
@@ -462,6 +467,7 @@ impl Modem {
         if let Some(link) = self.link.take() {
             link.close();
         }
+        self.from_server.clear();
         self.session.handle_closed();
     }
 
@@ -501,47 +507,54 @@ impl Modem {
         }
     }
 
+    /// Server bytes the session reads once the commands they answer are
+    /// on the wire; the rest waits in `from_server`.
     fn server_input(&mut self, bytes: &[u8]) {
-        let now = self.now();
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let n = self.session.handle_server(rest, now);
-            if n == 0 {
+        self.from_server.extend_from_slice(bytes);
+        while !self.from_server.is_empty() {
+            let n = self.session.handle_server(&self.from_server, self.now());
+            self.from_server.drain(..n);
+            if n == 0 && !self.transmit() {
                 break;
             }
-            rest = &rest[n..];
         }
+    }
+
+    /// Sends one buffer of what the session has for the server; returns
+    /// whether there was anything.
+    fn transmit(&mut self) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        let now = self.now();
+        let Some(link) = self.link.as_mut() else {
+            return false;
+        };
+        let n = self.session.poll_server(&mut buf, now);
+        if n == 0 {
+            return false;
+        }
+        if let Err(e) = link.write(&buf[..n]) {
+            self.lose_link(&format!("writing to the server: {e}"));
+            return false;
+        }
+        true
     }
 
     /// Sends what the session has for the server; the Maildir server
     /// answers at once.
-    fn pump_server(&mut self) -> Result<(), String> {
-        let mut buf = [0u8; 16 * 1024];
+    fn pump_server(&mut self) {
         loop {
-            let Some(link) = self.link.as_mut() else {
-                return Ok(());
-            };
-            let n = self
-                .session
-                .poll_server(&mut buf, self.start.elapsed().as_millis() as u64);
-            if n > 0 {
-                if let Err(e) = link.write(&buf[..n]) {
-                    self.lose_link(&format!("writing to the server: {e}"));
-                    return Ok(());
-                }
-            }
+            let sent = self.transmit();
             let Some(Link::Maildir(sink)) = self.link.as_mut() else {
-                return Ok(());
+                return;
             };
             let replies = sink.read();
             let closed = sink.is_closed();
             self.server_input(&replies);
             if closed {
-                self.lose_link("");
-                return Ok(());
+                return self.lose_link("");
             }
-            if n == 0 && replies.is_empty() {
-                return Ok(());
+            if !sent && replies.is_empty() {
+                return;
             }
         }
     }

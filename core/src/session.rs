@@ -506,7 +506,10 @@ impl Session {
         core::mem::take(&mut self.close)
     }
 
-    /// Feeds bytes from the server; returns how many were consumed.
+    /// Feeds bytes from the server; returns how many were consumed. Replies
+    /// are read only once the commands they answer have been taken with
+    /// [`poll_server`](Self::poll_server): offer unconsumed bytes again
+    /// after that.
     pub fn handle_server(&mut self, input: &[u8], now_ms: u64) -> usize {
         let mut used = 0;
         while used < input.len() {

@@ -207,11 +207,19 @@ impl SmtpClient {
         }
     }
 
-    /// Feeds bytes from the server; returns how many were consumed (stop
-    /// feeding when an event is waiting, and feed the rest after).
+    /// Feeds bytes from the server; returns how many were consumed. Feeding
+    /// stops while an event is waiting, and while command bytes are still
+    /// to be sent ([`poll_transmit`](Self::poll_transmit)): a reply is only
+    /// read once the command it answers is on the wire, so a server that
+    /// answers ahead cannot reorder what the client sends. Offer the rest
+    /// again after taking the event or transmitting.
     pub fn handle_input(&mut self, envelope: &Envelope<'_>, input: &[u8], now_ms: u64) -> usize {
         let mut used = 0;
-        while used < input.len() && self.event.is_none() && self.state != State::Done {
+        while used < input.len()
+            && self.event.is_none()
+            && self.sending.is_none()
+            && self.state != State::Done
+        {
             match self.parser.feed(&input[used..]) {
                 Ok((reply, n)) => {
                     used += n;
@@ -723,6 +731,25 @@ mod tests {
         ];
         let r = run(TlsPolicy::Required, &env, Script { steps }, 100);
         assert_eq!(r.events, [Event::Failed(0)]);
+    }
+
+    #[test]
+    fn replies_wait_until_their_commands_are_on_the_wire() {
+        let env = envelope(&[]);
+        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let ahead = b"220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n";
+        // The greeting is read; the EHLO reply that came with it waits.
+        assert_eq!(c.handle_input(&env, ahead, 0), 8);
+        assert_eq!(c.handle_input(&env, &ahead[8..], 0), 0);
+        let mut buf = [0u8; 64];
+        let n = c.poll_transmit(&env, &mut buf[..5]);
+        assert_eq!(&buf[..n], b"EHLO ");
+        assert_eq!(c.handle_input(&env, &ahead[8..], 0), 0, "EHLO half sent");
+        let rest = c.poll_transmit(&env, &mut buf);
+        assert_eq!(&buf[..rest], b"[10.44.221.130]\r\n");
+        assert_eq!(c.handle_input(&env, &ahead[8..], 0), ahead.len() - 8);
+        let n = c.poll_transmit(&env, &mut buf);
+        assert!(buf[..n].starts_with(b"AUTH PLAIN "));
     }
 
     #[test]
