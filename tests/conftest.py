@@ -16,3 +16,13 @@ def atmail() -> pathlib.Path:
     if not path.exists():
         subprocess.run(["cargo", "build", "-p", "atmail-cli"], cwd=ROOT, check=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def c_programs() -> pathlib.Path:
+    """The C programs of tests/c (and the C firmware example) built against
+    libatmail.a, with the Rust parity reference beside them; builds what is
+    missing or stale."""
+    subprocess.run(["cargo", "build", "-q", "-p", "atmail-ffi", "--lib", "--examples"], cwd=ROOT, check=True)
+    subprocess.run(["make", "-s", "-C", "tests/c", "all"], cwd=ROOT, check=True)
+    return ROOT / "target" / "c-tests"

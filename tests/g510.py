@@ -9,11 +9,14 @@ import time
 class Modem:
     """`atmail modem` on stdio, or with `pty=True` on the pseudo-terminal
     it prints, opened with pyserial as a host opens `/dev/ttyUSB0`.
-    `wrapper` runs the modem under another command (`/usr/bin/time -v`)."""
+    `wrapper` runs the modem under another command (`/usr/bin/time -v`);
+    `command` replaces `atmail modem` altogether (the C firmware example)."""
 
-    def __init__(self, atmail, *args, pty=False, wrapper=()):
+    def __init__(self, atmail, *args, pty=False, wrapper=(), command=None):
+        if command is None:
+            command = [str(atmail), "modem", *args, *(["--pty"] if pty else [])]
         self.proc = subprocess.Popen(
-            [*wrapper, str(atmail), "modem", *args, *(["--pty"] if pty else [])],
+            [*wrapper, *command],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
