@@ -138,3 +138,32 @@ pub(crate) unsafe fn free_boxed<T>(ptr: *mut T) {
         drop(unsafe { Box::from_raw(ptr) });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::atmail_status;
+
+    #[test]
+    fn a_panic_becomes_a_status() {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let status = boundary!(atmail_status::Panic, {
+            if std::hint::black_box(true) {
+                panic!("a bug inside atmail");
+            }
+            atmail_status::Ok
+        });
+        std::panic::set_hook(previous);
+        assert_eq!(status, atmail_status::Panic);
+    }
+
+    #[test]
+    fn zero_lengths_take_any_pointer_and_null_is_refused_otherwise() {
+        // SAFETY: zero lengths are never read; NULL with a length is refused.
+        unsafe {
+            assert_eq!(super::slice(std::ptr::null(), 0), Some(&[][..]));
+            assert_eq!(super::slice(std::ptr::null(), 1), None);
+            assert!(super::slice_mut(std::ptr::null_mut(), 1).is_none());
+        }
+    }
+}

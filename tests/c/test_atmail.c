@@ -222,6 +222,7 @@ static int test_in_place(void) {
     uint64_t deadline = 0;
 
     CHECK(atmail_base64_encoder_size() > 0 && atmail_base64_encoder_size() <= 64);
+    CHECK(atmail_base64_encoder_align() >= 1 && atmail_base64_encoder_align() <= 8);
     CHECK(atmail_framer_size() > 0 && atmail_framer_align() >= 1);
     CHECK(atmail_session_size() <= sizeof mem.bytes);
     CHECK(atmail_session_align() <= 8);
