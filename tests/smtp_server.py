@@ -6,6 +6,8 @@ any code or drop the connection.
 What the hooks change is only the answer a real aiosmtpd server gives at a
 step; the SMTP parsing, AUTH and DATA handling stay aiosmtpd's own."""
 
+import email
+import email.policy
 import socket
 import ssl
 
@@ -179,3 +181,16 @@ def start_server(handler, mechanism="PLAIN", tls="plain", certificates=None, pip
     )
     controller.start()
     return controller
+
+
+def assert_spec_mail_arrived(handler, body, attachment):
+    """The one mail `handler` received is the spec's case: sender, recipient,
+    the GB2312 subject, the body and `eee.wma` with exactly these bytes."""
+    ((sender, rcpts, raw),) = handler.messages
+    assert sender == USER.decode() and rcpts == ["xiangj@fibocom.com"]
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["subject"] == "你好 smtp"
+    text, part = [p for p in msg.walk() if not p.is_multipart()]
+    assert text.get_payload(decode=True) == body
+    assert part.get_filename() == "eee.wma"
+    assert part.get_payload(decode=True) == attachment

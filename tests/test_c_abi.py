@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from g510 import Modem
-from smtp_server import PASSWORD, USER, Handler, start_server
+from smtp_server import PASSWORD, USER, Handler, assert_spec_mail_arrived, start_server
 
 VALGRIND = [
     "valgrind",
@@ -93,14 +93,7 @@ def test_the_c_firmware_example_delivers_a_mail(c_programs):
         if firmware:
             firmware.kill()
         controller.stop()
-    ((sender, rcpts, raw),) = handler.messages
-    assert sender == USER.decode() and rcpts == ["xiangj@fibocom.com"]
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    assert msg["subject"] == "你好 smtp"
-    text, attachment = [p for p in msg.walk() if not p.is_multipart()]
-    assert text.get_payload(decode=True) == body
-    assert attachment.get_filename() == "eee.wma"
-    assert attachment.get_payload(decode=True) == bytes(blob)
+    assert_spec_mail_arrived(handler, body, bytes(blob))
 
 
 def test_pkg_config_builds_a_program(c_programs, tmp_path):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from g510 import Modem
-from smtp_server import PASSWORD, SERVER_NAME, USER, Certificates, Handler, start_server
+from smtp_server import PASSWORD, SERVER_NAME, USER, Certificates, Handler, assert_spec_mail_arrived, start_server
 
 
 @pytest.fixture(params=["PLAIN", "LOGIN"])
@@ -65,14 +65,7 @@ def spec_case(modem, handler, attachment_size, land=b'25,"' + SERVER_NAME.encode
         assert modem.close() == 0
     assert PASSWORD not in modem.out and PASSWORD not in modem.err
 
-    ((sender, rcpts, raw),) = handler.messages
-    assert sender == USER.decode() and rcpts == ["xiangj@fibocom.com"]
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    assert msg["subject"] == "你好 smtp"
-    text, attachment = [p for p in msg.walk() if not p.is_multipart()]
-    assert text.get_payload(decode=True) == body
-    assert attachment.get_filename() == "eee.wma"
-    assert attachment.get_payload(decode=True) == bytes(blob)
+    assert_spec_mail_arrived(handler, body, bytes(blob))
 
 
 def test_the_spec_case_arrives_exactly(atmail, server, modems):
