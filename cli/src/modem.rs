@@ -89,6 +89,8 @@ struct Modem {
     /// Host bytes not yet taken (backpressure), with their arrival times.
     pending: VecDeque<(u64, Vec<u8>)>,
     link: Option<Link>,
+    /// Where data-mode payload is encoded for the server, reused.
+    serial_out: Box<[u8]>,
     /// Server bytes not yet read by the session.
     from_server: Vec<u8>,
     /// Bumped per connection, so a closed connection's reader is ignored.
@@ -140,6 +142,7 @@ pub fn run(args: Args) -> Result<(), String> {
         line: Vec::new(),
         pending: VecDeque::new(),
         link: None,
+        serial_out: vec![0u8; 64 * 1024].into_boxed_slice(),
         from_server: Vec::new(),
         link_id: 0,
         server_tx,
@@ -266,11 +269,11 @@ impl Modem {
         let mut used = 0;
         while used < chunk.len() {
             if self.session.in_data_mode() {
-                let mut buf = vec![0u8; 64 * 1024];
-                let (r, w) = self
-                    .session
-                    .handle_serial_data(&chunk[used..], at, &mut buf);
-                if let Some(Err(e)) = self.link.as_mut().map(|l| l.write(&buf[..w])) {
+                let (r, w) =
+                    self.session
+                        .handle_serial_data(&chunk[used..], at, &mut self.serial_out);
+                let sent = self.link.as_mut().map(|l| l.write(&self.serial_out[..w]));
+                if let Some(Err(e)) = sent {
                     self.lose_link(&format!("writing to the server: {e}"));
                 }
                 self.pump_server();
