@@ -1,4 +1,22 @@
-/* atmail: the G510 AT+GTSMTP e-mail engine, C ABI. */
+/* atmail: the G510 AT+GTSMTP e-mail engine, C ABI.
+ *
+ * Conventions, for every function below:
+ * - Fallible functions return an atmail_status; ATMAIL_STATUS_OK is 0 and
+ *   atmail_status_str() names any value. OUTPUT_FULL is not an error.
+ * - Objects are opaque. Place one in your own memory with _size(),
+ *   _align() and _init(), or get one from _new() and give it back to
+ *   _free() (NULL is a no-op). No object holds any other resource, and no
+ *   function allocates outside _new().
+ * - Buffers are (pointer, length) pairs owned by the caller and used only
+ *   during the call; results come back through size_t *read and
+ *   size_t *written. A zero length may come with any pointer, NULL too.
+ * - NULL where a pointer is required gives ATMAIL_STATUS_NULL_PARAMETER; no
+ *   input makes a function crash or unwind.
+ * - Time is the caller's: every now_ms is milliseconds on one monotonic
+ *   clock of the caller's choosing; deadlines use the same clock, and
+ *   ATMAIL_NO_DEADLINE means never.
+ * - Objects are not thread-safe; one thread at a time per object.
+ */
 
 #ifndef ATMAIL_H
 #define ATMAIL_H
