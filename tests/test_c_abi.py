@@ -34,6 +34,11 @@ def test_the_c_suite_passes_under_valgrind(c_programs):
     assert "atmail_session_size() = " in out
 
 
+def test_the_header_serves_cpp(c_programs):
+    run = subprocess.run([str(c_programs / "cxx")], capture_output=True, check=True, text=True)
+    assert run.stdout.startswith("atmail 0.") and "session of" in run.stdout
+
+
 @pytest.mark.parametrize("mode", ["base64", "session"])
 @pytest.mark.parametrize("in_chunk,out_chunk", [(1, 1), (3, 7), (513, 77), (4096, 65536), (1 << 20, 1 << 20)])
 def test_the_c_abi_writes_what_the_rust_api_writes(c_programs, mode, in_chunk, out_chunk):
