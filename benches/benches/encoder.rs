@@ -8,25 +8,13 @@
 //! figures compare encoding work, not allocators. Outputs are checked
 //! against each other before timing.
 
+use atmail_benches::random;
 use atmail_core::mime_base64::{encoded_len, MimeBase64Encoder, LINE_CHARS};
 use atmail_core::CoderResult;
 use base64::Engine as _;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const SIZES: &[(usize, &str)] = &[(512, "512B"), (64 << 10, "64KiB"), (20 << 20, "20MiB")];
-
-fn random(len: usize) -> Vec<u8> {
-    // xorshift: incompressible, reproducible, no dependency.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// atmail: `src` pushed `push` bytes at a time into one output buffer.
 fn atmail(src: &[u8], push: usize, dst: &mut [u8]) -> usize {
@@ -63,7 +51,7 @@ fn base64_wrapped(src: &[u8], scratch: &mut [u8], dst: &mut [u8]) -> usize {
 
 fn bench(c: &mut Criterion) {
     for &(size, label) in SIZES {
-        let src = random(size);
+        let src = random(size, 0x9E37_79B9_7F4A_7C15);
         let mime_len = encoded_len(size).unwrap_or(0);
         let mut dst = vec![0u8; mime_len];
         let mut raw = vec![0u8; size.div_ceil(3) * 4];

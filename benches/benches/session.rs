@@ -8,6 +8,7 @@
 //! encoder with the same pushes, and `base64-simd` raw. The gap between
 //! the first two is what the engine costs beyond encoding.
 
+use atmail_benches::random;
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
 use atmail_core::mime_base64::MimeBase64Encoder;
@@ -16,18 +17,6 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 
 const SIZE: usize = 4 << 20;
 const READ: usize = 16 << 10;
-
-fn random(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn drain(s: &mut Session) {
     let mut buf = [0u8; 4096];
@@ -95,7 +84,7 @@ fn encoder(src: &[u8], out: &mut [u8]) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let src = random(SIZE);
+    let src = random(SIZE, 0x2545_F491_4F6C_DD1D);
     let mut out = vec![0u8; 64 << 10];
     let mut raw = vec![0u8; SIZE.div_ceil(3) * 4];
     // The engine's output is the encoder's plus the part header.
