@@ -4,6 +4,7 @@ on loopback, AUTH required), and Python's `email` parser on what arrives."""
 import email
 import email.policy
 import os
+import subprocess
 import time
 
 import pytest
@@ -151,6 +152,18 @@ def test_a_bad_certificate_fails_the_mail_without_downgrade(atmail, modems, tmp_
         assert b"AUTH" not in sent and b"MAIL" not in sent and PASSWORD not in sent
     finally:
         controller.stop()
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"], ids=["missing", "not-pem"])
+def test_a_bad_tls_ca_file_stops_the_modem_at_start(atmail, tmp_path, content):
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_bytes(content)
+    run = subprocess.run(
+        [str(atmail), "modem", "--tls-ca", str(path)], input=b"AT\r", capture_output=True, timeout=20
+    )
+    assert run.returncode != 0 and run.stdout == b""
+    assert run.stderr.startswith(b"atmail: error: " + str(path).encode())
 
 
 def test_require_tls_refuses_a_server_without_starttls(atmail, modems):

@@ -70,6 +70,9 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String
                     .add(cert)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             }
+            if roots.is_empty() {
+                return Err(format!("{}: no PEM certificate in it", path.display()));
+            }
         }
         None => {
             let found = rustls_native_certs::load_native_certs();
@@ -77,7 +80,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String
         }
     }
     if roots.is_empty() {
-        return Err("no trusted certificate roots (give --tls-ca FILE)".into());
+        return Err("no system certificate roots found (give --tls-ca FILE)".into());
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)

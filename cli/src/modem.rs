@@ -129,6 +129,12 @@ pub fn run(args: Args) -> Result<(), String> {
         Some(baud) => Box::new(Paced::new(out, baud)),
         None => out,
     };
+    // A CA file given on the command line is checked now, not at the
+    // first mail: a typo should stop the modem, not fail mails later.
+    let tls_config = match &args.tls_ca {
+        Some(path) => Some(link::client_config(Some(path))?),
+        None => None,
+    };
     let mut session = Session::new();
     session.set_guard_ms(args.guard_ms);
     session.set_require_tls(args.require_tls);
@@ -147,7 +153,7 @@ pub fn run(args: Args) -> Result<(), String> {
         link_id: 0,
         server_tx,
         out,
-        tls_config: None,
+        tls_config,
         tls_name: String::new(),
     };
     modem.run(host_rx, server_rx)
