@@ -1382,6 +1382,7 @@ mod tests {
             Step::Serial(bytes) if rig.s.in_data_mode() => {
                 let (r, w) = rig.s.handle_serial_data(bytes, now, &mut buf);
                 assert!(r <= bytes.len() && w <= buf.len());
+                rig.server.extend_from_slice(&buf[..w]);
             }
             Step::Serial(_) => {}
             Step::Server(i) => {
@@ -1455,6 +1456,17 @@ mod tests {
             rig.pump();
             let host = String::from_utf8_lossy(&rig.host).into_owned();
             proptest::prop_assert!(host.is_empty() || host.starts_with("\r\n"), "{}", host);
+            // Whole or nothing: an end-of-data only ever follows a closing
+            // boundary, and there is one per transaction at most.
+            let wire = &rig.server;
+            let ends: Vec<usize> = (0..wire.len().saturating_sub(4))
+                .filter(|&i| &wire[i..i + 5] == b"\r\n.\r\n")
+                .collect();
+            for &end in &ends {
+                proptest::prop_assert!(wire[..end].ends_with(b"--"), "end-of-data without a closing boundary");
+            }
+            let mails = wire.windows(10).filter(|w| w == b"MAIL FROM:").count();
+            proptest::prop_assert!(ends.len() <= mails);
         }
     }
 
