@@ -43,6 +43,31 @@ macro_rules! try_ref {
     };
 }
 
+/// An out-parameter, checked for NULL before the call does any work, and
+/// only ever written, never read: C may hand over an uninitialised
+/// variable, and a `bool` or enum with a stray bit pattern must not become
+/// a Rust reference.
+pub(crate) struct OutPtr<T>(pub(crate) std::ptr::NonNull<T>);
+
+impl<T> OutPtr<T> {
+    pub(crate) fn set(&self, value: T) {
+        // SAFETY: an `OutPtr` is only made by `try_out!` from an entry
+        // point's out-parameter, which the contract makes valid, aligned
+        // and writable for the call.
+        unsafe { self.0.as_ptr().write(value) }
+    }
+}
+
+/// An [`OutPtr`] from a pointer, or `return NullParameter`.
+macro_rules! try_out {
+    ($ptr:expr) => {
+        match ::std::ptr::NonNull::new($ptr) {
+            Some(p) => $crate::boundary::OutPtr(p),
+            None => return $crate::atmail_status::NullParameter,
+        }
+    };
+}
+
 /// `&[u8]` from `(ptr, len)`, or `return NullParameter`.
 macro_rules! try_slice {
     ($ptr:expr, $len:expr) => {
@@ -102,7 +127,7 @@ pub(crate) unsafe fn init_in_place<T>(
     value: impl FnOnce() -> T,
     out: *mut *mut T,
 ) -> atmail_status {
-    let out = try_mut!(out);
+    let out = try_out!(out);
     if mem.is_null() {
         return atmail_status::NullParameter;
     }
@@ -117,14 +142,14 @@ pub(crate) unsafe fn init_in_place<T>(
     // above); the caller owns the memory. Writing does not drop the old
     // bytes, which are not a `T` yet.
     unsafe { place.write(value()) };
-    *out = place;
+    out.set(place);
     atmail_status::Ok
 }
 
 /// Boxes `value` for a `_new` function.
 pub(crate) fn new_boxed<T>(value: T, out: *mut *mut T) -> atmail_status {
-    let out = try_mut!(out);
-    *out = Box::into_raw(Box::new(value));
+    let out = try_out!(out);
+    out.set(Box::into_raw(Box::new(value)));
     atmail_status::Ok
 }
 

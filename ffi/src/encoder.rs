@@ -37,10 +37,10 @@ pub unsafe extern "C" fn atmail_base64_encoded_len(
     out_len: *mut usize,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let out = try_mut!(out_len);
+        let out = try_out!(out_len);
         match encoded_len(input_len) {
             Some(n) => {
-                *out = n;
+                out.set(n);
                 atmail_status::Ok
             }
             None => atmail_status::InvalidParameter,
@@ -138,12 +138,13 @@ pub unsafe extern "C" fn atmail_base64_encoder_encode(
         let encoder = try_mut!(encoder);
         let src = try_slice!(src, src_len);
         let dst = try_slice_mut!(dst, dst_len);
-        let (read, written) = (try_mut!(read), try_mut!(written));
+        let (read, written) = (try_out!(read), try_out!(written));
         if encoder.closed && !src.is_empty() {
             return atmail_status::WrongState;
         }
         let (result, r, w) = encoder.inner.encode(src, dst, last);
-        (*read, *written) = (r, w);
+        read.set(r);
+        written.set(w);
         encoder.closed |= last && r == src.len();
         match result {
             CoderResult::InputEmpty => atmail_status::Ok,

@@ -3,7 +3,7 @@
 //! size cap, all on the caller's clock.
 
 use crate::atmail_status;
-use crate::boundary::{free_boxed, init_in_place, new_boxed};
+use crate::boundary::{free_boxed, init_in_place, new_boxed, OutPtr};
 use atmail_core::framer::{DataLimits, End, Event, Framer};
 use std::ffi::c_void;
 use std::mem::{align_of, size_of};
@@ -162,14 +162,14 @@ pub unsafe extern "C" fn atmail_framer_push(
         let framer = try_mut!(framer);
         let input = try_slice!(input, input_len);
         let (read, event, data, data_len) = (
-            try_mut!(read),
-            try_mut!(event),
-            try_mut!(data),
-            try_mut!(data_len),
+            try_out!(read),
+            try_out!(event),
+            try_out!(data),
+            try_out!(data_len),
         );
         let (got, n) = framer.inner.push(now_ms, input);
-        *read = n;
-        (*event, *data, *data_len) = convert(got);
+        read.set(n);
+        set_event(convert(got), &event, &data, &data_len);
         atmail_status::Ok
     })
 }
@@ -191,8 +191,8 @@ pub unsafe extern "C" fn atmail_framer_poll(
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         let framer = try_mut!(framer);
-        let (event, data, data_len) = (try_mut!(event), try_mut!(data), try_mut!(data_len));
-        (*event, *data, *data_len) = convert(framer.inner.poll(now_ms));
+        let (event, data, data_len) = (try_out!(event), try_out!(data), try_out!(data_len));
+        set_event(convert(framer.inner.poll(now_ms)), &event, &data, &data_len);
         atmail_status::Ok
     })
 }
@@ -208,8 +208,8 @@ pub unsafe extern "C" fn atmail_framer_next_deadline(
     deadline_ms: *mut u64,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let framer = try_ref!(framer);
-        *try_mut!(deadline_ms) = framer.inner.next_deadline().unwrap_or(ATMAIL_NO_DEADLINE);
+        let (framer, deadline_ms) = (try_ref!(framer), try_out!(deadline_ms));
+        deadline_ms.set(framer.inner.next_deadline().unwrap_or(ATMAIL_NO_DEADLINE));
         atmail_status::Ok
     })
 }
@@ -224,10 +224,21 @@ pub unsafe extern "C" fn atmail_framer_payload_len(
     len: *mut u64,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let framer = try_ref!(framer);
-        *try_mut!(len) = framer.inner.payload_len();
+        let (framer, len) = (try_ref!(framer), try_out!(len));
+        len.set(framer.inner.payload_len());
         atmail_status::Ok
     })
+}
+
+fn set_event(
+    (event, data, len): (atmail_framer_event, *const u8, usize),
+    event_out: &OutPtr<atmail_framer_event>,
+    data_out: &OutPtr<*const u8>,
+    len_out: &OutPtr<usize>,
+) {
+    event_out.set(event);
+    data_out.set(data);
+    len_out.set(len);
 }
 
 fn convert(event: Event<'_>) -> (atmail_framer_event, *const u8, usize) {

@@ -2,6 +2,7 @@
 //! `Content-Type` and `Content-Disposition` lines, in the session charset.
 
 use crate::atmail_status;
+use crate::boundary::OutPtr;
 use atmail_core::charset::Charset;
 use atmail_core::content_type;
 use atmail_core::header::{
@@ -37,10 +38,14 @@ pub(crate) fn status_of(error: HeaderError) -> atmail_status {
 
 /// Writes the lines of `write` into `dst` if they fit whole; else writes
 /// nothing and reports the size needed, as `rustls` does.
-fn write_whole(dst: &mut [u8], written: &mut usize, write: impl Fn(&mut dyn Out)) -> atmail_status {
+fn write_whole(
+    dst: &mut [u8],
+    written: OutPtr<usize>,
+    write: impl Fn(&mut dyn Out),
+) -> atmail_status {
     let mut count = Count::default();
     write(&mut count);
-    *written = count.0;
+    written.set(count.0);
     if count.0 > dst.len() {
         return atmail_status::InsufficientSize;
     }
@@ -72,7 +77,7 @@ pub unsafe extern "C" fn atmail_header_subject(
     boundary!(atmail_status::Panic, {
         let subject = try_slice!(subject, subject_len);
         let dst = try_slice_mut!(dst, dst_len);
-        let written = try_mut!(written);
+        let written = try_out!(written);
         let Some(charset) = self::charset(charset) else {
             return atmail_status::InvalidParameter;
         };
@@ -103,7 +108,7 @@ pub unsafe extern "C" fn atmail_header_attachment(
     boundary!(atmail_status::Panic, {
         let name = try_slice!(name, name_len);
         let dst = try_slice_mut!(dst, dst_len);
-        let written = try_mut!(written);
+        let written = try_out!(written);
         let Some(charset) = self::charset(charset) else {
             return atmail_status::InvalidParameter;
         };

@@ -259,11 +259,13 @@ pub unsafe extern "C" fn atmail_session_handle_serial_data(
         let session = try_mut!(session);
         let input = try_slice!(input, input_len);
         let server_out = try_slice_mut!(server_out, server_out_len);
-        let (read, written) = (try_mut!(read), try_mut!(written));
+        let (read, written) = (try_out!(read), try_out!(written));
         if !session.inner.in_data_mode() {
             return atmail_status::WrongState;
         }
-        (*read, *written) = session.inner.handle_serial_data(input, now_ms, server_out);
+        let (r, w) = session.inner.handle_serial_data(input, now_ms, server_out);
+        read.set(r);
+        written.set(w);
         atmail_status::Ok
     })
 }
@@ -284,8 +286,8 @@ pub unsafe extern "C" fn atmail_session_poll_host(
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         let session = try_mut!(session);
-        let dst = try_slice_mut!(dst, dst_len);
-        *try_mut!(written) = session.inner.poll_host(dst);
+        let (dst, written) = (try_slice_mut!(dst, dst_len), try_out!(written));
+        written.set(session.inner.poll_host(dst));
         atmail_status::Ok
     })
 }
@@ -315,24 +317,26 @@ pub unsafe extern "C" fn atmail_session_poll_connect(
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         let session = try_mut!(session);
-        let connect = try_mut!(connect);
+        let connect = try_out!(connect);
         let host = try_slice_mut!(host, host_cap);
         let (host_len, port, implicit_tls) =
-            (try_mut!(host_len), try_mut!(port), try_mut!(implicit_tls));
-        *connect = false;
+            (try_out!(host_len), try_out!(port), try_out!(implicit_tls));
+        connect.set(false);
         let needed = session
             .inner
             .config()
             .server()
             .map_or(0, |s| s.host.as_bytes().len());
         if needed > host.len() {
-            *host_len = needed;
+            host_len.set(needed);
             return atmail_status::InsufficientSize;
         }
         if let Some(target) = session.inner.poll_connect() {
             host[..target.host.len()].copy_from_slice(target.host);
-            (*connect, *host_len) = (true, target.host.len());
-            (*port, *implicit_tls) = (target.port, target.implicit_tls);
+            connect.set(true);
+            host_len.set(target.host.len());
+            port.set(target.port);
+            implicit_tls.set(target.implicit_tls);
         }
         atmail_status::Ok
     })
@@ -381,8 +385,8 @@ pub unsafe extern "C" fn atmail_session_poll_start_tls(
     start: *mut bool,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let session = try_mut!(session);
-        *try_mut!(start) = session.inner.poll_start_tls();
+        let (session, start) = (try_mut!(session), try_out!(start));
+        start.set(session.inner.poll_start_tls());
         atmail_status::Ok
     })
 }
@@ -412,8 +416,8 @@ pub unsafe extern "C" fn atmail_session_poll_close(
     close: *mut bool,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let session = try_mut!(session);
-        *try_mut!(close) = session.inner.poll_close();
+        let (session, close) = (try_mut!(session), try_out!(close));
+        close.set(session.inner.poll_close());
         atmail_status::Ok
     })
 }
@@ -435,8 +439,8 @@ pub unsafe extern "C" fn atmail_session_handle_server(
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         let session = try_mut!(session);
-        let input = try_slice!(input, input_len);
-        *try_mut!(read) = session.inner.handle_server(input, now_ms);
+        let (input, read) = (try_slice!(input, input_len), try_out!(read));
+        read.set(session.inner.handle_server(input, now_ms));
         atmail_status::Ok
     })
 }
@@ -458,8 +462,8 @@ pub unsafe extern "C" fn atmail_session_poll_server(
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         let session = try_mut!(session);
-        let dst = try_slice_mut!(dst, dst_len);
-        *try_mut!(written) = session.inner.poll_server(dst, now_ms);
+        let (dst, written) = (try_slice_mut!(dst, dst_len), try_out!(written));
+        written.set(session.inner.poll_server(dst, now_ms));
         atmail_status::Ok
     })
 }
@@ -490,8 +494,8 @@ pub unsafe extern "C" fn atmail_session_next_deadline(
     deadline_ms: *mut u64,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let session = try_ref!(session);
-        *try_mut!(deadline_ms) = session.inner.next_deadline().unwrap_or(ATMAIL_NO_DEADLINE);
+        let (session, deadline_ms) = (try_ref!(session), try_out!(deadline_ms));
+        deadline_ms.set(session.inner.next_deadline().unwrap_or(ATMAIL_NO_DEADLINE));
         atmail_status::Ok
     })
 }

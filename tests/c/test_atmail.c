@@ -616,6 +616,9 @@ static int test_session_states_and_failures(void) {
                  ATMAIL_STATUS_OK);
     CHECK_STATUS(atmail_session_handle_at_line(g->s, 0, (const uint8_t *)"AT+GTSMTPCLR", 12),
                  ATMAIL_STATUS_BUSY);
+    /* A NULL out-parameter is refused before any output is taken. */
+    CHECK_STATUS(atmail_session_poll_host(g->s, (uint8_t *)g->host, sizeof g->host, NULL),
+                 ATMAIL_STATUS_NULL_PARAMETER);
     CHECK(pump(g));
     CHECK(strncmp(g->host, "\r\n+CME ERROR: ", 14) == 0);
     clear_host(g);
