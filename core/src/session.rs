@@ -568,20 +568,21 @@ impl Session {
     /// Ends the mail with an `ERROR` or a URC; in data mode the error waits
     /// for the mode's end (see the module docs).
     fn abort(&mut self, error: Option<SessionError>, urc: u16) {
+        // A framer that has not ended means the host is still streaming.
         let streaming = self
             .mail
             .as_mut()
             .filter(|m| matches!(m.phase, Phase::DataMode(_)))
-            .and_then(|m| m.framer.take());
-        match (error, streaming) {
-            (Some(error), Some(framer)) => self.discard = Some(Discard { framer, error }),
-            (None, Some(framer)) => {
-                self.say(Say::Urc(urc));
-                let error = SessionError::MailAborted;
+            .and_then(|m| m.framer.take_if(|f| f.end().is_none()));
+        match streaming {
+            Some(framer) => {
+                if error.is_none() {
+                    self.say(Say::Urc(urc));
+                }
+                let error = error.unwrap_or(SessionError::MailAborted);
                 self.discard = Some(Discard { framer, error });
             }
-            (Some(e), None) => self.say(Say::Error(e)),
-            (None, None) => self.say(Say::Urc(urc)),
+            None => self.say(error.map_or(Say::Urc(urc), Say::Error)),
         }
         self.mail = None;
         self.close = true;
@@ -797,12 +798,6 @@ impl Session {
     }
 
     fn end_data_mode(&mut self, end: End) {
-        if matches!(end, End::TimeLimit | End::Oversize) {
-            // The mode is over: this error is the data command's answer.
-            if let Some(mail) = self.mail.as_mut() {
-                mail.framer = None;
-            }
-        }
         match end {
             End::TimeLimit => self.abort(Some(SessionError::DataTimeout), 0),
             End::Oversize => self.abort(Some(SessionError::DataTooLarge), 0),
