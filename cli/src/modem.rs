@@ -248,10 +248,7 @@ impl Modem {
             self.start_tls(Handshake::StartTls);
         }
         if self.session.poll_close() {
-            if let Some(link) = self.link.take() {
-                link.close();
-            }
-            self.from_server.clear();
+            self.close_link();
         }
         self.flush_host()
     }
@@ -473,11 +470,16 @@ impl Modem {
         if !why.is_empty() {
             eprintln!("atmail: {why}");
         }
+        self.close_link();
+        self.session.handle_closed();
+    }
+
+    /// Closes the connection (if any) and forgets its unread bytes.
+    fn close_link(&mut self) {
         if let Some(link) = self.link.take() {
             link.close();
         }
         self.from_server.clear();
-        self.session.handle_closed();
     }
 
     fn start_tls(&mut self, why: Handshake) {
