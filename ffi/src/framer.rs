@@ -65,6 +65,14 @@ pub struct atmail_framer {
     inner: Framer,
 }
 
+impl atmail_framer {
+    fn new(limits: &atmail_data_limits, now_ms: u64) -> Self {
+        atmail_framer {
+            inner: Framer::new(limits.into(), now_ms),
+        }
+    }
+}
+
 /// Bytes of memory a framer needs for `atmail_framer_init`.
 #[no_mangle]
 pub extern "C" fn atmail_framer_size() -> usize {
@@ -94,10 +102,8 @@ pub unsafe extern "C" fn atmail_framer_init(
     out: *mut *mut atmail_framer,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let limits = DataLimits::from(try_ref!(limits));
-        let framer = || atmail_framer {
-            inner: Framer::new(limits, now_ms),
-        };
+        let limits = try_ref!(limits);
+        let framer = || atmail_framer::new(limits, now_ms);
         // SAFETY: this function's own contract.
         unsafe { init_in_place(mem, mem_len, framer, out) }
     })
@@ -114,13 +120,7 @@ pub unsafe extern "C" fn atmail_framer_new(
     out: *mut *mut atmail_framer,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let limits = DataLimits::from(try_ref!(limits));
-        new_boxed(
-            atmail_framer {
-                inner: Framer::new(limits, now_ms),
-            },
-            out,
-        )
+        new_boxed(atmail_framer::new(try_ref!(limits), now_ms), out)
     })
 }
 

@@ -28,6 +28,14 @@ pub struct atmail_session {
     inner: Session,
 }
 
+impl atmail_session {
+    fn new() -> Self {
+        atmail_session {
+            inner: Session::new(),
+        }
+    }
+}
+
 /// Bytes of memory a session needs for `atmail_session_init`.
 #[no_mangle]
 pub extern "C" fn atmail_session_size() -> usize {
@@ -56,11 +64,8 @@ pub unsafe extern "C" fn atmail_session_init(
     out: *mut *mut atmail_session,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let new = || atmail_session {
-            inner: Session::new(),
-        };
         // SAFETY: this function's own contract.
-        unsafe { init_in_place(mem, mem_len, new, out) }
+        unsafe { init_in_place(mem, mem_len, atmail_session::new, out) }
     })
 }
 
@@ -71,12 +76,7 @@ pub unsafe extern "C" fn atmail_session_init(
 #[no_mangle]
 pub unsafe extern "C" fn atmail_session_new(out: *mut *mut atmail_session) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        new_boxed(
-            atmail_session {
-                inner: Session::new(),
-            },
-            out,
-        )
+        new_boxed(atmail_session::new(), out)
     })
 }
 
