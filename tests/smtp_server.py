@@ -194,3 +194,16 @@ def assert_spec_mail_arrived(handler, body, attachment):
     assert text.get_payload(decode=True) == body
     assert part.get_filename() == "eee.wma"
     assert part.get_payload(decode=True) == attachment
+
+
+def configure_spec_case(modem, password=PASSWORD, land=b'25,"' + SERVER_NAME.encode() + b'"', network=True):
+    """Configures the spec's case on a modem (or the C firmware example,
+    which has no `AT+MIPCALL`: `network=False`): echo off, server, login,
+    one recipient and the GB2312 subject."""
+    modem.at(b"ATE0")
+    if network:
+        modem.at(b'at+mipcall=1,"cmnet"', b"+MIPCALL: 127.0.0.1\r\n")
+    modem.at(b"at+gtsmtpland=" + land)
+    modem.at(b'at+gtsmtpid="' + USER + b'","' + password + b'"')
+    modem.at(b'at+gtsmtpdst=1,1,"xiangj@fibocom.com"')
+    modem.at(b'AT+GTSMTPEHEAD=2,"' + "你好 smtp".encode("gb2312") + b'"')

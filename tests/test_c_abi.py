@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from g510 import Modem
-from smtp_server import PASSWORD, USER, Handler, assert_spec_mail_arrived, start_server
+from smtp_server import Handler, assert_spec_mail_arrived, configure_spec_case, start_server
 
 VALGRIND = [
     "valgrind",
@@ -76,11 +76,7 @@ def test_the_c_firmware_example_delivers_a_mail(c_programs):
             wrapper=VALGRIND,
             command=[str(c_programs / "firmware"), f"127.0.0.1:{controller.port}"],
         )
-        firmware.at(b"ATE0")
-        firmware.at(b'at+gtsmtpland=25,"mail.fibocom.com"')
-        firmware.at(b'at+gtsmtpid="' + USER + b'","' + PASSWORD + b'"')
-        firmware.at(b'at+gtsmtpdst=1,1,"xiangj@fibocom.com"')
-        firmware.at(b'AT+GTSMTPEHEAD=2,"' + "你好 smtp".encode("gb2312") + b'"')
+        configure_spec_case(firmware, network=False)
         firmware.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=60)
         body = "你好，这是正文。\r\n".encode("gb2312")
         firmware.at(b"AT+GTSMTPDATA=300", b"> ")

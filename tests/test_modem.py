@@ -10,7 +10,16 @@ import time
 import pytest
 
 from g510 import Modem
-from smtp_server import PASSWORD, SERVER_NAME, USER, Certificates, Handler, assert_spec_mail_arrived, start_server
+from smtp_server import (
+    PASSWORD,
+    SERVER_NAME,
+    USER,
+    Certificates,
+    Handler,
+    assert_spec_mail_arrived,
+    configure_spec_case,
+    start_server,
+)
 
 
 @pytest.fixture(params=["PLAIN", "LOGIN"])
@@ -36,19 +45,10 @@ def start(modems, atmail, *args, pty=False):
     return modem
 
 
-def configure(modem, password=PASSWORD, land=b'25,"' + SERVER_NAME.encode() + b'"'):
-    modem.at(b"ATE0")
-    modem.at(b'at+mipcall=1,"cmnet"', b"+MIPCALL: 127.0.0.1\r\n")
-    modem.at(b"at+gtsmtpland=" + land)
-    modem.at(b'at+gtsmtpid="' + USER + b'","' + password + b'"')
-    modem.at(b'at+gtsmtpdst=1,1,"xiangj@fibocom.com"')
-    modem.at(b'AT+GTSMTPEHEAD=2,"' + "你好 smtp".encode("gb2312") + b'"')
-
-
 def spec_case(modem, handler, attachment_size, land=b'25,"' + SERVER_NAME.encode() + b'"'):
     """Runs the spec's case (section 3) with a binary attachment that has
     `+++` inside flowing data, and checks what the server received."""
-    configure(modem, land=land)
+    configure_spec_case(modem, land=land)
     modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n")
     body = "你好，这是正文。\r\n".encode("gb2312")
     modem.at(b"AT+GTSMTPPDATA=300", b"> ")
@@ -143,7 +143,7 @@ def test_a_bad_certificate_fails_the_mail_without_downgrade(atmail, modems, tmp_
     try:
         land = b'465,"' + SERVER_NAME.encode() + b'",1' if tls == "implicit" else b'25,"' + SERVER_NAME.encode() + b'"'
         modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--tls-ca", str(trusted.ca_file))
-        configure(modem, land=land)
+        configure_spec_case(modem, land=land)
         modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 0\r\n")
         assert modem.close() == 0
         assert problem.replace(" ", "") in modem.err.lower().replace(b" ", b"").decode()
@@ -171,7 +171,7 @@ def test_require_tls_refuses_a_server_without_starttls(atmail, modems):
     controller = start_server(handler)
     try:
         modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--require-tls")
-        configure(modem)
+        configure_spec_case(modem)
         modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 0\r\n")
         assert modem.close() == 0
         sent = b"".join(chunk for _, chunk in handler.arrivals)
@@ -218,7 +218,7 @@ def test_a_refusing_server_gets_its_code_and_nothing_is_delivered(atmail, modems
     controller = start_server(handler, pipelining=pipelining)
     try:
         modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--guard-ms", "200")
-        configure(modem, password=b"wrong" if step == "PASSWORD" else PASSWORD)
+        configure_spec_case(modem, password=b"wrong" if step == "PASSWORD" else PASSWORD)
         modem.write(b"at+gtsmtpsend=300\r")
         if step == "END":
             modem.wait_for(b"+GTSMTPSEND: 2\r\n")
@@ -252,7 +252,7 @@ def test_a_dropped_connection_gives_0_and_nothing_is_delivered(atmail, modems, s
     controller = start_server(handler)
     try:
         modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--guard-ms", "200")
-        configure(modem)
+        configure_spec_case(modem)
         modem.write(b"at+gtsmtpsend=300\r")
         if step in ("STREAM", "END"):
             modem.wait_for(b"+GTSMTPSEND: 2\r\n")
@@ -290,7 +290,7 @@ def test_pipelining_sends_mail_20_rcpts_and_data_in_one_flight(atmail, modems, p
     controller = start_server(handler, pipelining=pipelining)
     try:
         modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--guard-ms", "200")
-        configure(modem)
+        configure_spec_case(modem)
         for i in range(2, 21):
             modem.at(b'at+gtsmtpdst=1,%d,"r%d@fibocom.com"' % (1 + i % 3, i))
         send_one_mail(modem)
@@ -311,7 +311,7 @@ def test_pipelining_sends_mail_20_rcpts_and_data_in_one_flight(atmail, modems, p
 
 def test_maildir_delivery_without_a_server(atmail, tmp_path, modems):
     modem = start(modems, atmail, "--maildir", str(tmp_path / "mail"), "--guard-ms", "300")
-    configure(modem)
+    configure_spec_case(modem)
     modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n")
     modem.at(b"AT+GTSMTPDATA=300,3", b"> ")
     modem.write(b"ended by break_time\r\n")
