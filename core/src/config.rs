@@ -224,20 +224,20 @@ impl Config {
 
     /// The subject, if any.
     pub fn subject(&self) -> Option<Text<'_>> {
+        // Validated in its charset by `+GTSMTPHEAD`, which set both.
         self.subject
             .as_ref()
-            .and_then(|s| Text::subject(self.charset, s.as_bytes()).ok())
+            .map(|s| Text::trusted(self.charset, s.as_bytes()))
     }
 
     /// The recipients, in the order they were added.
     pub fn recipients(&self) -> impl Iterator<Item = Recipient<'_>> {
         self.recipients[..self.recipient_count as usize]
             .iter()
-            .filter_map(|(kind, a)| {
-                Address::new(a.as_bytes()).ok().map(|address| Recipient {
-                    kind: *kind,
-                    address,
-                })
+            // Validated by `+GTSMTPDST` before they were stored.
+            .map(|(kind, a)| Recipient {
+                kind: *kind,
+                address: Address::trusted(a.as_bytes()),
             })
     }
 

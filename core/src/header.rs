@@ -227,6 +227,17 @@ impl<'a> Address<'a> {
         }
     }
 
+    /// No address: the unused slots of a fixed recipient array, and the
+    /// envelope of a QUIT, which names no one.
+    pub(crate) const NONE: Address<'static> = Address(b"");
+
+    /// An address validated when it was stored (`debug_assert!`ed):
+    /// stored values are parsed once, not on every use.
+    pub(crate) fn trusted(bytes: &'a [u8]) -> Self {
+        debug_assert!(Address::new(bytes).is_ok(), "validated when stored");
+        Address(bytes)
+    }
+
     /// The address bytes.
     pub const fn as_bytes(&self) -> &'a [u8] {
         self.0
@@ -272,6 +283,15 @@ impl<'a> Text<'a> {
         Ok(Text { charset, bytes })
     }
 
+    /// Text validated when it was stored (`debug_assert!`ed).
+    pub(crate) fn trusted(charset: Charset, bytes: &'a [u8]) -> Self {
+        debug_assert!(
+            Text::new(charset, bytes, MAX_SUBJECT).is_ok(),
+            "validated when stored"
+        );
+        Text { charset, bytes }
+    }
+
     /// The bytes, in [`charset`](Self::charset).
     pub const fn as_bytes(&self) -> &'a [u8] {
         self.bytes
@@ -303,6 +323,12 @@ impl<'a> Token<'a> {
             Some(at) => Err(HeaderError::BadAddressByte(at)),
             None => Ok(Token(bytes)),
         }
+    }
+
+    /// A token validated when it was stored (`debug_assert!`ed).
+    pub(crate) fn trusted(bytes: &'a [u8]) -> Self {
+        debug_assert!(Token::new(bytes, true).is_ok(), "validated when stored");
+        Token(bytes)
     }
 
     /// The bytes.

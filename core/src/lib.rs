@@ -10,6 +10,8 @@
 //! - [`header`]: RFC 2047 subjects, RFC 2231 file names, validated addresses.
 //! - [`message`]: the RFC 5322 / `multipart/mixed` message, written
 //!   incrementally.
+//! - [`line`]: the host's command lines, edited as V.250 says.
+//! - [`host_queue`]: the ordered bytes to the host, fixed when said.
 //! - [`at`]: one `AT+GTSMTP*` command line, parsed and validated.
 //! - [`config`]: the configuration it builds, in fixed storage, and the
 //!   read and test forms' answers.
@@ -33,6 +35,8 @@ pub mod content_type;
 pub mod framer;
 mod gb2312_big5_tables;
 pub mod header;
+pub mod host_queue;
+pub mod line;
 pub mod message;
 pub mod mime_base64;
 pub mod reply;

@@ -79,6 +79,12 @@ impl<'a> MessageId<'a> {
         Ok(MessageId(token))
     }
 
+    /// A Message-ID validated when it was stored (`debug_assert!`ed).
+    pub(crate) fn trusted(bytes: &'a [u8]) -> Self {
+        debug_assert!(MessageId::new(bytes).is_ok(), "validated when stored");
+        MessageId(Token::trusted(bytes))
+    }
+
     /// The bytes, brackets included.
     pub const fn as_bytes(&self) -> &'a [u8] {
         self.0.as_bytes()
@@ -238,6 +244,11 @@ impl MessageWriter {
             section_len: 0,
             attachments: 0,
         }
+    }
+
+    /// The charset of the mail's text.
+    pub fn charset(&self) -> Charset {
+        self.charset
     }
 
     /// Whether the closing boundary has been written.

@@ -1,26 +1,34 @@
-//! The G510 SMTP engine: AT lines and serial data in, SMTP out, URCs back.
+//! The G510 SMTP engine: every host byte in, SMTP out, answers and URCs back.
 //!
-//! What it does: [`Session`] wires the pieces together as the module does.
-//! Configuration commands change the [`Config`]; `+GTSMTPSEND` asks the
-//! caller for a connection and runs the [`SmtpClient`] over it; once the
-//! server waits for data the header block is written and the host hears
-//! `+GTSMTPSEND: 2`; `+GTSMTPDATA` and `+GTSMTPFILE=1` put the serial line
-//! in data mode through the [`Framer`] and stream each part through the
-//! [`MessageWriter`] straight into the caller's socket buffer;
-//! `+GTSMTPEND` closes the message and the host hears `+GTSMTPSEND: 1` or
-//! the reply code that ended the mail.
+//! What it does: [`Session`] is the module as the host sees it. It owns
+//! the serial line: [`Session::handle_host`] takes every byte the host
+//! sends, in command mode and in data mode alike. Command lines are edited
+//! as V.250 says ([`LineEditor`]) and echoed as `ATE` says; `AT`, `ATE`,
+//! `AT+CMEE` and the `+GTSMTP*` commands are the engine's, and any other
+//! line is handed to the caller ([`Pending::Command`]), whose answer goes
+//! out through the same ordered host stream. Configuration commands change
+//! the [`Config`]; `+GTSMTPSEND` asks the caller for a connection and runs
+//! the [`SmtpClient`] over it; once the server waits for data the header
+//! block is written and the host hears `+GTSMTPSEND: 2`; `+GTSMTPDATA` and
+//! `+GTSMTPFILE=1` put the line in data mode through the [`Framer`] and
+//! stream each part through the [`MessageWriter`] straight into the
+//! caller's socket buffer; `+GTSMTPEND` closes the message and the host
+//! hears `+GTSMTPSEND: 1` or the reply code that ended the mail.
 //!
 //! What it does not: own a UART, a socket, TLS or a clock. The caller
-//! passes bytes and `now_ms` in and takes bytes out (see the `handle_*` and
-//! `poll_*` methods), and answers the module commands that are not
-//! `+GTSMTP*` (`AT`, `ATE`, `AT+MIPCALL`, ...) itself.
+//! passes bytes and `now_ms` in and takes bytes out (the `handle_*` and
+//! `poll_*` methods), and answers the module commands that are not the
+//! engine's (`AT+MIPCALL`, `AT&K3`, ...).
 //!
-//! Why it is built this way: every call does bounded work on the caller's
-//! buffers, and the whole engine is one fixed-size value the firmware can
-//! place where it likes. Host answers are rendered on demand from a small
-//! queue of what to say (the replay trick of `header::replay`), so a long
-//! read form needs no buffer. Serial data is taken only as far as the
-//! socket buffer can hold its encoding: backpressure, not buffering.
+//! Why it is built this way: the state is one typed value ([`State`]):
+//! idle, a mail in its phases (the SMTP client inside the connected phase,
+//! the framer inside data mode), or the rest of an aborted payload being
+//! dropped; a combination that cannot happen cannot be written. Answers
+//! are rendered into the [`HostQueue`] when they are said, so they are
+//! fixed from then on, and a command line is only executed when its whole
+//! answer fits: every command line gets exactly one final result. Serial
+//! data is taken only as far as the socket buffer can hold its encoding:
+//! backpressure, not buffering.
 //!
 //! A mail that fails while the host is streaming (the server drops the
 //! connection, `<time>` runs out, the body is not valid in its charset)
@@ -33,9 +41,12 @@
 use crate::at::{self, AtError, Command, Request};
 use crate::config::{self, Bounded, Config};
 use crate::framer::{DataLimits, End, Event as FrameEvent, Framer, DEFAULT_GUARD_MS, MAX_PAYLOAD};
-use crate::header::{self, put_decimal, Address, Out, Text, Token};
+use crate::header::{put_decimal, Address, Out, Text, Token};
+use crate::host_queue::{HostQueue, ANSWER_ROOM, URC_ROOM};
+use crate::line::{LineEditor, Step};
 use crate::message::{
-    Boundary, MessageHead, MessageId, MessageWriter, Recipient, MAX_ATTACHMENTS, MAX_RECIPIENTS,
+    Boundary, MessageError, MessageHead, MessageId, MessageWriter, Recipient, MAX_ATTACHMENTS,
+    MAX_RECIPIENTS,
 };
 use crate::smtp::{Envelope, Event as SmtpEvent, SmtpClient, TlsPolicy};
 use crate::CoderResult;
@@ -46,6 +57,8 @@ use crate::CoderResult;
 pub enum SessionError {
     /// The line itself was refused.
     Line(AtError),
+    /// The command line was longer than [`LINE_MAX`](crate::line::LINE_MAX).
+    LineTooLong,
     /// A 21st recipient.
     TooManyRecipients,
     /// Deleting a recipient that is not there.
@@ -56,8 +69,8 @@ pub enum SessionError {
     Incomplete,
     /// The GTSMTPID user is not a mail address, so it cannot be the sender.
     UserNotAddress,
-    /// SEND without a date and Message-ID from the caller.
-    NoIdentity,
+    /// SEND while the caller says the network is down.
+    NoNetwork,
     /// The command needs a connected mail (`+GTSMTPSEND: 2`) in this state.
     WrongState,
     /// The body may be sent once, before any attachment.
@@ -83,12 +96,13 @@ impl SessionError {
     pub const fn as_str(self) -> &'static str {
         match self {
             SessionError::Line(e) => e.as_str(),
+            SessionError::LineTooLong => "command line too long (300 bytes at most)",
             SessionError::TooManyRecipients => "too many recipients",
             SessionError::NoSuchRecipient => "no such recipient",
             SessionError::MailInProgress => "mail in progress",
             SessionError::Incomplete => "server, login and a recipient are needed",
             SessionError::UserNotAddress => "user name is not a mail address",
-            SessionError::NoIdentity => "no date and message id",
+            SessionError::NoNetwork => "network not up (AT+MIPCALL)",
             SessionError::WrongState => "not allowed now",
             SessionError::BodyNotAllowed => "body only once, before attachments",
             SessionError::TooManyAttachments => "too many attachments",
@@ -102,20 +116,6 @@ impl SessionError {
     }
 }
 
-/// What to say to the host, rendered when it is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Say {
-    Ok,
-    Error(SessionError),
-    Read(Command),
-    Test(Command),
-    Prompt,
-    Count(Command, u32),
-    Urc(u16),
-}
-
-const QUEUE: usize = 4;
-
 /// Where a connection should go, asked for once per mail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Connect<'a> {
@@ -127,6 +127,62 @@ pub struct Connect<'a> {
     pub implicit_tls: bool,
 }
 
+/// What a command line waits for from the caller. The session takes no
+/// more host bytes until the caller has done it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pending<'a> {
+    /// A command line that is not the engine's (`AT+MIPCALL=1,"apn"`,
+    /// `AT&K3`, ...), from its `AT`, without the CR. Answer it with
+    /// [`Session::answer_command`], final result code included
+    /// (`b"\r\nERROR\r\n"` for a command the firmware does not know).
+    Command(&'a [u8]),
+    /// `AT+GTSMTPSEND` is about to start a mail and needs its `Date:` and
+    /// `Message-ID:`: call [`Session::set_identity`] (the caller's clock and
+    /// entropy).
+    Identity,
+}
+
+/// Why [`Session::answer_command`] refused an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// No command line is waiting for the caller.
+    NotAsked,
+    /// Longer than [`ANSWER_ROOM`] bytes.
+    TooLong,
+}
+
+impl AnswerError {
+    /// A short description.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AnswerError::NotAsked => "no command is waiting for an answer",
+            AnswerError::TooLong => "answer longer than 2048 bytes",
+        }
+    }
+}
+
+/// Where the session is, as the host sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionState {
+    /// No mail: configuration commands are taken.
+    Idle,
+    /// After `+GTSMTPSEND`: connecting, the SMTP handshake, the header block.
+    Sending,
+    /// `+GTSMTPSEND: 2` was said: waiting for DATA, FILE or END.
+    Ready,
+    /// Host bytes are payload of the body or an attachment.
+    DataMode,
+    /// A data mode's end or `+GTSMTPEND`: the message's last bytes and the
+    /// server's verdict.
+    Finishing,
+    /// The mail failed while the host streamed: its payload is read and
+    /// dropped until the data mode ends.
+    Discarding,
+}
+
 /// Which part data mode is feeding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Part {
@@ -134,40 +190,83 @@ enum Part {
     File,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for the caller to connect.
-    Connecting { asked: bool },
+impl Part {
+    const fn command(self) -> Command {
+        match self {
+            Part::Body => Command::Data,
+            Part::File => Command::File,
+        }
+    }
+}
+
+/// A data command's payload being read.
+#[derive(Clone, Debug)]
+struct DataMode {
+    part: Part,
+    framer: Framer,
+    /// The LF of a CRLF host's data command line has not come yet: the
+    /// first byte, if it is LF, is line ending, not payload.
+    lf_due: bool,
+    /// `+` bytes the framer held as a possible escape and released as data
+    /// at a timer: written with the part's last line.
+    pluses: u8,
+}
+
+/// A data mode that ended normally; the part's last line is being written
+/// before the command's count and `OK` are said.
+#[derive(Clone, Copy, Debug)]
+struct Ending {
+    part: Part,
+    count: u64,
+    pluses: u8,
+}
+
+/// Where a connected mail is.
+#[derive(Clone, Debug)]
+enum Stage {
     /// SMTP up to the server's 354.
-    Smtp,
+    Handshake,
     /// Writing the header block.
     Head,
-    /// Waiting for DATA, FILE or END.
+    /// `+GTSMTPSEND: 2` said; waiting for DATA, FILE or END.
     Ready,
-    /// Serial bytes are payload.
-    DataMode(Part),
-    /// Data mode ended normally; the part's last line is being written.
-    EndingPart(Part),
+    /// Host bytes are payload.
+    Data(DataMode),
+    /// Writing a part's last line.
+    EndingPart(Ending),
     /// Writing the closing boundary.
     Closing,
     /// End-of-data sent; waiting for the server's verdict.
     Verdict,
-    /// The mail is over; the SMTP client may still say QUIT.
-    Quitting,
+}
+
+// The whole session is one fixed-size value (no heap to box into), so
+// the largest variant sets the size anyway.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+enum Phase {
+    /// Waiting for the caller to connect (`asked`: `poll_connect` said so).
+    Connecting { asked: bool },
+    /// The connection is up; the SMTP client speaks over it.
+    Connected { smtp: SmtpClient, stage: Stage },
+}
+
+/// The `Date:` and `Message-ID:` of a mail, validated when set.
+#[derive(Clone, Copy, Debug)]
+struct Identity {
+    date: Bounded<76>,
+    message_id: Bounded<76>,
 }
 
 /// One mail from SEND to its outcome.
 #[derive(Debug)]
 struct Mail {
     phase: Phase,
-    smtp: Option<SmtpClient>,
     writer: MessageWriter,
-    framer: Option<Framer>,
-    /// Framer payload (`+` bytes held as a possible escape, then released)
-    /// still to be written.
-    pluses: u8,
+    identity: Identity,
     deadline_ms: u64,
     body_sent: bool,
+    /// Attachment names, validated in the session charset when FILE came.
     files: [Bounded<80>; MAX_ATTACHMENTS],
     file_count: u8,
     attachment_bytes: u64,
@@ -178,26 +277,69 @@ struct Mail {
 #[derive(Debug)]
 struct Discard {
     framer: Framer,
+    lf_due: bool,
     error: SessionError,
+}
+
+/// The session's one state; see the module docs.
+#[allow(clippy::large_enum_variant)] // as `Phase`
+#[derive(Debug)]
+enum State {
+    Idle,
+    Mail(Mail),
+    Discarding(Discard),
+}
+
+/// What the caller must do before the line in the editor can go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    Command,
+    /// SEND waits for `set_identity`; it runs as of `at_ms`, when it came.
+    Identity {
+        at_ms: u64,
+    },
 }
 
 /// The engine; see the module docs.
 #[derive(Debug)]
 pub struct Session {
+    line: LineEditor,
+    waiting: Option<Waiting>,
+    engine: Engine,
+}
+
+/// Everything but the line being edited, so a line can be executed while
+/// it is borrowed from the editor.
+#[derive(Debug)]
+struct Engine {
     config: Config,
-    mail: Option<Mail>,
-    discard: Option<Discard>,
-    queue: [Say; QUEUE],
-    queued: u8,
-    replayed: usize,
-    verbose: bool,
+    state: State,
+    host: HostQueue,
+    /// The connection of a finished mail, still saying QUIT: it is no
+    /// longer the mail's, so configuration is free again.
+    quitting: Option<SmtpClient>,
+    /// The identity for the next SEND, taken by it.
+    identity: Option<Identity>,
+    cmee: u8,
+    echo: bool,
+    network_up: bool,
     guard_ms: u32,
     require_tls: bool,
-    date: Bounded<76>,
-    message_id: Bounded<76>,
     helo: Bounded<80>,
     close: bool,
     start_tls: bool,
+}
+
+/// What a command line came to.
+enum Outcome {
+    /// Answered (or its final result is owed by data mode).
+    Done,
+    /// A data command put the line in data mode.
+    DataMode,
+    /// Not the engine's: the caller answers.
+    Caller,
+    /// SEND needs the caller's identity first.
+    NeedIdentity,
 }
 
 impl Default for Session {
@@ -207,250 +349,213 @@ impl Default for Session {
 }
 
 impl Session {
-    /// An idle engine with nothing configured.
+    /// An idle engine with nothing configured, echo on, numeric errors off.
     pub fn new() -> Self {
         Session {
-            config: Config::new(),
-            mail: None,
-            discard: None,
-            queue: [Say::Ok; QUEUE],
-            queued: 0,
-            replayed: 0,
-            verbose: false,
-            guard_ms: DEFAULT_GUARD_MS,
-            require_tls: false,
-            date: Bounded::default(),
-            message_id: Bounded::default(),
-            helo: Bounded::from_slice(b"localhost"),
-            close: false,
-            start_tls: false,
+            line: LineEditor::new(),
+            waiting: None,
+            engine: Engine {
+                config: Config::new(),
+                state: State::Idle,
+                host: HostQueue::new(),
+                quitting: None,
+                identity: None,
+                cmee: 0,
+                echo: true,
+                network_up: true,
+                guard_ms: DEFAULT_GUARD_MS,
+                require_tls: false,
+                helo: Bounded::from_slice(b"localhost"),
+                close: false,
+                start_tls: false,
+            },
         }
     }
 
-    /// `+CME ERROR: <text>` instead of `ERROR` (`AT+CMEE=2`).
+    /// `+CME ERROR: <text>` instead of `ERROR`, as `AT+CMEE=2` sets it.
     pub fn set_verbose_errors(&mut self, on: bool) {
-        self.verbose = on;
+        self.engine.cmee = if on { 2 } else { 0 };
     }
 
     /// The `+++` guard time (default 1000 ms).
     pub fn set_guard_ms(&mut self, ms: u32) {
-        self.guard_ms = ms;
+        self.engine.guard_ms = ms;
     }
 
     /// Refuse servers that do not offer STARTTLS (default: use it when offered).
     pub fn set_require_tls(&mut self, on: bool) {
-        self.require_tls = on;
+        self.engine.require_tls = on;
+    }
+
+    /// Whether the caller's network is up (default: up). While it is down,
+    /// `+GTSMTPSEND` is refused with "network not up (AT+MIPCALL)".
+    pub fn set_network_up(&mut self, up: bool) {
+        self.engine.network_up = up;
     }
 
     /// The EHLO name: this host's name or address literal (`[10.0.0.1]`).
     pub fn set_helo_name(&mut self, name: &[u8]) -> Result<(), SessionError> {
         Token::new(name, false).map_err(|e| SessionError::Line(e.into()))?;
-        self.helo = Bounded::from_slice(name);
+        self.engine.helo = Bounded::from_slice(name);
         Ok(())
     }
 
     /// The Date and Message-ID of the next mail (the caller's clock and
-    /// entropy); set before every SEND.
+    /// entropy). Each SEND takes the identity set before it; a SEND with
+    /// none waits for it ([`Pending::Identity`]) and runs when it is set.
     pub fn set_identity(&mut self, date: Token<'_>, message_id: MessageId<'_>) {
-        self.date = Bounded::from_slice(date.as_bytes());
-        self.message_id = Bounded::from_slice(message_id.as_bytes());
+        self.engine.identity = Some(Identity {
+            date: Bounded::from_slice(date.as_bytes()),
+            message_id: Bounded::from_slice(message_id.as_bytes()),
+        });
+        if let Some(Waiting::Identity { at_ms }) = self.waiting {
+            self.waiting = None;
+            self.run_line(at_ms);
+        }
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.engine.config
     }
 
-    /// Whether serial bytes are payload now (see [`handle_serial_data`](Self::handle_serial_data)).
+    /// Where the session is.
+    pub fn state(&self) -> SessionState {
+        self.engine.state()
+    }
+
+    /// Whether host bytes are payload now (data mode, or the rest of an
+    /// aborted payload being dropped).
     pub fn in_data_mode(&self) -> bool {
-        self.discard.is_some()
-            || matches!(
-                self.mail.as_ref().map(|m| m.phase),
-                Some(Phase::DataMode(_))
-            )
+        matches!(
+            self.state(),
+            SessionState::DataMode | SessionState::Discarding
+        )
     }
 
-    /// Executes one `AT+GTSMTP*` line. Returns `false` (and does nothing)
-    /// while earlier answers are still unread: drain
-    /// [`poll_host`](Self::poll_host) first.
-    pub fn handle_at_line(&mut self, line: &[u8], now_ms: u64) -> bool {
-        if self.queued > 0 || self.in_data_mode() {
+    /// What the session waits for from the caller, if anything; it takes no
+    /// host bytes until then. The same answer until the caller acts.
+    pub fn pending(&self) -> Option<Pending<'_>> {
+        match self.waiting? {
+            Waiting::Command => Some(Pending::Command(self.line.line())),
+            Waiting::Identity { .. } => Some(Pending::Identity),
+        }
+    }
+
+    /// The caller's whole answer to [`Pending::Command`], final result code
+    /// included (`b"\r\nOK\r\n"`); it goes to the host after everything said
+    /// before it, and the session takes host bytes again.
+    pub fn answer_command(&mut self, answer: &[u8]) -> Result<(), AnswerError> {
+        if self.waiting != Some(Waiting::Command) {
+            return Err(AnswerError::NotAsked);
+        }
+        if answer.len() > ANSWER_ROOM {
+            return Err(AnswerError::TooLong);
+        }
+        let queued = self.engine.host.push(answer);
+        debug_assert!(
+            queued,
+            "a line is only handed over with room for its answer"
+        );
+        self.waiting = None;
+        self.line.clear();
+        Ok(())
+    }
+
+    /// Takes bytes from the host at `now_ms`: command lines (edited and
+    /// echoed; executed once their answer has room) and data-mode payload,
+    /// which is encoded into `server_out` (bytes for the server, to be sent
+    /// before anything [`poll_server`](Self::poll_server) gives). Returns
+    /// `(bytes read, bytes written)`. Unread input must be offered again
+    /// later: it waits for room in `server_out` or for the host to read
+    /// its answers ([`poll_host`](Self::poll_host)), or for the caller
+    /// ([`pending`](Self::pending)); hold the UART meanwhile.
+    pub fn handle_host(
+        &mut self,
+        input: &[u8],
+        now_ms: u64,
+        server_out: &mut [u8],
+    ) -> (usize, usize) {
+        let (mut read, mut written) = (0, 0);
+        while read < input.len() && self.waiting.is_none() {
+            let (r, w) = match self.engine.state() {
+                SessionState::DataMode | SessionState::Discarding => {
+                    self.engine
+                        .data_input(&input[read..], now_ms, &mut server_out[written..])
+                }
+                // A data command's count and OK are still owed.
+                SessionState::Finishing if self.engine.owes_result() => break,
+                _ => (usize::from(self.command_byte(input[read], now_ms)), 0),
+            };
+            read += r;
+            written += w;
+            if r == 0 && w == 0 {
+                break;
+            }
+        }
+        (read, written)
+    }
+
+    /// One command-mode byte; returns whether it was taken (there must be
+    /// room for its echo and, past it, for a whole answer).
+    fn command_byte(&mut self, b: u8, now_ms: u64) -> bool {
+        let host = &mut self.engine.host;
+        if host.free() < ANSWER_ROOM + URC_ROOM + ECHO_MAX {
             return false;
         }
-        match at::parse(line) {
-            Err(e) => self.say(Say::Error(SessionError::Line(e))),
-            Ok(Request::Read(command)) => {
-                self.say(Say::Read(command));
-                self.say(Say::Ok);
-            }
-            Ok(Request::Test(command)) => {
-                self.say(Say::Test(command));
-                self.say(Say::Ok);
-            }
-            Ok(request) => match self.execute(&request, now_ms) {
-                Ok(Some(say)) => self.say(say),
-                Ok(None) => {}
-                Err(e) => self.say(Say::Error(e)),
-            },
+        let step = self.line.push(b);
+        if self.engine.echo {
+            let echo: &[u8] = match step {
+                Step::Silent => b"",
+                Step::Erase => b"\x08 \x08",
+                Step::Echo | Step::Line | Step::Overlong => core::slice::from_ref(&b),
+            };
+            host.push(echo);
+        }
+        match step {
+            Step::Line => self.run_line(now_ms),
+            Step::Overlong => self.engine.say_error(SessionError::LineTooLong),
+            Step::Silent | Step::Echo | Step::Erase => {}
         }
         true
     }
 
-    fn execute(&mut self, request: &Request<'_>, now_ms: u64) -> Result<Option<Say>, SessionError> {
-        match *request {
-            Request::Land { .. }
-            | Request::Id { .. }
-            | Request::Dst { .. }
-            | Request::Head { .. } => {
-                if self.mail.is_some() {
-                    return Err(SessionError::MailInProgress);
-                }
-                self.config.apply(request).map_err(|e| match e {
-                    config::ConfigError::TooManyRecipients => SessionError::TooManyRecipients,
-                    config::ConfigError::NoSuchRecipient => SessionError::NoSuchRecipient,
-                    _ => SessionError::WrongState,
-                })?;
-                Ok(Some(Say::Ok))
+    /// Executes the line in the editor.
+    fn run_line(&mut self, now_ms: u64) {
+        let crlf = self.line.crlf_host();
+        match self.engine.execute(self.line.line(), now_ms, crlf) {
+            Outcome::Done => self.line.clear(),
+            Outcome::DataMode => {
+                self.line.hand_over();
+                self.line.clear();
             }
-            Request::Send { time_s } => self.send(time_s, now_ms).map(|_| Some(Say::Ok)),
-            Request::Data { time_s, break_s } => self
-                .enter_data(Part::Body, time_s, break_s, now_ms)
-                .map(|_| None),
-            Request::File { add: false, .. } => Err(SessionError::CannotDelete),
-            Request::File {
-                add: true,
-                name,
-                break_s,
-            } => {
-                let charset = self.config.charset();
-                Text::file_name(charset, name).map_err(|_| SessionError::BadFileName)?;
-                let mail = self.mail.as_mut().ok_or(SessionError::WrongState)?;
-                if mail.file_count as usize == MAX_ATTACHMENTS {
-                    return Err(SessionError::TooManyAttachments);
-                }
-                if mail.phase != Phase::Ready {
-                    return Err(SessionError::WrongState);
-                }
-                mail.files[mail.file_count as usize] = Bounded::from_slice(name);
-                mail.file_count += 1;
-                self.enter_data(Part::File, 48000, break_s, now_ms)
-                    .map(|_| None)
-            }
-            Request::End => {
-                let mail = self.mail.as_mut().ok_or(SessionError::WrongState)?;
-                if mail.phase != Phase::Ready {
-                    return Err(SessionError::WrongState);
-                }
-                mail.phase = Phase::Closing;
-                Ok(Some(Say::Ok))
-            }
-            Request::Clr => {
-                if self.mail.take().is_some() {
-                    self.close = true;
-                }
-                self.config = Config::new();
-                Ok(Some(Say::Ok))
-            }
-            _ => Err(SessionError::WrongState),
+            Outcome::Caller => self.waiting = Some(Waiting::Command),
+            Outcome::NeedIdentity => self.waiting = Some(Waiting::Identity { at_ms: now_ms }),
         }
     }
 
-    fn send(&mut self, time_s: u32, now_ms: u64) -> Result<(), SessionError> {
-        if self.mail.is_some() {
-            return Err(SessionError::MailInProgress);
-        }
-        let (user, _) = self.config.login().ok_or(SessionError::Incomplete)?;
-        if !self.config.is_complete() {
-            return Err(SessionError::Incomplete);
-        }
-        Address::new(user).map_err(|_| SessionError::UserNotAddress)?;
-        let id =
-            MessageId::new(self.message_id.as_bytes()).map_err(|_| SessionError::NoIdentity)?;
-        Token::new(self.date.as_bytes(), true).map_err(|_| SessionError::NoIdentity)?;
-        let writer = MessageWriter::new(self.config.charset(), Boundary::from_seed(id.as_bytes()));
-        self.mail = Some(Mail {
-            phase: Phase::Connecting { asked: false },
-            smtp: None,
-            writer,
-            framer: None,
-            pluses: 0,
-            deadline_ms: now_ms + time_s as u64 * 1000,
-            body_sent: false,
-            files: [Bounded::default(); MAX_ATTACHMENTS],
-            file_count: 0,
-            attachment_bytes: 0,
-        });
-        Ok(())
-    }
-
-    fn enter_data(
-        &mut self,
-        part: Part,
-        time_s: u32,
-        break_s: Option<u32>,
-        now_ms: u64,
-    ) -> Result<(), SessionError> {
-        let mail = self.mail.as_mut().ok_or(SessionError::WrongState)?;
-        if mail.phase != Phase::Ready {
-            return Err(SessionError::WrongState);
-        }
-        if part == Part::Body && (mail.body_sent || mail.file_count > 0) {
-            return Err(SessionError::BodyNotAllowed);
-        }
-        let mut limits = DataLimits::from_seconds(time_s, break_s);
-        limits.guard_ms = self.guard_ms;
-        limits.max_bytes = match part {
-            Part::Body => MAX_PAYLOAD,
-            Part::File => MAX_PAYLOAD - mail.attachment_bytes,
-        };
-        mail.framer = Some(Framer::new(limits, now_ms));
-        mail.phase = Phase::DataMode(part);
-        mail.body_sent |= part == Part::Body;
-        self.say(Say::Prompt);
-        Ok(())
-    }
-
-    fn say(&mut self, say: Say) {
-        // The queue holds a command's answer (at most two items, and no new
-        // line is taken until it is read) plus the URCs that can follow it
-        // (at most two per mail step). A full queue would drop this item;
-        // debug builds assert that it never fills.
-        debug_assert!((self.queued as usize) < QUEUE, "host answer queue full");
-        if (self.queued as usize) < QUEUE {
-            self.queue[self.queued as usize] = say;
-            self.queued += 1;
-        }
-    }
-
-    /// Writes answers and URCs for the host into `dst`; returns how many bytes.
+    /// Moves answers, echo and URCs for the host into `dst`; returns how
+    /// many bytes. Any `dst` of one byte or more makes progress.
     pub fn poll_host(&mut self, dst: &mut [u8]) -> usize {
-        let mut written = 0;
-        while self.queued > 0 && written < dst.len() {
-            let say = self.queue[0];
-            let (config, verbose, mail) = (&self.config, self.verbose, self.mail.as_ref());
-            let (done, w) = header::replay(self.replayed, &mut dst[written..], |out| {
-                render(out, say, config, verbose, mail)
-            });
-            written += w;
-            if !done {
-                self.replayed += w;
-                break;
-            }
-            self.replayed = 0;
-            self.queue.copy_within(1.., 0);
-            self.queued -= 1;
-        }
-        written
+        self.engine.host.poll(dst)
     }
 
-    /// Where to connect, once per mail after SEND.
+    /// Where to connect, once per mail after SEND. Nothing while a close
+    /// is still to be taken with [`poll_close`](Self::poll_close): the
+    /// caller has one connection at a time.
     pub fn poll_connect(&mut self) -> Option<Connect<'_>> {
-        let mail = self.mail.as_mut()?;
-        if mail.phase != (Phase::Connecting { asked: false }) {
+        let e = &mut self.engine;
+        if e.close {
+            return None;
+        }
+        let State::Mail(mail) = &mut e.state else {
+            return None;
+        };
+        if !matches!(mail.phase, Phase::Connecting { asked: false }) {
             return None;
         }
         mail.phase = Phase::Connecting { asked: true };
-        let server = self.config.server()?;
+        let server = e.config.server()?;
         Some(Connect {
             host: server.host.as_bytes(),
             port: server.port,
@@ -460,50 +565,43 @@ impl Session {
 
     /// The connection is open (for SMTPS: TLS is up).
     pub fn handle_connected(&mut self, now_ms: u64) {
-        let policy = match (
-            self.config.server().map(|s| s.implicit_tls),
-            self.require_tls,
-        ) {
+        let e = &mut self.engine;
+        let policy = match (e.config.server().map(|s| s.implicit_tls), e.require_tls) {
             (Some(true), _) => TlsPolicy::Implicit,
             (_, true) => TlsPolicy::Required,
             _ => TlsPolicy::Opportunistic,
         };
-        if let Some(mail) = self
-            .mail
-            .as_mut()
-            .filter(|m| matches!(m.phase, Phase::Connecting { .. }))
-        {
-            mail.smtp = Some(SmtpClient::new(policy, now_ms));
-            mail.phase = Phase::Smtp;
+        if let State::Mail(mail) = &mut e.state {
+            if let Phase::Connecting { asked: true } = mail.phase {
+                mail.phase = Phase::Connected {
+                    smtp: SmtpClient::new(policy, now_ms),
+                    stage: Stage::Handshake,
+                };
+            }
         }
     }
 
     /// The connection could not be made, or it closed.
     pub fn handle_closed(&mut self) {
-        if let Some(smtp) = self.mail.as_mut().and_then(|m| m.smtp.as_mut()) {
-            smtp.handle_closed();
-            self.take_smtp_events();
-        } else if self.mail.is_some() {
-            self.abort(None, 0);
-        }
+        self.engine.handle_closed();
     }
 
     /// Whether the caller must start TLS on the connection now (STARTTLS);
     /// then call [`handle_tls_established`](Self::handle_tls_established).
     pub fn poll_start_tls(&mut self) -> bool {
-        core::mem::take(&mut self.start_tls)
+        core::mem::take(&mut self.engine.start_tls)
     }
 
     /// TLS is up after [`poll_start_tls`](Self::poll_start_tls).
     pub fn handle_tls_established(&mut self, now_ms: u64) {
-        if let Some(smtp) = self.mail.as_mut().and_then(|m| m.smtp.as_mut()) {
+        if let Some(smtp) = self.engine.smtp() {
             smtp.handle_tls_established(now_ms);
         }
     }
 
     /// Whether the caller must close the connection now.
     pub fn poll_close(&mut self) -> bool {
-        core::mem::take(&mut self.close)
+        core::mem::take(&mut self.engine.close)
     }
 
     /// Feeds bytes from the server; returns how many were consumed. Replies
@@ -511,16 +609,362 @@ impl Session {
     /// [`poll_server`](Self::poll_server): offer unconsumed bytes again
     /// after that.
     pub fn handle_server(&mut self, input: &[u8], now_ms: u64) -> usize {
+        self.engine.handle_server(input, now_ms)
+    }
+
+    /// Writes bytes for the server (SMTP commands and message parts that
+    /// are not serial payload) into `dst`; returns how many.
+    pub fn poll_server(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
+        self.engine.poll_server(dst, now_ms)
+    }
+
+    /// Advances the timers to `now_ms`: data-mode ends, SMTP step timeouts,
+    /// the mail's `<time>` limit. Call it at
+    /// [`next_deadline`](Self::next_deadline) (earlier is harmless).
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.engine.handle_timeout(now_ms);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) needs calling next, if ever.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.engine.next_deadline()
+    }
+}
+
+/// The most a command-mode byte echoes (a backspace: BS SP BS).
+const ECHO_MAX: usize = 3;
+
+impl Engine {
+    fn state(&self) -> SessionState {
+        let mail = match &self.state {
+            State::Idle => return SessionState::Idle,
+            State::Discarding(_) => return SessionState::Discarding,
+            State::Mail(mail) => mail,
+        };
+        match &mail.phase {
+            Phase::Connecting { .. } => SessionState::Sending,
+            Phase::Connected { stage, .. } => match stage {
+                Stage::Handshake | Stage::Head => SessionState::Sending,
+                Stage::Ready => SessionState::Ready,
+                Stage::Data(_) => SessionState::DataMode,
+                Stage::EndingPart(_) | Stage::Closing | Stage::Verdict => SessionState::Finishing,
+            },
+        }
+    }
+
+    /// Whether a data command's final result is still owed after its data
+    /// mode ended.
+    fn owes_result(&self) -> bool {
+        matches!(self.stage(), Some(Stage::EndingPart(_)))
+    }
+
+    fn stage(&self) -> Option<&Stage> {
+        match &self.state {
+            State::Mail(Mail {
+                phase: Phase::Connected { stage, .. },
+                ..
+            }) => Some(stage),
+            _ => None,
+        }
+    }
+
+    /// The SMTP client speaking now: the mail's, or the one saying QUIT.
+    fn smtp(&mut self) -> Option<&mut SmtpClient> {
+        match &mut self.state {
+            State::Mail(Mail {
+                phase: Phase::Connected { smtp, .. },
+                ..
+            }) => Some(smtp),
+            _ => self.quitting.as_mut(),
+        }
+    }
+
+    fn say(&mut self, piece: impl Fn(&mut dyn Out)) {
+        let queued = self.host.say(piece);
+        // Lines run only with ANSWER_ROOM + URC_ROOM free, which holds
+        // any answer and what can follow it before the next line.
+        debug_assert!(queued, "host queue full");
+    }
+
+    fn say_ok(&mut self) {
+        self.say(|out| out.put(b"\r\nOK\r\n"));
+    }
+
+    fn say_error(&mut self, e: SessionError) {
+        let verbose = self.cmee > 0;
+        self.say(|out| {
+            if verbose {
+                out.put(b"\r\n+CME ERROR: ");
+                out.put(e.as_str().as_bytes());
+                out.put(b"\r\n");
+            } else {
+                out.put(b"\r\nERROR\r\n");
+            }
+        });
+    }
+
+    fn say_urc(&mut self, code: u16) {
+        self.say(|out| {
+            out.put(b"\r\n+GTSMTPSEND: ");
+            put_decimal(out, code.into());
+            out.put(b"\r\n");
+        });
+    }
+
+    /// One command line, from its `AT`.
+    fn execute(&mut self, line: &[u8], now_ms: u64, crlf: bool) -> Outcome {
+        let body = line[2..].trim_ascii_end();
+        let upper = |n: usize| body.len() >= n && body[..n].eq_ignore_ascii_case(&b"+GTSMTP"[..n]);
+        if upper(5) {
+            return self.gtsmtp(line, now_ms, crlf);
+        }
+        match body {
+            b"" => self.say_ok(),
+            b"E" | b"e" | b"E0" | b"e0" | b"E1" | b"e1" => {
+                self.echo = body.ends_with(b"1");
+                self.say_ok();
+            }
+            _ if body.len() >= 5 && body[..5].eq_ignore_ascii_case(b"+CMEE") => {
+                self.cmee_command(&body[5..])
+            }
+            _ => return Outcome::Caller,
+        }
+        Outcome::Done
+    }
+
+    /// `AT+CMEE`: `=<0-2>`, `?`, `=?`.
+    fn cmee_command(&mut self, tail: &[u8]) {
+        let level = self.cmee;
+        match tail {
+            b"?" => self.say(|out| {
+                out.put(b"\r\n+CMEE: ");
+                put_decimal(out, level.into());
+                out.put(b"\r\n\r\nOK\r\n");
+            }),
+            b"=?" => self.say(|out| out.put(b"\r\n+CMEE: (0-2)\r\n\r\nOK\r\n")),
+            [b'=', n @ b'0'..=b'2'] => {
+                self.cmee = n - b'0';
+                self.say_ok();
+            }
+            _ => self.say_error(SessionError::Line(AtError::Parameters)),
+        }
+    }
+
+    /// An `AT+GTSMTP*` line.
+    fn gtsmtp(&mut self, line: &[u8], now_ms: u64, crlf: bool) -> Outcome {
+        let request = match at::parse(line) {
+            Ok(request) => request,
+            Err(e) => {
+                self.say_error(SessionError::Line(e));
+                return Outcome::Done;
+            }
+        };
+        match request {
+            Request::Read(command) => self.say_read(command),
+            Request::Test(command) => self.say(|out| {
+                config::write_test(out, command);
+                out.put(b"\r\nOK\r\n");
+            }),
+            request => match self.execute_request(&request, now_ms, crlf) {
+                Ok(outcome) => return outcome,
+                Err(e) => self.say_error(e),
+            },
+        }
+        Outcome::Done
+    }
+
+    fn say_read(&mut self, command: Command) {
+        let (config, state) = (&self.config, &self.state);
+        let files = match state {
+            State::Mail(m) => &m.files[..m.file_count as usize],
+            _ => &[][..],
+        };
+        let queued = self.host.say(|out| {
+            config::write_read(out, config, command, files.iter().map(|f| f.as_bytes()));
+            out.put(b"\r\nOK\r\n");
+        });
+        debug_assert!(queued, "host queue full");
+    }
+
+    fn execute_request(
+        &mut self,
+        request: &Request<'_>,
+        now_ms: u64,
+        crlf: bool,
+    ) -> Result<Outcome, SessionError> {
+        match *request {
+            Request::Land { .. }
+            | Request::Id { .. }
+            | Request::Dst { .. }
+            | Request::Head { .. } => {
+                if !matches!(self.state, State::Idle) {
+                    return Err(SessionError::MailInProgress);
+                }
+                self.config.apply(request).map_err(|e| match e {
+                    config::ConfigError::TooManyRecipients => SessionError::TooManyRecipients,
+                    config::ConfigError::NoSuchRecipient => SessionError::NoSuchRecipient,
+                    _ => SessionError::WrongState,
+                })?;
+                self.say_ok();
+                Ok(Outcome::Done)
+            }
+            Request::Send { time_s } => self.send(time_s, now_ms),
+            Request::Data { time_s, break_s } => {
+                self.enter_data(Part::Body, time_s, break_s, now_ms, crlf)
+            }
+            Request::File { add: false, .. } => Err(SessionError::CannotDelete),
+            Request::File {
+                add: true,
+                name,
+                break_s,
+            } => {
+                Text::file_name(self.config.charset(), name)
+                    .map_err(|_| SessionError::BadFileName)?;
+                let mail = self.ready_mail()?;
+                if mail.file_count as usize == MAX_ATTACHMENTS {
+                    return Err(SessionError::TooManyAttachments);
+                }
+                mail.files[mail.file_count as usize] = Bounded::from_slice(name);
+                mail.file_count += 1;
+                self.enter_data(Part::File, 48000, break_s, now_ms, crlf)
+            }
+            Request::End => {
+                self.ready_mail()?;
+                self.set_stage(Stage::Closing);
+                self.say_ok();
+                Ok(Outcome::Done)
+            }
+            Request::Clr => {
+                if !matches!(self.state, State::Idle) | self.quitting.take().is_some() {
+                    self.close = true;
+                }
+                self.state = State::Idle;
+                self.config = Config::new();
+                self.say_ok();
+                Ok(Outcome::Done)
+            }
+            _ => Err(SessionError::WrongState),
+        }
+    }
+
+    /// The mail, when it waits for DATA, FILE or END.
+    fn ready_mail(&mut self) -> Result<&mut Mail, SessionError> {
+        match &mut self.state {
+            State::Mail(mail)
+                if matches!(
+                    mail.phase,
+                    Phase::Connected {
+                        stage: Stage::Ready,
+                        ..
+                    }
+                ) =>
+            {
+                Ok(mail)
+            }
+            _ => Err(SessionError::WrongState),
+        }
+    }
+
+    fn set_stage(&mut self, next: Stage) {
+        if let State::Mail(Mail {
+            phase: Phase::Connected { stage, .. },
+            ..
+        }) = &mut self.state
+        {
+            *stage = next;
+        }
+    }
+
+    fn send(&mut self, time_s: u32, now_ms: u64) -> Result<Outcome, SessionError> {
+        if !matches!(self.state, State::Idle) {
+            return Err(SessionError::MailInProgress);
+        }
+        let (user, _) = self.config.login().ok_or(SessionError::Incomplete)?;
+        if !self.config.is_complete() {
+            return Err(SessionError::Incomplete);
+        }
+        Address::new(user).map_err(|_| SessionError::UserNotAddress)?;
+        if !self.network_up {
+            return Err(SessionError::NoNetwork);
+        }
+        let Some(identity) = self.identity.take() else {
+            return Ok(Outcome::NeedIdentity);
+        };
+        if self.quitting.take().is_some() {
+            // The last mail's connection is still saying QUIT: drop it;
+            // the new one is asked for once the caller has closed it.
+            self.close = true;
+        }
+        let boundary = Boundary::from_seed(identity.message_id.as_bytes());
+        self.state = State::Mail(Mail {
+            phase: Phase::Connecting { asked: false },
+            writer: MessageWriter::new(self.config.charset(), boundary),
+            identity,
+            deadline_ms: now_ms + time_s as u64 * 1000,
+            body_sent: false,
+            files: [Bounded::default(); MAX_ATTACHMENTS],
+            file_count: 0,
+            attachment_bytes: 0,
+        });
+        self.say_ok();
+        Ok(Outcome::Done)
+    }
+
+    fn enter_data(
+        &mut self,
+        part: Part,
+        time_s: u32,
+        break_s: Option<u32>,
+        now_ms: u64,
+        crlf: bool,
+    ) -> Result<Outcome, SessionError> {
+        let guard_ms = self.guard_ms;
+        let mail = self.ready_mail()?;
+        if part == Part::Body && (mail.body_sent || mail.file_count > 0) {
+            return Err(SessionError::BodyNotAllowed);
+        }
+        let mut limits = DataLimits::from_seconds(time_s, break_s);
+        limits.guard_ms = guard_ms;
+        limits.max_bytes = match part {
+            Part::Body => MAX_PAYLOAD,
+            Part::File => MAX_PAYLOAD - mail.attachment_bytes,
+        };
+        mail.body_sent |= part == Part::Body;
+        self.set_stage(Stage::Data(DataMode {
+            part,
+            framer: Framer::new(limits, now_ms),
+            lf_due: crlf,
+            pluses: 0,
+        }));
+        self.say(|out| out.put(b"\r\n> "));
+        Ok(Outcome::DataMode)
+    }
+
+    fn handle_closed(&mut self) {
+        if let Some(smtp) = self.smtp() {
+            smtp.handle_closed();
+            self.take_smtp_events();
+        } else if matches!(self.state, State::Mail(_)) {
+            self.abort(None, 0);
+        }
+    }
+
+    fn handle_server(&mut self, input: &[u8], now_ms: u64) -> usize {
         let mut used = 0;
         while used < input.len() {
-            let Some((all, n)) = recipients(&self.config) else {
-                return input.len();
-            };
-            let Some(envelope) = envelope(&self.config, &self.helo, &all[..n]) else {
-                return input.len();
-            };
-            let Some(smtp) = self.mail.as_mut().and_then(|m| m.smtp.as_mut()) else {
-                return input.len();
+            let mail = matches!(self.state, State::Mail(_));
+            let (all, n) = recipients(&self.config);
+            let envelope = envelope(&self.config, &self.helo, &all[..n], mail);
+            let smtp = match &mut self.state {
+                State::Mail(Mail {
+                    phase: Phase::Connected { smtp, .. },
+                    ..
+                }) => smtp,
+                _ => match self.quitting.as_mut() {
+                    Some(smtp) => smtp,
+                    // No conversation: nothing to read the bytes.
+                    None => return input.len(),
+                },
             };
             let n = smtp.handle_input(&envelope, &input[used..], now_ms);
             used += n;
@@ -534,64 +978,106 @@ impl Session {
 
     /// Acts on what the SMTP client says; returns whether it said anything.
     fn take_smtp_events(&mut self) -> bool {
-        let Some(event) = self
-            .mail
-            .as_mut()
-            .and_then(|m| m.smtp.as_mut())
-            .and_then(|s| s.poll_event())
-        else {
+        let mine = matches!(
+            self.state,
+            State::Mail(Mail {
+                phase: Phase::Connected { .. },
+                ..
+            })
+        );
+        let Some(event) = self.smtp().and_then(SmtpClient::poll_event) else {
             return false;
         };
-        match event {
-            SmtpEvent::StartTls => self.start_tls = true,
-            SmtpEvent::ReadyForData => {
-                if let Some(mail) = self.mail.as_mut() {
-                    mail.phase = Phase::Head;
-                }
+        match (event, mine) {
+            (SmtpEvent::StartTls, true) => self.start_tls = true,
+            (SmtpEvent::ReadyForData, true) if matches!(self.stage(), Some(Stage::Handshake)) => {
+                self.set_stage(Stage::Head)
             }
-            SmtpEvent::Delivered => {
-                self.say(Say::Urc(1));
-                if let Some(mail) = self.mail.as_mut() {
-                    mail.phase = Phase::Quitting;
-                }
+            (SmtpEvent::Delivered, true) if matches!(self.stage(), Some(Stage::Verdict)) => {
+                self.say_urc(1);
+                self.quitting = self.smtp().cloned();
+                // Configuration is free again as soon as the URC is said.
+                self.state = State::Idle;
             }
-            SmtpEvent::Failed(code) => self.abort(None, code),
-            _ => {
-                self.mail = None;
+            (SmtpEvent::Failed(code), true) => self.abort(None, code),
+            (_, true) => self.impossible(),
+            (_, false) => {
+                self.quitting = None;
                 self.close = true;
             }
         }
         true
     }
 
+    /// A state the design rules out: debug builds stop here; release builds
+    /// end the mail at once rather than waiting for `<time>`.
+    fn impossible(&mut self) {
+        debug_assert!(false, "impossible session state");
+        self.abort(None, 0);
+    }
+
     /// Ends the mail without delivering it: the end-of-data is never sent.
-    /// Ends the mail with an `ERROR` or a URC; in data mode the error waits
-    /// for the mode's end (see the module docs).
+    /// The host hears the URC (`urc`) or, for an error of its own data
+    /// (`error`), `ERROR`; a data command still open gets its final result,
+    /// after the mode's end when the host is still streaming (see the
+    /// module docs).
     fn abort(&mut self, error: Option<SessionError>, urc: u16) {
-        // A framer that has not ended means the host is still streaming.
-        let streaming = self
-            .mail
-            .as_mut()
-            .filter(|m| matches!(m.phase, Phase::DataMode(_)))
-            .and_then(|m| m.framer.take_if(|f| f.end().is_none()));
-        match streaming {
-            Some(framer) => {
-                if error.is_none() {
-                    self.say(Say::Urc(urc));
-                }
-                let error = error.unwrap_or(SessionError::MailAborted);
-                self.discard = Some(Discard { framer, error });
-            }
-            None => self.say(error.map_or(Say::Urc(urc), Say::Error)),
-        }
-        self.mail = None;
         self.close = true;
+        let (streaming, owed) = match self.stage() {
+            Some(Stage::Data(dm)) if dm.framer.end().is_none() => {
+                (Some((dm.framer.clone(), dm.lf_due)), true)
+            }
+            Some(Stage::Data(_) | Stage::EndingPart(_)) => (None, true),
+            _ => (None, false),
+        };
+        let given = error.is_some();
+        if !given {
+            self.say_urc(urc);
+        }
+        let error = error.unwrap_or(SessionError::MailAborted);
+        self.state = match streaming {
+            Some((framer, lf_due)) => State::Discarding(Discard {
+                framer,
+                lf_due,
+                error,
+            }),
+            None => {
+                if owed || given {
+                    self.say_error(error);
+                }
+                State::Idle
+            }
+        };
+    }
+
+    /// Data-mode host bytes: payload, or the rest of an aborted one.
+    fn data_input(&mut self, input: &[u8], now_ms: u64, out: &mut [u8]) -> (usize, usize) {
+        let lf_due = match &mut self.state {
+            State::Discarding(d) => &mut d.lf_due,
+            State::Mail(Mail {
+                phase:
+                    Phase::Connected {
+                        stage: Stage::Data(dm),
+                        ..
+                    },
+                ..
+            }) => &mut dm.lf_due,
+            _ => return (0, 0),
+        };
+        if core::mem::take(lf_due) && input.first() == Some(&b'\n') {
+            // The LF of a CRLF host's data command line: never payload.
+            return (1, 0);
+        }
+        match self.state {
+            State::Discarding(_) => (self.discard(input, now_ms), 0),
+            _ => self.payload(input, now_ms, out),
+        }
     }
 
     /// Data mode of a failed mail: reads to the mode's end; returns how
     /// much of `input` it took.
-    fn discard_serial(&mut self, input: &[u8], now_ms: u64) -> usize {
-        let Some(discard) = self.discard.as_mut() else {
+    fn discard(&mut self, input: &[u8], now_ms: u64) -> usize {
+        let State::Discarding(discard) = &mut self.state else {
             return 0;
         };
         let mut read = 0;
@@ -607,144 +1093,41 @@ impl Session {
     }
 
     fn end_discard(&mut self) {
-        if let Some(discard) = self.discard.take() {
-            self.say(Say::Error(discard.error));
+        if let State::Discarding(discard) = &self.state {
+            let error = discard.error;
+            self.state = State::Idle;
+            self.say_error(error);
         }
     }
 
-    /// Writes bytes for the server (SMTP commands and message parts that
-    /// are not serial payload) into `dst`; returns how many.
-    pub fn poll_server(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
-        let written = self.write_message(dst, now_ms);
-        let Some((all, n)) = recipients(&self.config) else {
-            return written;
-        };
-        let Some(envelope) = envelope(&self.config, &self.helo, &all[..n]) else {
-            return written;
-        };
-        match self.mail.as_mut().and_then(|m| m.smtp.as_mut()) {
-            Some(smtp) => written + smtp.poll_transmit(&envelope, &mut dst[written..]),
-            None => written,
-        }
-    }
-
-    /// The message pieces the session writes itself: the header block,
-    /// a part's last line, the closing boundary.
-    fn write_message(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
-        let Some(mail) = self.mail.as_mut() else {
-            return 0;
-        };
-        match mail.phase {
-            Phase::Head => {
-                let Some((all, n)) = recipients(&self.config) else {
-                    return 0;
-                };
-                let Some(head) =
-                    message_head(&self.config, &all[..n], &self.date, &self.message_id)
-                else {
-                    return 0;
-                };
-                let Ok((r, n)) = mail.writer.head(&head, dst) else {
-                    return 0;
-                };
-                if r == CoderResult::InputEmpty {
-                    mail.phase = Phase::Ready;
-                    self.say(Say::Urc(2));
-                }
-                n
-            }
-            Phase::EndingPart(part) => {
-                let pluses = b"+++";
-                let held = &pluses[..mail.pluses as usize];
-                let charset = self.config.charset();
-                let name = mail.files[mail.file_count.saturating_sub(1) as usize];
-                let step = part_step(
-                    &mut mail.writer,
-                    part,
-                    charset,
-                    name.as_bytes(),
-                    held,
-                    dst,
-                    true,
-                );
-                match step {
-                    Ok((r, read, n)) => {
-                        mail.pluses -= read as u8;
-                        if r == CoderResult::InputEmpty {
-                            let count = mail.framer.take().map_or(0, |f| f.payload_len());
-                            if part == Part::File {
-                                mail.attachment_bytes += count;
-                            }
-                            mail.phase = Phase::Ready;
-                            let command = if part == Part::Body {
-                                Command::Data
-                            } else {
-                                Command::File
-                            };
-                            self.say(Say::Count(command, count as u32));
-                            self.say(Say::Ok);
-                        }
-                        n
-                    }
-                    Err(_) => {
-                        self.abort(Some(SessionError::InvalidBody), 0);
-                        0
-                    }
-                }
-            }
-            Phase::Closing => match mail.writer.finish(dst) {
-                Ok((CoderResult::InputEmpty, n)) => {
-                    mail.phase = Phase::Verdict;
-                    if let Some(smtp) = mail.smtp.as_mut() {
-                        smtp.end_data(now_ms);
-                    }
-                    n
-                }
-                Ok((_, n)) => n,
-                Err(_) => 0,
-            },
-            _ => 0,
-        }
-    }
-
-    /// Serial bytes in data mode: payload goes through the message writer
-    /// into `server_out`. Returns `(bytes read, bytes written)`; unread
-    /// input must be offered again (backpressure: stop the UART meanwhile).
-    pub fn handle_serial_data(
-        &mut self,
-        input: &[u8],
-        now_ms: u64,
-        server_out: &mut [u8],
-    ) -> (usize, usize) {
-        if self.discard.is_some() {
-            return (self.discard_serial(input, now_ms), 0);
-        }
+    /// Payload through the message writer into `out`. Returns
+    /// `(bytes read, bytes written)`.
+    fn payload(&mut self, input: &[u8], now_ms: u64, out: &mut [u8]) -> (usize, usize) {
         let (mut read, mut written) = (0, 0);
-        let charset = self.config.charset();
-        while let Some(mail) = self.mail.as_mut() {
-            let Phase::DataMode(part) = mail.phase else {
+        while let State::Mail(mail) = &mut self.state {
+            let Phase::Connected {
+                stage: Stage::Data(dm),
+                ..
+            } = &mut mail.phase
+            else {
                 break;
             };
-            let name = mail.files[mail.file_count.saturating_sub(1) as usize];
-            let Some(framer) = mail.framer.as_mut() else {
-                break;
-            };
+            let name = &mail.files[(mail.file_count as usize).saturating_sub(1)];
             // Encoding grows data by 78/57 plus a part header, first; take
             // only what surely fits.
-            let room = server_out.len() - written;
+            let room = out.len() - written;
             let take = ((room.saturating_sub(16) / 78) * 57)
                 .saturating_sub(3)
                 .min(input.len() - read);
-            let preamble = part_step(
+            let step = part_step(
                 &mut mail.writer,
-                part,
-                charset,
-                name.as_bytes(),
+                dm.part,
+                name,
                 b"",
-                &mut server_out[written..],
+                &mut out[written..],
                 false,
             );
-            let Ok((_, _, w)) = preamble else {
+            let Ok((_, _, w)) = step else {
                 self.abort(Some(SessionError::InvalidBody), 0);
                 break;
             };
@@ -756,25 +1139,21 @@ impl Session {
             if take == 0 {
                 break;
             }
-            let (event, n) = framer.push(now_ms, &input[read..read + take]);
+            let (event, n) = dm.framer.push(now_ms, &input[read..read + take]);
             read += n;
             match event {
                 FrameEvent::Data(data) => {
-                    match part_step(
+                    let step = part_step(
                         &mut mail.writer,
-                        part,
-                        charset,
-                        name.as_bytes(),
+                        dm.part,
+                        name,
                         data,
-                        &mut server_out[written..],
+                        &mut out[written..],
                         false,
-                    ) {
+                    );
+                    match step {
                         Ok((_, r, w)) => {
-                            debug_assert_eq!(
-                                r,
-                                data.len(),
-                                "room was reserved for the whole slice"
-                            );
+                            debug_assert_eq!(r, data.len(), "room was reserved for the slice");
                             written += w;
                         }
                         Err(_) => {
@@ -783,11 +1162,8 @@ impl Session {
                         }
                     }
                 }
-                FrameEvent::NeedMore => {
-                    if read == input.len() {
-                        break;
-                    }
-                }
+                FrameEvent::NeedMore if read == input.len() => break,
+                FrameEvent::NeedMore => {}
                 FrameEvent::End(end) => {
                     self.end_data_mode(end);
                     break;
@@ -801,20 +1177,117 @@ impl Session {
         match end {
             End::TimeLimit => self.abort(Some(SessionError::DataTimeout), 0),
             End::Oversize => self.abort(Some(SessionError::DataTooLarge), 0),
-            _ => {
-                if let Some(mail) = self.mail.as_mut() {
-                    if let Phase::DataMode(part) = mail.phase {
-                        mail.phase = Phase::EndingPart(part);
-                    }
+            End::Escape | End::Idle => {
+                if let Some(Stage::Data(dm)) = self.stage() {
+                    let ending = Ending {
+                        part: dm.part,
+                        count: dm.framer.payload_len(),
+                        pluses: dm.pluses,
+                    };
+                    self.set_stage(Stage::EndingPart(ending));
                 }
             }
         }
     }
 
-    /// Checks the clock: data-mode ends, SMTP step timeouts, the mail's
-    /// `<time>` limit.
-    pub fn poll(&mut self, now_ms: u64) {
-        if let Some(discard) = self.discard.as_mut() {
+    fn poll_server(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
+        let written = self.write_message(dst, now_ms);
+        let mail = matches!(self.state, State::Mail(_));
+        let (all, n) = recipients(&self.config);
+        let envelope = envelope(&self.config, &self.helo, &all[..n], mail);
+        let smtp = match &mut self.state {
+            State::Mail(Mail {
+                phase: Phase::Connected { smtp, .. },
+                ..
+            }) => Some(smtp),
+            _ => self.quitting.as_mut(),
+        };
+        match smtp {
+            Some(smtp) => written + smtp.poll_transmit(&envelope, &mut dst[written..]),
+            None => written,
+        }
+    }
+
+    /// The message pieces the session writes itself: the header block,
+    /// a part's last line, the closing boundary.
+    fn write_message(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
+        let (all, n) = recipients(&self.config);
+        let from = self.config.login().map_or(&b""[..], |(user, _)| user);
+        let subject = self.config.subject();
+        let State::Mail(mail) = &mut self.state else {
+            return 0;
+        };
+        let Phase::Connected { smtp, stage } = &mut mail.phase else {
+            return 0;
+        };
+        match stage {
+            Stage::Head => {
+                let head = MessageHead {
+                    from: Address::trusted(from),
+                    recipients: &all[..n],
+                    subject,
+                    date: Token::trusted(mail.identity.date.as_bytes()),
+                    message_id: MessageId::trusted(mail.identity.message_id.as_bytes()),
+                };
+                match mail.writer.head(&head, dst) {
+                    Ok((CoderResult::InputEmpty, w)) => {
+                        *stage = Stage::Ready;
+                        self.say_urc(2);
+                        w
+                    }
+                    Ok((CoderResult::OutputFull, w)) => w,
+                    Err(_) => {
+                        self.impossible();
+                        0
+                    }
+                }
+            }
+            Stage::EndingPart(ending) => {
+                let held = &b"+++"[..ending.pluses as usize];
+                let name = &mail.files[(mail.file_count as usize).saturating_sub(1)];
+                match part_step(&mut mail.writer, ending.part, name, held, dst, true) {
+                    Ok((r, read, w)) => {
+                        ending.pluses -= read as u8;
+                        if r == CoderResult::InputEmpty {
+                            let Ending { part, count, .. } = *ending;
+                            if part == Part::File {
+                                mail.attachment_bytes += count;
+                            }
+                            *stage = Stage::Ready;
+                            self.say(|out| {
+                                out.put(b"\r\n+");
+                                out.put(part.command().name().as_bytes());
+                                out.put(b": ");
+                                put_decimal(out, count);
+                                out.put(b"\r\n\r\nOK\r\n");
+                            });
+                        }
+                        w
+                    }
+                    Err(_) => {
+                        self.abort(Some(SessionError::InvalidBody), 0);
+                        0
+                    }
+                }
+            }
+            Stage::Closing => match mail.writer.finish(dst) {
+                Ok((CoderResult::InputEmpty, w)) => {
+                    *stage = Stage::Verdict;
+                    smtp.end_data(now_ms);
+                    w
+                }
+                Ok((CoderResult::OutputFull, w)) => w,
+                Err(_) => {
+                    self.impossible();
+                    0
+                }
+            },
+            _ => 0,
+        }
+    }
+
+    fn handle_timeout(&mut self, now_ms: u64) {
+        if let State::Discarding(discard) = &mut self.state {
             loop {
                 match discard.framer.poll(now_ms) {
                     FrameEvent::Data(_) => {}
@@ -826,43 +1299,62 @@ impl Session {
                 }
             }
         }
-        let Some(mail) = self.mail.as_mut() else {
-            return;
-        };
-        if now_ms >= mail.deadline_ms && mail.phase != Phase::Quitting {
-            return self.abort(None, 0);
-        }
-        if let Some(framer) = mail
-            .framer
-            .as_mut()
-            .filter(|_| matches!(mail.phase, Phase::DataMode(_)))
-        {
-            loop {
-                match framer.poll(now_ms) {
-                    // Held `+` bytes that were data after all: written with the part's end.
-                    FrameEvent::Data(d) => mail.pluses += d.len() as u8,
-                    FrameEvent::NeedMore => break,
-                    FrameEvent::End(end) => {
-                        self.end_data_mode(end);
-                        break;
-                    }
-                }
+        if let State::Mail(mail) = &self.state {
+            if now_ms >= mail.deadline_ms {
+                return self.abort(None, 0);
             }
         }
-        if let Some(smtp) = self.mail.as_mut().and_then(|m| m.smtp.as_mut()) {
+        if let Some(Stage::Data(_)) = self.stage() {
+            self.data_timers(now_ms);
+        }
+        if let Some(smtp) = self.smtp() {
             smtp.poll(now_ms);
             self.take_smtp_events();
         }
     }
 
-    /// When [`poll`](Self::poll) needs calling next, if ever.
-    pub fn next_deadline(&self) -> Option<u64> {
-        if let Some(discard) = &self.discard {
-            return discard.framer.next_deadline();
+    fn data_timers(&mut self, now_ms: u64) {
+        let State::Mail(Mail {
+            phase:
+                Phase::Connected {
+                    stage: Stage::Data(dm),
+                    ..
+                },
+            ..
+        }) = &mut self.state
+        else {
+            return;
+        };
+        loop {
+            match dm.framer.poll(now_ms) {
+                // Held `+` bytes that were data after all: written with the part's end.
+                FrameEvent::Data(d) => dm.pluses += d.len() as u8,
+                FrameEvent::NeedMore => break,
+                FrameEvent::End(end) => {
+                    self.end_data_mode(end);
+                    break;
+                }
+            }
         }
-        let mail = self.mail.as_ref()?;
-        let framer = mail.framer.as_ref().and_then(Framer::next_deadline);
-        let smtp = mail.smtp.as_ref().and_then(SmtpClient::next_deadline);
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        let quit = self.quitting.as_ref().and_then(SmtpClient::next_deadline);
+        let mail = match &self.state {
+            State::Idle => return quit,
+            State::Discarding(discard) => return discard.framer.next_deadline(),
+            State::Mail(mail) => mail,
+        };
+        let (framer, smtp) = match &mail.phase {
+            Phase::Connecting { .. } => (None, None),
+            Phase::Connected { smtp, stage } => (
+                match stage {
+                    Stage::Data(dm) => dm.framer.next_deadline(),
+                    _ => None,
+                },
+                smtp.next_deadline(),
+            ),
+        };
         [Some(mail.deadline_ms), framer, smtp]
             .into_iter()
             .flatten()
@@ -874,93 +1366,55 @@ impl Session {
 fn part_step(
     writer: &mut MessageWriter,
     part: Part,
-    charset: crate::charset::Charset,
-    name: &[u8],
+    name: &Bounded<80>,
     src: &[u8],
     dst: &mut [u8],
     last: bool,
-) -> Result<(CoderResult, usize, usize), crate::message::MessageError> {
+) -> Result<(CoderResult, usize, usize), MessageError> {
     match part {
         Part::Body => writer.body(src, dst, last),
         Part::File => {
-            let name = Text::file_name(charset, name)
-                .map_err(|_| crate::message::MessageError::OutOfOrder)?;
+            // Validated in the session charset when FILE came.
+            let name = Text::trusted(writer.charset(), name.as_bytes());
             writer.attachment(&name, src, dst, last)
         }
     }
 }
 
+/// What the SMTP client reads of the mail: the configuration, frozen and
+/// validated by SEND while `mail` is in progress; nothing of it for the
+/// QUIT of a finished mail, whose configuration may have changed since.
+fn envelope<'a>(
+    config: &'a Config,
+    helo: &'a Bounded<80>,
+    recipients: &'a [Recipient<'a>],
+    mail: bool,
+) -> Envelope<'a> {
+    let login = config.login().filter(|_| mail);
+    let (user, password) = login.unwrap_or((b"", b""));
+    Envelope {
+        helo_name: helo.as_bytes(),
+        user,
+        password,
+        from: login.map_or(Address::NONE, |_| Address::trusted(user)),
+        recipients: if mail { recipients } else { &[] },
+    }
+}
+
 /// The recipients as one slice (the SMTP envelope and the header block
 /// borrow them), built on the stack from the configuration.
-fn recipients(config: &Config) -> Option<([Recipient<'_>; MAX_RECIPIENTS], usize)> {
-    let first = config.recipients().next()?;
-    let mut all = [first; MAX_RECIPIENTS];
+fn recipients(config: &Config) -> ([Recipient<'_>; MAX_RECIPIENTS], usize) {
+    let placeholder = Recipient {
+        kind: crate::message::RecipientKind::To,
+        address: Address::NONE,
+    };
+    let mut all = [placeholder; MAX_RECIPIENTS];
     let mut n = 0;
     for r in config.recipients() {
         all[n] = r;
         n += 1;
     }
-    Some((all, n))
-}
-
-fn envelope<'a>(
-    config: &'a Config,
-    helo: &'a Bounded<80>,
-    recipients: &'a [Recipient<'a>],
-) -> Option<Envelope<'a>> {
-    let (user, password) = config.login()?;
-    Some(Envelope {
-        helo_name: helo.as_bytes(),
-        user,
-        password,
-        from: Address::new(user).ok()?,
-        recipients,
-    })
-}
-
-fn message_head<'a>(
-    config: &'a Config,
-    recipients: &'a [Recipient<'a>],
-    date: &'a Bounded<76>,
-    message_id: &'a Bounded<76>,
-) -> Option<MessageHead<'a>> {
-    Some(MessageHead {
-        from: Address::new(config.login()?.0).ok()?,
-        recipients,
-        subject: config.subject(),
-        date: Token::new(date.as_bytes(), true).ok()?,
-        message_id: MessageId::new(message_id.as_bytes()).ok()?,
-    })
-}
-
-fn render(out: &mut dyn Out, say: Say, config: &Config, verbose: bool, mail: Option<&Mail>) {
-    match say {
-        Say::Ok => out.put(b"\r\nOK\r\n"),
-        Say::Error(e) if verbose => {
-            out.put(b"\r\n+CME ERROR: ");
-            out.put(e.as_str().as_bytes());
-            out.put(b"\r\n");
-        }
-        Say::Error(_) => out.put(b"\r\nERROR\r\n"),
-        Say::Read(command) => {
-            let files = mail.map_or(&[][..], |m| &m.files[..m.file_count as usize]);
-            config::write_read(out, config, command, files.iter().map(|f| f.as_bytes()));
-        }
-        Say::Test(command) => config::write_test(out, command),
-        Say::Prompt => out.put(b"\r\n> "),
-        Say::Count(command, n) => {
-            out.put(b"\r\n+");
-            out.put(command.name().as_bytes());
-            out.put(b": ");
-            put_decimal(out, n as u64);
-            out.put(b"\r\n");
-        }
-        Say::Urc(code) => {
-            out.put(b"\r\n+GTSMTPSEND: ");
-            put_decimal(out, code as u64);
-            out.put(b"\r\n");
-        }
-    }
+    (all, n)
 }
 
 #[cfg(test)]
@@ -970,33 +1424,74 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    /// A host, a server script and the session between them.
+    const DATE: &[u8] = b"Wed, 25 Nov 2026 10:00:00 +0000";
+
+    /// A host, a server script and the session between them. Echo is off
+    /// unless a test turns it on, so answers read as they do on the wire.
     struct Rig {
         s: Session,
         host: Vec<u8>,
         server: Vec<u8>,
         now: u64,
+        /// How the host ends its lines.
+        eol: &'static [u8],
     }
 
     impl Rig {
         fn new() -> Self {
             let mut s = Session::new();
-            s.set_identity(
-                Token::new(b"Wed, 25 Nov 2026 10:00:00 +0000", true).unwrap(),
-                MessageId::new(b"<1@fibocom.com>").unwrap(),
-            );
+            s.engine.echo = false;
             Rig {
                 s,
                 host: Vec::new(),
                 server: Vec::new(),
                 now: 0,
+                eol: b"\r",
+            }
+        }
+
+        /// Feeds host bytes as a UART would, answering what the session
+        /// asks of the caller (an identity for SEND; `ERROR` for commands
+        /// that are not the engine's) and draining what it says.
+        fn serial(&mut self, bytes: &[u8]) {
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let mut out = [0u8; 300];
+                let (r, w) = self.s.handle_host(rest, self.now, &mut out);
+                self.server.extend_from_slice(&out[..w]);
+                rest = &rest[r..];
+                let asked = self.answer_pending();
+                if r == 0 && w == 0 && !asked && self.pump().is_empty() {
+                    break;
+                }
+            }
+        }
+
+        fn answer_pending(&mut self) -> bool {
+            match self.s.pending() {
+                Some(Pending::Identity) => {
+                    self.s.set_identity(
+                        Token::new(DATE, true).unwrap(),
+                        MessageId::new(b"<1@fibocom.com>").unwrap(),
+                    );
+                    true
+                }
+                Some(Pending::Command(_)) => {
+                    self.s.answer_command(b"\r\nERROR\r\n").unwrap();
+                    true
+                }
+                None => false,
             }
         }
 
         /// Runs a line; returns what the host reads back.
         fn at(&mut self, line: &[u8]) -> String {
-            assert!(self.s.handle_at_line(line, self.now));
-            self.pump()
+            let before = self.host.len();
+            let mut bytes = line.to_vec();
+            bytes.extend_from_slice(self.eol);
+            self.serial(&bytes);
+            self.pump();
+            String::from_utf8_lossy(&self.host[before..]).into_owned()
         }
 
         fn pump(&mut self) -> String {
@@ -1016,34 +1511,42 @@ mod tests {
         }
 
         fn reply(&mut self, bytes: &[u8]) -> String {
+            let before = self.host.len();
             let mut rest = bytes;
             while !rest.is_empty() {
                 let n = self.s.handle_server(rest, self.now);
                 rest = &rest[n..];
+                self.pump();
                 if n == 0 {
                     break;
                 }
             }
-            self.pump()
-        }
-
-        fn serial(&mut self, bytes: &[u8]) {
-            let mut rest = bytes;
-            while !rest.is_empty() {
-                let mut out = [0u8; 300];
-                let (r, w) = self.s.handle_serial_data(rest, self.now, &mut out);
-                self.server.extend_from_slice(&out[..w]);
-                rest = &rest[r..];
-                if r == 0 && w == 0 {
-                    break;
-                }
-            }
+            self.pump();
+            String::from_utf8_lossy(&self.host[before..]).into_owned()
         }
 
         fn wait(&mut self, ms: u64) -> String {
             self.now += ms;
-            self.s.poll(self.now);
+            self.s.handle_timeout(self.now);
             self.pump()
+        }
+
+        /// The message on the wire, between DATA and end-of-data.
+        fn parts(&self) -> Vec<Vec<u8>> {
+            let wire = String::from_utf8(self.server.clone()).unwrap();
+            let start = wire.find("DATA\r\n").unwrap() + 6;
+            let message = &wire[start..];
+            message
+                .split("--=_atmail_")
+                .skip(1)
+                .filter(|part| part.contains("\r\n\r\n"))
+                .map(|part| {
+                    let body = &part[part.find("\r\n\r\n").unwrap() + 4..];
+                    base64::engine::general_purpose::STANDARD
+                        .decode(body.replace("\r\n", ""))
+                        .unwrap()
+                })
+                .collect()
         }
     }
 
@@ -1245,229 +1748,644 @@ mod tests {
         assert!(!rig.s.in_data_mode());
     }
 
-    /// One step of a caller that may do anything in any order, including
-    /// not reading the host's answers for a long while.
-    #[derive(Clone, Debug)]
-    enum Step {
-        Line(usize),
-        Serial(Vec<u8>),
-        Server(usize),
-        RandomServer(Vec<u8>),
-        Wait(u64),
-        Connected,
-        Closed,
-        TlsUp,
-        DrainHost,
-        DrainServer,
-        Connect,
-        Close,
-        Next,
+    /// A connected mail at `+GTSMTPSEND: 2`, for a host ending lines with `eol`.
+    fn ready(eol: &'static [u8]) -> Rig {
+        let mut rig = Rig::new();
+        rig.eol = eol;
+        configure(&mut rig);
+        send_and_connect(&mut rig);
+        until_ready(&mut rig);
+        rig
     }
 
-    const LINES: &[&[u8]] = &[
-        b"at+gtsmtpland=25,\"mail.fibocom.com\"",
-        b"at+gtsmtpland=465,\"mail.fibocom.com\",1",
-        b"at+gtsmtpid=\"wangww@fibocom.com\",\"ght64621178\"",
-        b"at+gtsmtpdst=1,1,\"xiangj@fibocom.com\"",
-        b"at+gtsmtpdst=0,1,\"xiangj@fibocom.com\"",
-        b"AT+GTSMTPHEAD=2,\"\xc4\xe3\"",
-        b"AT+GTSMTPSEND=100",
-        b"AT+GTSMTPDATA=1,3",
-        b"AT+GTSMTPDATA=300",
-        b"AT+GTSMTPFILE=1,\"a.bin\",3",
-        b"AT+GTSMTPFILE=0,\"a.bin\"",
-        b"AT+GTSMTPEND",
-        b"AT+GTSMTPCLR",
-        b"AT+GTSMTPDST?",
-        b"AT+GTSMTPFILE=?",
-        b"AT+GTSMTPSEND=9",
-    ];
-
-    const REPLIES: &[&[u8]] = &[
-        b"220 mx\r\n",
-        b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n",
-        b"250 mx\r\n",
-        b"220 go ahead\r\n",
-        b"235 ok\r\n",
-        b"334 VXNlcm5hbWU6\r\n",
-        b"250 ok\r\n",
-        b"354 go\r\n",
-        b"550 refused\r\n",
-        b"421 closing\r\n",
-        b"221 bye\r\n",
-        b"250-mx\r\n250-STARTTLS\r\n250 AUTH LOGIN\r\n",
-    ];
-
-    /// A well-behaved caller and server: the spec case with PIPELINING.
-    /// `Step::Next` plays its next step, so random steps fall between them.
-    fn script() -> Vec<Step> {
-        let drain = [Step::DrainServer, Step::DrainServer, Step::DrainHost];
-        let mut script = std::vec![
-            Step::Line(0),
-            Step::DrainHost,
-            Step::Line(2),
-            Step::DrainHost,
-            Step::Line(3),
-            Step::DrainHost,
-            Step::Line(5),
-            Step::DrainHost,
-            Step::Line(6),
-            Step::DrainHost,
-            Step::Connect,
-            Step::Connected,
-            Step::Server(0),
-        ];
-        for reply in [1, 4, 6, 6, 7] {
-            script.extend(drain.clone());
-            script.push(Step::Server(reply));
+    #[test]
+    fn a_crlf_host_has_the_lf_of_a_data_command_dropped_however_it_is_split() {
+        let command = b"AT+GTSMTPDATA=300\r\n";
+        let payload = b"line one\r\nline two\r\n";
+        let mut stream = command.to_vec();
+        stream.extend_from_slice(payload);
+        for split in 0..=stream.len() {
+            let mut rig = ready(b"\r\n");
+            rig.serial(&stream[..split]);
+            rig.now += 10;
+            rig.serial(&stream[split..]);
+            rig.now += 1500;
+            rig.serial(b"+++");
+            assert_eq!(
+                rig.wait(1000),
+                std::format!("\r\n> \r\n+GTSMTPDATA: {}\r\n\r\nOK\r\n", payload.len()),
+                "split at {split}"
+            );
+            assert_eq!(rig.at(b"AT+GTSMTPEND"), "\r\nOK\r\n");
+            assert_eq!(rig.parts()[0], payload, "split at {split}");
         }
-        script.extend(drain.clone());
-        script.extend([
-            Step::Line(8),
-            Step::DrainHost,
-            Step::Serial(b"body".to_vec()),
-            Step::Wait(1000),
-            Step::Serial(b"+++".to_vec()),
-            Step::Wait(1000),
-            Step::DrainHost,
-            Step::Line(9),
-            Step::DrainHost,
-            Step::Serial((0..=255).collect()),
-            Step::Wait(3000),
-            Step::DrainHost,
-            Step::Line(11),
-        ]);
-        script.extend(drain.clone());
-        script.extend([Step::Server(6), Step::DrainServer, Step::Server(10)]);
-        script.extend(drain);
-        script
     }
 
-    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
-        use proptest::prelude::*;
-        prop_oneof![
-            80 => Just(Step::Next),
-            2 => (0..LINES.len()).prop_map(Step::Line),
-            3 => proptest::collection::vec(prop_oneof![Just(b'+'), any::<u8>()], 0..200)
-                .prop_map(Step::Serial),
-            2 => (0..REPLIES.len()).prop_map(Step::Server),
-            1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Step::RandomServer),
-            2 => prop_oneof![
-                8 => prop_oneof![Just(0u64), Just(10), Just(999), Just(1000), Just(3000)],
-                1 => Just(200_000u64),
-            ]
-            .prop_map(Step::Wait),
-            1 => Just(Step::Connected),
-            1 => Just(Step::Closed),
-            1 => Just(Step::TlsUp),
-            2 => Just(Step::DrainHost),
-            2 => Just(Step::DrainServer),
-            1 => Just(Step::Connect),
-            1 => Just(Step::Close),
+    #[test]
+    fn a_crlf_host_whose_lf_comes_late_still_has_it_dropped() {
+        let mut rig = ready(b"\r\n");
+        rig.serial(b"AT+GTSMTPFILE=1,\"a.bin\"\r");
+        assert_eq!(rig.pump(), "\r\n> ");
+        rig.now += 500;
+        rig.s.handle_timeout(rig.now);
+        rig.serial(b"\n\x00\x01BIN");
+        rig.now += 1500;
+        rig.serial(b"+++");
+        assert_eq!(rig.wait(1000), "\r\n+GTSMTPFILE: 5\r\n\r\nOK\r\n");
+        rig.at(b"AT+GTSMTPEND");
+        assert_eq!(rig.parts()[1], b"\x00\x01BIN");
+    }
+
+    #[test]
+    fn a_cr_host_keeps_a_payload_that_begins_with_lf() {
+        let mut rig = ready(b"\r");
+        rig.serial(b"AT+GTSMTPDATA=300\r\nbody");
+        rig.now += 1500;
+        rig.serial(b"+++");
+        assert_eq!(rig.wait(1000), "\r\n> \r\n+GTSMTPDATA: 5\r\n\r\nOK\r\n");
+        rig.serial(b"AT+GTSMTPFILE=1,\"a.bin\"\r\n\x00\x01BIN");
+        rig.now += 1500;
+        rig.serial(b"+++");
+        assert_eq!(rig.wait(1000), "\r\n> \r\n+GTSMTPFILE: 6\r\n\r\nOK\r\n");
+        rig.at(b"AT+GTSMTPEND");
+        assert_eq!(rig.parts(), [&b"\nbody"[..], b"\n\x00\x01BIN"]);
+    }
+
+    #[test]
+    fn backspace_edits_a_line_and_echo_shows_it() {
+        let mut rig = Rig::new();
+        rig.s.engine.echo = true;
+        rig.serial(b"AT+GTSMTPLAND=25,\"mx.example.com\"\r\n");
+        rig.pump();
+        let got = rig.at(b"AT+GTSMTPLANX\x08D?");
+        assert_eq!(
+            got,
+            "AT+GTSMTPLANX\x08 \x08D?\r\r\n+GTSMTPLAND: 25,\"mx.example.com\"\r\n\r\nOK\r\n"
+        );
+        assert_eq!(rig.at(b"ATE0"), "ATE0\r\r\nOK\r\n");
+        assert_eq!(rig.at(b"AT"), "\r\nOK\r\n");
+    }
+
+    #[test]
+    fn an_overlong_line_is_refused_not_cut_into_another_command() {
+        let mut rig = Rig::new();
+        rig.s.set_verbose_errors(true);
+        let mut line = b"AT+GTSMTPLAND=25,\"".to_vec();
+        line.resize(crate::line::LINE_MAX, b'a');
+        line.extend_from_slice(b"\",1");
+        assert_eq!(
+            rig.at(&line),
+            "\r\n+CME ERROR: command line too long (300 bytes at most)\r\n"
+        );
+        assert_eq!(
+            rig.at(b"AT+GTSMTPLAND?"),
+            "\r\n+GTSMTPLAND: 0\r\n\r\nOK\r\n"
+        );
+    }
+
+    #[test]
+    fn other_commands_go_to_the_caller_and_its_answer_keeps_its_place() {
+        let mut rig = Rig::new();
+        let (r, _) = rig
+            .s
+            .handle_host(b"AT+MIPCALL?\r\nAT+CMEE=2\r\n", 0, &mut []);
+        assert_eq!(r, 12, "nothing past the line until the caller answers");
+        assert_eq!(rig.s.pending(), Some(Pending::Command(b"AT+MIPCALL?")));
+        assert_eq!(rig.s.handle_host(b"\n", 0, &mut []), (0, 0));
+        rig.s
+            .answer_command(b"\r\n+MIPCALL: 0\r\n\r\nOK\r\n")
+            .unwrap();
+        assert_eq!(rig.s.answer_command(b"x"), Err(AnswerError::NotAsked));
+        rig.serial(b"\nAT+CMEE=2\r\nAT+CMEE?\r\n");
+        assert_eq!(
+            rig.pump(),
+            "\r\n+MIPCALL: 0\r\n\r\nOK\r\n\r\nOK\r\n\r\n+CMEE: 2\r\n\r\nOK\r\n"
+        );
+    }
+
+    #[test]
+    fn send_waits_for_the_callers_identity_and_takes_it() {
+        let mut rig = Rig::new();
+        configure(&mut rig);
+        let (r, _) = rig.s.handle_host(b"AT+GTSMTPSEND=300\r", 7, &mut []);
+        assert_eq!(r, 18);
+        assert_eq!(rig.s.pending(), Some(Pending::Identity));
+        assert_eq!(rig.pump(), "");
+        rig.s.set_identity(
+            Token::new(DATE, true).unwrap(),
+            MessageId::new(b"<2@fibocom.com>").unwrap(),
+        );
+        assert_eq!(rig.s.pending(), None);
+        assert_eq!(rig.pump(), "\r\nOK\r\n");
+        assert_eq!(
+            rig.s.next_deadline(),
+            Some(7 + 300_000),
+            "as of the line's time"
+        );
+        assert!(rig.s.engine.identity.is_none(), "each mail takes its own");
+    }
+
+    #[test]
+    fn send_is_refused_while_the_network_is_down() {
+        let mut rig = Rig::new();
+        rig.s.set_verbose_errors(true);
+        configure(&mut rig);
+        rig.s.set_network_up(false);
+        assert_eq!(
+            rig.at(b"AT+GTSMTPSEND=300"),
+            "\r\n+CME ERROR: network not up (AT+MIPCALL)\r\n"
+        );
+        assert_eq!(
+            rig.at(b"AT+GTSMTPSEND=99"),
+            "\r\n+CME ERROR: parameter out of range\r\n",
+            "the line's own checks come first"
+        );
+    }
+
+    // The review's findings, each failing on the session before the
+    // serial line moved into it.
+
+    #[test]
+    fn a_read_form_drained_while_the_connection_drops_is_not_torn() {
+        let mut rig = ready(b"\r");
+        rig.serial(b"AT+GTSMTPFILE=1,\"a.bin\"\rpayload");
+        rig.now += 1500;
+        rig.serial(b"+++");
+        rig.wait(1000);
+        rig.serial(b"AT+GTSMTPFILE?\r");
+        let mut first = [0u8; 1];
+        assert_eq!(rig.s.poll_host(&mut first), 1);
+        rig.s.handle_closed();
+        let mut rest = [0u8; 200];
+        let n = rig.s.poll_host(&mut rest);
+        let mut got = first.to_vec();
+        got.extend_from_slice(&rest[..n]);
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "\r\n+GTSMTPFILE: \"a.bin\"\r\n\r\nOK\r\n\r\n+GTSMTPSEND: 0\r\n"
+        );
+    }
+
+    #[test]
+    fn the_header_block_keeps_the_identity_of_its_send() {
+        let mut rig = Rig::new();
+        configure(&mut rig);
+        send_and_connect(&mut rig);
+        rig.reply(b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n");
+        rig.reply(b"235 ok\r\n");
+        let mut rest: &[u8] = b"250 ok\r\n250 ok\r\n354 go\r\n";
+        while !rest.is_empty() {
+            let n = rig.s.handle_server(rest, rig.now);
+            rest = &rest[n..];
+            let mut out = [0u8; 100];
+            let n = rig.s.poll_server(&mut out, rig.now);
+            rig.server.extend_from_slice(&out[..n]);
+        }
+        // Part of the header block is out; the caller sets a new identity.
+        let mut out = [0u8; 20];
+        let n = rig.s.poll_server(&mut out, rig.now);
+        rig.server.extend_from_slice(&out[..n]);
+        rig.s.set_identity(
+            Token::new(b"Thu, 26 Nov 2026 11:11:11 +0000", true).unwrap(),
+            MessageId::new(b"<other@fibocom.com>").unwrap(),
+        );
+        assert_eq!(rig.pump(), "\r\n+GTSMTPSEND: 2\r\n");
+        let wire = String::from_utf8(rig.server.clone()).unwrap();
+        assert!(
+            wire.contains("\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n"),
+            "{wire}"
+        );
+        assert!(
+            wire.contains("\r\nMessage-ID: <1@fibocom.com>\r\n"),
+            "{wire}"
+        );
+    }
+
+    #[test]
+    fn an_abort_while_a_part_ends_still_gives_the_data_command_its_result() {
+        let mut rig = ready(b"\r");
+        rig.s.set_verbose_errors(true);
+        rig.serial(b"AT+GTSMTPDATA=300\rbody");
+        assert_eq!(rig.pump(), "\r\n> ");
+        rig.now += 1500;
+        rig.serial(b"+++");
+        // The mode ends on the timer, but the part's last line has not
+        // been written (the socket buffer is full) when the link drops.
+        rig.now += 1000;
+        rig.s.handle_timeout(rig.now);
+        assert_eq!(rig.s.state(), SessionState::Finishing);
+        rig.s.handle_closed();
+        assert_eq!(
+            rig.pump(),
+            "\r\n+GTSMTPSEND: 0\r\n\r\n+CME ERROR: mail aborted\r\n"
+        );
+        assert_eq!(rig.s.state(), SessionState::Idle);
+        assert_eq!(rig.at(b"AT"), "\r\nOK\r\n");
+    }
+
+    #[test]
+    fn configuration_is_free_as_soon_as_the_final_urc_is_said() {
+        let mut rig = ready(b"\r");
+        rig.at(b"AT+GTSMTPEND");
+        assert_eq!(rig.reply(b"250 queued\r\n"), "\r\n+GTSMTPSEND: 1\r\n");
+        assert!(rig.server.ends_with(b"QUIT\r\n"), "QUIT is in flight");
+        assert_eq!(rig.at(b"AT+GTSMTPDST=1,2,\"cc@fibocom.com\""), "\r\nOK\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPCLR"), "\r\nOK\r\n");
+        // The QUIT's reply is still read, though nothing is configured.
+        assert_eq!(rig.s.handle_server(b"221 bye\r\n", rig.now), 9);
+        assert!(rig.s.poll_close());
+        assert_eq!(rig.s.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_new_send_while_quit_is_in_flight_closes_that_connection_first() {
+        let mut rig = ready(b"\r");
+        rig.at(b"AT+GTSMTPEND");
+        rig.reply(b"250 queued\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\nOK\r\n");
+        assert!(
+            rig.s.poll_connect().is_none(),
+            "not before the old one is closed"
+        );
+        assert!(rig.s.poll_close());
+        assert!(rig.s.poll_connect().is_some());
+    }
+
+    /// How a host ends its lines.
+    #[derive(Clone, Copy, Debug)]
+    enum Eol {
+        Cr,
+        CrLf,
+        /// CRLF, with the LF 500 ms after the CR (after the answer).
+        CrLfLate,
+    }
+
+    /// A V.250 host and a well-behaved SMTP server around the session,
+    /// with the host's bytes split and its answers drained in pieces of
+    /// sizes from the test input, and the connection dropped at a chosen
+    /// turn.
+    struct Drive {
+        rig: Rig,
+        eol: Eol,
+        splits: Vec<usize>,
+        next_split: usize,
+        drain: usize,
+        /// Server bytes not yet read by the session.
+        inbox: Vec<u8>,
+        /// How far the server has read the wire, and whether it is in DATA.
+        seen: usize,
+        in_data: bool,
+        connected: bool,
+        turns: u32,
+        drop_at: Option<u32>,
+        /// Command lines the host sent.
+        lines: usize,
+        /// The LF a late CRLF host still owes.
+        lf_owed: bool,
+    }
+
+    impl Drive {
+        fn turn(&mut self) {
+            self.turns += 1;
+            let s = &mut self.rig.s;
+            if s.poll_close() {
+                self.connected = false;
+                self.inbox.clear();
+            }
+            if s.poll_connect().is_some() {
+                self.connected = true;
+                self.seen = self.rig.server.len();
+                self.in_data = false;
+                self.inbox = b"220 mx\r\n".to_vec();
+                s.handle_connected(self.rig.now);
+            }
+            if self.connected && Some(self.turns) == self.drop_at {
+                self.connected = false;
+                self.inbox.clear();
+                s.handle_closed();
+            }
+            loop {
+                let mut out = [0u8; 64];
+                let n = self.rig.s.poll_server(&mut out, self.rig.now);
+                if self.connected {
+                    self.rig.server.extend_from_slice(&out[..n]);
+                }
+                self.serve();
+                let used = self.rig.s.handle_server(&self.inbox, self.rig.now);
+                self.inbox.drain(..used);
+                let mut host = [0u8; 64];
+                let h = self.rig.s.poll_host(&mut host[..self.drain]);
+                self.rig.host.extend_from_slice(&host[..h]);
+                if n == 0 && used == 0 && h == 0 {
+                    break;
+                }
+            }
+        }
+
+        /// The server's replies to what the client has sent since last time.
+        fn serve(&mut self) {
+            if !self.connected {
+                return;
+            }
+            loop {
+                let wire = &self.rig.server[self.seen..];
+                if self.in_data {
+                    let Some(end) = find(wire, b"\r\n.\r\n") else {
+                        return;
+                    };
+                    self.seen += end + 5;
+                    self.in_data = false;
+                    self.inbox.extend_from_slice(b"250 queued\r\n");
+                    continue;
+                }
+                let Some(end) = find(wire, b"\r\n") else {
+                    return;
+                };
+                let reply: &[u8] = match wire.get(..4).unwrap_or(b"") {
+                    b"EHLO" => b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n",
+                    b"AUTH" => b"235 ok\r\n",
+                    b"DATA" => b"354 go\r\n",
+                    b"QUIT" => b"221 bye\r\n",
+                    _ => b"250 ok\r\n",
+                };
+                self.in_data = &wire[..4] == b"DATA";
+                self.seen += end + 2;
+                self.inbox.extend_from_slice(reply);
+            }
+        }
+
+        /// Host bytes at the current time, in the test's pieces.
+        fn send(&mut self, bytes: &[u8]) {
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let size = self.splits[self.next_split % self.splits.len()].min(rest.len());
+                self.next_split += 1;
+                let mut piece = &rest[..size];
+                rest = &rest[size..];
+                while !piece.is_empty() {
+                    let mut out = [0u8; 256];
+                    let (r, w) = self.rig.s.handle_host(piece, self.rig.now, &mut out);
+                    if self.connected {
+                        self.rig.server.extend_from_slice(&out[..w]);
+                    }
+                    piece = &piece[r..];
+                    self.rig.answer_pending();
+                    self.turn();
+                }
+            }
+        }
+
+        fn line(&mut self, line: &[u8]) {
+            if core::mem::take(&mut self.lf_owed) {
+                self.send(b"\n");
+            }
+            self.lines += 1;
+            self.send(line);
+            match self.eol {
+                Eol::Cr => self.send(b"\r"),
+                Eol::CrLf => self.send(b"\r\n"),
+                Eol::CrLfLate => {
+                    self.send(b"\r");
+                    self.lf_owed = true;
+                }
+            }
+        }
+
+        /// Lets time pass in steps until `done` holds of the host stream
+        /// (or 10 minutes pass); then a late LF goes.
+        fn wait_for(&mut self, done: impl Fn(&[u8]) -> bool) {
+            for _ in 0..1200 {
+                if done(&self.rig.host) {
+                    break;
+                }
+                self.rig.now += 500;
+                self.rig.s.handle_timeout(self.rig.now);
+                self.turn();
+            }
+            if matches!(self.eol, Eol::CrLfLate) && core::mem::take(&mut self.lf_owed) {
+                self.rig.now += 500;
+                self.send(b"\n");
+            }
+        }
+
+        fn finals(&self) -> usize {
+            count_finals(&self.rig.host)
+        }
+
+        /// Streams a payload and ends data mode with `+++` and its guards.
+        fn payload(&mut self, bytes: &[u8]) {
+            for chunk in bytes.chunks(97) {
+                self.rig.now += 5;
+                self.send(chunk);
+            }
+            self.rig.now += 1100;
+            self.rig.s.handle_timeout(self.rig.now);
+            self.turn();
+            self.send(b"+++");
+        }
+
+        /// One command line, answered before the host goes on.
+        fn command(&mut self, line: &[u8]) {
+            let finals = self.finals();
+            self.line(line);
+            self.wait_for(move |host| count_finals(host) > finals);
+        }
+
+        /// A data command: the payload goes only after the prompt.
+        fn data_command(&mut self, line: &[u8], payload: &[u8]) {
+            let finals = self.finals();
+            self.line(line);
+            let prompted = |host: &[u8]| {
+                count_finals(host) > finals || items(host).last() == Some(&Item::Prompt)
+            };
+            self.wait_for(prompted);
+            if self.finals() > finals {
+                return;
+            }
+            self.payload(payload);
+            self.wait_for(move |host| count_finals(host) > finals);
+        }
+    }
+
+    fn count_finals(host: &[u8]) -> usize {
+        items(host).iter().filter(|i| i.is_final()).count()
+    }
+
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
+    }
+
+    /// One V.250 item of the host stream (echo off).
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Item {
+        Prompt,
+        Line(String),
+    }
+
+    impl Item {
+        fn is_final(&self) -> bool {
+            match self {
+                Item::Prompt => false,
+                Item::Line(l) => l == "OK" || l == "ERROR" || l.starts_with("+CME ERROR: "),
+            }
+        }
+    }
+
+    /// The host stream as V.250 items; panics on anything else, a torn
+    /// or unframed answer among them.
+    fn items(host: &[u8]) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut rest = host;
+        while !rest.is_empty() {
+            assert!(
+                rest.starts_with(b"\r\n"),
+                "unframed: {:?}",
+                String::from_utf8_lossy(rest)
+            );
+            rest = &rest[2..];
+            if let Some(after) = rest.strip_prefix(b"> ") {
+                items.push(Item::Prompt);
+                rest = after;
+                continue;
+            }
+            let end = find(rest, b"\r\n").expect("a line without its end");
+            let line = String::from_utf8_lossy(&rest[..end]).into_owned();
+            assert!(!line.contains('\r') && !line.contains('\n'));
+            items.push(Item::Line(line));
+            rest = &rest[end + 2..];
+        }
+        items
+    }
+
+    fn eol() -> impl proptest::strategy::Strategy<Value = Eol> {
+        proptest::prop_oneof![
+            proptest::strategy::Just(Eol::Cr),
+            proptest::strategy::Just(Eol::CrLf),
+            proptest::strategy::Just(Eol::CrLfLate),
         ]
     }
 
-    fn play(rig: &mut Rig, step: &Step, script: &[Step], next: &mut usize) {
-        let now = rig.now;
-        let mut buf = [0u8; 300];
-        match step {
-            Step::Line(i) => {
-                rig.s.handle_at_line(LINES[*i], now);
+    /// Bytes with `+`, CR and LF among them, perhaps starting with LF;
+    /// `text` keeps them valid UTF-8 (the body's charset).
+    fn payload(text: bool) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let bytes = if text {
+            proptest::collection::vec(
+                prop_oneof![Just('+'), Just('\n'), Just('\r'), any::<char>()],
+                0..300,
+            )
+            .prop_map(|chars| chars.into_iter().collect::<String>().into_bytes())
+            .boxed()
+        } else {
+            proptest::collection::vec(
+                prop_oneof![Just(b'+'), Just(b'\n'), Just(b'\r'), any::<u8>()],
+                0..600,
+            )
+            .boxed()
+        };
+        (any::<bool>(), bytes).prop_map(|(lf, mut bytes)| {
+            if lf {
+                bytes.insert(0, b'\n');
             }
-            Step::Serial(bytes) if rig.s.in_data_mode() => {
-                let (r, w) = rig.s.handle_serial_data(bytes, now, &mut buf);
-                assert!(r <= bytes.len() && w <= buf.len());
-                rig.server.extend_from_slice(&buf[..w]);
+            bytes
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// The spec case played by a V.250 host through the serial entry
+        /// point alone, with its bytes split anyhow, its answers drained in
+        /// pieces, any line ending, and the connection dropped at any turn
+        /// or not at all: the host stream is V.250 items (none torn), every
+        /// command line gets exactly one final result, an end-of-data only
+        /// follows a closing boundary, and a delivered mail's parts are the
+        /// payload the host sent, byte for byte, counted as sent.
+        #[test]
+        fn a_v250_host_gets_one_final_result_per_line_and_its_payload_delivered(
+            eol in eol(),
+            splits in proptest::collection::vec(1usize..40, 1..8),
+            drain in 1usize..64,
+            drop_at in proptest::option::weighted(0.5, 1u32..400),
+            body in payload(true),
+            blob in payload(false),
+        ) {
+            let mut d = Drive {
+                rig: Rig::new(),
+                eol,
+                splits,
+                next_split: 0,
+                drain,
+                inbox: Vec::new(),
+                seen: 0,
+                in_data: false,
+                connected: false,
+                turns: 0,
+                drop_at,
+                lines: 0,
+                lf_owed: false,
+            };
+            d.command(b"AT+GTSMTPLAND=25,\"mail.fibocom.com\"");
+            d.command(b"AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"");
+            d.command(b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"");
+            d.command(b"AT+GTSMTPHEAD=1,\"hi\"");
+            d.command(b"AT+GTSMTPSEND=300");
+            d.wait_for(|host| find(host, b"+GTSMTPSEND: ").is_some());
+            d.data_command(b"AT+GTSMTPDATA=300", &body);
+            d.data_command(b"AT+GTSMTPFILE=1,\"a.bin\"", &blob);
+            d.command(b"AT+GTSMTPFILE?");
+            d.command(b"AT+GTSMTPEND");
+            d.wait_for(|host| {
+                let items = items(host);
+                let urcs = items.iter().filter(|i| matches!(i, Item::Line(l) if l.starts_with("+GTSMTPSEND: "))).count();
+                urcs >= 2 || items.iter().any(|i| matches!(i, Item::Line(l) if l.starts_with("+GTSMTPSEND: ") && l != "+GTSMTPSEND: 2"))
+            });
+            d.wait_for(|_| false);
+
+            let items = items(&d.rig.host);
+            proptest::prop_assert_eq!(d.finals(), d.lines, "{:?}", items);
+            let wire = &d.rig.server;
+            let ends: Vec<usize> = (0..wire.len().saturating_sub(4))
+                .filter(|&i| &wire[i..i + 5] == b"\r\n.\r\n")
+                .collect();
+            proptest::prop_assert!(ends.len() <= 1);
+            for &end in &ends {
+                proptest::prop_assert!(wire[..end].ends_with(b"--"));
             }
-            Step::Serial(_) => {}
-            Step::Server(i) => {
-                let n = rig.s.handle_server(REPLIES[*i], now);
-                assert!(n <= REPLIES[*i].len());
-            }
-            Step::RandomServer(bytes) => {
-                rig.s.handle_server(bytes, now);
-            }
-            Step::Wait(ms) => {
-                rig.now += ms;
-                rig.s.poll(rig.now);
-                if let Some(deadline) = rig.s.next_deadline() {
-                    assert!(deadline > rig.now || rig.s.in_data_mode() || rig.s.mail.is_some());
-                }
-            }
-            Step::Connected => rig.s.handle_connected(now),
-            Step::Closed => rig.s.handle_closed(),
-            Step::TlsUp => rig.s.handle_tls_established(now),
-            Step::DrainHost => {
-                rig.pump();
-            }
-            Step::DrainServer => {
-                let n = rig.s.poll_server(&mut buf, now);
-                rig.server.extend_from_slice(&buf[..n]);
-            }
-            Step::Connect => {
-                rig.s.poll_connect();
-            }
-            Step::Close => {
-                rig.s.poll_close();
-                rig.s.poll_start_tls();
-            }
-            Step::Next => {
-                if let Some(step) = script.get(*next) {
-                    *next += 1;
-                    if let Step::Line(_) = step {
-                        // A well-behaved host reads its answers first.
-                        rig.pump();
-                    }
-                    play(rig, step, script, next);
-                }
+            let line = |s: String| Item::Line(s);
+            if items.contains(&line("+GTSMTPSEND: 1".into())) {
+                proptest::prop_assert_eq!(d.rig.parts(), std::vec![body.clone(), blob.clone()]);
+                let data = std::format!("+GTSMTPDATA: {}", body.len());
+                let file = std::format!("+GTSMTPFILE: {}", blob.len());
+                proptest::prop_assert!(items.contains(&line(data)));
+                proptest::prop_assert!(items.contains(&line(file)));
+                proptest::prop_assert!(items.contains(&line("+GTSMTPFILE: \"a.bin\"".into())));
+            } else {
+                proptest::prop_assert!(drop_at.is_some(), "{:?}", items);
             }
         }
     }
 
     #[test]
-    fn the_script_alone_delivers_a_mail() {
+    fn the_longest_answer_fits_its_room() {
         let mut rig = Rig::new();
-        let (script, mut next) = (script(), 0);
-        while next < script.len() {
-            play(&mut rig, &Step::Next, &script, &mut next);
+        for i in 0..MAX_RECIPIENTS {
+            let mut line = b"AT+GTSMTPDST=1,3,\"".to_vec();
+            let local = std::format!("{i:02}");
+            line.extend_from_slice(local.as_bytes());
+            line.resize(18 + 80 - 12, b'x');
+            line.extend_from_slice(b"@fibocom.com\"");
+            assert_eq!(rig.at(&line), "\r\nOK\r\n");
         }
-        let host = String::from_utf8_lossy(&rig.host).into_owned();
-        assert!(host.ends_with("\r\n+GTSMTPSEND: 1\r\n"), "{host}");
-        assert!(rig.s.poll_close());
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
-        /// No order of calls makes the engine panic (debug assertions on,
-        /// the host queue's among them) or answer the host with bytes that
-        /// are not V.250 framed.
-        #[test]
-        fn any_sequence_of_calls_is_handled(steps in proptest::collection::vec(step(), 1..250)) {
-            let mut rig = Rig::new();
-            let (script, mut next) = (script(), 0);
-            for step in &steps {
-                play(&mut rig, step, &script, &mut next);
-            }
-            rig.pump();
-            let host = String::from_utf8_lossy(&rig.host).into_owned();
-            proptest::prop_assert!(host.is_empty() || host.starts_with("\r\n"), "{}", host);
-            // Whole or nothing: an end-of-data only ever follows a closing
-            // boundary, and there is one per transaction at most.
-            let wire = &rig.server;
-            let ends: Vec<usize> = (0..wire.len().saturating_sub(4))
-                .filter(|&i| &wire[i..i + 5] == b"\r\n.\r\n")
-                .collect();
-            for &end in &ends {
-                proptest::prop_assert!(wire[..end].ends_with(b"--"), "end-of-data without a closing boundary");
-            }
-            let mails = wire.windows(10).filter(|w| w == b"MAIL FROM:").count();
-            proptest::prop_assert!(ends.len() <= mails);
-        }
+        let answer = rig.at(b"AT+GTSMTPDST?");
+        std::println!("longest answer: {} bytes", answer.len());
+        assert!(answer.ends_with("\r\nOK\r\n"));
+        assert!(answer.len() <= ANSWER_ROOM);
+        assert_eq!(answer.len(), 20 * 100 + 6);
     }
 
     #[test]
     fn the_session_is_one_fixed_size_value() {
         std::println!("size_of::<Session>() = {}", core::mem::size_of::<Session>());
-        assert!(core::mem::size_of::<Session>() < 8192);
+        assert!(core::mem::size_of::<Session>() <= 8192);
     }
 }
