@@ -32,7 +32,7 @@
 /*
  The ABI version: bumped on any change a linked firmware would notice.
  */
-#define ATMAIL_ABI_VERSION 1
+#define ATMAIL_ABI_VERSION 2
 
 /*
  The default `+++` guard time in ms (V.250 S12).
@@ -53,6 +53,11 @@
  The longest server name `atmail_session_poll_connect` can report.
  */
 #define ATMAIL_HOST_MAX 255
+
+/*
+ The longest command line `atmail_session_pending` can hand over.
+ */
+#define ATMAIL_LINE_MAX 300
 
 /*
  What a call did. Values are stable and never reused.
@@ -106,7 +111,9 @@ enum atmail_status
    */
   ATMAIL_STATUS_WRONG_STATE = 9,
   /*
-   Earlier output must be read first (`atmail_session_poll_host`).
+   Earlier output must be read first. Returned by no function since
+   ABI 2 (the session takes host bytes only as far as its answers have
+   room); the value stays reserved.
    */
   ATMAIL_STATUS_BUSY = 10,
   /*
@@ -164,6 +171,78 @@ enum atmail_framer_event
 typedef enum atmail_framer_event atmail_framer_event;
 #else
 typedef uint32_t atmail_framer_event;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ What the session waits for from the caller (`atmail_pending`).
+ */
+enum atmail_pending
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Nothing: host bytes are taken.
+   */
+  ATMAIL_PENDING_NONE = 0,
+  /*
+   A command line that is not the engine's (`AT+MIPCALL=...`, `AT&K3`):
+   answer it with `atmail_session_answer_command`.
+   */
+  ATMAIL_PENDING_COMMAND = 1,
+  /*
+   `AT+GTSMTPSEND` needs the mail's Date and Message-ID: call
+   `atmail_session_set_identity`.
+   */
+  ATMAIL_PENDING_IDENTITY = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum atmail_pending atmail_pending;
+#else
+typedef uint32_t atmail_pending;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ Where the session is (`atmail_state`).
+ */
+enum atmail_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   No mail: configuration commands are taken.
+   */
+  ATMAIL_STATE_IDLE = 0,
+  /*
+   After `AT+GTSMTPSEND`: connecting, the SMTP handshake, the headers.
+   */
+  ATMAIL_STATE_SENDING = 1,
+  /*
+   `+GTSMTPSEND: 2` was said: waiting for DATA, FILE or END.
+   */
+  ATMAIL_STATE_READY = 2,
+  /*
+   Host bytes are payload.
+   */
+  ATMAIL_STATE_DATA_MODE = 3,
+  /*
+   The message's last bytes and the server's verdict.
+   */
+  ATMAIL_STATE_FINISHING = 4,
+  /*
+   A failed mail's payload is read and dropped until data mode ends.
+   */
+  ATMAIL_STATE_DISCARDING = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum atmail_state atmail_state;
+#else
+typedef uint32_t atmail_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -546,8 +625,9 @@ atmail_status atmail_session_set_helo_name(atmail_session *session,
 
 /*
  The `Date:` (RFC 5322 date) and `Message-ID:` (`<id@domain>`) of the
- next mail: the firmware's clock and entropy. Set before every
- `AT+GTSMTPSEND`; copies both.
+ next mail: the firmware's clock and entropy. Each `AT+GTSMTPSEND`
+ takes the identity set before it, and waits for one
+ (`ATMAIL_PENDING_IDENTITY`) when none is set; copies both.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`; `date` and `message_id` readable
@@ -560,51 +640,89 @@ atmail_status atmail_session_set_identity(atmail_session *session,
                                           size_t message_id_len);
 
 /*
- Executes one `AT+GTSMTP*` command line (`line[0..line_len]`, without or
- with its CR) at `now_ms`. The answer (and any later URC) is read with
- `atmail_session_poll_host`. Returns `BUSY` when earlier answers are
- still unread (read them, then call again) and `WRONG_STATE` in data
- mode; a refused line is not an error status: its `ERROR` answer is
- output.
-
- # Undefined behavior
- `session` NULL or from `_init`/`_new`; `line` readable for `line_len`.
- */
-atmail_status atmail_session_handle_at_line(atmail_session *session,
-                                            uint64_t now_ms,
-                                            const uint8_t *line,
-                                            size_t line_len);
-
-/*
- Whether serial bytes are payload now (after a `> ` prompt). False for
- NULL.
+ Whether the caller's network is up (default: up); while it is down,
+ `AT+GTSMTPSEND` is refused ("network not up (AT+MIPCALL)").
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`.
  */
-bool atmail_session_in_data_mode(const atmail_session *session);
+atmail_status atmail_session_set_network_up(atmail_session *session, bool up);
 
 /*
- Data-mode serial bytes `input[0..input_len]` that arrived at `now_ms`:
- payload is encoded into `server_out[0..server_out_len]`, bytes for the
- server. Sets `*read` and `*written`. Unread input must be offered again
- later (backpressure: hold the UART meanwhile). A `server_out` of 128
- bytes or more always makes progress when the mail can take data.
- `WRONG_STATE` outside data mode.
+ Host bytes `input[0..input_len]` that arrived at `now_ms`, every one of
+ them, in command mode and in data mode alike: command lines are edited,
+ echoed and executed as V.250 says, data-mode payload is encoded into
+ `server_out[0..server_out_len]` (bytes for the server, to be sent before
+ anything `atmail_session_poll_server` gives). Sets `*read` and
+ `*written`. Unread input must be offered again later: it waits for room
+ in `server_out`, for the host to read its answers
+ (`atmail_session_poll_host`), or for the caller
+ (`atmail_session_pending`); hold the UART meanwhile. A `server_out` of
+ 128 bytes or more always makes progress in data mode when the mail can
+ take data; in command mode `server_out` may be empty.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`; `input` readable and `server_out`
  writable for their lengths, not overlapping; `read`, `written` NULL or
  writable.
  */
-atmail_status atmail_session_handle_serial_data(atmail_session *session,
-                                                uint64_t now_ms,
-                                                const uint8_t *input,
-                                                size_t input_len,
-                                                size_t *read,
-                                                uint8_t *server_out,
-                                                size_t server_out_len,
-                                                size_t *written);
+atmail_status atmail_session_handle_host(atmail_session *session,
+                                         uint64_t now_ms,
+                                         const uint8_t *input,
+                                         size_t input_len,
+                                         size_t *read,
+                                         uint8_t *server_out,
+                                         size_t server_out_len,
+                                         size_t *written);
+
+/*
+ Sets `*pending` to what the session waits for from the caller; it takes
+ no host bytes until the caller has done it. For `ATMAIL_PENDING_COMMAND`
+ the command line (from its `AT`, without the CR; at most
+ `ATMAIL_LINE_MAX` bytes, no NUL added) is copied into `line[0..line_cap]`
+ and its length set in `*line_len`; a smaller `line_cap` that does not fit
+ gets `INSUFFICIENT_SIZE` with the length needed in `*line_len`. The same
+ answer comes until the caller acts.
+
+ # Undefined behavior
+ `session` NULL or from `_init`/`_new`; `line` writable for `line_cap`;
+ `pending`, `line_len` NULL or writable.
+ */
+atmail_status atmail_session_pending(const atmail_session *session,
+                                     atmail_pending *pending,
+                                     uint8_t *line,
+                                     size_t line_cap,
+                                     size_t *line_len);
+
+/*
+ The caller's whole answer (`answer[0..answer_len]`, final result code
+ included, e.g. `"\r\nOK\r\n"`) to the command `atmail_session_pending`
+ handed over; it goes to the host after everything said before it.
+ `WRONG_STATE` when no command waits, `TOO_LONG` past 2048 bytes.
+
+ # Undefined behavior
+ `session` NULL or from `_init`/`_new`; `answer` readable for `answer_len`.
+ */
+atmail_status atmail_session_answer_command(atmail_session *session,
+                                            const uint8_t *answer,
+                                            size_t answer_len);
+
+/*
+ Where the session is; `ATMAIL_STATE_IDLE` for NULL.
+
+ # Undefined behavior
+ `session` NULL or from `_init`/`_new`.
+ */
+atmail_state atmail_session_state(const atmail_session *session);
+
+/*
+ Whether host bytes are payload now (after a `> ` prompt, or while a
+ failed mail's payload is dropped). False for NULL.
+
+ # Undefined behavior
+ `session` NULL or from `_init`/`_new`.
+ */
+bool atmail_session_in_data_mode(const atmail_session *session);
 
 /*
  Bytes for the host (answers, prompts, URCs) into `dst[0..dst_len]`;
@@ -627,7 +745,8 @@ atmail_status atmail_session_poll_host(atmail_session *session,
  to `*port`, and whether it is SMTPS (TLS from the first byte) to
  `*implicit_tls`. A `host_cap` of `ATMAIL_HOST_MAX` always fits; a
  smaller one that does not gets `INSUFFICIENT_SIZE` with the length
- needed in `*host_len`, and the request stays pending. Then call
+ needed in `*host_len`, and the request stays pending. No request comes
+ while a close (`atmail_session_poll_close`) is still to be taken. Then call
  `atmail_session_handle_connected` (for SMTPS: once TLS is up) or
  `atmail_session_handle_closed`.
 
@@ -718,16 +837,18 @@ atmail_status atmail_session_poll_server(atmail_session *session,
                                          size_t *written);
 
 /*
- Checks the clock: data-mode ends, SMTP timeouts, the mail's `<time>`.
+ Advances the timers to `now_ms`: data-mode ends, SMTP timeouts, the
+ mail's `<time>`. Call it at `atmail_session_next_deadline` (earlier is
+ harmless).
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`.
  */
-atmail_status atmail_session_poll(atmail_session *session, uint64_t now_ms);
+atmail_status atmail_session_handle_timeout(atmail_session *session, uint64_t now_ms);
 
 /*
- Writes to `*deadline_ms` when `atmail_session_poll` must next be
- called, or `ATMAIL_NO_DEADLINE`.
+ Writes to `*deadline_ms` when `atmail_session_handle_timeout` must next
+ be called, or `ATMAIL_NO_DEADLINE`.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`; `deadline_ms` NULL or writable.

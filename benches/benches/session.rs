@@ -23,6 +23,14 @@ fn drain(s: &mut Session) {
     while s.poll_server(&mut buf, 0) + s.poll_host(&mut buf) > 0 {}
 }
 
+/// A command line through the serial entry point, its answer drained.
+fn at(s: &mut Session, line: &[u8]) {
+    let mut bytes = line.to_vec();
+    bytes.push(b'\r');
+    assert_eq!(s.handle_host(&bytes, 0, &mut []), (bytes.len(), 0));
+    drain(s);
+}
+
 /// A session in data mode for an attachment, after a pipelined handshake.
 fn in_data_mode() -> Session {
     let mut s = Session::new();
@@ -34,8 +42,7 @@ fn in_data_mode() -> Session {
         b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"",
         b"AT+GTSMTPSEND=300",
     ] {
-        assert!(s.handle_at_line(line, 0));
-        drain(&mut s);
+        at(&mut s, line);
     }
     s.poll_connect().expect("connect");
     s.handle_connected(0);
@@ -48,8 +55,7 @@ fn in_data_mode() -> Session {
         assert_eq!(s.handle_server(reply, 0), reply.len());
         drain(&mut s);
     }
-    assert!(s.handle_at_line(b"AT+GTSMTPFILE=1,\"a.bin\"", 0));
-    drain(&mut s);
+    at(&mut s, b"AT+GTSMTPFILE=1,\"a.bin\"");
     assert!(s.in_data_mode());
     s
 }
@@ -61,7 +67,7 @@ fn session(s: &mut Session, src: &[u8], out: &mut [u8]) -> usize {
     for (i, read) in src.chunks(READ).enumerate() {
         let mut rest = read;
         while !rest.is_empty() {
-            let (r, w) = s.handle_serial_data(rest, 1 + i as u64, out);
+            let (r, w) = s.handle_host(rest, 1 + i as u64, out);
             rest = &rest[r..];
             total += w;
         }

@@ -2,12 +2,13 @@
 //!
 //! What it does: plays the module around the engine. A thread reads the
 //! host's bytes (stdin or the pty) and hands them over a channel; the main
-//! loop runs the V.250 shell (`AT`, `ATE0/1`, `AT&K3`, `AT+CMEE`,
-//! `AT+MIPCALL`), passes `+GTSMTP*` lines and data-mode bytes to
-//! [`Session`], opens the connection the session asks for (TCP, TLS, or
-//! the in-process Maildir server), pumps bytes both ways, and writes
-//! answers and URCs to the host exactly as the session renders them,
-//! paced like a serial line when `--baud` is given.
+//! loop gives every one of them to [`Session`] (which edits, echoes and
+//! executes command lines and takes data-mode payload itself), answers
+//! the commands the session hands over (`AT+MIPCALL`, `AT&K3`), gives each
+//! mail its date and Message-ID, opens the connection the session asks
+//! for (TCP, TLS, or the in-process Maildir server), pumps bytes both
+//! ways, and writes what the session says to the host, paced like a
+//! serial line when `--baud` is given.
 //!
 //! What it does not: pace the host's input (that is the host's UART), or
 //! retry a mail; a failed mail is reported and the host decides.
@@ -19,10 +20,9 @@
 use crate::link::{self, Handshake, Link};
 use crate::maildir::MaildirSink;
 use crate::serial::{self, Paced, Pty};
-use atmail_core::at::{self, Request};
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
-use atmail_core::session::Session;
+use atmail_core::session::{Pending, Session};
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -82,10 +82,7 @@ struct Modem {
     args: Args,
     session: Session,
     start: Instant,
-    echo: bool,
-    verbose: bool,
     network_up: bool,
-    line: Vec<u8>,
     /// Host bytes not yet taken (backpressure), with their arrival times.
     pending: VecDeque<(u64, Vec<u8>)>,
     link: Option<Link>,
@@ -138,14 +135,13 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut session = Session::new();
     session.set_guard_ms(args.guard_ms);
     session.set_require_tls(args.require_tls);
+    // Like the module, no mail before `AT+MIPCALL=1` brings the network up.
+    session.set_network_up(false);
     let mut modem = Modem {
         args,
         session,
         start,
-        echo: true,
-        verbose: false,
         network_up: false,
-        line: Vec::new(),
         pending: VecDeque::new(),
         link: None,
         serial_out: vec![0u8; 64 * 1024].into_boxed_slice(),
@@ -241,20 +237,19 @@ impl Modem {
         self.host_input()?;
         // Timers may not run past host bytes still waiting to be taken.
         let now = self.pending.front().map_or(self.now(), |(at, _)| *at);
-        self.session.poll(now);
+        self.session.handle_timeout(now);
+        if self.session.poll_close() {
+            self.close_link();
+        }
         self.connect();
         self.pump_server();
         if self.session.poll_start_tls() {
             self.start_tls(Handshake::StartTls);
         }
-        if self.session.poll_close() {
-            self.close_link();
-        }
         self.flush_host()
     }
 
-    /// Host bytes, each chunk at its arrival time: data-mode payload, or
-    /// command lines.
+    /// Host bytes, each chunk at its arrival time, all to the session.
     fn host_input(&mut self) -> Result<(), String> {
         while let Some((at, mut chunk)) = self.pending.pop_front() {
             let used = self.host_chunk(at, &chunk)?;
@@ -267,104 +262,59 @@ impl Modem {
         Ok(())
     }
 
-    /// Takes what it can of one chunk; returns how much.
+    /// Takes what the session can of one chunk; returns how much.
     fn host_chunk(&mut self, at: u64, chunk: &[u8]) -> Result<usize, String> {
         let mut used = 0;
         while used < chunk.len() {
-            if self.session.in_data_mode() {
-                let (r, w) =
-                    self.session
-                        .handle_serial_data(&chunk[used..], at, &mut self.serial_out);
-                let sent = self.link.as_mut().map(|l| l.write(&self.serial_out[..w]));
-                if let Some(Err(e)) = sent {
-                    self.lose_link(&format!("writing to the server: {e}"));
-                }
-                self.pump_server();
-                used += r;
-                if r == 0 {
-                    break;
-                }
-                continue;
+            let (r, w) = self
+                .session
+                .handle_host(&chunk[used..], at, &mut self.serial_out);
+            let sent = self.link.as_mut().map(|l| l.write(&self.serial_out[..w]));
+            if let Some(Err(e)) = sent {
+                self.lose_link(&format!("writing to the server: {e}"));
             }
-            let b = chunk[used];
-            used += 1;
-            if self.echo {
-                self.echo_byte(b)?;
-            }
-            match b {
-                b'\r' => {
-                    let line = std::mem::take(&mut self.line);
-                    self.execute(&line, at);
-                    self.pump_server();
-                    self.flush_host()?;
-                }
-                b'\n' => {}
-                _ => self.line.push(b),
+            used += r;
+            let asked = self.answer_pending();
+            self.pump_server();
+            self.flush_host()?;
+            if r == 0 && w == 0 && !asked {
+                break;
             }
         }
         Ok(used)
     }
 
-    fn echo_byte(&mut self, b: u8) -> Result<(), String> {
-        self.out
-            .write_all(&[b])
-            .map_err(|e| format!("writing stdout: {e}"))
-    }
-
-    fn execute(&mut self, line: &[u8], now: u64) {
-        let trimmed = line.trim_ascii();
-        if trimmed.is_empty() {
-            return;
-        }
-        let upper = trimmed.to_ascii_uppercase();
-        let reply: &[u8] = match upper.as_slice() {
-            b"AT" | b"AT&K3" | b"AT&K0" => b"\r\nOK\r\n",
-            b"ATE0" => {
-                self.echo = false;
-                b"\r\nOK\r\n"
+    /// Does what the session waits for, if anything; returns whether it
+    /// did.
+    fn answer_pending(&mut self) -> bool {
+        let answer: &[u8] = match self.session.pending() {
+            None => return false,
+            Some(Pending::Identity) => {
+                self.set_identity();
+                return true;
             }
-            b"ATE1" => {
-                self.echo = true;
-                b"\r\nOK\r\n"
+            Some(Pending::Command(line)) => {
+                let upper = line.trim_ascii().to_ascii_uppercase();
+                match upper.as_slice() {
+                    b"AT&K3" | b"AT&K0" => b"\r\nOK\r\n",
+                    b"AT+MIPCALL=0" => {
+                        self.network_up = false;
+                        b"\r\nOK\r\n"
+                    }
+                    b"AT+MIPCALL?" if self.network_up => b"\r\n+MIPCALL: 1\r\n\r\nOK\r\n",
+                    b"AT+MIPCALL?" => b"\r\n+MIPCALL: 0\r\n\r\nOK\r\n",
+                    _ if upper.starts_with(b"AT+MIPCALL=1,\"") && upper.ends_with(b"\"") => {
+                        self.network_up = true;
+                        b"\r\nOK\r\n\r\n+MIPCALL: 127.0.0.1\r\n"
+                    }
+                    _ => b"\r\nERROR\r\n",
+                }
             }
-            b"AT+CMEE=0" | b"AT+CMEE=1" | b"AT+CMEE=2" => {
-                self.verbose = upper != b"AT+CMEE=0";
-                self.session.set_verbose_errors(self.verbose);
-                b"\r\nOK\r\n"
-            }
-            b"AT+MIPCALL=0" => {
-                self.network_up = false;
-                b"\r\nOK\r\n"
-            }
-            b"AT+MIPCALL?" if self.network_up => b"\r\n+MIPCALL: 1\r\n\r\nOK\r\n",
-            b"AT+MIPCALL?" => b"\r\n+MIPCALL: 0\r\n\r\nOK\r\n",
-            _ if upper.starts_with(b"AT+MIPCALL=1,\"") && upper.ends_with(b"\"") => {
-                self.network_up = true;
-                b"\r\nOK\r\n\r\n+MIPCALL: 127.0.0.1\r\n"
-            }
-            _ if upper.starts_with(b"AT+GTSM") => return self.engine_line(trimmed, now),
-            _ => b"\r\nERROR\r\n",
+            Some(_) => b"\r\nERROR\r\n",
         };
-        let _ = self.out.write_all(reply);
-    }
-
-    /// A `+GTSMTP*` line: a valid SEND needs the network and a fresh date
-    /// and id.
-    fn engine_line(&mut self, line: &[u8], now: u64) {
-        if let Ok(Request::Send { .. }) = at::parse(line) {
-            if !self.network_up {
-                let error: &[u8] = match self.verbose {
-                    true => b"\r\n+CME ERROR: network not up (AT+MIPCALL)\r\n",
-                    false => b"\r\nERROR\r\n",
-                };
-                let _ = self.out.write_all(error);
-                return;
-            }
-            self.set_identity();
-        }
-        while !self.session.handle_at_line(line, now) {
-            let _ = self.flush_host();
-        }
+        self.session.set_network_up(self.network_up);
+        let _ = self.session.answer_command(answer);
+        true
     }
 
     fn set_identity(&mut self) {

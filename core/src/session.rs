@@ -1308,7 +1308,7 @@ impl Engine {
             self.data_timers(now_ms);
         }
         if let Some(smtp) = self.smtp() {
-            smtp.poll(now_ms);
+            smtp.handle_timeout(now_ms);
             self.take_smtp_events();
         }
     }

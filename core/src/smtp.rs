@@ -149,7 +149,7 @@ impl SmtpClient {
         }
     }
 
-    /// The next event, if any; call after every `handle_*` and `poll`.
+    /// The next event, if any; call after every `handle_*`.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.event.take()
     }
@@ -170,13 +170,13 @@ impl SmtpClient {
         written
     }
 
-    /// When [`poll`](Self::poll) needs calling next, if ever.
+    /// When [`handle_timeout`](Self::handle_timeout) needs calling next, if ever.
     pub fn next_deadline(&self) -> Option<u64> {
         self.deadline
     }
 
-    /// Checks the step timeout.
-    pub fn poll(&mut self, now_ms: u64) {
+    /// Advances the step timeout to `now_ms`.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
         if self.deadline.is_some_and(|d| now_ms >= d) {
             self.fail(0);
         }
@@ -756,9 +756,9 @@ mod tests {
     fn timeouts_and_closes_fail_with_zero() {
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 1000);
         assert_eq!(c.next_deadline(), Some(1000 + GREETING_MS));
-        c.poll(1000 + GREETING_MS - 1);
+        c.handle_timeout(1000 + GREETING_MS - 1);
         assert_eq!(c.poll_event(), None);
-        c.poll(1000 + GREETING_MS);
+        c.handle_timeout(1000 + GREETING_MS);
         assert_eq!(c.poll_event(), Some(Event::Failed(0)));
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
         c.handle_closed();

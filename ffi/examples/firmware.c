@@ -6,8 +6,10 @@
  *   firmware [HOST:PORT] < host-bytes
  *
  * HOST:PORT, when given, replaces the server of AT+GTSMTPLAND (for labs
- * and tests). The shell answers AT and ATE0/ATE1 itself and hands
- * AT+GTSMTP* lines to the engine. Plain SMTP only: a firmware with a TLS
+ * and tests). Every host byte goes to the engine, which edits, echoes and
+ * executes command lines itself; this program answers only the commands
+ * the engine hands over (AT&K3 here; ERROR for the rest) and gives each
+ * mail its Date and Message-ID. Plain SMTP only: a firmware with a TLS
  * stack starts it where this one reports that it has none.
  *
  * Build (see tests/c/Makefile):
@@ -34,9 +36,6 @@ typedef struct {
     atmail_session *session;
     const char *connect_to; /* HOST:PORT override, or NULL */
     int sock;               /* -1 when there is no connection */
-    int echo;
-    uint8_t line[1024];
-    size_t line_len;
     uint8_t serial[BUF]; /* host bytes the engine has not taken yet */
     size_t serial_len;
     uint64_t serial_at;
@@ -186,77 +185,54 @@ static void feed_server(firmware *fw) {
     }
 }
 
-/* A fresh Date and Message-ID before every SEND: the firmware's clock
- * and entropy. */
-static void set_identity(firmware *fw) {
+/* What the engine asks of the firmware: a Date and Message-ID for each
+ * mail (the firmware's clock and entropy), and an answer to each command
+ * line that is not the engine's (the firmware's own AT dispatcher). */
+static void answer_pending(firmware *fw) {
     static unsigned counter;
-    char date[64], id[96];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    snprintf(id, sizeof id, "<%ld.%ld.%u@atmail.invalid>", (long)t, (long)getpid(), ++counter);
-    atmail_session_set_identity(fw->session, (const uint8_t *)date, strlen(date),
-                                (const uint8_t *)id, strlen(id));
-}
-
-static void execute(firmware *fw) {
-    const char *line = (const char *)fw->line;
-    if (fw->line_len == 0) {
+    atmail_pending pending = ATMAIL_PENDING_NONE;
+    uint8_t line[ATMAIL_LINE_MAX];
+    size_t len = 0;
+    if (atmail_session_pending(fw->session, &pending, line, sizeof line, &len) != ATMAIL_STATUS_OK) {
         return;
     }
-    fw->line[fw->line_len] = 0;
-    if (strcasecmp(line, "AT") == 0) {
-        to_host("\r\nOK\r\n", 6);
-    } else if (strcasecmp(line, "ATE0") == 0 || strcasecmp(line, "ATE1") == 0) {
-        fw->echo = line[3] == '1';
-        to_host("\r\nOK\r\n", 6);
-    } else if (strncasecmp(line, "AT+GTSM", 7) == 0) {
-        if (strncasecmp(line, "AT+GTSMTPSEND=", 14) == 0 && line[14] != '?') {
-            set_identity(fw);
-        }
-        while (atmail_session_handle_at_line(fw->session, clock_ms(fw), fw->line, fw->line_len) ==
-               ATMAIL_STATUS_BUSY) {
-            flush_host(fw);
-        }
-    } else {
-        to_host("\r\nERROR\r\n", 9);
+    if (pending == ATMAIL_PENDING_IDENTITY) {
+        char date[64], id[96];
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+        snprintf(id, sizeof id, "<%ld.%ld.%u@atmail.invalid>", (long)t, (long)getpid(), ++counter);
+        atmail_session_set_identity(fw->session, (const uint8_t *)date, strlen(date),
+                                    (const uint8_t *)id, strlen(id));
+    } else if (pending == ATMAIL_PENDING_COMMAND) {
+        int known = len == 5 && strncasecmp((const char *)line, "AT&K3", 5) == 0;
+        const char *answer = known ? "\r\nOK\r\n" : "\r\nERROR\r\n";
+        atmail_session_answer_command(fw->session, (const uint8_t *)answer, strlen(answer));
     }
 }
 
-/* Host bytes: command lines, or data-mode payload streamed to the server
- * as far as the engine can take it (the rest waits: backpressure). */
+/* Host bytes, all of them to the engine; payload it encodes goes to the
+ * server. What it cannot take yet waits (backpressure: the UART is held). */
 static void feed_serial(firmware *fw) {
     uint8_t out[BUF];
     size_t pos = 0, read = 0, written = 0;
     while (pos < fw->serial_len) {
-        if (atmail_session_in_data_mode(fw->session)) {
-            if (atmail_session_handle_serial_data(fw->session, fw->serial_at, fw->serial + pos,
-                                                  fw->serial_len - pos, &read, out, sizeof out,
-                                                  &written) != ATMAIL_STATUS_OK) {
-                break;
-            }
-            if (fw->sock >= 0 && written > 0 && !write_all(fw->sock, out, written)) {
-                lost_connection(fw, "writing to the server failed");
-            }
-            pos += read;
-            if (read == 0 && written == 0) {
-                break;
-            }
-            continue;
+        if (atmail_session_handle_host(fw->session, fw->serial_at, fw->serial + pos,
+                                       fw->serial_len - pos, &read, out, sizeof out,
+                                       &written) != ATMAIL_STATUS_OK) {
+            break;
         }
-        if (fw->echo) {
-            to_host(fw->serial + pos, 1);
+        if (fw->sock >= 0 && written > 0 && !write_all(fw->sock, out, written)) {
+            lost_connection(fw, "writing to the server failed");
         }
-        if (fw->serial[pos] == '\r') {
-            execute(fw);
-            fw->line_len = 0;
-            transmit(fw);
-            flush_host(fw);
-        } else if (fw->serial[pos] != '\n' && fw->line_len + 1 < sizeof fw->line) {
-            fw->line[fw->line_len++] = fw->serial[pos];
+        pos += read;
+        answer_pending(fw);
+        transmit(fw);
+        flush_host(fw);
+        if (read == 0 && written == 0) {
+            break;
         }
-        pos++;
     }
     memmove(fw->serial, fw->serial + pos, fw->serial_len - pos);
     fw->serial_len -= pos;
@@ -266,14 +242,14 @@ static void feed_serial(firmware *fw) {
  * close requests, output. */
 static void service(firmware *fw) {
     bool flag = false;
-    atmail_session_poll(fw->session, clock_ms(fw));
+    atmail_session_handle_timeout(fw->session, clock_ms(fw));
+    if (atmail_session_poll_close(fw->session, &flag) == ATMAIL_STATUS_OK && flag) {
+        drop_connection(fw);
+    }
     connect_if_asked(fw);
     transmit(fw);
     if (atmail_session_poll_start_tls(fw->session, &flag) == ATMAIL_STATUS_OK && flag) {
         lost_connection(fw, "STARTTLS needs a TLS stack, which this example has not");
-    }
-    if (atmail_session_poll_close(fw->session, &flag) == ATMAIL_STATUS_OK && flag) {
-        drop_connection(fw);
     }
     flush_host(fw);
 }
@@ -295,7 +271,6 @@ int main(int argc, char **argv) {
     int stdin_open = 1;
     fw.connect_to = argc > 1 ? argv[1] : NULL;
     fw.sock = -1;
-    fw.echo = 1;
     fw.start = now_ms();
     if (atmail_session_new(&fw.session) != ATMAIL_STATUS_OK) {
         return 1;

@@ -11,7 +11,7 @@
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
 use atmail_core::mime_base64::MimeBase64Encoder;
-use atmail_core::session::Session;
+use atmail_core::session::{Pending, Session};
 use atmail_core::CoderResult;
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -41,22 +41,27 @@ struct Rig {
 }
 
 impl Rig {
-    fn pump(&mut self) {
+    /// Drains what the session has for the server and the host; returns
+    /// whether anything came.
+    fn pump(&mut self) -> bool {
+        let mut any = false;
         loop {
             let w = self.s.poll_server(&mut self.out, self.now);
             self.wire.extend_from_slice(&self.out[..w]);
             let h = self.s.poll_host(&mut self.out);
             self.host.extend_from_slice(&self.out[..h]);
             if w == 0 && h == 0 {
-                return;
+                return any;
             }
+            any = true;
         }
     }
 
-    fn at(&mut self, line: &[u8]) -> Option<()> {
-        self.s.handle_at_line(line, self.now).then_some(())?;
-        self.pump();
-        Some(())
+    /// A command line as a CRLF host types it, through the serial entry point.
+    fn at(&mut self, line: &[u8], in_chunk: usize) -> Option<()> {
+        let mut bytes = line.to_vec();
+        bytes.extend_from_slice(b"\r\n");
+        self.serial(&bytes, in_chunk)
     }
 
     fn reply(&mut self, mut text: &[u8]) {
@@ -67,16 +72,23 @@ impl Rig {
         }
     }
 
+    /// Host bytes in `in_chunk` pieces, a millisecond apart; commands that
+    /// are not the engine's get `OK`.
     fn serial(&mut self, mut bytes: &[u8], in_chunk: usize) -> Option<()> {
         while !bytes.is_empty() {
             let take = in_chunk.min(bytes.len());
             self.now += 1;
             let (r, w) = self
                 .s
-                .handle_serial_data(&bytes[..take], self.now, &mut self.serial_out);
+                .handle_host(&bytes[..take], self.now, &mut self.serial_out);
             self.wire.extend_from_slice(&self.serial_out[..w]);
-            (r > 0 || w > 0).then_some(())?;
+            if let Some(Pending::Command(_)) = self.s.pending() {
+                self.s.answer_command(b"\r\nOK\r\n").ok()?;
+            }
             bytes = &bytes[r..];
+            if r == 0 && w == 0 {
+                self.pump().then_some(())?;
+            }
         }
         self.pump();
         Some(())
@@ -86,7 +98,7 @@ impl Rig {
         self.now += 1500;
         self.serial(b"+++", 3)?;
         self.now += 1000;
-        self.s.poll(self.now);
+        self.s.handle_timeout(self.now);
         self.pump();
         Some(())
     }
@@ -103,25 +115,28 @@ fn session(input: &[u8], in_chunk: usize, out_chunk: usize) -> Option<Vec<u8>> {
     };
     let date = Token::new(b"Wed, 25 Nov 2026 10:00:00 +0000", true).ok()?;
     g.s.set_identity(date, MessageId::new(b"<parity@fibocom.com>").ok()?);
-    g.at(b"AT+GTSMTPLAND=25,\"mail.fibocom.com\"")?;
-    g.at(b"AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"")?;
-    g.at(b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"")?;
-    g.at(b"AT+GTSMTPDST=1,2,\"cc@fibocom.com\"")?;
-    g.at("AT+GTSMTPHEAD=1,\"parity 你好\"".as_bytes())?;
-    g.at(b"AT+GTSMTPSEND=300")?;
+    let c = in_chunk;
+    g.at(b"AT&K3", c)?;
+    g.at(b"AT+GTSMTPLAND=25,\"mail.fibocom.com\"", c)?;
+    g.at(b"AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"", c)?;
+    g.at(b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"", c)?;
+    g.at(b"AT+GTSMTPDST=1,2,\"cc@fibocom.com\"", c)?;
+    g.at("AT+GTSMTPHEAD=1,\"parity 你好\"".as_bytes(), c)?;
+    g.at(b"AT+GTSMTPSEND=300", c)?;
     g.s.poll_connect()?;
     g.s.handle_connected(g.now);
     g.reply(
         b"220 mx\r\n250-mx\r\n250-PIPELINING\r\n250 AUTH LOGIN\r\n334 VXNlcm5hbWU6\r\n\
           334 UGFzc3dvcmQ6\r\n235 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n",
     );
-    g.at(b"AT+GTSMTPDATA=300")?;
+    g.at(b"AT+GTSMTPDATA=300", c)?;
     g.serial(b"Hello from the G510.\r\n", in_chunk)?;
     g.escape()?;
-    g.at(b"AT+GTSMTPFILE=1,\"parity.bin\"")?;
+    g.at(b"AT+GTSMTPFILE=1,\"parity.bin\"", c)?;
     g.serial(input, in_chunk)?;
     g.escape()?;
-    g.at(b"AT+GTSMTPEND")?;
+    g.at(b"AT+GTSMTPFILE?", c)?;
+    g.at(b"AT+GTSMTPEND", c)?;
     g.reply(b"250 queued\r\n221 bye\r\n");
     let mut out = g.host;
     out.extend_from_slice(b"----\n");

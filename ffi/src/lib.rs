@@ -52,7 +52,7 @@ pub use session::*;
 use std::ffi::c_char;
 
 /// The ABI version: bumped on any change a linked firmware would notice.
-pub const ATMAIL_ABI_VERSION: u32 = 1;
+pub const ATMAIL_ABI_VERSION: u32 = 2;
 
 /// What a call did. Values are stable and never reused.
 #[repr(u32)]
@@ -81,7 +81,9 @@ pub enum atmail_status {
     ControlCharacter = 8,
     /// The call is not allowed in the object's current state.
     WrongState = 9,
-    /// Earlier output must be read first (`atmail_session_poll_host`).
+    /// Earlier output must be read first. Returned by no function since
+    /// ABI 2 (the session takes host bytes only as far as its answers have
+    /// room); the value stays reserved.
     Busy = 10,
     /// The memory given to an `_init` function is not aligned for it.
     Misaligned = 11,

@@ -1,13 +1,14 @@
-//! The whole G510 engine: AT lines and serial data from the host, SMTP
-//! bytes to and from the server, URCs back, on the caller's clock.
+//! The whole G510 engine: every host byte in, SMTP bytes to and from the
+//! server, answers and URCs back, on the caller's clock.
 //!
-//! The firmware's loop: feed each host line to
-//! `atmail_session_handle_at_line` (or, in data mode, the serial bytes to
-//! `atmail_session_handle_serial_data`), send what
+//! The firmware's loop: feed every UART byte to `atmail_session_handle_host`
+//! (command lines and data mode alike; it edits, echoes and executes lines
+//! itself), answer what `atmail_session_pending` asks (a command that is
+//! not the engine's, or the identity of a mail), send what
 //! `atmail_session_poll_host` gives to the UART, open the connection
 //! `atmail_session_poll_connect` asks for, pump
 //! `atmail_session_poll_server` / `atmail_session_handle_server` over it,
-//! report connection events, and call `atmail_session_poll` at
+//! report connection events, and call `atmail_session_handle_timeout` at
 //! `atmail_session_next_deadline`.
 
 use crate::atmail_status;
@@ -15,12 +16,16 @@ use crate::boundary::{free_boxed, init_in_place, new_boxed};
 use crate::framer::ATMAIL_NO_DEADLINE;
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
-use atmail_core::session::Session;
+use atmail_core::session::{Pending, Session, SessionState};
 use std::ffi::c_void;
 use std::mem::{align_of, size_of};
 
 /// The longest server name `atmail_session_poll_connect` can report.
 pub const ATMAIL_HOST_MAX: usize = 255;
+
+/// The longest command line `atmail_session_pending` can hand over.
+pub const ATMAIL_LINE_MAX: usize = 300;
+const _: () = assert!(ATMAIL_LINE_MAX == atmail_core::line::LINE_MAX);
 
 /// One G510 engine (opaque): configuration, the mail in progress and every
 /// buffer it needs, in one fixed-size object.
@@ -161,8 +166,9 @@ pub unsafe extern "C" fn atmail_session_set_helo_name(
 }
 
 /// The `Date:` (RFC 5322 date) and `Message-ID:` (`<id@domain>`) of the
-/// next mail: the firmware's clock and entropy. Set before every
-/// `AT+GTSMTPSEND`; copies both.
+/// next mail: the firmware's clock and entropy. Each `AT+GTSMTPSEND`
+/// takes the identity set before it, and waits for one
+/// (`ATMAIL_PENDING_IDENTITY`) when none is set; copies both.
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`; `date` and `message_id` readable
@@ -191,61 +197,40 @@ pub unsafe extern "C" fn atmail_session_set_identity(
     })
 }
 
-/// Executes one `AT+GTSMTP*` command line (`line[0..line_len]`, without or
-/// with its CR) at `now_ms`. The answer (and any later URC) is read with
-/// `atmail_session_poll_host`. Returns `BUSY` when earlier answers are
-/// still unread (read them, then call again) and `WRONG_STATE` in data
-/// mode; a refused line is not an error status: its `ERROR` answer is
-/// output.
-///
-/// # Undefined behavior
-/// `session` NULL or from `_init`/`_new`; `line` readable for `line_len`.
-#[no_mangle]
-pub unsafe extern "C" fn atmail_session_handle_at_line(
-    session: *mut atmail_session,
-    now_ms: u64,
-    line: *const u8,
-    line_len: usize,
-) -> atmail_status {
-    boundary!(atmail_status::Panic, {
-        let session = try_mut!(session);
-        let line = try_slice!(line, line_len);
-        if session.inner.in_data_mode() {
-            return atmail_status::WrongState;
-        }
-        match session.inner.handle_at_line(line, now_ms) {
-            true => atmail_status::Ok,
-            false => atmail_status::Busy,
-        }
-    })
-}
-
-/// Whether serial bytes are payload now (after a `> ` prompt). False for
-/// NULL.
+/// Whether the caller's network is up (default: up); while it is down,
+/// `AT+GTSMTPSEND` is refused ("network not up (AT+MIPCALL)").
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`.
 #[no_mangle]
-pub unsafe extern "C" fn atmail_session_in_data_mode(session: *const atmail_session) -> bool {
-    boundary!(false, {
-        // SAFETY: this function's own contract.
-        unsafe { session.as_ref() }.is_some_and(|s| s.inner.in_data_mode())
+pub unsafe extern "C" fn atmail_session_set_network_up(
+    session: *mut atmail_session,
+    up: bool,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        try_mut!(session).inner.set_network_up(up);
+        atmail_status::Ok
     })
 }
 
-/// Data-mode serial bytes `input[0..input_len]` that arrived at `now_ms`:
-/// payload is encoded into `server_out[0..server_out_len]`, bytes for the
-/// server. Sets `*read` and `*written`. Unread input must be offered again
-/// later (backpressure: hold the UART meanwhile). A `server_out` of 128
-/// bytes or more always makes progress when the mail can take data.
-/// `WRONG_STATE` outside data mode.
+/// Host bytes `input[0..input_len]` that arrived at `now_ms`, every one of
+/// them, in command mode and in data mode alike: command lines are edited,
+/// echoed and executed as V.250 says, data-mode payload is encoded into
+/// `server_out[0..server_out_len]` (bytes for the server, to be sent before
+/// anything `atmail_session_poll_server` gives). Sets `*read` and
+/// `*written`. Unread input must be offered again later: it waits for room
+/// in `server_out`, for the host to read its answers
+/// (`atmail_session_poll_host`), or for the caller
+/// (`atmail_session_pending`); hold the UART meanwhile. A `server_out` of
+/// 128 bytes or more always makes progress in data mode when the mail can
+/// take data; in command mode `server_out` may be empty.
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`; `input` readable and `server_out`
 /// writable for their lengths, not overlapping; `read`, `written` NULL or
 /// writable.
 #[no_mangle]
-pub unsafe extern "C" fn atmail_session_handle_serial_data(
+pub unsafe extern "C" fn atmail_session_handle_host(
     session: *mut atmail_session,
     now_ms: u64,
     input: *const u8,
@@ -260,13 +245,140 @@ pub unsafe extern "C" fn atmail_session_handle_serial_data(
         let input = try_slice!(input, input_len);
         let server_out = try_slice_mut!(server_out, server_out_len);
         let (read, written) = (try_out!(read), try_out!(written));
-        if !session.inner.in_data_mode() {
-            return atmail_status::WrongState;
-        }
-        let (r, w) = session.inner.handle_serial_data(input, now_ms, server_out);
+        let (r, w) = session.inner.handle_host(input, now_ms, server_out);
         read.set(r);
         written.set(w);
         atmail_status::Ok
+    })
+}
+
+/// What the session waits for from the caller (`atmail_pending`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum atmail_pending {
+    /// Nothing: host bytes are taken.
+    None = 0,
+    /// A command line that is not the engine's (`AT+MIPCALL=...`, `AT&K3`):
+    /// answer it with `atmail_session_answer_command`.
+    Command = 1,
+    /// `AT+GTSMTPSEND` needs the mail's Date and Message-ID: call
+    /// `atmail_session_set_identity`.
+    Identity = 2,
+}
+
+/// Sets `*pending` to what the session waits for from the caller; it takes
+/// no host bytes until the caller has done it. For `ATMAIL_PENDING_COMMAND`
+/// the command line (from its `AT`, without the CR; at most
+/// `ATMAIL_LINE_MAX` bytes, no NUL added) is copied into `line[0..line_cap]`
+/// and its length set in `*line_len`; a smaller `line_cap` that does not fit
+/// gets `INSUFFICIENT_SIZE` with the length needed in `*line_len`. The same
+/// answer comes until the caller acts.
+///
+/// # Undefined behavior
+/// `session` NULL or from `_init`/`_new`; `line` writable for `line_cap`;
+/// `pending`, `line_len` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_pending(
+    session: *const atmail_session,
+    pending: *mut atmail_pending,
+    line: *mut u8,
+    line_cap: usize,
+    line_len: *mut usize,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        let session = try_ref!(session);
+        let (pending, line_len) = (try_out!(pending), try_out!(line_len));
+        let line = try_slice_mut!(line, line_cap);
+        line_len.set(0);
+        match session.inner.pending() {
+            None => pending.set(atmail_pending::None),
+            Some(Pending::Identity) => pending.set(atmail_pending::Identity),
+            Some(Pending::Command(command)) => {
+                line_len.set(command.len());
+                if command.len() > line.len() {
+                    return atmail_status::InsufficientSize;
+                }
+                line[..command.len()].copy_from_slice(command);
+                pending.set(atmail_pending::Command);
+            }
+            Some(_) => return atmail_status::WrongState,
+        }
+        atmail_status::Ok
+    })
+}
+
+/// The caller's whole answer (`answer[0..answer_len]`, final result code
+/// included, e.g. `"\r\nOK\r\n"`) to the command `atmail_session_pending`
+/// handed over; it goes to the host after everything said before it.
+/// `WRONG_STATE` when no command waits, `TOO_LONG` past 2048 bytes.
+///
+/// # Undefined behavior
+/// `session` NULL or from `_init`/`_new`; `answer` readable for `answer_len`.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_answer_command(
+    session: *mut atmail_session,
+    answer: *const u8,
+    answer_len: usize,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        let session = try_mut!(session);
+        let answer = try_slice!(answer, answer_len);
+        match session.inner.answer_command(answer) {
+            Ok(()) => atmail_status::Ok,
+            Err(atmail_core::session::AnswerError::TooLong) => atmail_status::TooLong,
+            Err(_) => atmail_status::WrongState,
+        }
+    })
+}
+
+/// Where the session is (`atmail_state`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum atmail_state {
+    /// No mail: configuration commands are taken.
+    Idle = 0,
+    /// After `AT+GTSMTPSEND`: connecting, the SMTP handshake, the headers.
+    Sending = 1,
+    /// `+GTSMTPSEND: 2` was said: waiting for DATA, FILE or END.
+    Ready = 2,
+    /// Host bytes are payload.
+    DataMode = 3,
+    /// The message's last bytes and the server's verdict.
+    Finishing = 4,
+    /// A failed mail's payload is read and dropped until data mode ends.
+    Discarding = 5,
+}
+
+/// Where the session is; `ATMAIL_STATE_IDLE` for NULL.
+///
+/// # Undefined behavior
+/// `session` NULL or from `_init`/`_new`.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_state(session: *const atmail_session) -> atmail_state {
+    boundary!(atmail_state::Idle, {
+        // SAFETY: this function's own contract.
+        match unsafe { session.as_ref() }.map(|s| s.inner.state()) {
+            None | Some(SessionState::Idle) => atmail_state::Idle,
+            Some(SessionState::Sending) => atmail_state::Sending,
+            Some(SessionState::Ready) => atmail_state::Ready,
+            Some(SessionState::DataMode) => atmail_state::DataMode,
+            Some(SessionState::Finishing) => atmail_state::Finishing,
+            Some(SessionState::Discarding) => atmail_state::Discarding,
+            Some(_) => atmail_state::Idle,
+        }
+    })
+}
+
+/// Whether host bytes are payload now (after a `> ` prompt, or while a
+/// failed mail's payload is dropped). False for NULL.
+///
+/// # Undefined behavior
+/// `session` NULL or from `_init`/`_new`.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_in_data_mode(session: *const atmail_session) -> bool {
+    boundary!(false, {
+        // SAFETY: this function's own contract.
+        unsafe { session.as_ref() }.is_some_and(|s| s.inner.in_data_mode())
     })
 }
 
@@ -298,7 +410,8 @@ pub unsafe extern "C" fn atmail_session_poll_host(
 /// to `*port`, and whether it is SMTPS (TLS from the first byte) to
 /// `*implicit_tls`. A `host_cap` of `ATMAIL_HOST_MAX` always fits; a
 /// smaller one that does not gets `INSUFFICIENT_SIZE` with the length
-/// needed in `*host_len`, and the request stays pending. Then call
+/// needed in `*host_len`, and the request stays pending. No request comes
+/// while a close (`atmail_session_poll_close`) is still to be taken. Then call
 /// `atmail_session_handle_connected` (for SMTPS: once TLS is up) or
 /// `atmail_session_handle_closed`.
 ///
@@ -468,23 +581,25 @@ pub unsafe extern "C" fn atmail_session_poll_server(
     })
 }
 
-/// Checks the clock: data-mode ends, SMTP timeouts, the mail's `<time>`.
+/// Advances the timers to `now_ms`: data-mode ends, SMTP timeouts, the
+/// mail's `<time>`. Call it at `atmail_session_next_deadline` (earlier is
+/// harmless).
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`.
 #[no_mangle]
-pub unsafe extern "C" fn atmail_session_poll(
+pub unsafe extern "C" fn atmail_session_handle_timeout(
     session: *mut atmail_session,
     now_ms: u64,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        try_mut!(session).inner.poll(now_ms);
+        try_mut!(session).inner.handle_timeout(now_ms);
         atmail_status::Ok
     })
 }
 
-/// Writes to `*deadline_ms` when `atmail_session_poll` must next be
-/// called, or `ATMAIL_NO_DEADLINE`.
+/// Writes to `*deadline_ms` when `atmail_session_handle_timeout` must next
+/// be called, or `ATMAIL_NO_DEADLINE`.
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`; `deadline_ms` NULL or writable.

@@ -87,8 +87,11 @@ static int keep(rig *g, const uint8_t *bytes, size_t n) {
     return 1;
 }
 
-static int pump(rig *g) {
+/* Drains what the session has for the server and the host; sets *any
+ * when anything came. */
+static int pump_any(rig *g, int *any) {
     size_t w, h;
+    *any = 0;
     do {
         if (atmail_session_poll_server(g->s, g->now, g->out, g->out_chunk, &w) != ATMAIL_STATUS_OK ||
             !keep(g, g->out, w)) {
@@ -100,14 +103,14 @@ static int pump(rig *g) {
         }
         memcpy(g->host + g->host_len, g->out, h);
         g->host_len += h;
+        *any |= w > 0 || h > 0;
     } while (w > 0 || h > 0);
     return 1;
 }
 
-static int at(rig *g, const char *line) {
-    return atmail_session_handle_at_line(g->s, g->now, (const uint8_t *)line, strlen(line)) ==
-               ATMAIL_STATUS_OK &&
-           pump(g);
+static int pump(rig *g) {
+    int any;
+    return pump_any(g, &any);
 }
 
 static int reply(rig *g, const char *text) {
@@ -123,19 +126,45 @@ static int reply(rig *g, const char *text) {
     return 1;
 }
 
+/* Commands that are not the engine's get OK. */
+static int answer_pending(rig *g) {
+    atmail_pending pending;
+    uint8_t line[ATMAIL_LINE_MAX];
+    size_t line_len;
+    if (atmail_session_pending(g->s, &pending, line, sizeof line, &line_len) != ATMAIL_STATUS_OK) {
+        return 0;
+    }
+    return pending != ATMAIL_PENDING_COMMAND ||
+           atmail_session_answer_command(g->s, (const uint8_t *)"\r\nOK\r\n", 6) == ATMAIL_STATUS_OK;
+}
+
+/* Host bytes in in_chunk pieces, a millisecond apart. */
 static int serial(rig *g, const uint8_t *bytes, size_t len, size_t in_chunk) {
     size_t pos = 0, r, w;
+    int any;
     while (pos < len) {
         size_t take = min(in_chunk, len - pos);
         g->now += 1;
-        if (atmail_session_handle_serial_data(g->s, g->now, bytes + pos, take, &r, g->serial_out,
-                                              g->serial_chunk, &w) != ATMAIL_STATUS_OK ||
-            !keep(g, g->serial_out, w) || (r == 0 && w == 0)) {
+        if (atmail_session_handle_host(g->s, g->now, bytes + pos, take, &r, g->serial_out,
+                                       g->serial_chunk, &w) != ATMAIL_STATUS_OK ||
+            !keep(g, g->serial_out, w) || !answer_pending(g)) {
             return 0;
         }
         pos += r;
+        if (r == 0 && w == 0 && (!pump_any(g, &any) || !any)) {
+            return 0;
+        }
     }
     return pump(g);
+}
+
+/* A command line as a CRLF host types it, through the serial entry point. */
+static int at(rig *g, const char *line, size_t in_chunk) {
+    uint8_t bytes[ATMAIL_LINE_MAX + 2];
+    size_t len = strlen(line);
+    memcpy(bytes, line, len);
+    memcpy(bytes + len, "\r\n", 2);
+    return serial(g, bytes, len + 2, in_chunk);
 }
 
 /* Ends data mode with a guarded `+++`. */
@@ -145,7 +174,7 @@ static int escape(rig *g) {
         return 0;
     }
     g->now += 1000;
-    return atmail_session_poll(g->s, g->now) == ATMAIL_STATUS_OK && pump(g);
+    return atmail_session_handle_timeout(g->s, g->now) == ATMAIL_STATUS_OK && pump(g);
 }
 
 static int session(const uint8_t *in, size_t len, size_t in_chunk, size_t out_chunk) {
@@ -169,20 +198,22 @@ static int session(const uint8_t *in, size_t len, size_t in_chunk, size_t out_ch
                                     strlen(id)) != ATMAIL_STATUS_OK) {
         goto done;
     }
-    if (!at(&g, "AT+GTSMTPLAND=25,\"mail.fibocom.com\"") ||
-        !at(&g, "AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"") ||
-        !at(&g, "AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"") ||
-        !at(&g, "AT+GTSMTPDST=1,2,\"cc@fibocom.com\"") ||
-        !at(&g, "AT+GTSMTPHEAD=1,\"parity \xe4\xbd\xa0\xe5\xa5\xbd\"") || !at(&g, "AT+GTSMTPSEND=300") ||
+    if (!at(&g, "AT&K3", in_chunk) || !at(&g, "AT+GTSMTPLAND=25,\"mail.fibocom.com\"", in_chunk) ||
+        !at(&g, "AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"", in_chunk) ||
+        !at(&g, "AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"", in_chunk) ||
+        !at(&g, "AT+GTSMTPDST=1,2,\"cc@fibocom.com\"", in_chunk) ||
+        !at(&g, "AT+GTSMTPHEAD=1,\"parity \xe4\xbd\xa0\xe5\xa5\xbd\"", in_chunk) ||
+        !at(&g, "AT+GTSMTPSEND=300", in_chunk) ||
         atmail_session_poll_connect(g.s, &connect, host, sizeof host, &host_len, &port, &tls) !=
             ATMAIL_STATUS_OK ||
         !connect || atmail_session_handle_connected(g.s, g.now) != ATMAIL_STATUS_OK ||
         !reply(&g, "220 mx\r\n250-mx\r\n250-PIPELINING\r\n250 AUTH LOGIN\r\n334 VXNlcm5hbWU6\r\n"
                    "334 UGFzc3dvcmQ6\r\n235 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n") ||
-        !at(&g, "AT+GTSMTPDATA=300") ||
+        !at(&g, "AT+GTSMTPDATA=300", in_chunk) ||
         !serial(&g, (const uint8_t *)body, strlen(body), in_chunk) || !escape(&g) ||
-        !at(&g, "AT+GTSMTPFILE=1,\"parity.bin\"") || !serial(&g, in, len, in_chunk) ||
-        !escape(&g) || !at(&g, "AT+GTSMTPEND") || !reply(&g, "250 queued\r\n221 bye\r\n")) {
+        !at(&g, "AT+GTSMTPFILE=1,\"parity.bin\"", in_chunk) || !serial(&g, in, len, in_chunk) ||
+        !escape(&g) || !at(&g, "AT+GTSMTPFILE?", in_chunk) || !at(&g, "AT+GTSMTPEND", in_chunk) ||
+        !reply(&g, "250 queued\r\n221 bye\r\n")) {
         goto done;
     }
     fwrite(g.host, 1, g.host_len, stdout);
