@@ -10,9 +10,15 @@ class Modem:
     """`atmail modem` on stdio, or with `pty=True` on the pseudo-terminal
     it prints, opened with pyserial as a host opens `/dev/ttyUSB0`.
     `wrapper` runs the modem under another command (`/usr/bin/time -v`);
-    `command` replaces `atmail modem` altogether (the C firmware example)."""
+    `command` replaces `atmail modem` altogether (the C firmware example).
+    `eol` is how the host ends its lines: `b"\\r"`, `b"\\r\\n"`, or `"late"`
+    for CRLF with each LF sent 500 ms after its CR, once the answer has
+    come (so a data command's LF follows its `> ` prompt)."""
 
-    def __init__(self, atmail, *args, pty=False, wrapper=(), command=None):
+    LATE_LF = 0.5
+
+    def __init__(self, atmail, *args, pty=False, wrapper=(), command=None, eol=b"\r"):
+        self.eol = eol
         if command is None:
             command = [str(atmail), "modem", *args, *(["--pty"] if pty else [])]
         self.proc = subprocess.Popen(
@@ -85,9 +91,20 @@ class Modem:
                     raise TimeoutError(f"{needle!r} not seen; output: {self.out[self.seen:]!r}; stderr: {self.err!r}")
                 self.lock.wait(left)
 
+    def line(self, line: bytes):
+        """Sends a command line without waiting for its answer."""
+        self.write(line + (b"\r\n" if self.eol == "late" else self.eol))
+
     def at(self, line: bytes, expect: bytes = b"\r\nOK\r\n", timeout=20.0) -> bytes:
+        if self.eol != "late":
+            self.write(line + self.eol)
+            return self.wait_for(expect, timeout)
         self.write(line + b"\r")
-        return self.wait_for(expect, timeout)
+        sent = time.monotonic()
+        got = self.wait_for(expect, timeout)
+        time.sleep(max(0.0, sent + self.LATE_LF - time.monotonic()))
+        self.write(b"\n")
+        return got
 
     def data(self, payload: bytes, guard=1.0, chunk=512):
         """Streams payload in chunks as a UART would, then the escape with

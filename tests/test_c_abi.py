@@ -64,9 +64,16 @@ def test_the_c_abi_writes_what_the_rust_api_writes(c_programs, mode, in_chunk, o
         assert attachment.get_payload(decode=True) == data
 
 
-def test_the_c_firmware_example_delivers_a_mail(c_programs):
+@pytest.mark.parametrize(
+    "eol,lead",
+    [(b"\r", b""), (b"\r\n", b""), ("late", b""), (b"\r", b"\n")],
+    ids=["cr", "crlf", "crlf-lf-500ms-late", "cr-payload-starts-with-lf"],
+)
+def test_the_c_firmware_example_delivers_a_mail(c_programs, eol, lead):
     """ffi/examples/firmware.c, run under valgrind, sends the spec's case
-    with a binary attachment to aiosmtpd (AUTH required) byte-exact."""
+    with a binary attachment to aiosmtpd (AUTH required) byte-exact, for
+    hosts that end lines with CR, CRLF, or CRLF with the LF late, and for
+    a payload that begins with LF."""
     handler = Handler()
     controller = start_server(handler, mechanism="LOGIN")
     firmware = None
@@ -75,18 +82,19 @@ def test_the_c_firmware_example_delivers_a_mail(c_programs):
             None,
             wrapper=VALGRIND,
             command=[str(c_programs / "firmware"), f"127.0.0.1:{controller.port}"],
+            eol=eol,
         )
         configure_spec_case(firmware, network=False)
         firmware.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=60)
-        body = "你好，这是正文。\r\n".encode("gb2312")
+        body = lead + "你好，这是正文。\r\n".encode("gb2312")
         firmware.at(b"AT+GTSMTPDATA=300", b"> ")
         firmware.data(body)
-        firmware.wait_for(b"OK\r\n", timeout=60)
-        blob = bytearray(os.urandom(200_000))
+        assert firmware.wait_for(b"OK\r\n", timeout=60).endswith(b"+GTSMTPDATA: %d\r\n\r\nOK\r\n" % len(body))
+        blob = bytearray(lead + os.urandom(200_000))
         blob[5000:5003] = b"+++"
         firmware.at(b'at+gtsmtplib=1,"eee.wma"', b"> ")
         firmware.data(bytes(blob), chunk=4096)
-        assert firmware.wait_for(b"OK\r\n", timeout=120).endswith(b"+GTSMTPFILE: 200000\r\n\r\nOK\r\n")
+        assert firmware.wait_for(b"OK\r\n", timeout=120).endswith(b"+GTSMTPFILE: %d\r\n\r\nOK\r\n" % len(blob))
         firmware.at(b"at+gtsmtpend", b"+GTSMTPSEND: 1\r\n", timeout=60)
         assert firmware.close(timeout=60) == 0, firmware.err
         assert b"ERROR SUMMARY" not in firmware.err and firmware.err == b"", firmware.err

@@ -30,31 +30,43 @@ def server(request):
     controller.stop()
 
 
-@pytest.fixture
-def modems():
-    """Every modem a test starts is stopped at its end, pass or fail."""
-    started = []
+class Started(list):
+    """The modems a test started, and how their host ends its lines."""
+
+    def __init__(self, eol):
+        super().__init__()
+        self.eol = eol
+
+
+@pytest.fixture(params=[b"\r", b"\r\n"], ids=["cr", "crlf"])
+def modems(request):
+    """Every modem a test starts is stopped at its end, pass or fail. Each
+    test runs with a host that ends its lines with CR, and again with one
+    that ends them with CRLF, as most microcontroller AT libraries do."""
+    started = Started(request.param)
     yield started
     for modem in started:
         modem.kill()
 
 
-def start(modems, atmail, *args, pty=False):
-    modem = Modem(atmail, *args, pty=pty)
+def start(modems, atmail, *args, pty=False, eol=None):
+    modem = Modem(atmail, *args, pty=pty, eol=modems.eol if eol is None else eol)
     modems.append(modem)
     return modem
 
 
-def spec_case(modem, handler, attachment_size, land=b'25,"' + SERVER_NAME.encode() + b'"'):
+def spec_case(modem, handler, attachment_size, land=b'25,"' + SERVER_NAME.encode() + b'"', lead=b""):
     """Runs the spec's case (section 3) with a binary attachment that has
-    `+++` inside flowing data, and checks what the server received."""
+    `+++` inside flowing data, and checks what the server received, byte
+    for byte, and the counts the host heard. `lead` starts the body and
+    the attachment."""
     configure_spec_case(modem, land=land)
     modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n")
-    body = "你好，这是正文。\r\n".encode("gb2312")
+    body = lead + "你好，这是正文。\r\n".encode("gb2312")
     modem.at(b"AT+GTSMTPPDATA=300", b"> ")
     modem.data(body)
     assert modem.wait_for(b"OK\r\n").endswith(f"+GTSMTPDATA: {len(body)}\r\n\r\nOK\r\n".encode())
-    blob = bytearray(os.urandom(attachment_size))
+    blob = bytearray(lead + os.urandom(attachment_size))
     for at in range(1000, len(blob), 100_000):
         blob[at : at + 3] = b"+++"
     modem.at(b'at+gtsmtplib=1,"eee.wma"', b"> ")
@@ -74,6 +86,22 @@ def test_the_spec_case_arrives_exactly(atmail, server, modems):
     controller, handler = server
     modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}")
     spec_case(modem, handler, 3 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    "eol,lead", [("late", b""), (b"\r", b"\n")], ids=["crlf-lf-500ms-late", "cr-payload-starts-with-lf"]
+)
+def test_the_data_commands_line_ending_is_never_payload(atmail, modems, eol, lead):
+    """A CRLF host whose LF comes 500 ms after the CR (after the `> `
+    prompt) has it dropped; a CR host's payload may begin with LF and
+    keeps it. Bodies, attachments and counts are exact either way."""
+    handler = Handler()
+    controller = start_server(handler)
+    try:
+        modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", eol=eol)
+        spec_case(modem, handler, 64 * 1024, lead=lead)
+    finally:
+        controller.stop()
 
 
 def test_the_spec_case_over_a_pty(atmail, modems):
@@ -219,13 +247,13 @@ def test_a_refusing_server_gets_its_code_and_nothing_is_delivered(atmail, modems
     try:
         modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--guard-ms", "200")
         configure_spec_case(modem, password=b"wrong" if step == "PASSWORD" else PASSWORD)
-        modem.write(b"at+gtsmtpsend=300\r")
+        modem.line(b"at+gtsmtpsend=300")
         if step == "END":
             modem.wait_for(b"+GTSMTPSEND: 2\r\n")
             modem.at(b"AT+GTSMTPDATA=300", b"> ")
             modem.data(b"body\r\n", guard=0.2)
             modem.wait_for(b"OK\r\n")
-            modem.write(b"at+gtsmtpend\r")
+            modem.line(b"at+gtsmtpend")
         modem.wait_for(f"+GTSMTPSEND: {code}\r\n".encode())
         assert handler.messages == []
         # The configuration is kept: the next SEND works once the server does.
@@ -253,7 +281,7 @@ def test_a_dropped_connection_gives_0_and_nothing_is_delivered(atmail, modems, s
     try:
         modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", "--guard-ms", "200")
         configure_spec_case(modem)
-        modem.write(b"at+gtsmtpsend=300\r")
+        modem.line(b"at+gtsmtpsend=300")
         if step in ("STREAM", "END"):
             modem.wait_for(b"+GTSMTPSEND: 2\r\n")
             if step == "STREAM":
@@ -265,7 +293,7 @@ def test_a_dropped_connection_gives_0_and_nothing_is_delivered(atmail, modems, s
                 modem.at(b"AT+GTSMTPDATA=300", b"> ")
                 modem.data(b"body\r\n", guard=0.2)
                 modem.wait_for(b"OK\r\n")
-                modem.write(b"at+gtsmtpend\r")
+                modem.line(b"at+gtsmtpend")
         if step != "STREAM":
             modem.wait_for(b"+GTSMTPSEND: 0\r\n")
         assert handler.messages == []
