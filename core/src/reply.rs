@@ -48,11 +48,6 @@ impl Reply {
     pub const fn is_positive(&self) -> bool {
         self.code / 100 == 2
     }
-
-    /// 3xx: the server waits for more (DATA's 354, AUTH's 334).
-    pub const fn is_intermediate(&self) -> bool {
-        self.code / 100 == 3
-    }
 }
 
 /// Why server bytes could not be a reply.
