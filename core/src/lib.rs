@@ -10,7 +10,7 @@
 //! - [`header`]: RFC 2047 subjects, RFC 2231 file names, validated addresses.
 //! - [`message`]: the RFC 5322 / `multipart/mixed` message, written
 //!   incrementally.
-//! - [`line`]: the host's command lines, edited as V.250 says.
+//! - [`line`](mod@line): the host's command lines, edited as V.250 says.
 //! - [`host_queue`]: the ordered bytes to the host, fixed when said.
 //! - [`at`]: one `AT+GTSMTP*` command line, parsed and validated.
 //! - [`config`]: the configuration it builds, in fixed storage, and the

@@ -48,7 +48,7 @@ pub(crate) const ENGINE: base64_simd::Base64 = base64_simd::STANDARD;
 /// assert_eq!(encoded_len(58), Some(84));
 /// ```
 pub const fn encoded_len(input_len: usize) -> Option<usize> {
-    let quanta = input_len / 3 + (input_len % 3 != 0) as usize;
+    let quanta = input_len / 3 + !input_len.is_multiple_of(3) as usize;
     let chars = match quanta.checked_mul(4) {
         Some(c) => c,
         None => return None,

@@ -20,7 +20,7 @@
 //! `poll_*` methods), and answers the module commands that are not the
 //! engine's (`AT+MIPCALL`, `AT&K3`, ...).
 //!
-//! Why it is built this way: the state is one typed value ([`State`]):
+//! Why it is built this way: the state is one typed value (`State`):
 //! idle, a mail in its phases (the SMTP client inside the connected phase,
 //! the framer inside data mode), or the rest of an aborted payload being
 //! dropped; a combination that cannot happen cannot be written. Answers

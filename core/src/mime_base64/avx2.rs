@@ -33,7 +33,7 @@ use core::arch::x86_64::*;
 pub(super) unsafe fn encode_run(src: &[u8], dst: &mut [u8], column: usize) -> usize {
     let groups = src.len() / 3;
     let out_len = run_len(column, groups);
-    assert!(src.len() % 3 == 0 && dst.len() >= out_len && column < LINE_CHARS);
+    assert!(src.len().is_multiple_of(3) && dst.len() >= out_len && column < LINE_CHARS);
     let (mut at, mut col, mut k) = (0, column, 0);
     // Masks and multipliers hidden from the optimizer: seeing them, LLVM
     // turns the 16-bit multiplies into widen/multiply/pack sequences
