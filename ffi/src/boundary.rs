@@ -134,7 +134,7 @@ pub(crate) unsafe fn init_in_place<T>(
     if len < size_of::<T>() {
         return atmail_status::InsufficientSize;
     }
-    if (mem as usize) % align_of::<T>() != 0 {
+    if !(mem as usize).is_multiple_of(align_of::<T>()) {
         return atmail_status::Misaligned;
     }
     let place = mem.cast::<T>();
