@@ -247,3 +247,24 @@ def test_a_body_invalid_in_its_charset_aborts_the_mail(atmail, tmp_path):
         assert b"+GTSMTPSEND: 1" not in modem.out
     finally:
         modem.kill()
+
+
+def test_line_editing_is_v250_through_the_modem(atmail):
+    """Backspace edits a line (echoed BS SP BS), noise before AT is ignored,
+    CRLF and CR line endings both work, and an overlong line is refused
+    whole rather than cut into another command."""
+    modem = Modem(atmail)
+    try:
+        modem.write(b'AT+GTSMTPLAND=25,"mail.fibocom.com"\r\n')
+        modem.wait_for(OK)
+        modem.write(b"xx AT+GTSMTPLANX\x08D?\r")
+        assert modem.wait_for(OK) == (
+            b'xx AT+GTSMTPLANX\x08 \x08D?\r\r\n+GTSMTPLAND: 25,"mail.fibocom.com"\r\n' + OK
+        )
+        modem.at(b"ATE0")
+        too_long = b'AT+GTSMTPLAND=25,"' + b"a" * 300 + b'"'
+        assert answer(modem, too_long) == ERROR
+        assert answer(modem, b"AT+GTSMTPLAND?") == b'\r\n+GTSMTPLAND: 25,"mail.fibocom.com"\r\n' + OK
+        assert modem.close() == 0
+    finally:
+        modem.kill()
