@@ -32,6 +32,9 @@ const COMMAND_MS: u64 = 5 * 60_000;
 const DATA_INIT_MS: u64 = 2 * 60_000;
 const END_OF_DATA_MS: u64 = 10 * 60_000;
 const QUIT_MS: u64 = 60_000;
+/// The caller's TLS handshake after STARTTLS (RFC 5321 has no figure; a
+/// minute is far more than a handshake over a cellular link takes).
+const TLS_HANDSHAKE_MS: u64 = 60_000;
 
 /// How the connection is protected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +80,76 @@ pub enum Event {
     Failed(u16),
     /// The conversation is over; close the connection.
     Closed,
+}
+
+/// Where in the conversation a mail failed without a reply code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Waiting for the server's 220 greeting.
+    Greeting,
+    /// EHLO or HELO.
+    Hello,
+    /// STARTTLS and its reply.
+    StartTls,
+    /// The caller's TLS handshake after STARTTLS.
+    TlsHandshake,
+    /// AUTH.
+    Auth,
+    /// MAIL, RCPT and DATA.
+    Envelope,
+    /// The message itself.
+    Message,
+    /// The reply to the end of data.
+    EndOfData,
+}
+
+impl Step {
+    /// What the client was doing, for a sentence ("... while waiting for
+    /// the greeting").
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Step::Greeting => "waiting for the greeting",
+            Step::Hello => "at EHLO",
+            Step::StartTls => "at STARTTLS",
+            Step::TlsHandshake => "during the TLS handshake",
+            Step::Auth => "at AUTH",
+            Step::Envelope => "at MAIL, RCPT or DATA",
+            Step::Message => "while sending the message",
+            Step::EndOfData => "waiting for the reply to the end of data",
+        }
+    }
+}
+
+/// Why a mail ended without an SMTP reply code (`+GTSMTPSEND: 0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The server closed the connection.
+    Closed(Step),
+    /// No reply within RFC 5321's timeout for the step.
+    TimedOut(Step),
+    /// The server sent something that is not an SMTP reply.
+    NotSmtp(Step),
+    /// TLS is required and the server does not offer STARTTLS.
+    TlsNotOffered,
+    /// Bytes came after the 220 to STARTTLS and before the handshake: a
+    /// plaintext injection (the connection is dropped).
+    StartTlsInjection,
+}
+
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Failure::Closed(step) => write!(f, "connection closed by the server {}", step.as_str()),
+            Failure::TimedOut(step) => write!(f, "no reply in time {}", step.as_str()),
+            Failure::NotSmtp(step) => write!(f, "the server does not speak SMTP ({})", step.as_str()),
+            Failure::TlsNotOffered => f.write_str("TLS is required and the server does not offer STARTTLS"),
+            Failure::StartTlsInjection => f.write_str(
+                "bytes after the server's 220 to STARTTLS, before TLS (plaintext injection)",
+            ),
+        }
+    }
 }
 
 /// The command being sent, if any.
@@ -129,6 +202,8 @@ pub struct SmtpClient {
     deadline: Option<u64>,
     event: Option<Event>,
     delivered: bool,
+    /// Why the mail failed without a reply code, once it has.
+    failure: Option<Failure>,
 }
 
 impl SmtpClient {
@@ -146,7 +221,35 @@ impl SmtpClient {
             deadline: Some(now_ms + GREETING_MS),
             event: None,
             delivered: false,
+            failure: None,
         }
+    }
+
+    /// Why the mail failed without a reply code, if it did.
+    pub fn failure(&self) -> Option<Failure> {
+        self.failure
+    }
+
+    /// Where the conversation is, for a failure's reason.
+    pub fn step(&self) -> Step {
+        match self.state {
+            State::Greeting => Step::Greeting,
+            State::Awaiting(Command::Ehlo | Command::Helo) => Step::Hello,
+            State::Awaiting(Command::StartTls) => Step::StartTls,
+            State::TlsHandshake => Step::TlsHandshake,
+            State::Awaiting(Command::AuthPlain | Command::AuthLogin)
+            | State::Awaiting(Command::LoginUser | Command::LoginPassword) => Step::Auth,
+            State::Awaiting(Command::Flight | Command::Mail | Command::Rcpt(_) | Command::Data)
+            | State::Envelope { .. } => Step::Envelope,
+            State::Data => Step::Message,
+            State::Awaiting(Command::EndOfData | Command::Quit) | State::Done => Step::EndOfData,
+        }
+    }
+
+    /// The largest message the server said it takes (EHLO `SIZE n`; 0 and
+    /// no figure mean no limit, RFC 1870).
+    pub fn size_limit(&self) -> Option<u64> {
+        self.extensions.size.filter(|&n| n > 0)
     }
 
     /// The next event, if any; call after every `handle_*`.
@@ -178,7 +281,7 @@ impl SmtpClient {
     /// Advances the step timeout to `now_ms`.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         if self.deadline.is_some_and(|d| now_ms >= d) {
-            self.fail(0);
+            self.fail_without_code(Failure::TimedOut(self.step()));
         }
     }
 
@@ -186,8 +289,10 @@ impl SmtpClient {
     pub fn handle_tls_established(&mut self, now_ms: u64) {
         if self.state == State::TlsHandshake {
             self.tls = true;
-            // RFC 3207: all knowledge from before TLS is discarded.
+            // RFC 3207: all knowledge from before TLS is discarded, a
+            // partly read line among it.
             self.extensions = Extensions::default();
+            self.parser = ReplyParser::new();
             self.send(Command::Ehlo, now_ms, COMMAND_MS);
         }
     }
@@ -195,7 +300,7 @@ impl SmtpClient {
     /// The connection closed (or failed) under the client.
     pub fn handle_closed(&mut self) {
         if self.state != State::Done {
-            self.fail(0);
+            self.fail_without_code(Failure::Closed(self.step()));
         }
     }
 
@@ -215,6 +320,11 @@ impl SmtpClient {
     /// again after taking the event or transmitting.
     pub fn handle_input(&mut self, envelope: &Envelope<'_>, input: &[u8], now_ms: u64) -> usize {
         let mut used = 0;
+        if self.state == State::TlsHandshake && !input.is_empty() {
+            // Nothing may come between the 220 and the handshake.
+            self.fail_without_code(Failure::StartTlsInjection);
+            return input.len();
+        }
         while used < input.len()
             && self.event.is_none()
             && self.sending.is_none()
@@ -228,10 +338,16 @@ impl SmtpClient {
                     }
                 }
                 Err(_) => {
-                    self.fail(0);
+                    self.fail_without_code(Failure::NotSmtp(self.step()));
                     return input.len();
                 }
             }
+        }
+        if self.state == State::TlsHandshake && used < input.len() {
+            // Bytes in the same read as the 220 to STARTTLS: an injection
+            // (Poddebniak et al., 2021), never to be read as if under TLS.
+            self.fail_without_code(Failure::StartTlsInjection);
+            return input.len();
         }
         used
     }
@@ -250,7 +366,7 @@ impl SmtpClient {
             State::Awaiting(Command::Helo) if reply.is_positive() => self.after_hello(now_ms),
             State::Awaiting(Command::StartTls) if code == 220 => {
                 self.state = State::TlsHandshake;
-                self.deadline = None;
+                self.deadline = Some(now_ms + TLS_HANDSHAKE_MS);
                 self.event = Some(Event::StartTls);
             }
             State::Awaiting(Command::AuthLogin) if code == 334 => {
@@ -290,7 +406,7 @@ impl SmtpClient {
         if wants_tls && !self.tls {
             if !self.extensions.starttls {
                 // Required but not offered: refuse rather than downgrade.
-                return self.fail(0);
+                return self.fail_without_code(Failure::TlsNotOffered);
             }
             return self.send(Command::StartTls, now_ms, COMMAND_MS);
         }
@@ -356,6 +472,13 @@ impl SmtpClient {
         self.replayed = 0;
         self.state = State::Awaiting(command);
         self.deadline = Some(now_ms + timeout_ms);
+    }
+
+    fn fail_without_code(&mut self, failure: Failure) {
+        if !self.delivered {
+            self.failure = Some(failure);
+        }
+        self.fail(0);
     }
 
     fn fail(&mut self, code: u16) {
@@ -763,5 +886,71 @@ mod tests {
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
         c.handle_closed();
         assert_eq!(c.poll_event(), Some(Event::Failed(0)));
+    }
+
+    /// The client at the 220 to STARTTLS, with `after` in the same read.
+    fn at_starttls(after: &[u8]) -> (SmtpClient, usize) {
+        let env = envelope(&[]);
+        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut buf = [0u8; 64];
+        assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
+        c.poll_transmit(&env, &mut buf);
+        let ehlo = b"250-mx\r\n250 STARTTLS\r\n";
+        assert_eq!(c.handle_input(&env, ehlo, 0), ehlo.len());
+        assert_eq!(c.poll_transmit(&env, &mut buf), 10, "STARTTLS");
+        let mut input = b"220 go ahead\r\n".to_vec();
+        input.extend_from_slice(after);
+        let n = c.handle_input(&env, &input, 0);
+        (c, n)
+    }
+
+    #[test]
+    fn bytes_after_the_starttls_220_end_the_connection() {
+        for after in [&b"250-mx\r\n250 AUTH PLAIN\r\n"[..], b"250-AUTH PLAIN\r\n", b"2"] {
+            let (mut c, _) = at_starttls(after);
+            assert_eq!(c.poll_event(), Some(Event::Failed(0)), "{after:?}");
+            assert_eq!(c.failure(), Some(Failure::StartTlsInjection));
+            let mut buf = [0u8; 64];
+            assert_eq!(c.poll_transmit(&envelope(&[]), &mut buf), 0, "nothing after STARTTLS");
+        }
+        // Bytes that come in a later read, before the handshake, too.
+        let (mut c, n) = at_starttls(b"");
+        assert_eq!(n, 14);
+        assert_eq!(c.poll_event(), Some(Event::StartTls));
+        assert_eq!(c.handle_input(&envelope(&[]), b"250 ok\r\n", 5), 8);
+        assert_eq!(c.poll_event(), Some(Event::Failed(0)));
+        assert_eq!(c.failure(), Some(Failure::StartTlsInjection));
+    }
+
+    #[test]
+    fn tls_forgets_the_extensions_and_has_a_deadline() {
+        let env = envelope(&[]);
+        let (mut c, _) = at_starttls(b"");
+        assert_eq!(c.poll_event(), Some(Event::StartTls));
+        assert_eq!(c.next_deadline(), Some(TLS_HANDSHAKE_MS));
+        c.handle_tls_established(100);
+        assert_eq!(c.extensions, Extensions::default());
+        let mut buf = [0u8; 64];
+        assert!(c.poll_transmit(&env, &mut buf) > 0, "EHLO again");
+        // A handshake that never ends fails at its deadline.
+        let (mut c, _) = at_starttls(b"");
+        c.poll_event();
+        c.handle_timeout(TLS_HANDSHAKE_MS);
+        assert_eq!(c.poll_event(), Some(Event::Failed(0)));
+        assert_eq!(c.failure(), Some(Failure::TimedOut(Step::TlsHandshake)));
+    }
+
+    #[test]
+    fn failures_without_a_code_say_where() {
+        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        c.handle_closed();
+        assert_eq!(c.failure(), Some(Failure::Closed(Step::Greeting)));
+        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        assert_eq!(c.handle_input(&envelope(&[]), b"HTTP/1.1 400\r\n", 0), 14);
+        assert_eq!(c.failure(), Some(Failure::NotSmtp(Step::Greeting)));
+        assert_eq!(
+            std::format!("{}", Failure::Closed(Step::Greeting)),
+            "connection closed by the server waiting for the greeting"
+        );
     }
 }
