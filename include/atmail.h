@@ -60,6 +60,11 @@
 #define ATMAIL_LINE_MAX 300
 
 /*
+ The longest text `atmail_session_poll_failure` writes.
+ */
+#define ATMAIL_FAILURE_MAX 160
+
+/*
  What a call did. Values are stable and never reused.
  */
 enum atmail_status
@@ -764,11 +769,34 @@ atmail_status atmail_session_poll_connect(atmail_session *session,
 
 /*
  The connection asked for is open (for SMTPS: TLS is up).
+ `local_ip[0..local_ip_len]` is the address of its local end, 4 bytes
+ (IPv4) or 16 (IPv6) in network order, for the EHLO name when none was
+ set (`[10.1.2.3]`); NULL with 0 when not known. Another length gets
+ `INVALID_PARAMETER` and changes nothing.
 
  # Undefined behavior
- `session` NULL or from `_init`/`_new`.
+ `session` NULL or from `_init`/`_new`; `local_ip` readable for
+ `local_ip_len`.
  */
-atmail_status atmail_session_handle_connected(atmail_session *session, uint64_t now_ms);
+atmail_status atmail_session_handle_connected(atmail_session *session,
+                                              uint64_t now_ms,
+                                              const uint8_t *local_ip,
+                                              size_t local_ip_len);
+
+/*
+ Why the last mail failed without a reply code (or beyond what its code
+ says), once: the text goes into `buf[0..buf_cap]` (no NUL) with its
+ length in `*len`, 0 when there is nothing to say. A `buf_cap` under
+ `ATMAIL_FAILURE_MAX` may get `INSUFFICIENT_SIZE`, and the text stays.
+
+ # Undefined behavior
+ `session` NULL or from `_init`/`_new`; `buf` writable for `buf_cap`;
+ `len` NULL or writable.
+ */
+atmail_status atmail_session_poll_failure(atmail_session *session,
+                                          uint8_t *buf,
+                                          size_t buf_cap,
+                                          size_t *len);
 
 /*
  The connection could not be made, failed, or closed. The mail in

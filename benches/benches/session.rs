@@ -45,7 +45,7 @@ fn in_data_mode() -> Session {
         at(&mut s, line);
     }
     s.poll_connect().expect("connect");
-    s.handle_connected(0);
+    s.handle_connected(0, None);
     for reply in [
         &b"220 mx\r\n"[..],
         b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n",

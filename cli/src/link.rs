@@ -117,6 +117,15 @@ impl Link {
         Ok(())
     }
 
+    /// The address of the connection's local end (none in-process), for
+    /// the EHLO name.
+    pub fn local_ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Link::Tcp { stream, .. } => stream.local_addr().ok().map(|a| a.ip()),
+            Link::Maildir(_) => None,
+        }
+    }
+
     /// Sends the session's plaintext.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {

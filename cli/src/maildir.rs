@@ -4,7 +4,9 @@
 //! in-memory link (no socket): it offers PIPELINING and AUTH PLAIN/LOGIN,
 //! accepts any login, and writes each message to `DIR/tmp` and renames it
 //! into `DIR/new` only when the end-of-data arrives, as Maildir requires, so
-//! a mail that is aborted never appears.
+//! a mail that is aborted never appears. Lines are stored with LF endings,
+//! as MTAs store Maildir files (Postfix's virtual delivery does), so mail
+//! readers show no `^M`.
 //!
 //! What it does not: check passwords, relay, or add trace headers. It is
 //! for trying the modem on a machine with no mail server, not a server.
@@ -72,7 +74,7 @@ impl MaildirSink {
             }
             let line = line.strip_prefix(b".").unwrap_or(line);
             file.write_all(line)?;
-            return file.write_all(b"\r\n");
+            return file.write_all(b"\n");
         }
         let upper = line.to_ascii_uppercase();
         let reply: &[u8] = if self.login_step == 1 {

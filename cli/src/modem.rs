@@ -58,6 +58,10 @@ pub struct Args {
     /// Pace output like a serial line at N baud (8N1); default unpaced.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     baud: Option<u32>,
+    /// The EHLO name (this host's fully qualified name); default an address
+    /// literal of the connection's local end, such as `[10.1.2.3]`.
+    #[arg(long, value_name = "NAME")]
+    helo: Option<String>,
 }
 
 /// Host bytes and the time they arrived (ms since start), or `None` when
@@ -135,6 +139,11 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut session = Session::new();
     session.set_guard_ms(args.guard_ms);
     session.set_require_tls(args.require_tls);
+    if let Some(name) = &args.helo {
+        session
+            .set_helo_name(name.as_bytes())
+            .map_err(|e| format!("--helo {name:?}: {}", e.as_str()))?;
+    }
     // Like the module, no mail before `AT+MIPCALL=1` brings the network up.
     session.set_network_up(false);
     let mut modem = Modem {
@@ -245,6 +254,9 @@ impl Modem {
         self.pump_server();
         if self.session.poll_start_tls() {
             self.start_tls(Handshake::StartTls);
+        }
+        if let Some(failure) = self.session.poll_failure() {
+            eprintln!("atmail: mail failed: {failure}");
         }
         self.flush_host()
     }
@@ -377,7 +389,8 @@ impl Modem {
                 if implicit {
                     self.start_tls(Handshake::Implicit);
                 } else {
-                    self.session.handle_connected(now);
+                    let local = self.link.as_ref().and_then(Link::local_ip);
+                    self.session.handle_connected(now, local);
                 }
             }
             Err(e) => {
@@ -454,11 +467,12 @@ impl Modem {
         let Some(link) = self.link.as_mut() else {
             return;
         };
+        let local = link.local_ip();
         match link.receive(raw) {
             Ok(got) => {
                 let now = self.now();
                 match got.handshake_done {
-                    Some(Handshake::Implicit) => self.session.handle_connected(now),
+                    Some(Handshake::Implicit) => self.session.handle_connected(now, local),
                     Some(Handshake::StartTls) => self.session.handle_tls_established(now),
                     None => {}
                 }

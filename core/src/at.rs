@@ -110,8 +110,13 @@ pub enum AtError {
     Parameters,
     /// A number outside its range.
     OutOfRange,
-    /// A string longer than its field allows, or empty where one is needed.
-    Length,
+    /// An empty string where one is needed.
+    Empty,
+    /// A string longer than its field allows.
+    TooLong {
+        /// The field's limit, in bytes (named in the error text).
+        max: u16,
+    },
     /// A string with a byte its field cannot hold (a control, NUL, ...).
     BadString,
     /// Bytes not valid in the charset the command names.
@@ -130,7 +135,8 @@ impl AtError {
             AtError::UnknownCommand => "unknown command",
             AtError::Parameters => "invalid parameters",
             AtError::OutOfRange => "parameter out of range",
-            AtError::Length => "string length out of range",
+            AtError::Empty => "empty string",
+            AtError::TooLong { max } => crate::header::too_long(max),
             AtError::BadString => "invalid characters in string",
             AtError::Charset => "bytes not valid in the charset",
             AtError::Address => "invalid mail address",
@@ -148,7 +154,8 @@ impl core::fmt::Display for AtError {
 impl From<HeaderError> for AtError {
     fn from(e: HeaderError) -> Self {
         match e {
-            HeaderError::Empty | HeaderError::TooLong => AtError::Length,
+            HeaderError::Empty => AtError::Empty,
+            HeaderError::TooLong { max } => AtError::TooLong { max },
             HeaderError::Control(_) => AtError::BadString,
             HeaderError::InvalidCharset(_) => AtError::Charset,
             HeaderError::MissingAt | HeaderError::BadAddressByte(_) => AtError::Address,
@@ -268,7 +275,7 @@ impl<'a> Params<'a> {
 
     fn text(&self, i: usize, max: usize) -> Result<&'a [u8], AtError> {
         match self.get(i) {
-            Param::Text(t) if t.len() > max => Err(AtError::Length),
+            Param::Text(t) if t.len() > max => Err(AtError::TooLong { max: max as u16 }),
             Param::Text(t) if t.iter().any(|&b| b < 0x20 || b == 0x7F) => Err(AtError::BadString),
             Param::Text(t) => Ok(t),
             _ => Err(AtError::Parameters),
@@ -336,7 +343,7 @@ fn set<'a>(command: Command, p: &Params<'a>) -> Result<Request<'a>, AtError> {
             p.at_most(2)?;
             let user = p.text(0, 80)?;
             if user.is_empty() {
-                return Err(AtError::Length);
+                return Err(AtError::Empty);
             }
             Ok(Request::Id {
                 user,
@@ -382,7 +389,7 @@ fn set<'a>(command: Command, p: &Params<'a>) -> Result<Request<'a>, AtError> {
             let add = p.number(0, 0..=1)? == 1;
             let name = p.text(1, 80)?;
             if name.is_empty() {
-                return Err(AtError::Length);
+                return Err(AtError::Empty);
             }
             Ok(Request::File {
                 add,
@@ -657,7 +664,7 @@ mod tests {
             (b"AT+GTSMTPLAND=25,\"\"", AtError::Server),
             (b"AT+GTSMTPLAND=25,\"m\",1,1", AtError::Parameters),
             (b"AT+GTSMTPLAND=-25,\"m\"", AtError::Parameters),
-            (b"AT+GTSMTPID=\"\",\"p\"", AtError::Length),
+            (b"AT+GTSMTPID=\"\",\"p\"", AtError::Empty),
             (b"AT+GTSMTPID=\"u\"", AtError::Parameters),
             (b"AT+GTSMTPID=\"u\",\"p\0w\"", AtError::BadString),
             (b"AT+GTSMTPDST=2,1,\"a@b\"", AtError::OutOfRange),
@@ -675,7 +682,7 @@ mod tests {
             (b"AT+GTSMTPDATA=0", AtError::OutOfRange),
             (b"AT+GTSMTPDATA=10,2", AtError::OutOfRange),
             (b"AT+GTSMTPDATA=10,21", AtError::OutOfRange),
-            (b"AT+GTSMTPFILE=1,\"\"", AtError::Length),
+            (b"AT+GTSMTPFILE=1,\"\"", AtError::Empty),
             (b"AT+GTSMTPEND=1", AtError::Parameters),
             (b"AT+GTSMTPSEND=300x", AtError::Parameters),
             (b"AT+GTSMTPSEND?x", AtError::Syntax),
@@ -689,11 +696,11 @@ mod tests {
             );
         }
         let long_subject = [&b"AT+GTSMTPHEAD=0,\""[..], &[b'x'; 201], b"\""].concat();
-        assert_eq!(parse(&long_subject), Err(AtError::Length));
+        assert_eq!(parse(&long_subject), Err(AtError::TooLong { max: 200 }));
         let long_user = [&b"AT+GTSMTPID=\""[..], &[b'u'; 81], b"\",\"p\""].concat();
-        assert_eq!(parse(&long_user), Err(AtError::Length));
+        assert_eq!(parse(&long_user), Err(AtError::TooLong { max: 80 }));
         let long_server = [&b"AT+GTSMTPLAND=25,\""[..], &[b'm'; 256], b"\""].concat();
-        assert_eq!(parse(&long_server), Err(AtError::Length));
+        assert_eq!(parse(&long_server), Err(AtError::TooLong { max: 255 }));
     }
 
     proptest! {

@@ -75,13 +75,14 @@ impl Charset {
     }
 
     /// The label of a text body part, which is written before its bytes
-    /// arrive and so must be true of any valid text (`GBK` under code 2).
+    /// arrive and so must be true of any text the validator accepts:
+    /// `GBK` under code 2, `Big5-HKSCS` under code 3.
     pub const fn body_label(self) -> &'static str {
         match self {
             Charset::UsAscii => "US-ASCII",
             Charset::Utf8 => "UTF-8",
             Charset::Gb2312 => "GBK",
-            Charset::Big5 => "Big5",
+            Charset::Big5 => "Big5-HKSCS",
         }
     }
 

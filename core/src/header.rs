@@ -34,7 +34,10 @@ pub enum HeaderError {
     /// Empty where a value is required.
     Empty,
     /// Longer than the field allows.
-    TooLong,
+    TooLong {
+        /// The field's limit, in bytes.
+        max: u16,
+    },
     /// A control character (CR, LF, NUL, ...) at this offset.
     Control(usize),
     /// Bytes not valid in the charset, from this offset.
@@ -50,12 +53,24 @@ impl HeaderError {
     pub const fn as_str(self) -> &'static str {
         match self {
             HeaderError::Empty => "empty value",
-            HeaderError::TooLong => "value too long",
+            HeaderError::TooLong { max } => too_long(max),
             HeaderError::Control(_) => "control character in value",
             HeaderError::InvalidCharset(_) => "bytes not valid in the charset",
             HeaderError::MissingAt => "address needs one @ between local part and domain",
             HeaderError::BadAddressByte(_) => "character not allowed in an address",
         }
+    }
+}
+
+/// "longer than N bytes" for the limits of the spec's fields (a static
+/// text, so it can be a `+CME ERROR:` text).
+pub(crate) const fn too_long(max: u16) -> &'static str {
+    match max {
+        76 => "longer than 76 bytes",
+        80 => "longer than 80 bytes",
+        200 => "longer than 200 bytes",
+        255 => "longer than 255 bytes",
+        _ => "too long",
     }
 }
 
@@ -186,7 +201,7 @@ fn check_field(bytes: &[u8], max: usize) -> Result<(), HeaderError> {
         return Err(HeaderError::Empty);
     }
     if bytes.len() > max {
-        return Err(HeaderError::TooLong);
+        return Err(HeaderError::TooLong { max: max as u16 });
     }
     match bytes.iter().position(|&b| b < 0x20 || b == 0x7F) {
         Some(at) => Err(HeaderError::Control(at)),
@@ -531,6 +546,13 @@ pub fn write_content_type<O: Out + ?Sized>(out: &mut O, mime_type: &str, name: &
     line.raw(b" ");
     line.raw(mime_type.as_bytes());
     line.raw(b";");
+    if mime_type.starts_with("text/") {
+        // A text attachment is read in the session charset, as the body is.
+        let label = name.charset().body_label();
+        line.token(b" ", b"charset=", label.len() + 1);
+        line.raw(label.as_bytes());
+        line.raw(b";");
+    }
     if is_plain_name(name.as_bytes(), "name") {
         line.token(b" ", b"name=\"", name.as_bytes().len() + 1);
         line.raw(name.as_bytes());
@@ -695,7 +717,7 @@ mod tests {
         let cases: &[(&[u8], Result<(), HeaderError>)] = &[
             (b"a@b.c", Ok(())),
             (b"", Err(HeaderError::Empty)),
-            (&[b'a'; 81], Err(HeaderError::TooLong)),
+            (&[b'a'; 81], Err(HeaderError::TooLong { max: 80 })),
             (b"a@b\rc", Err(HeaderError::Control(3))),
             (b"a\0@b", Err(HeaderError::Control(1))),
             (b"a b@c", Err(HeaderError::BadAddressByte(1))),

@@ -7,6 +7,7 @@
 //! - [`framer`]: serial data mode: payload slices, `+++` escape with guard
 //!   times, idle and time limits, the 20 MiB cap.
 //! - [`charset`]: the session charsets (US-ASCII, UTF-8, GB2312, BIG5).
+//! - [`line_breaks`]: the text body's line breaks made CRLF, streaming.
 //! - [`header`]: RFC 2047 subjects, RFC 2231 file names, validated addresses.
 //! - [`message`]: the RFC 5322 / `multipart/mixed` message, written
 //!   incrementally.
@@ -37,6 +38,7 @@ mod gb2312_big5_tables;
 pub mod header;
 pub mod host_queue;
 pub mod line;
+pub mod line_breaks;
 pub mod message;
 pub mod mime_base64;
 pub mod reply;

@@ -25,6 +25,7 @@
 use crate::charset::{Charset, Validator};
 use crate::content_type;
 use crate::header::{self, Address, HeaderError, Line, Out, Text, Token};
+use crate::line_breaks::LineBreaks;
 use crate::mime_base64::MimeBase64Encoder;
 use crate::CoderResult;
 
@@ -226,6 +227,8 @@ pub struct MessageWriter {
     replayed: usize,
     encoder: MimeBase64Encoder,
     validator: Option<Validator>,
+    /// The text body's line breaks, made CRLF.
+    line_breaks: LineBreaks,
     /// Input bytes of the current section so far.
     section_len: u64,
     attachments: usize,
@@ -241,6 +244,7 @@ impl MessageWriter {
             replayed: 0,
             encoder: MimeBase64Encoder::new(),
             validator: None,
+            line_breaks: LineBreaks::new(),
             section_len: 0,
             attachments: 0,
         }
@@ -345,6 +349,7 @@ impl MessageWriter {
     fn start_section(&mut self, step: Step) {
         self.step = step;
         self.encoder = MimeBase64Encoder::new();
+        self.line_breaks = LineBreaks::new();
         self.section_len = 0;
         self.validator = (step == Step::Body).then(|| Validator::new(self.charset));
     }
@@ -355,7 +360,11 @@ impl MessageWriter {
         dst: &mut [u8],
         last: bool,
     ) -> Result<(CoderResult, usize, usize), MessageError> {
-        let (r, read, written) = self.encoder.encode(src, dst, last);
+        let (r, read, written) = match self.step {
+            // The text in canonical form (RFC 2045 6.8): line breaks CRLF.
+            Step::Body => self.line_breaks.encode(&mut self.encoder, src, dst, last),
+            _ => self.encoder.encode(src, dst, last),
+        };
         if let Some(v) = &mut self.validator {
             let done = last && r == CoderResult::InputEmpty;
             v.feed(&src[..read], done)

@@ -43,13 +43,16 @@ use crate::config::{self, Bounded, Config};
 use crate::framer::{DataLimits, End, Event as FrameEvent, Framer, DEFAULT_GUARD_MS, MAX_PAYLOAD};
 use crate::header::{put_decimal, Address, Out, Text, Token};
 use crate::host_queue::{HostQueue, ANSWER_ROOM, URC_ROOM};
-use crate::line::{LineEditor, Step};
+use crate::line::{LineEditor, Step as LineStep};
 use crate::message::{
     Boundary, MessageError, MessageHead, MessageId, MessageWriter, Recipient, MAX_ATTACHMENTS,
     MAX_RECIPIENTS,
 };
-use crate::smtp::{Envelope, Event as SmtpEvent, SmtpClient, TlsPolicy};
+use crate::smtp::{
+    Envelope, Event as SmtpEvent, Failure as SmtpFailure, SmtpClient, Step, TlsPolicy,
+};
 use crate::CoderResult;
+use core::net::IpAddr;
 
 /// Why the session answered `ERROR` (the text of `+CME ERROR:`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +166,73 @@ impl AnswerError {
     }
 }
 
+/// Why a mail failed without a reply code from the server
+/// (`+GTSMTPSEND: 0`), or beyond what the code says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The caller could not open the connection (it knows why).
+    NotConnected,
+    /// The SMTP conversation ended without a reply code.
+    Smtp(SmtpFailure),
+    /// The mail's `<time>` ran out, at this step (`None`: before the
+    /// connection was up).
+    TimeLimit(Option<Step>),
+    /// The message grew past the server's `SIZE` (`+GTSMTPSEND: 552`).
+    TooLarge {
+        /// The server's figure, in bytes.
+        limit: u64,
+    },
+    /// A state the engine should never reach; the mail was ended at once.
+    Internal,
+}
+
+/// A [`Failure`] with what its reason needs to say of the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailFailure {
+    /// Why.
+    pub failure: Failure,
+    /// The port of `+GTSMTPLAND`.
+    pub port: u16,
+    /// Whether the mail used SMTPS (mode 1).
+    pub implicit_tls: bool,
+}
+
+impl core::fmt::Display for MailFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let at_greeting = match self.failure {
+            Failure::NotConnected => return f.write_str("could not connect to the server"),
+            Failure::Smtp(failure) => {
+                write!(f, "{failure}")?;
+                matches!(
+                    failure,
+                    SmtpFailure::Closed(Step::Greeting) | SmtpFailure::TimedOut(Step::Greeting)
+                )
+            }
+            Failure::TimeLimit(None) => {
+                return f.write_str("the mail's time limit ran out before the connection was up")
+            }
+            Failure::TimeLimit(Some(step)) => {
+                write!(f, "the mail's time limit ran out {}", step.as_str())?;
+                step == Step::Greeting
+            }
+            Failure::TooLarge { limit } => {
+                return write!(
+                    f,
+                    "the message is larger than the server takes (SIZE {limit})"
+                )
+            }
+            Failure::Internal => return f.write_str("internal error: the mail was ended"),
+        };
+        if at_greeting && self.port == 465 && !self.implicit_tls {
+            f.write_str(
+                " (port 465 is SMTPS, TLS from the first byte: AT+GTSMTPLAND=465,\"<server>\",1)",
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Where the session is, as the host sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -270,6 +340,17 @@ struct Mail {
     files: [Bounded<80>; MAX_ATTACHMENTS],
     file_count: u8,
     attachment_bytes: u64,
+    /// Message bytes written so far, against the server's `SIZE`.
+    sent: u64,
+}
+
+impl Mail {
+    /// Counts message bytes written; false once they pass the server's
+    /// `SIZE` (`limit`).
+    fn count(&mut self, written: usize, limit: Option<u64>) -> bool {
+        self.sent += written as u64;
+        limit.is_none_or(|limit| self.sent <= limit)
+    }
 }
 
 /// Data mode after its mail failed: payload is read and dropped until the
@@ -325,7 +406,13 @@ struct Engine {
     network_up: bool,
     guard_ms: u32,
     require_tls: bool,
+    /// The EHLO name the caller set, if any.
+    helo_name: Option<Bounded<80>>,
+    /// The EHLO name of the connection: the caller's, or an address
+    /// literal of the local end.
     helo: Bounded<80>,
+    /// Why the last mail failed, until the caller takes it.
+    failure: Option<MailFailure>,
     close: bool,
     start_tls: bool,
 }
@@ -365,7 +452,9 @@ impl Session {
                 network_up: true,
                 guard_ms: DEFAULT_GUARD_MS,
                 require_tls: false,
-                helo: Bounded::from_slice(b"localhost"),
+                helo_name: None,
+                helo: Bounded::from_slice(LOOPBACK_LITERAL),
+                failure: None,
                 close: false,
                 start_tls: false,
             },
@@ -393,11 +482,27 @@ impl Session {
         self.engine.network_up = up;
     }
 
-    /// The EHLO name: this host's name or address literal (`[10.0.0.1]`).
+    /// The EHLO name: this host's fully qualified name. Without one, each
+    /// connection uses an address literal of its local end (`[10.1.2.3]`,
+    /// `[IPv6:2001:db8::7]`, RFC 5321 4.1.3), which servers that refuse
+    /// names that are not fully qualified accept.
     pub fn set_helo_name(&mut self, name: &[u8]) -> Result<(), SessionError> {
         Token::new(name, false).map_err(|e| SessionError::Line(e.into()))?;
-        self.engine.helo = Bounded::from_slice(name);
+        self.engine.helo_name = Some(Bounded::from_slice(name));
         Ok(())
+    }
+
+    /// Why the last mail failed without a reply code (or beyond it), once:
+    /// for a log line or the caller's own report.
+    pub fn poll_failure(&mut self) -> Option<MailFailure> {
+        self.engine.failure.take()
+    }
+
+    /// Puts back a failure taken with [`poll_failure`](Self::poll_failure)
+    /// that the caller could not use yet (its buffer was too small), unless
+    /// a newer one has come since.
+    pub fn keep_failure(&mut self, failure: MailFailure) {
+        self.engine.failure.get_or_insert(failure);
     }
 
     /// The Date and Message-ID of the next mail (the caller's clock and
@@ -506,16 +611,16 @@ impl Session {
         let step = self.line.push(b);
         if self.engine.echo {
             let echo: &[u8] = match step {
-                Step::Silent => b"",
-                Step::Erase => b"\x08 \x08",
-                Step::Echo | Step::Line | Step::Overlong => core::slice::from_ref(&b),
+                LineStep::Silent => b"",
+                LineStep::Erase => b"\x08 \x08",
+                LineStep::Echo | LineStep::Line | LineStep::Overlong => core::slice::from_ref(&b),
             };
             host.push(echo);
         }
         match step {
-            Step::Line => self.run_line(now_ms),
-            Step::Overlong => self.engine.say_error(SessionError::LineTooLong),
-            Step::Silent | Step::Echo | Step::Erase => {}
+            LineStep::Line => self.run_line(now_ms),
+            LineStep::Overlong => self.engine.say_error(SessionError::LineTooLong),
+            LineStep::Silent | LineStep::Echo | LineStep::Erase => {}
         }
         true
     }
@@ -563,9 +668,16 @@ impl Session {
         })
     }
 
-    /// The connection is open (for SMTPS: TLS is up).
-    pub fn handle_connected(&mut self, now_ms: u64) {
+    /// The connection is open (for SMTPS: TLS is up); `local` is the
+    /// address of its local end, for the EHLO name when the caller set
+    /// none (`None`: not known; then `[127.0.0.1]`).
+    pub fn handle_connected(&mut self, now_ms: u64, local: Option<IpAddr>) {
         let e = &mut self.engine;
+        e.helo = match (&e.helo_name, local) {
+            (Some(name), _) => *name,
+            (None, Some(ip)) => address_literal(ip),
+            (None, None) => Bounded::from_slice(LOOPBACK_LITERAL),
+        };
         let policy = match (e.config.server().map(|s| s.implicit_tls), e.require_tls) {
             (Some(true), _) => TlsPolicy::Implicit,
             (_, true) => TlsPolicy::Required,
@@ -905,6 +1017,7 @@ impl Engine {
             files: [Bounded::default(); MAX_ATTACHMENTS],
             file_count: 0,
             attachment_bytes: 0,
+            sent: 0,
         });
         self.say_ok();
         Ok(Outcome::Done)
@@ -945,8 +1058,20 @@ impl Engine {
             smtp.handle_closed();
             self.take_smtp_events();
         } else if matches!(self.state, State::Mail(_)) {
-            self.abort(None, 0);
+            self.fail(Failure::NotConnected, 0);
         }
+    }
+
+    /// Ends the mail with URC `urc` and says why.
+    fn fail(&mut self, failure: Failure, urc: u16) {
+        if let Some(server) = self.config.server() {
+            self.failure = Some(MailFailure {
+                failure,
+                port: server.port,
+                implicit_tls: server.implicit_tls,
+            });
+        }
+        self.abort(None, urc);
     }
 
     fn handle_server(&mut self, input: &[u8], now_ms: u64) -> usize {
@@ -999,7 +1124,10 @@ impl Engine {
                 // Configuration is free again as soon as the URC is said.
                 self.state = State::Idle;
             }
-            (SmtpEvent::Failed(code), true) => self.abort(None, code),
+            (SmtpEvent::Failed(code), true) => match self.smtp().and_then(|smtp| smtp.failure()) {
+                Some(failure) => self.fail(Failure::Smtp(failure), code),
+                None => self.abort(None, code),
+            },
             (_, true) => self.impossible(),
             (_, false) => {
                 self.quitting = None;
@@ -1013,7 +1141,7 @@ impl Engine {
     /// end the mail at once rather than waiting for `<time>`.
     fn impossible(&mut self) {
         debug_assert!(false, "impossible session state");
-        self.abort(None, 0);
+        self.fail(Failure::Internal, 0);
     }
 
     /// Ends the mail without delivering it: the end-of-data is never sent.
@@ -1107,17 +1235,19 @@ impl Engine {
         while let State::Mail(mail) = &mut self.state {
             let Phase::Connected {
                 stage: Stage::Data(dm),
-                ..
+                smtp,
             } = &mut mail.phase
             else {
                 break;
             };
+            let limit = smtp.size_limit();
             let name = &mail.files[(mail.file_count as usize).saturating_sub(1)];
-            // Encoding grows data by 78/57 plus a part header, first; take
-            // only what surely fits.
+            // Encoding grows data by 78/57 plus a part header, first, and
+            // the text body's bare line breaks may double before that;
+            // take only what surely fits.
+            let growth = if dm.part == Part::Body { 2 } else { 1 };
             let room = out.len() - written;
-            let take = ((room.saturating_sub(16) / 78) * 57)
-                .saturating_sub(3)
+            let take = (((room.saturating_sub(16) / 78) * 57).saturating_sub(3) / growth)
                 .min(input.len() - read);
             let step = part_step(
                 &mut mail.writer,
@@ -1131,9 +1261,12 @@ impl Engine {
                 self.abort(Some(SessionError::InvalidBody), 0);
                 break;
             };
-            written += w;
             if w > 0 {
                 // The part header (or encoder output held back) went first.
+                if !mail.count(w, limit) {
+                    return self.too_large(limit, read, written);
+                }
+                written += w;
                 continue;
             }
             if take == 0 {
@@ -1151,16 +1284,15 @@ impl Engine {
                         &mut out[written..],
                         false,
                     );
-                    match step {
-                        Ok((_, r, w)) => {
-                            debug_assert_eq!(r, data.len(), "room was reserved for the slice");
-                            written += w;
-                        }
-                        Err(_) => {
-                            self.abort(Some(SessionError::InvalidBody), 0);
-                            break;
-                        }
+                    let Ok((_, r, w)) = step else {
+                        self.abort(Some(SessionError::InvalidBody), 0);
+                        break;
+                    };
+                    debug_assert_eq!(r, data.len(), "room was reserved for the slice");
+                    if !mail.count(w, limit) {
+                        return self.too_large(limit, read, written);
                     }
+                    written += w;
                 }
                 FrameEvent::NeedMore if read == input.len() => break,
                 FrameEvent::NeedMore => {}
@@ -1170,6 +1302,14 @@ impl Engine {
                 }
             }
         }
+        (read, written)
+    }
+
+    /// The message passed the server's `SIZE`: the mail ends with 552, and
+    /// the bytes that passed it are not reported as written (so never sent).
+    fn too_large(&mut self, limit: Option<u64>, read: usize, written: usize) -> (usize, usize) {
+        let limit = limit.unwrap_or_default();
+        self.fail(Failure::TooLarge { limit }, 552);
         (read, written)
     }
 
@@ -1220,7 +1360,8 @@ impl Engine {
         let Phase::Connected { smtp, stage } = &mut mail.phase else {
             return 0;
         };
-        match stage {
+        let limit = smtp.size_limit();
+        let written = match stage {
             Stage::Head => {
                 let head = MessageHead {
                     from: Address::trusted(from),
@@ -1283,7 +1424,16 @@ impl Engine {
                 }
             },
             _ => 0,
+        };
+        let over = match &mut self.state {
+            State::Mail(mail) => !mail.count(written, limit),
+            // The step ended the mail.
+            _ => false,
+        };
+        if over {
+            return self.too_large(limit, 0, 0).1;
         }
+        written
     }
 
     fn handle_timeout(&mut self, now_ms: u64) {
@@ -1300,8 +1450,15 @@ impl Engine {
             }
         }
         if let State::Mail(mail) = &self.state {
-            if now_ms >= mail.deadline_ms {
-                return self.abort(None, 0);
+            // Once the end of data is sent, the verdict is the server's:
+            // a mail it may have accepted is never reported as failed.
+            let verdict = matches!(self.stage(), Some(Stage::Verdict));
+            if now_ms >= mail.deadline_ms && !verdict {
+                let step = match &mail.phase {
+                    Phase::Connecting { .. } => None,
+                    Phase::Connected { smtp, .. } => Some(smtp.step()),
+                };
+                return self.fail(Failure::TimeLimit(step), 0);
             }
         }
         if let Some(Stage::Data(_)) = self.stage() {
@@ -1345,20 +1502,18 @@ impl Engine {
             State::Discarding(discard) => return discard.framer.next_deadline(),
             State::Mail(mail) => mail,
         };
-        let (framer, smtp) = match &mail.phase {
-            Phase::Connecting { .. } => (None, None),
+        let (framer, smtp, limit) = match &mail.phase {
+            Phase::Connecting { .. } => (None, None, Some(mail.deadline_ms)),
             Phase::Connected { smtp, stage } => (
                 match stage {
                     Stage::Data(dm) => dm.framer.next_deadline(),
                     _ => None,
                 },
                 smtp.next_deadline(),
+                (!matches!(stage, Stage::Verdict)).then_some(mail.deadline_ms),
             ),
         };
-        [Some(mail.deadline_ms), framer, smtp]
-            .into_iter()
-            .flatten()
-            .min()
+        [limit, framer, smtp].into_iter().flatten().min()
     }
 }
 
@@ -1379,6 +1534,33 @@ fn part_step(
             writer.attachment(&name, src, dst, last)
         }
     }
+}
+
+/// The EHLO name when neither the caller's name nor the local address is
+/// known.
+const LOOPBACK_LITERAL: &[u8] = b"[127.0.0.1]";
+
+/// An RFC 5321 address literal: `[192.0.2.7]`, `[IPv6:2001:db8::7]`.
+fn address_literal(ip: IpAddr) -> Bounded<80> {
+    struct Buf([u8; 64], usize);
+    impl core::fmt::Write for Buf {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let end = self.1 + s.len();
+            self.0
+                .get_mut(self.1..end)
+                .ok_or(core::fmt::Error)?
+                .copy_from_slice(s.as_bytes());
+            self.1 = end;
+            Ok(())
+        }
+    }
+    let mut buf = Buf([0; 64], 0);
+    // The longest IPv6 text (45 bytes) fits: this cannot fail.
+    let _ = match ip {
+        IpAddr::V4(v4) => core::fmt::write(&mut buf, format_args!("[{v4}]")),
+        IpAddr::V6(v6) => core::fmt::write(&mut buf, format_args!("[IPv6:{v6}]")),
+    };
+    Bounded::from_slice(&buf.0[..buf.1])
 }
 
 /// What the SMTP client reads of the mail: the configuration, frozen and
@@ -1565,7 +1747,8 @@ mod tests {
     fn send_and_connect(rig: &mut Rig) {
         assert_eq!(rig.at(b"at+gtsmtpsend=300"), "\r\nOK\r\n");
         rig.s.poll_connect().unwrap();
-        rig.s.handle_connected(rig.now);
+        rig.s
+            .handle_connected(rig.now, Some(IpAddr::from([10, 0, 0, 7])));
         rig.reply(b"220 mx ESMTP\r\n");
     }
 
@@ -1589,7 +1772,8 @@ mod tests {
             (connect.host, connect.port, connect.implicit_tls),
             (&b"mail.fibocom.com"[..], 25, false)
         );
-        rig.s.handle_connected(rig.now);
+        rig.s
+            .handle_connected(rig.now, Some(IpAddr::from([10, 0, 0, 7])));
         rig.reply(b"220 mx ESMTP\r\n");
         until_ready(&mut rig);
 
@@ -1808,7 +1992,8 @@ mod tests {
         rig.serial(b"+++");
         assert_eq!(rig.wait(1000), "\r\n> \r\n+GTSMTPFILE: 6\r\n\r\nOK\r\n");
         rig.at(b"AT+GTSMTPEND");
-        assert_eq!(rig.parts(), [&b"\nbody"[..], b"\n\x00\x01BIN"]);
+        // The text in canonical form; the attachment as sent.
+        assert_eq!(rig.parts(), [&b"\r\nbody"[..], b"\n\x00\x01BIN"]);
     }
 
     #[test]
@@ -2057,7 +2242,7 @@ mod tests {
                 self.seen = self.rig.server.len();
                 self.in_data = false;
                 self.inbox = b"220 mx\r\n".to_vec();
-                s.handle_connected(self.rig.now);
+                s.handle_connected(self.rig.now, None);
             }
             if self.connected && Some(self.turns) == self.drop_at {
                 self.connected = false;
@@ -2207,6 +2392,24 @@ mod tests {
         }
     }
 
+    /// The text with every line break CRLF (the oracle for the body part).
+    fn canonical(text: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut bytes = text.iter().peekable();
+        while let Some(&b) = bytes.next() {
+            match b {
+                b'\r' | b'\n' => {
+                    if b == b'\r' && bytes.peek() == Some(&&b'\n') {
+                        bytes.next();
+                    }
+                    out.extend_from_slice(b"\r\n");
+                }
+                _ => out.push(b),
+            }
+        }
+        out
+    }
+
     fn count_finals(host: &[u8]) -> usize {
         items(host).iter().filter(|i| i.is_final()).count()
     }
@@ -2353,7 +2556,7 @@ mod tests {
             }
             let line = |s: String| Item::Line(s);
             if items.contains(&line("+GTSMTPSEND: 1".into())) {
-                proptest::prop_assert_eq!(d.rig.parts(), std::vec![body.clone(), blob.clone()]);
+                proptest::prop_assert_eq!(d.rig.parts(), std::vec![canonical(&body), blob.clone()]);
                 let data = std::format!("+GTSMTPDATA: {}", body.len());
                 let file = std::format!("+GTSMTPFILE: {}", blob.len());
                 proptest::prop_assert!(items.contains(&line(data)));
@@ -2363,6 +2566,134 @@ mod tests {
                 proptest::prop_assert!(drop_at.is_some(), "{:?}", items);
             }
         }
+    }
+
+    #[test]
+    fn the_ehlo_name_is_the_callers_or_an_address_literal_of_the_local_end() {
+        let cases: [(Option<&[u8]>, Option<IpAddr>, &str); 4] = [
+            (
+                None,
+                Some(IpAddr::from([10, 1, 2, 3])),
+                "EHLO [10.1.2.3]\r\n",
+            ),
+            (
+                None,
+                Some(IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 7])),
+                "EHLO [IPv6:2001:db8::7]\r\n",
+            ),
+            (None, None, "EHLO [127.0.0.1]\r\n"),
+            (
+                Some(b"modem.fibocom.com"),
+                Some(IpAddr::from([10, 1, 2, 3])),
+                "EHLO modem.fibocom.com\r\n",
+            ),
+        ];
+        for (name, local, ehlo) in cases {
+            let mut rig = Rig::new();
+            if let Some(name) = name {
+                rig.s.set_helo_name(name).unwrap();
+            }
+            configure(&mut rig);
+            rig.at(b"AT+GTSMTPSEND=300");
+            rig.s.poll_connect().unwrap();
+            rig.s.handle_connected(0, local);
+            rig.reply(b"220 mx\r\n");
+            assert!(rig.server.ends_with(ehlo.as_bytes()), "{ehlo}");
+        }
+    }
+
+    #[test]
+    fn a_message_past_the_servers_size_ends_at_once_with_552() {
+        let mut rig = Rig::new();
+        configure(&mut rig);
+        send_and_connect(&mut rig);
+        rig.reply(b"250-mx\r\n250-PIPELINING\r\n250-SIZE 4000\r\n250 AUTH PLAIN\r\n");
+        rig.reply(b"235 ok\r\n");
+        rig.reply(b"250 ok\r\n250 ok\r\n354 go\r\n");
+        let head = rig.server.len()
+            - rig
+                .server
+                .windows(6)
+                .position(|w| w == b"DATA\r\n")
+                .unwrap()
+            - 6;
+        assert_eq!(rig.at(b"AT+GTSMTPFILE=1,\"big.bin\""), "\r\n> ");
+        let mut urc_at = None;
+        for i in 0..100 {
+            rig.now += 5;
+            rig.serial(&[0x55; 100]);
+            if urc_at.is_none() && rig.pump().contains("+GTSMTPSEND: 552") {
+                urc_at = Some(i);
+            }
+        }
+        let urc_at = urc_at.expect("552 while the host streams");
+        assert!(urc_at < 40, "at once: after {urc_at} of 100 pieces");
+        assert!(rig.s.in_data_mode(), "the rest of the payload is dropped");
+        let message = rig.server.len()
+            - (rig
+                .server
+                .windows(6)
+                .position(|w| w == b"DATA\r\n")
+                .unwrap()
+                + 6);
+        assert!(
+            message <= 4000 && message > head,
+            "{message} message bytes sent"
+        );
+        assert!(!rig.server.ends_with(b".\r\n"));
+        assert_eq!(
+            rig.s.poll_failure().map(|f| f.failure),
+            Some(Failure::TooLarge { limit: 4000 })
+        );
+        rig.now += 1500;
+        rig.serial(b"+++");
+        assert_eq!(rig.wait(1000), "\r\nERROR\r\n");
+    }
+
+    #[test]
+    fn the_time_limit_never_fails_a_mail_whose_end_of_data_is_sent() {
+        let mut rig = ready(b"\r");
+        rig.at(b"AT+GTSMTPEND");
+        assert!(rig.server.ends_with(b".\r\n"));
+        assert_eq!(
+            rig.wait(300_000),
+            "",
+            "SEND's <time> is over, the verdict is not"
+        );
+        assert_eq!(rig.s.state(), SessionState::Finishing);
+        assert_eq!(rig.reply(b"250 queued\r\n"), "\r\n+GTSMTPSEND: 1\r\n");
+        // Without a verdict, RFC 5321's 10 minutes end it.
+        let mut rig = ready(b"\r");
+        rig.at(b"AT+GTSMTPEND");
+        assert_eq!(rig.wait(10 * 60_000), "\r\n+GTSMTPSEND: 0\r\n");
+        let failure = rig.s.poll_failure().unwrap();
+        assert_eq!(
+            failure.failure,
+            Failure::Smtp(SmtpFailure::TimedOut(Step::EndOfData))
+        );
+    }
+
+    #[test]
+    fn a_plain_mail_to_port_465_says_what_is_wrong() {
+        let mut rig = Rig::new();
+        for line in [
+            &b"AT+GTSMTPLAND=465,\"mail.fibocom.com\""[..],
+            b"AT+GTSMTPID=\"wangww@fibocom.com\",\"pw\"",
+            b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"",
+            b"AT+GTSMTPSEND=100",
+        ] {
+            rig.at(line);
+        }
+        rig.s.poll_connect().unwrap();
+        rig.s.handle_connected(0, None);
+        assert_eq!(rig.wait(100_000), "\r\n+GTSMTPSEND: 0\r\n");
+        let why = std::format!("{}", rig.s.poll_failure().unwrap());
+        assert_eq!(
+            why,
+            "the mail's time limit ran out waiting for the greeting (port 465 is SMTPS, \
+             TLS from the first byte: AT+GTSMTPLAND=465,\"<server>\",1)"
+        );
+        assert_eq!(rig.s.poll_failure(), None, "said once");
     }
 
     #[test]

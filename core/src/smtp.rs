@@ -143,8 +143,12 @@ impl core::fmt::Display for Failure {
         match self {
             Failure::Closed(step) => write!(f, "connection closed by the server {}", step.as_str()),
             Failure::TimedOut(step) => write!(f, "no reply in time {}", step.as_str()),
-            Failure::NotSmtp(step) => write!(f, "the server does not speak SMTP ({})", step.as_str()),
-            Failure::TlsNotOffered => f.write_str("TLS is required and the server does not offer STARTTLS"),
+            Failure::NotSmtp(step) => {
+                write!(f, "the server does not speak SMTP ({})", step.as_str())
+            }
+            Failure::TlsNotOffered => {
+                f.write_str("TLS is required and the server does not offer STARTTLS")
+            }
             Failure::StartTlsInjection => f.write_str(
                 "bytes after the server's 220 to STARTTLS, before TLS (plaintext injection)",
             ),
@@ -906,12 +910,20 @@ mod tests {
 
     #[test]
     fn bytes_after_the_starttls_220_end_the_connection() {
-        for after in [&b"250-mx\r\n250 AUTH PLAIN\r\n"[..], b"250-AUTH PLAIN\r\n", b"2"] {
+        for after in [
+            &b"250-mx\r\n250 AUTH PLAIN\r\n"[..],
+            b"250-AUTH PLAIN\r\n",
+            b"2",
+        ] {
             let (mut c, _) = at_starttls(after);
             assert_eq!(c.poll_event(), Some(Event::Failed(0)), "{after:?}");
             assert_eq!(c.failure(), Some(Failure::StartTlsInjection));
             let mut buf = [0u8; 64];
-            assert_eq!(c.poll_transmit(&envelope(&[]), &mut buf), 0, "nothing after STARTTLS");
+            assert_eq!(
+                c.poll_transmit(&envelope(&[]), &mut buf),
+                0,
+                "nothing after STARTTLS"
+            );
         }
         // Bytes that come in a later read, before the handshake, too.
         let (mut c, n) = at_starttls(b"");

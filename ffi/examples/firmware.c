@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,8 @@ static void connect_if_asked(firmware *fw) {
     uint16_t port = 0;
     bool wanted = false, tls = false;
     char *colon;
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof local;
     if (atmail_session_poll_connect(fw->session, &wanted, host, ATMAIL_HOST_MAX, &host_len, &port,
                                     &tls) != ATMAIL_STATUS_OK ||
         !wanted) {
@@ -165,7 +168,16 @@ static void connect_if_asked(firmware *fw) {
         lost_connection(fw, "cannot connect to the server");
         return;
     }
-    atmail_session_handle_connected(fw->session, clock_ms(fw));
+    /* The local address names this host in EHLO ([10.1.2.3]). */
+    if (getsockname(fw->sock, (struct sockaddr *)&local, &local_len) == 0 && local.ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)&local;
+        atmail_session_handle_connected(fw->session, clock_ms(fw), (const uint8_t *)&v4->sin_addr, 4);
+    } else if (local.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&local;
+        atmail_session_handle_connected(fw->session, clock_ms(fw), v6->sin6_addr.s6_addr, 16);
+    } else {
+        atmail_session_handle_connected(fw->session, clock_ms(fw), NULL, 0);
+    }
 }
 
 /* Server bytes: the engine reads a reply only once the command it
@@ -238,6 +250,15 @@ static void feed_serial(firmware *fw) {
     fw->serial_len -= pos;
 }
 
+/* Why a mail failed, for the firmware's log. */
+static void report_failure(firmware *fw) {
+    uint8_t why[ATMAIL_FAILURE_MAX];
+    size_t len = 0;
+    if (atmail_session_poll_failure(fw->session, why, sizeof why, &len) == ATMAIL_STATUS_OK && len > 0) {
+        fprintf(stderr, "firmware: mail failed: %.*s\n", (int)len, (const char *)why);
+    }
+}
+
 /* One turn of the engine: timers, connection requests, STARTTLS and
  * close requests, output. */
 static void service(firmware *fw) {
@@ -251,6 +272,7 @@ static void service(firmware *fw) {
     if (atmail_session_poll_start_tls(fw->session, &flag) == ATMAIL_STATUS_OK && flag) {
         lost_connection(fw, "STARTTLS needs a TLS stack, which this example has not");
     }
+    report_failure(fw);
     flush_host(fw);
 }
 

@@ -124,7 +124,7 @@ fn session(input: &[u8], in_chunk: usize, out_chunk: usize) -> Option<Vec<u8>> {
     g.at("AT+GTSMTPHEAD=1,\"parity 你好\"".as_bytes(), c)?;
     g.at(b"AT+GTSMTPSEND=300", c)?;
     g.s.poll_connect()?;
-    g.s.handle_connected(g.now);
+    g.s.handle_connected(g.now, Some(std::net::IpAddr::from([10, 0, 0, 2])));
     g.reply(
         b"220 mx\r\n250-mx\r\n250-PIPELINING\r\n250 AUTH LOGIN\r\n334 VXNlcm5hbWU6\r\n\
           334 UGFzc3dvcmQ6\r\n235 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n",

@@ -29,7 +29,7 @@ pub(crate) fn charset(code: u32) -> Option<Charset> {
 pub(crate) fn status_of(error: HeaderError) -> atmail_status {
     match error {
         HeaderError::Empty => atmail_status::Empty,
-        HeaderError::TooLong => atmail_status::TooLong,
+        HeaderError::TooLong { .. } => atmail_status::TooLong,
         HeaderError::Control(_) => atmail_status::ControlCharacter,
         HeaderError::InvalidCharset(_) => atmail_status::InvalidText,
         _ => atmail_status::InvalidParameter,

@@ -19,6 +19,7 @@ use atmail_core::message::MessageId;
 use atmail_core::session::{Pending, Session, SessionState};
 use std::ffi::c_void;
 use std::mem::{align_of, size_of};
+use std::net::IpAddr;
 
 /// The longest server name `atmail_session_poll_connect` can report.
 pub const ATMAIL_HOST_MAX: usize = 255;
@@ -456,18 +457,85 @@ pub unsafe extern "C" fn atmail_session_poll_connect(
 }
 
 /// The connection asked for is open (for SMTPS: TLS is up).
+/// `local_ip[0..local_ip_len]` is the address of its local end, 4 bytes
+/// (IPv4) or 16 (IPv6) in network order, for the EHLO name when none was
+/// set (`[10.1.2.3]`); NULL with 0 when not known. Another length gets
+/// `INVALID_PARAMETER` and changes nothing.
 ///
 /// # Undefined behavior
-/// `session` NULL or from `_init`/`_new`.
+/// `session` NULL or from `_init`/`_new`; `local_ip` readable for
+/// `local_ip_len`.
 #[no_mangle]
 pub unsafe extern "C" fn atmail_session_handle_connected(
     session: *mut atmail_session,
     now_ms: u64,
+    local_ip: *const u8,
+    local_ip_len: usize,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        try_mut!(session).inner.handle_connected(now_ms);
+        let session = try_mut!(session);
+        let local = match *try_slice!(local_ip, local_ip_len) {
+            [] => None,
+            [a, b, c, d] => Some(IpAddr::from([a, b, c, d])),
+            ref bytes => match <[u8; 16]>::try_from(bytes) {
+                Ok(v6) => Some(IpAddr::from(v6)),
+                Err(_) => return atmail_status::InvalidParameter,
+            },
+        };
+        session.inner.handle_connected(now_ms, local);
         atmail_status::Ok
     })
+}
+
+/// Why the last mail failed without a reply code (or beyond what its code
+/// says), once: the text goes into `buf[0..buf_cap]` (no NUL) with its
+/// length in `*len`, 0 when there is nothing to say. A `buf_cap` under
+/// `ATMAIL_FAILURE_MAX` may get `INSUFFICIENT_SIZE`, and the text stays.
+///
+/// # Undefined behavior
+/// `session` NULL or from `_init`/`_new`; `buf` writable for `buf_cap`;
+/// `len` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_poll_failure(
+    session: *mut atmail_session,
+    buf: *mut u8,
+    buf_cap: usize,
+    len: *mut usize,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        let session = try_mut!(session);
+        let (buf, len) = (try_slice_mut!(buf, buf_cap), try_out!(len));
+        len.set(0);
+        let Some(failure) = session.inner.poll_failure() else {
+            return atmail_status::Ok;
+        };
+        let mut text = Text { buf, len: 0 };
+        if core::fmt::write(&mut text, format_args!("{failure}")).is_err() {
+            session.inner.keep_failure(failure);
+            return atmail_status::InsufficientSize;
+        }
+        len.set(text.len);
+        atmail_status::Ok
+    })
+}
+
+/// The longest text `atmail_session_poll_failure` writes.
+pub const ATMAIL_FAILURE_MAX: usize = 160;
+
+/// A caller's buffer as a `fmt::Write`.
+struct Text<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl core::fmt::Write for Text<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// The connection could not be made, failed, or closed. The mail in

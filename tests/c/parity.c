@@ -185,6 +185,7 @@ static int session(const uint8_t *in, size_t len, size_t in_chunk, size_t out_ch
     size_t host_len;
     uint16_t port;
     bool connect = false, tls;
+    const uint8_t local[4] = {10, 0, 0, 2};
     int rc = 1;
 
     g.out_chunk = out_chunk;
@@ -206,7 +207,7 @@ static int session(const uint8_t *in, size_t len, size_t in_chunk, size_t out_ch
         !at(&g, "AT+GTSMTPSEND=300", in_chunk) ||
         atmail_session_poll_connect(g.s, &connect, host, sizeof host, &host_len, &port, &tls) !=
             ATMAIL_STATUS_OK ||
-        !connect || atmail_session_handle_connected(g.s, g.now) != ATMAIL_STATUS_OK ||
+        !connect || atmail_session_handle_connected(g.s, g.now, local, sizeof local) != ATMAIL_STATUS_OK ||
         !reply(&g, "220 mx\r\n250-mx\r\n250-PIPELINING\r\n250 AUTH LOGIN\r\n334 VXNlcm5hbWU6\r\n"
                    "334 UGFzc3dvcmQ6\r\n235 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n") ||
         !at(&g, "AT+GTSMTPDATA=300", in_chunk) ||

@@ -111,7 +111,8 @@ static int test_null_parameters(void) {
     CHECK_STATUS(atmail_session_poll_host(NULL, buf, 8, &w), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_poll_connect(NULL, &flag, buf, 8, &n, &port, &flag),
                  ATMAIL_STATUS_NULL_PARAMETER);
-    CHECK_STATUS(atmail_session_handle_connected(NULL, 0), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_handle_connected(NULL, 0, NULL, 0), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll_failure(NULL, buf, 8, &n), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_handle_closed(NULL), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_poll_start_tls(NULL, &flag), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_handle_tls_established(NULL, 0), ATMAIL_STATUS_NULL_PARAMETER);
@@ -496,6 +497,7 @@ done:
 }
 
 static int connect_and_greet(rig *g, const char *ehlo) {
+    static const uint8_t local[4] = {192, 0, 2, 7};
     int ok = 0;
     uint8_t host[ATMAIL_HOST_MAX];
     size_t host_len = 0;
@@ -516,7 +518,10 @@ static int connect_and_greet(rig *g, const char *ehlo) {
                                              &tls),
                  ATMAIL_STATUS_OK);
     CHECK(!connect);
-    CHECK_STATUS(atmail_session_handle_connected(g->s, g->now), ATMAIL_STATUS_OK);
+    /* The local address is 4 or 16 bytes; the EHLO name set wins over it. */
+    CHECK_STATUS(atmail_session_handle_connected(g->s, g->now, local, 3),
+                 ATMAIL_STATUS_INVALID_PARAMETER);
+    CHECK_STATUS(atmail_session_handle_connected(g->s, g->now, local, sizeof local), ATMAIL_STATUS_OK);
     CHECK(reply(g, "220 mx ESMTP\r\n"));
     CHECK(ends_with(g->wire, g->wire_len, "EHLO [10.0.0.2]\r\n"));
     CHECK(reply(g, ehlo));
@@ -677,10 +682,16 @@ static int test_session_states_and_failures(void) {
     CHECK_STATUS(atmail_session_next_deadline(g->s, &deadline), ATMAIL_STATUS_OK);
     CHECK(deadline != ATMAIL_NO_DEADLINE);
 
-    /* The server goes away: URC 0, configuration kept. */
+    /* The server goes away: URC 0 and its reason, configuration kept. */
     CHECK_STATUS(atmail_session_handle_closed(g->s), ATMAIL_STATUS_OK);
     CHECK(pump(g));
     CHECK(strcmp(g->host, "\r\n+GTSMTPSEND: 0\r\n") == 0);
+    CHECK_STATUS(atmail_session_poll_failure(g->s, line, 8, &line_len),
+                 ATMAIL_STATUS_INSUFFICIENT_SIZE);
+    CHECK_STATUS(atmail_session_poll_failure(g->s, line, sizeof line, &line_len), ATMAIL_STATUS_OK);
+    CHECK(line_len == 39 && memcmp(line, "connection closed by the server at EHLO", 39) == 0);
+    CHECK_STATUS(atmail_session_poll_failure(g->s, line, sizeof line, &line_len), ATMAIL_STATUS_OK);
+    CHECK(line_len == 0);
     clear_host(g);
     CHECK(at(g, "AT+GTSMTPDST?"));
     CHECK(strcmp(g->host, "\r\n+GTSMTPDST: 1,\"xiangj@fibocom.com\"\r\n\r\nOK\r\n") == 0);
