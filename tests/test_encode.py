@@ -174,16 +174,16 @@ BAD = [
     ("subject outside big5", lambda t: ["--charset", "big5", "--subject", "😀"], "U+1F600"),
     ("subject outside ascii", lambda t: ["--charset", "ascii", "--subject", "é"], "U+00E9"),
     ("name outside gb2312", lambda t: ["--charset", "gb2312", "--attach", write(t, "f", b"x") + "=€.txt"], "U+20AC"),
-    ("subject too long", lambda t: ["--subject", "x" * 201], "too long"),
+    ("subject too long", lambda t: ["--subject", "x" * 201], "longer than 200 bytes"),
     ("subject with CRLF", lambda t: ["--subject", "hi\r\nBcc: evil@example.com"], "control character"),
     ("address with CRLF", lambda t: ["--cc", "c@example.com\r\nBcc: evil@example.com"], "control character"),
     ("address with space", lambda t: ["--cc", "c d@example.com"], "not allowed"),
     ("address with angle", lambda t: ["--cc", "<c@example.com>"], "not allowed"),
     ("address without @", lambda t: ["--cc", "nobody"], "@"),
-    ("address too long", lambda t: ["--cc", "a" * 70 + "@example.com"], "too long"),
+    ("address too long", lambda t: ["--cc", "a" * 70 + "@example.com"], "longer than 80 bytes"),
     ("21 recipients", lambda t: [a for i in range(20) for a in ("--cc", f"c{i}@example.com")], "1 to 20"),
     ("21 attachments", lambda t: [a for i in range(21) for a in ("--attach", write(t, f"f{i}", b"x"))], "at most 20"),
-    ("name too long", lambda t: ["--attach", write(t, "f", b"x") + "=" + "n" * 81], "too long"),
+    ("name too long", lambda t: ["--attach", write(t, "f", b"x") + "=" + "n" * 81], "longer than 80 bytes"),
     ("body over 20 MiB", lambda t: ["--body", write(t, "big", b"a" * (20 * 1024 * 1024 + 1))], "20 MiB"),
     ("attachments over 20 MiB", lambda t: ["--attach", write(t, "a1", b"a" * (10 * 1024 * 1024 + 1)),
                                            "--attach", write(t, "a2", b"a" * (10 * 1024 * 1024))], "20 MiB"),
@@ -202,3 +202,22 @@ def test_bad_input_gets_one_clear_error_and_no_output(atmail, tmp_path, name, ar
     assert message in err, err
     assert not out.exists()
     assert not [p for p in pathlib.Path(tmp_path).iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_unix_text_body_goes_in_canonical_form(atmail, tmp_path):
+    """Bare LF, bare CR and CRLF mixed in the body file all decode as CRLF
+    (RFC 2045 6.8); attachments keep their bytes; text attachments carry
+    the charset."""
+    text = b"one\ntwo\r\nthree\rfour\n\nfive\r"
+    body = tmp_path / "body.txt"
+    body.write_bytes(text)
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(text)
+    raw = encode(atmail, tmp_path, "--from", "a@example.com", "--to", "b@example.com", "--charset", "big5",
+                 "--body", str(body), "--attach", str(notes))
+    text_part, attachment = parts(parse(raw))
+    assert text_part.get_payload(decode=True) == b"one\r\ntwo\r\nthree\r\nfour\r\n\r\nfive\r\n"
+    assert text_part["content-type"].params["charset"] == "Big5-HKSCS"
+    assert attachment.get_payload(decode=True) == text
+    assert attachment.get_content_type() == "text/plain"
+    assert attachment["content-type"].params["charset"] == "Big5-HKSCS"

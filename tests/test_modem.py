@@ -366,3 +366,70 @@ def test_send_needs_the_network_and_time_limit_aborts(atmail, tmp_path, modems):
     modem.wait_for(b"\r\nERROR\r\n", timeout=10)
     assert modem.close() == 0
     assert list((tmp_path / "mail" / "new").iterdir()) == []
+
+
+class InjectingServer:
+    """A server that answers STARTTLS with `220` and, in the same segment,
+    `injected` (the attack of Poddebniak et al., 2021), then keeps what
+    the client sends after it."""
+
+    def __init__(self, injected: bytes):
+        import socket
+        import threading
+
+        self.injected = injected
+        self.after = b""
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _read_line(self, conn):
+        line = b""
+        while not line.endswith(b"\r\n"):
+            chunk = conn.recv(1)
+            if not chunk:
+                break
+            line += chunk
+        return line
+
+    def _serve(self):
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.sendall(b"220 mx ESMTP\r\n")
+            self._read_line(conn)  # EHLO
+            conn.sendall(b"250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n")
+            assert self._read_line(conn) == b"STARTTLS\r\n"
+            conn.sendall(b"220 go ahead\r\n" + self.injected)
+            conn.settimeout(2)
+            try:
+                while chunk := conn.recv(4096):
+                    self.after += chunk
+            except OSError:
+                pass
+
+    def close(self):
+        self.thread.join(5)
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    "injected",
+    [b"250-mx\r\n250 AUTH PLAIN\r\n", b"250-AUTH PLAIN\r\n"],
+    ids=["complete-reply", "partial-reply"],
+)
+def test_bytes_injected_after_starttls_end_the_connection(atmail, modems, tmp_path, injected):
+    """Plaintext after the `220` to STARTTLS is never read as if it came
+    under TLS: `+GTSMTPSEND: 0`, the reason on stderr, and nothing at all
+    sent after STARTTLS (no TLS hello, no AUTH)."""
+    server = InjectingServer(injected)
+    try:
+        certificates = Certificates(tmp_path)
+        modem = start(modems, atmail, "--connect", f"127.0.0.1:{server.port}", "--tls-ca", str(certificates.ca_file))
+        configure_spec_case(modem)
+        modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 0\r\n")
+        assert modem.close() == 0
+        assert b"plaintext injection" in modem.err
+    finally:
+        server.close()
+    assert server.after == b""

@@ -1,0 +1,193 @@
+"""`atmail modem` against a real Postfix (tests/postfix.py): STARTTLS,
+SMTPS, Cyrus SASL, both HELO restrictions that refuse `localhost`, a
+refused recipient and a 1,000,000-byte `message_size_limit`, delivering into
+a Maildir read here with Python's `email`."""
+
+import email
+import email.policy
+import os
+import subprocess
+import time
+
+import pytest
+
+from g510 import Modem
+from postfix import REFUSED, Postfix
+from smtp_server import PASSWORD, SERVER_NAME, USER, Certificates, configure_spec_case
+
+SIZE_LIMIT = 1_000_000
+
+
+@pytest.fixture
+def postfix(tmp_path):
+    """A private Postfix, stopped however the test ends."""
+    certificates = Certificates(tmp_path / "certs")
+    server = Postfix(certificates, size_limit=SIZE_LIMIT)
+    server.certificates = certificates
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def modems():
+    started = []
+    yield started
+    for modem in started:
+        modem.kill()
+
+
+def start(modems, atmail, postfix, port, *args, eol=b"\r"):
+    modem = Modem(
+        atmail,
+        "--connect",
+        f"127.0.0.1:{port}",
+        "--tls-ca",
+        str(postfix.certificates.ca_file),
+        "--guard-ms",
+        "300",
+        *args,
+        eol=eol,
+    )
+    modems.append(modem)
+    return modem
+
+
+def canonical(text: bytes) -> bytes:
+    return text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+def spec_case(modem, attachment: bytes, land=None):
+    configure_spec_case(modem, **({"land": land} if land else {}))
+    modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=30)
+    body = "你好，这是正文。\n第二行\r\n".encode("gb2312")
+    modem.at(b"AT+GTSMTPDATA=300", b"> ")
+    modem.data(body, guard=0.3)
+    assert modem.wait_for(b"OK\r\n").endswith(b"+GTSMTPDATA: %d\r\n\r\nOK\r\n" % len(body))
+    modem.at(b'AT+GTSMTPFILE=1,"eee.wma"', b"> ")
+    modem.data(attachment, guard=0.3, chunk=4096)
+    assert modem.wait_for(b"OK\r\n").endswith(b"+GTSMTPFILE: %d\r\n\r\nOK\r\n" % len(attachment))
+    modem.at(b"AT+GTSMTPEND", b"+GTSMTPSEND: 1\r\n", timeout=30)
+    return body
+
+
+def check_delivered(postfix, body, attachment):
+    (raw,) = postfix.messages()
+    assert b"\r" not in raw.split(b"\n\n")[0], "Postfix stores LF lines"
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["subject"] == "你好 smtp"
+    assert msg["from"] == USER.decode() and msg["to"] == "xiangj@fibocom.com"
+    text, part = [p for p in msg.walk() if not p.is_multipart()]
+    assert text.get_content_charset() == "gbk"
+    assert text.get_payload(decode=True) == canonical(body)
+    assert part.get_filename() == "eee.wma"
+    assert part.get_payload(decode=True) == attachment
+    return raw
+
+
+def blob(size):
+    data = bytearray(os.urandom(size))
+    data[1000:1003] = b"+++"
+    return bytes(data)
+
+
+@pytest.mark.parametrize("eol", [b"\r", b"\r\n"], ids=["cr", "crlf"])
+def test_the_spec_case_over_starttls_with_the_helo_restrictions(atmail, postfix, modems, eol):
+    """EHLO names the local end as `[127.0.0.1]`, which both HELO
+    restrictions accept; STARTTLS comes before AUTH (Postfix offers AUTH
+    only under TLS); the mail arrives whole."""
+    modem = start(modems, atmail, postfix, postfix.smtp, eol=eol)
+    attachment = blob(256 * 1024)
+    body = spec_case(modem, attachment)
+    assert modem.close() == 0
+    raw = check_delivered(postfix, body, attachment)
+    # The HELO name as Postfix recorded it; ESMTPSA: under TLS, logged in.
+    assert b"Received: from [127.0.0.1] (localhost [127.0.0.1])" in raw
+    assert b"with ESMTPSA" in raw and "sasl_method=PLAIN" in postfix.log_text()
+    assert PASSWORD not in modem.out + modem.err
+
+
+def test_the_spec_case_over_smtps(atmail, postfix, modems):
+    modem = start(modems, atmail, postfix, postfix.smtps)
+    attachment = blob(64 * 1024)
+    body = spec_case(modem, attachment, land=b'465,"' + SERVER_NAME.encode() + b'",1')
+    assert modem.close() == 0
+    check_delivered(postfix, body, attachment)
+
+
+def test_a_helo_name_that_is_not_fully_qualified_is_refused(atmail, postfix, modems):
+    """What every mail met before atmail named the local end: the
+    restriction is live, so the test above means something."""
+    modem = start(modems, atmail, postfix, postfix.smtp, "--helo", "localhost")
+    configure_spec_case(modem)
+    modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 504\r\n", timeout=30)
+    assert modem.close() == 0
+    assert postfix.messages(count=1, timeout=1) == []
+    assert "Helo command rejected: need fully-qualified hostname" in postfix.log_text()
+
+
+@pytest.mark.parametrize(
+    "password,recipient,code",
+    [(b"wrong", b"xiangj@fibocom.com", 535), (PASSWORD, REFUSED.encode(), 550)],
+    ids=["auth", "rcpt"],
+)
+def test_refusals_report_postfixs_code(atmail, postfix, modems, password, recipient, code):
+    modem = start(modems, atmail, postfix, postfix.smtp)
+    configure_spec_case(modem, password=password)
+    if recipient != b"xiangj@fibocom.com":
+        modem.at(b'at+gtsmtpdst=0,1,"xiangj@fibocom.com"')
+        modem.at(b'at+gtsmtpdst=1,1,"' + recipient + b'"')
+    modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: %d\r\n" % code, timeout=30)
+    assert modem.close() == 0
+    assert postfix.messages(count=1, timeout=1) == []
+
+
+def test_a_message_past_the_size_limit_ends_while_the_host_streams(atmail, postfix, modems):
+    """Postfix announces SIZE 1000000: a 2 MiB attachment ends with 552 as
+    soon as the message passes it, while the host is still sending, and
+    Postfix receives less than the limit plus one socket buffer."""
+    proxy = postfix.proxy(postfix.smtp)
+    try:
+        modem = start(modems, atmail, postfix, proxy.port)
+        configure_spec_case(modem)
+        modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=30)
+        modem.at(b'AT+GTSMTPFILE=1,"big.bin"', b"> ")
+        data = blob(2 * 1024 * 1024)
+        heard_at = None
+        for at in range(0, len(data), 16384):
+            modem.write(data[at : at + 16384])
+            if heard_at is None and b"+GTSMTPSEND: 552" in modem.out:
+                heard_at = at
+        assert heard_at is not None and heard_at < len(data) // 2 + 256 * 1024, heard_at
+        time.sleep(0.5)
+        modem.write(b"+++")
+        modem.wait_for(b"\r\nERROR\r\n", timeout=10)
+        assert modem.close() == 0
+        assert b"the message is larger than the server takes (SIZE 1000000)" in modem.err
+        print(f"552 heard after {heard_at} payload bytes written; the server received {proxy.sent} bytes")
+        assert proxy.sent < SIZE_LIMIT + 64 * 1024, proxy.sent
+        assert postfix.messages(count=1, timeout=1) == []
+    finally:
+        proxy.close()
+
+
+def test_a_maildir_delivery_reads_without_carriage_returns(atmail, tmp_path, modems):
+    """`--maildir` stores LF lines as MTAs do; reformime (maildrop) reads
+    the parts back exactly."""
+    maildir = tmp_path / "mail"
+    modem = Modem(atmail, "--maildir", str(maildir), "--guard-ms", "300")
+    modems.append(modem)
+    attachment = blob(10_000)
+    body = spec_case(modem, attachment)
+    assert modem.close() == 0
+    (path,) = list((maildir / "new").iterdir())
+    raw = path.read_bytes()
+    assert b"\r" not in raw
+    info = subprocess.run(["reformime", "-i"], input=raw, capture_output=True, check=True).stdout
+    assert b"\r" not in info and b"content-type: text/plain" in info
+    section = lambda s: subprocess.run(  # noqa: E731
+        ["reformime", "-e", "-s", s], input=raw, capture_output=True, check=True
+    ).stdout
+    assert section("1.1") == canonical(body)
+    assert section("1.2") == attachment
