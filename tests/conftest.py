@@ -24,5 +24,5 @@ def c_programs() -> pathlib.Path:
     libatmail.a, with the Rust parity reference beside them; builds what is
     missing or stale."""
     subprocess.run(["cargo", "build", "-q", "-p", "atmail-ffi", "--lib", "--examples"], cwd=ROOT, check=True)
-    subprocess.run(["make", "-s", "-C", "tests/c", "all"], cwd=ROOT, check=True)
+    subprocess.run(["make", "-s", "-C", "tests/c", "all", "sanitize"], cwd=ROOT, check=True)
     return ROOT / "target" / "c-tests"

@@ -34,6 +34,15 @@ def test_the_c_suite_passes_under_valgrind(c_programs):
     assert "atmail_session_size() = " in out
 
 
+def test_the_c_suite_passes_under_address_and_undefined_sanitizers(c_programs):
+    """The same suite built with gcc's -fsanitize=address,undefined."""
+    run = subprocess.run([str(c_programs / "sanitize" / "test_atmail")], capture_output=True, timeout=600)
+    out = run.stdout.decode()
+    assert run.returncode == 0, out + run.stderr.decode()
+    assert "FAIL" not in out and out.count("ok  ") == 9
+    assert run.stderr == b"", run.stderr.decode()
+
+
 def test_the_header_serves_cpp(c_programs):
     run = subprocess.run([str(c_programs / "cxx")], capture_output=True, check=True, text=True)
     assert run.stdout.startswith("atmail 0.") and "session of" in run.stdout
@@ -64,12 +73,13 @@ def test_the_c_abi_writes_what_the_rust_api_writes(c_programs, mode, in_chunk, o
         assert attachment.get_payload(decode=True) == data
 
 
+@pytest.mark.parametrize("checker", ["valgrind", "asan-ubsan"])
 @pytest.mark.parametrize(
     "eol,lead",
     [(b"\r", b""), (b"\r\n", b""), ("late", b""), (b"\r", b"\n")],
     ids=["cr", "crlf", "crlf-lf-500ms-late", "cr-payload-starts-with-lf"],
 )
-def test_the_c_firmware_example_delivers_a_mail(c_programs, eol, lead):
+def test_the_c_firmware_example_delivers_a_mail(c_programs, eol, lead, checker):
     """ffi/examples/firmware.c, run under valgrind, sends the spec's case
     with a binary attachment to aiosmtpd (AUTH required) byte-exact, for
     hosts that end lines with CR, CRLF, or CRLF with the LF late, and for
@@ -78,10 +88,11 @@ def test_the_c_firmware_example_delivers_a_mail(c_programs, eol, lead):
     controller = start_server(handler, mechanism="LOGIN")
     firmware = None
     try:
+        program = c_programs / ("firmware" if checker == "valgrind" else "sanitize/firmware")
         firmware = Modem(
             None,
-            wrapper=VALGRIND,
-            command=[str(c_programs / "firmware"), f"127.0.0.1:{controller.port}"],
+            wrapper=VALGRIND if checker == "valgrind" else (),
+            command=[str(program), f"127.0.0.1:{controller.port}"],
             eol=eol,
         )
         configure_spec_case(firmware, network=False)

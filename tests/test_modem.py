@@ -91,16 +91,18 @@ def test_the_spec_case_arrives_exactly(atmail, server, modems):
 @pytest.mark.parametrize(
     "eol,lead", [("late", b""), (b"\r", b"\n")], ids=["crlf-lf-500ms-late", "cr-payload-starts-with-lf"]
 )
-def test_the_data_commands_line_ending_is_never_payload(atmail, modems, eol, lead):
+def test_the_data_commands_line_ending_is_never_payload(atmail, eol, lead):
     """A CRLF host whose LF comes 500 ms after the CR (after the `> `
     prompt) has it dropped; a CR host's payload may begin with LF and
-    keeps it. Bodies, attachments and counts are exact either way."""
+    keeps it (the text part carries it as a CRLF line break). Attachments
+    and counts are exact either way."""
     handler = Handler()
     controller = start_server(handler)
+    modem = Modem(atmail, "--connect", f"127.0.0.1:{controller.port}", eol=eol)
     try:
-        modem = start(modems, atmail, "--connect", f"127.0.0.1:{controller.port}", eol=eol)
         spec_case(modem, handler, 64 * 1024, lead=lead)
     finally:
+        modem.kill()
         controller.stop()
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from g510 import Modem
 from postfix import REFUSED, Postfix
-from smtp_server import PASSWORD, SERVER_NAME, USER, Certificates, configure_spec_case
+from smtp_server import PASSWORD, SERVER_NAME, USER, Certificates, canonical, configure_spec_case
 
 SIZE_LIMIT = 1_000_000
 
@@ -52,10 +52,6 @@ def start(modems, atmail, postfix, port, *args, eol=b"\r"):
     )
     modems.append(modem)
     return modem
-
-
-def canonical(text: bytes) -> bytes:
-    return text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
 def spec_case(modem, attachment: bytes, land=None):

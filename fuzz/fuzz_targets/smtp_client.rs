@@ -1,0 +1,148 @@
+//! The SMTP reply parser and client fed arbitrary server bytes, in
+//! arbitrary pieces, at every step of a conversation (greeting, EHLO,
+//! STARTTLS, AUTH, the pipelined envelope, DATA, end of data, QUIT), with
+//! timeouts and closes from the input. Asserts: nothing is consumed twice
+//! or beyond the input, the client sends nothing between the 220 to
+//! STARTTLS and the handshake, the end of data only after the server's
+//! 354 and once, and nothing at all after a failure.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use atmail_core::header::Address;
+use atmail_core::message::{Recipient, RecipientKind};
+use atmail_core::reply::ReplyParser;
+use atmail_core::smtp::{Envelope, Event, SmtpClient, TlsPolicy};
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Arbitrary, Debug)]
+enum Step {
+    /// Server bytes: a canned reply that moves the conversation on, or raw bytes.
+    Reply(u8),
+    Raw(Vec<u8>),
+    Wait(u32),
+    Closed,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    policy: u8,
+    steps: Vec<Step>,
+}
+
+const REPLIES: &[&[u8]] = &[
+    b"220 mx ESMTP\r\n",
+    b"250-mx\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n",
+    b"250 mx\r\n",
+    b"220 go ahead\r\n",
+    b"334 VXNlcm5hbWU6\r\n",
+    b"235 ok\r\n",
+    b"250 ok\r\n",
+    b"354 go\r\n",
+    b"550 no\r\n",
+    b"221 bye\r\n",
+    b"250-mx\r\n250 AUTH LOGIN\r\n",
+];
+
+fuzz_target!(|input: Input| {
+    let mut parser = ReplyParser::new();
+    let to = [
+        Recipient {
+            kind: RecipientKind::To,
+            address: Address::new(b"a@b.c").unwrap(),
+        },
+        Recipient {
+            kind: RecipientKind::Bcc,
+            address: Address::new(b"d@e.f").unwrap(),
+        },
+    ];
+    let env = Envelope {
+        helo_name: b"[10.0.0.1]",
+        user: b"u@b.c",
+        password: b"pw",
+        from: Address::new(b"u@b.c").unwrap(),
+        recipients: &to,
+    };
+    let policy = [
+        TlsPolicy::Opportunistic,
+        TlsPolicy::Required,
+        TlsPolicy::Implicit,
+    ][usize::from(input.policy % 3)];
+    let mut client = SmtpClient::new(policy, 0);
+    let (mut now, mut wire, mut done) = (0u64, Vec::new(), false);
+    let (mut in_handshake, mut ready, mut ends, mut failed) = (false, false, 0, false);
+    let mut buf = [0u8; 37];
+    for step in &input.steps {
+        let bytes: &[u8] = match step {
+            Step::Reply(i) => REPLIES[usize::from(*i) % REPLIES.len()],
+            Step::Raw(bytes) => bytes,
+            Step::Wait(ms) => {
+                now += u64::from(*ms);
+                client.handle_timeout(now);
+                &[]
+            }
+            Step::Closed => {
+                client.handle_closed();
+                &[]
+            }
+        };
+        // The parser alone: any split, counts within bounds.
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match parser.feed(rest) {
+                Ok((_, n)) => {
+                    assert!(n <= rest.len() && n > 0);
+                    rest = &rest[n..];
+                }
+                Err(_) => {
+                    parser = ReplyParser::new();
+                    break;
+                }
+            }
+        }
+        let mut rest = bytes;
+        loop {
+            let n = client.handle_input(&env, rest, now);
+            assert!(n <= rest.len());
+            rest = &rest[n..];
+            let mut moved = n > 0;
+            while let Some(event) = client.poll_event() {
+                moved = true;
+                assert!(!done, "an event after the end");
+                match event {
+                    Event::StartTls => in_handshake = true,
+                    Event::ReadyForData => {
+                        ready = true;
+                        wire.extend_from_slice(b"<message>\r\n");
+                        client.end_data(now);
+                    }
+                    Event::Failed(_) => (done, failed) = (true, true),
+                    Event::Closed => done = true,
+                    _ => {}
+                }
+            }
+            loop {
+                let w = client.poll_transmit(&env, &mut buf);
+                if w == 0 {
+                    break;
+                }
+                moved = true;
+                assert!(!in_handshake, "bytes before the TLS handshake ended");
+                assert!(!failed, "bytes after a failure");
+                wire.extend_from_slice(&buf[..w]);
+            }
+            if in_handshake {
+                in_handshake = false;
+                client.handle_tls_established(now);
+            }
+            if rest.is_empty() || !moved {
+                break;
+            }
+        }
+        let end_count = wire.windows(5).filter(|w| w == b"\r\n.\r\n").count();
+        if end_count > ends {
+            assert!(ready, "end of data before the server's 354");
+            ends = end_count;
+        }
+        assert!(ends <= 1, "two ends of data");
+    }
+});
