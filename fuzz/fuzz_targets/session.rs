@@ -165,6 +165,9 @@ impl Drive {
                 Vec::new()
             };
             self.parts.push((body, lf));
+            // The byte after a data command's CR is data mode's: the line
+            // editor learns nothing from this line's ending.
+            return;
         }
         if idle && self.s.state() != SessionState::Idle {
             // A SEND that started a mail (a refused one starts nothing).
