@@ -99,6 +99,26 @@ impl LineBreaks {
     }
 }
 
+/// The oracle of the tests here and of the session's: what a whole text
+/// becomes at once, byte by byte.
+#[cfg(test)]
+pub(crate) fn canonical_form(text: &[u8]) -> std::vec::Vec<u8> {
+    let mut out = std::vec::Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'\r' if text.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 1;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,30 +172,12 @@ mod tests {
         }
     }
 
-    /// The oracle: what the whole text becomes at once.
-    fn naive(text: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < text.len() {
-            match text[i] {
-                b'\r' if text.get(i + 1) == Some(&b'\n') => {
-                    out.extend_from_slice(b"\r\n");
-                    i += 1;
-                }
-                b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        out
-    }
-
     #[test]
     fn a_mixed_text_split_at_every_position_decodes_to_crlf_only() {
         let text = b"one\r\ntwo\nthree\rfour\r\n\r\nfive\n\nsix\r\rseven\r";
         for at in 0..=text.len() {
             let got = canonical(&[&text[..at], &text[at..]], 7);
-            assert_eq!(got, naive(text), "split at {at}");
+            assert_eq!(got, canonical_form(text), "split at {at}");
             assert!(!got.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
         }
     }
@@ -203,7 +205,7 @@ mod tests {
                 start = cut;
             }
             pieces.push(&text[start..]);
-            proptest::prop_assert_eq!(canonical(&pieces, room), naive(&text));
+            proptest::prop_assert_eq!(canonical(&pieces, room), canonical_form(&text));
         }
     }
 }

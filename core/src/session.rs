@@ -2392,24 +2392,6 @@ mod tests {
         }
     }
 
-    /// The text with every line break CRLF (the oracle for the body part).
-    fn canonical(text: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut bytes = text.iter().peekable();
-        while let Some(&b) = bytes.next() {
-            match b {
-                b'\r' | b'\n' => {
-                    if b == b'\r' && bytes.peek() == Some(&&b'\n') {
-                        bytes.next();
-                    }
-                    out.extend_from_slice(b"\r\n");
-                }
-                _ => out.push(b),
-            }
-        }
-        out
-    }
-
     fn count_finals(host: &[u8]) -> usize {
         items(host).iter().filter(|i| i.is_final()).count()
     }
@@ -2556,7 +2538,10 @@ mod tests {
             }
             let line = |s: String| Item::Line(s);
             if items.contains(&line("+GTSMTPSEND: 1".into())) {
-                proptest::prop_assert_eq!(d.rig.parts(), std::vec![canonical(&body), blob.clone()]);
+                proptest::prop_assert_eq!(
+                    d.rig.parts(),
+                    std::vec![crate::line_breaks::canonical_form(&body), blob.clone()]
+                );
                 let data = std::format!("+GTSMTPDATA: {}", body.len());
                 let file = std::format!("+GTSMTPFILE: {}", blob.len());
                 proptest::prop_assert!(items.contains(&line(data)));
