@@ -322,7 +322,9 @@ impl Modem {
                     _ => b"\r\nERROR\r\n",
                 }
             }
-            Some(_) => b"\r\nERROR\r\n",
+            // A request this modem does not know: nothing it can answer,
+            // and saying it did would spin the host loop.
+            Some(_) => return false,
         };
         self.session.set_network_up(self.network_up);
         let _ = self.session.answer_command(answer);
