@@ -8,6 +8,17 @@
 use atmail_core::charset::Charset;
 use encoding_rs::EncoderResult;
 
+/// The `encoding_rs` encoding whose encoder writes `charset`: the
+/// supersets the core accepts (GBK under code 2, Big5-HKSCS under code 3).
+pub fn encoding(charset: Charset) -> &'static encoding_rs::Encoding {
+    match charset {
+        Charset::UsAscii => encoding_rs::WINDOWS_1252,
+        Charset::Utf8 => encoding_rs::UTF_8,
+        Charset::Gb2312 => encoding_rs::GBK,
+        Charset::Big5 => encoding_rs::BIG5,
+    }
+}
+
 /// Converts `text` into `charset`'s bytes.
 pub fn to_charset(text: &str, charset: Charset, what: &str) -> Result<Vec<u8>, String> {
     let unmappable = |c: char| {
@@ -23,7 +34,7 @@ pub fn to_charset(text: &str, charset: Charset, what: &str) -> Result<Vec<u8>, S
             None => Ok(text.as_bytes().to_vec()),
         };
     }
-    let mut encoder = charset.encoding().new_encoder();
+    let mut encoder = encoding(charset).new_encoder();
     let mut out = vec![0u8; text.len() * 2 + 16];
     let (result, read, written) =
         encoder.encode_from_utf8_without_replacement(text, &mut out, true);

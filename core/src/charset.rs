@@ -1,10 +1,17 @@
 //! The four session charsets of `+GTSMTPHEAD`: validation, character
 //! boundaries and honest MIME labels.
 //!
-//! What it does: checks that bytes are valid in a charset (through
-//! `encoding_rs`, strictly: no replacement characters), walks them character
-//! by character so an encoded-word never splits one, and names the charset a
-//! piece of text really is in.
+//! What it does: checks that bytes are valid in a charset (strictly: what a
+//! WHATWG decoder would decode without a replacement character), walks them
+//! character by character so an encoded-word never splits one, and names the
+//! charset a piece of text really is in.
+//!
+//! How it checks: UTF-8 with `core::str::from_utf8`; GBK by the shape of its
+//! byte pairs (every cell of that shape decodes); Big5-HKSCS with one bit per
+//! double-byte cell (`cjk_cells`, 2.5 KB, generated from `encoding_rs`). A decoder would also map each cell to Unicode, which the
+//! engine never needs, and its tables are what kept the engine out of a
+//! firmware's flash (`core/tests/charset_exhaustive.rs` proves the bitmaps
+//! equal to the `encoding_rs` validation they replaced, over every sequence).
 //!
 //! What it does not: transcode. The mail carries the host's bytes as they
 //! came; only the std CLI transcodes its UTF-8 arguments, at its edge.
@@ -16,8 +23,8 @@
 //! (`gb2312_big5_tables`, generated from Python's strict codecs), and with
 //! the superset's name (`GBK`, `Big5-HKSCS`) otherwise.
 
+use crate::cjk_cells::BIG5_HKSCS_CELLS;
 use crate::gb2312_big5_tables::{BIG5_CELLS, GB2312_CELLS};
-use encoding_rs::{DecoderResult, Encoding};
 
 /// A session charset, by its `+GTSMTPHEAD` code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -64,16 +71,6 @@ impl Charset {
         self as u8
     }
 
-    /// The `encoding_rs` encoding that decodes this charset.
-    pub fn encoding(self) -> &'static Encoding {
-        match self {
-            Charset::UsAscii => encoding_rs::WINDOWS_1252,
-            Charset::Utf8 => encoding_rs::UTF_8,
-            Charset::Gb2312 => encoding_rs::GBK,
-            Charset::Big5 => encoding_rs::BIG5,
-        }
-    }
-
     /// The label of a text body part, which is written before its bytes
     /// arrive and so must be true of any text the validator accepts:
     /// `GBK` under code 2, `Big5-HKSCS` under code 3.
@@ -115,13 +112,6 @@ impl Charset {
     /// assert_eq!(Charset::UsAscii.validate(b"ok\xff"), Err(InvalidBytes { offset: 2 }));
     /// ```
     pub fn validate(self, bytes: &[u8]) -> Result<(), InvalidBytes> {
-        let ascii_end = bytes.iter().position(|&b| b >= 0x80).unwrap_or(bytes.len());
-        if self == Charset::UsAscii || ascii_end == bytes.len() {
-            return match ascii_end == bytes.len() {
-                true => Ok(()),
-                false => Err(InvalidBytes { offset: ascii_end }),
-            };
-        }
         Validator::new(self).feed(bytes, true).map(|_| ())
     }
 }
@@ -135,25 +125,32 @@ impl Charset {
 /// assert!(v.feed(b"\xe4\xbd", false).is_ok()); // first two bytes of 你
 /// assert!(v.feed(b"\xa0", true).is_ok());
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Validator {
     charset: Charset,
-    decoder: encoding_rs::Decoder,
+    /// The first bytes of a character the previous piece ended inside.
+    partial: [u8; 3],
+    partial_len: usize,
     /// Bytes seen before the current piece, for error offsets.
     seen: usize,
-    /// For GBK: whether the previous piece ended on a lead byte.
-    gbk_lead_pending: bool,
+}
+
+/// Where a scan of valid text stopped.
+enum Stop {
+    /// An invalid character starts here.
+    Invalid(usize),
+    /// A character that may still be valid starts here and runs past the end.
+    Unfinished(usize),
 }
 
 impl Validator {
     /// A validator at the start of a text.
     pub fn new(charset: Charset) -> Self {
-        let decoder = charset.encoding().new_decoder_without_bom_handling();
         Validator {
             charset,
-            decoder,
+            partial: [0; 3],
+            partial_len: 0,
             seen: 0,
-            gbk_lead_pending: false,
         }
     }
 
@@ -162,53 +159,133 @@ impl Validator {
     pub fn feed(&mut self, piece: &[u8], last: bool) -> Result<usize, InvalidBytes> {
         let base = self.seen;
         self.seen += piece.len();
-        if self.charset == Charset::UsAscii {
-            return match piece.iter().position(|&b| b >= 0x80) {
-                Some(at) => Err(InvalidBytes { offset: base + at }),
-                None => Ok(piece.len()),
-            };
+        let taken = self.finish_partial(piece, base, last)?;
+        if self.partial_len > 0 {
+            return Ok(piece.len());
         }
-        if self.charset == Charset::Gb2312 {
-            self.check_gbk_shape(piece, base)?;
-        }
-        let mut scratch = [0u8; 256];
-        let mut read = 0;
-        loop {
-            let (result, r, _) =
-                self.decoder
-                    .decode_to_utf8_without_replacement(&piece[read..], &mut scratch, last);
-            read += r;
-            match result {
-                DecoderResult::InputEmpty => return Ok(piece.len()),
-                DecoderResult::OutputFull => continue,
-                DecoderResult::Malformed(bad, after) => {
-                    let offset = (base + read).saturating_sub(bad as usize + after as usize);
-                    return Err(InvalidBytes { offset });
-                }
+        match scan(self.charset, &piece[taken..]) {
+            Ok(()) => Ok(piece.len()),
+            Err(Stop::Unfinished(at)) if !last => {
+                let tail = &piece[taken + at..];
+                self.partial[..tail.len()].copy_from_slice(tail);
+                self.partial_len = tail.len();
+                Ok(piece.len())
             }
+            Err(Stop::Invalid(at) | Stop::Unfinished(at)) => Err(InvalidBytes {
+                offset: base + taken + at,
+            }),
         }
     }
 
-    /// `encoding_rs` decodes `gb2312` as GB18030; a host that says GB2312
-    /// means GBK, so the GB18030-only forms (0x80 alone, four-byte
-    /// sequences) are refused: no strict GBK reader could decode them.
-    fn check_gbk_shape(&mut self, piece: &[u8], base: usize) -> Result<(), InvalidBytes> {
-        for (i, &b) in piece.iter().enumerate() {
-            if self.gbk_lead_pending {
-                self.gbk_lead_pending = false;
-                if b.is_ascii_digit() {
-                    return Err(InvalidBytes {
-                        offset: (base + i).saturating_sub(1),
-                    });
-                }
-            } else if b == 0x80 {
-                return Err(InvalidBytes { offset: base + i });
-            } else if b > 0x80 {
-                self.gbk_lead_pending = true;
+    /// Completes a character the previous piece ended inside with the
+    /// first bytes of `piece`; returns how many it took.
+    fn finish_partial(
+        &mut self,
+        piece: &[u8],
+        base: usize,
+        last: bool,
+    ) -> Result<usize, InvalidBytes> {
+        let held = self.partial_len;
+        if held == 0 {
+            return Ok(0);
+        }
+        let take = piece.len().min(4 - held);
+        let mut char = [0u8; 4];
+        char[..held].copy_from_slice(&self.partial[..held]);
+        char[held..held + take].copy_from_slice(&piece[..take]);
+        let invalid = InvalidBytes {
+            offset: base - held,
+        };
+        match scan(self.charset, &char[..held + take]) {
+            Err(Stop::Invalid(0)) => Err(invalid),
+            Err(Stop::Unfinished(0)) if last => Err(invalid),
+            Err(Stop::Unfinished(0)) => {
+                self.partial[held..held + take].copy_from_slice(&piece[..take]);
+                self.partial_len = held + take;
+                Ok(take)
+            }
+            // The character ends at the first boundary after the held bytes;
+            // what follows it is the piece's own and is scanned again there.
+            _ => {
+                let len = char_len(self.charset, char[0]);
+                self.partial_len = 0;
+                Ok(len - held)
             }
         }
-        Ok(())
     }
+}
+
+/// The length of the character `lead` starts, in text known to be valid
+/// so far.
+fn char_len(charset: Charset, lead: u8) -> usize {
+    match (charset, lead) {
+        (_, 0..=0x7F) | (Charset::UsAscii, _) => 1,
+        (Charset::Utf8, 0..=0xDF) => 2,
+        (Charset::Utf8, 0xE0..=0xEF) => 3,
+        (Charset::Utf8, _) => 4,
+        (Charset::Gb2312 | Charset::Big5, _) => 2,
+    }
+}
+
+/// Scans `bytes` for the first character that is not valid (or not
+/// finished) in `charset`.
+fn scan(charset: Charset, bytes: &[u8]) -> Result<(), Stop> {
+    match charset {
+        Charset::UsAscii => match bytes.iter().position(|&b| b >= 0x80) {
+            Some(at) => Err(Stop::Invalid(at)),
+            None => Ok(()),
+        },
+        Charset::Utf8 => match core::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_none() => Err(Stop::Unfinished(e.valid_up_to())),
+            Err(e) => Err(Stop::Invalid(e.valid_up_to())),
+        },
+        Charset::Gb2312 => scan_pairs(bytes, gbk_cell),
+        Charset::Big5 => scan_pairs(bytes, big5_hkscs_cell),
+    }
+}
+
+/// Scans a double-byte charset: ASCII, or a lead 0x81..=0xFE and a trail
+/// that `cell` accepts after it.
+fn scan_pairs(bytes: &[u8], cell: fn(u8, u8) -> bool) -> Result<(), Stop> {
+    let mut at = 0;
+    while let Some(&lead) = bytes.get(at) {
+        if lead < 0x80 {
+            at += 1;
+            continue;
+        }
+        if !(0x81..=0xFE).contains(&lead) {
+            return Err(Stop::Invalid(at));
+        }
+        match bytes.get(at + 1) {
+            None => return Err(Stop::Unfinished(at)),
+            Some(&trail) if !cell(lead, trail) => return Err(Stop::Invalid(at)),
+            Some(_) => at += 2,
+        }
+    }
+    Ok(())
+}
+
+/// GBK decodes every cell of its shape (the generator of `cjk_cells`
+/// checks that), so a trail in range is all it takes. GB18030's four-byte
+/// form, a digit after the lead, is refused: a host saying GB2312 does not
+/// send it, and no GBK reader could decode it.
+fn gbk_cell(_lead: u8, trail: u8) -> bool {
+    matches!(trail, 0x40..=0x7E | 0x80..=0xFE)
+}
+
+/// Big5 with HKSCS leaves holes (18,594 of 19,782 cells decode): one bit
+/// per cell in [`BIG5_HKSCS_CELLS`].
+fn big5_hkscs_cell(lead: u8, trail: u8) -> bool {
+    let index = match trail {
+        0x40..=0x7E => trail - 0x40,
+        0xA1..=0xFE => trail - 0x62,
+        _ => return false,
+    };
+    let cell = (lead - 0x81) as usize * 157 + index as usize;
+    BIG5_HKSCS_CELLS
+        .get(cell / 32)
+        .is_some_and(|word| word >> (cell % 32) & 1 == 1)
 }
 
 /// `(offset, length)` of each character of valid text.
@@ -275,6 +352,15 @@ fn in_table(table: &[[u64; 3]], lead: u8, trail: Option<usize>) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn encoding(charset: Charset) -> &'static encoding_rs::Encoding {
+        match charset {
+            Charset::UsAscii => encoding_rs::WINDOWS_1252,
+            Charset::Utf8 => encoding_rs::UTF_8,
+            Charset::Gb2312 => encoding_rs::GBK,
+            Charset::Big5 => encoding_rs::BIG5,
+        }
+    }
 
     #[test]
     fn validation_table() {
@@ -393,7 +479,7 @@ mod tests {
             cut in 0usize..160,
         ) {
             for cs in [Charset::Utf8, Charset::Gb2312, Charset::Big5] {
-                let (bytes, _, lossy) = cs.encoding().encode(&text);
+                let (bytes, _, lossy) = encoding(cs).encode(&text);
                 let bytes = bytes.into_owned();
                 let whole = cs.validate(&bytes);
                 if !lossy && cs == Charset::Utf8 {

@@ -31,6 +31,7 @@
 
 pub mod at;
 pub mod charset;
+mod cjk_cells;
 pub mod config;
 pub mod content_type;
 pub mod framer;
