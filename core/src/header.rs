@@ -444,13 +444,18 @@ pub fn write_subject<O: Out + ?Sized>(out: &mut O, subject: &Text<'_>) {
 /// short enough to fold.
 fn is_plain(text: &[u8]) -> bool {
     let printable = text.iter().all(|&b| (0x20..0x7F).contains(&b));
-    let spaced = !text.starts_with(b" ")
-        && !text.ends_with(b" ")
-        && memchr::memmem::find(text, b"  ").is_none();
+    let spaced = !text.starts_with(b" ") && !text.ends_with(b" ") && !contains_pair(text, *b"  ");
     let short = text
         .split(|&b| b == b' ')
         .all(|w| w.len() <= MAX_LINE - "Subject: ".len());
-    printable && spaced && short && memchr::memmem::find(text, b"=?").is_none()
+    printable && spaced && short && !contains_pair(text, *b"=?")
+}
+
+/// Whether `pair` occurs in `text`. A header value is a few hundred bytes
+/// at most, so a plain scan does; a substring searcher (`memchr::memmem`)
+/// would add 4 KB to a firmware's flash for nothing.
+fn contains_pair(text: &[u8], pair: [u8; 2]) -> bool {
+    text.windows(2).any(|w| w == pair)
 }
 
 /// Writes `text` as encoded-words separated by folding: `=?label?B?...?=`,

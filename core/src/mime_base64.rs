@@ -14,9 +14,10 @@
 //! Why it is built this way: a G510 streams up to 20 MiB through a few KiB of
 //! RAM, so the encoder must work from caller slices and stop cleanly when the
 //! output is full (backpressure). Speed comes from `base64-simd`: whole lines
-//! are encoded in blocks of 48 lines into a small stack scratch buffer
-//! that stays in L1, then copied out with their CRLFs, so the large
-//! destination is written exactly once, as by a raw encoder. On x86-64 with
+//! are encoded in blocks of 128 lines into the end of the block's own
+//! output, which stays in L1, then moved down into place with their CRLFs,
+//! so the large destination is fetched and written back once, as by a raw
+//! encoder, and no scratch buffer sits on the stack. On x86-64 with
 //! AVX2 an own kernel (`avx2`) writes whole lines straight into place.
 
 use crate::CoderResult;
@@ -25,7 +26,6 @@ use base64_simd::Out;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2;
-use core::mem::MaybeUninit;
 
 /// Characters per output line, without the CRLF (RFC 2045 limit).
 pub const LINE_CHARS: usize = 76;
@@ -33,7 +33,7 @@ pub const LINE_CHARS: usize = 76;
 pub const LINE_INPUT: usize = LINE_CHARS / 4 * 3;
 pub(crate) const LINE_OUTPUT: usize = LINE_CHARS + 2;
 /// Lines encoded per `base64-simd` call on the fast path.
-const BLOCK_LINES: usize = 48;
+const BLOCK_LINES: usize = 128;
 pub(crate) const CRLF: &[u8; 2] = b"\r\n";
 pub(crate) const ENGINE: base64_simd::Base64 = base64_simd::STANDARD;
 
@@ -237,7 +237,9 @@ impl MimeBase64Encoder {
 }
 
 /// Output bytes of `groups` groups that start at line column `column`,
-/// with the CRLF of every line they complete.
+/// with the CRLF of every line they complete (the AVX2 kernel's size, and
+/// the tests' oracle for `fit_groups`).
+#[cfg(any(target_arch = "x86_64", test))]
 const fn run_len(column: usize, groups: usize) -> usize {
     4 * groups + 2 * ((column + 4 * groups) / LINE_CHARS)
 }
@@ -269,8 +271,13 @@ fn encode_run(src: &[u8], dst: &mut [u8], column: usize) -> usize {
     encode_run_portable(src, dst, column)
 }
 
+/// `--cfg atmail_force_portable` (benches only, see the README) measures
+/// the path every other CPU takes on an x86-64 machine.
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
+    if cfg!(atmail_force_portable) {
+        return false;
+    }
     #[cfg(feature = "std")]
     return std::is_x86_feature_detected!("avx2");
     #[cfg(not(feature = "std"))]
@@ -306,25 +313,28 @@ fn encode_partial(src: &[u8], dst: &mut [u8], column: usize) -> usize {
     chars
 }
 
-/// Whole lines, block by block, through an L1-resident scratch buffer:
-/// `base64-simd`, then a copy that adds the CRLFs. The scratch is left
-/// uninitialized (safely, through `MaybeUninit`): zeroing it would cost as
-/// much as encoding a small push.
+/// Whole lines, block by block: `base64-simd` encodes a block's lines
+/// into the end of the block's own output, then each line moves down to
+/// its place and gets its CRLF. Line `i` moves from `2n + 76i` to `78i`
+/// (`n` lines in the block), never past where line `i + 1` still waits,
+/// so the moves go front to back. A block is small enough to stay in L1,
+/// so the destination is still fetched and written back once, and no
+/// scratch buffer is needed (firmware stacks are a few KiB).
 fn encode_lines_portable(src: &[u8], dst: &mut [u8], lines: usize) {
-    let mut scratch = [const { MaybeUninit::<u8>::uninit() }; BLOCK_LINES * LINE_CHARS];
     let in_blocks = src[..lines * LINE_INPUT].chunks(BLOCK_LINES * LINE_INPUT);
     let out_blocks = dst[..lines * LINE_OUTPUT].chunks_mut(BLOCK_LINES * LINE_OUTPUT);
     for (input, output) in in_blocks.zip(out_blocks) {
-        let encoded = ENGINE.encode(
-            input,
-            Out::from_uninit_slice(&mut scratch[..input.len() / 3 * 4]),
-        );
-        for (line, out) in encoded
-            .chunks_exact(LINE_CHARS)
-            .zip(output.chunks_exact_mut(LINE_OUTPUT))
-        {
-            out[..LINE_CHARS].copy_from_slice(line);
-            out[LINE_CHARS..].copy_from_slice(CRLF);
+        let n = input.len() / LINE_INPUT;
+        let _ = ENGINE.encode(input, Out::from_slice(&mut output[2 * n..]));
+        for i in 0..n {
+            let from = 2 * n + LINE_CHARS * i;
+            // A fixed-size copy through registers: the ranges may overlap,
+            // and a constant length compiles to a few vector moves where
+            // `copy_within` would call `memmove` for every line.
+            let mut line = [0u8; LINE_OUTPUT];
+            line[..LINE_CHARS].copy_from_slice(&output[from..from + LINE_CHARS]);
+            line[LINE_CHARS..].copy_from_slice(CRLF);
+            output[LINE_OUTPUT * i..LINE_OUTPUT * (i + 1)].copy_from_slice(&line);
         }
     }
 }
@@ -441,8 +451,8 @@ mod tests {
             ("dst exactly a line", 500, &[500], 78),
             (
                 "chunk across block edge",
-                48 * 57 * 3 + 5,
-                &[48 * 57 + 1],
+                BLOCK_LINES * LINE_INPUT * 3 + 5,
+                &[BLOCK_LINES * LINE_INPUT + 1],
                 1 << 16,
             ),
             ("large", 1 << 20, &[1 << 16], 1 << 16),
