@@ -5,8 +5,9 @@
  *   atmail_status_str() names any value. OUTPUT_FULL is not an error.
  * - Objects are opaque. Place one in your own memory with _size(),
  *   _align() and _init(), or get one from _new() and give it back to
- *   _free() (NULL is a no-op). No object holds any other resource, and no
- *   function allocates outside _new().
+ *   _free() (NULL is a no-op; host builds only: the firmware build, without
+ *   std, has no heap). No object holds any other resource, and no function
+ *   allocates outside _new().
  * - Buffers are (pointer, length) pairs owned by the caller and used only
  *   during the call; results come back through size_t *read and
  *   size_t *written. A zero length may come with any pointer, NULL too.
@@ -324,6 +325,13 @@ typedef struct {
   uint64_t max_bytes;
 } atmail_data_limits;
 
+/*
+ A firmware's panic hook: `file` is `file_len` bytes of UTF-8 (not
+ NUL-terminated), `line` its 1-based line. It must not return; if it
+ does, the library traps.
+ */
+typedef void (*atmail_panic_hook)(const uint8_t *file, size_t file_len, uint32_t line);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -375,6 +383,8 @@ atmail_status atmail_base64_encoder_init(void *mem, size_t mem_len, atmail_base6
 /*
  Starts an encoder on the heap; free it with `atmail_base64_encoder_free`.
 
+ Host builds only (the `std` feature): a firmware build has no heap.
+
  # Undefined behavior
  `out` must be NULL or writable.
  */
@@ -382,6 +392,8 @@ atmail_status atmail_base64_encoder_new(atmail_base64_encoder **out);
 
 /*
  Frees an encoder from `atmail_base64_encoder_new`; NULL is a no-op.
+
+ Host builds only (the `std` feature): a firmware build has no heap.
 
  # Undefined behavior
  `encoder` must be NULL or come from `atmail_base64_encoder_new`, and is
@@ -445,6 +457,8 @@ atmail_status atmail_framer_init(void *mem,
 /*
  Starts data mode at `now_ms` on the heap; free with `atmail_framer_free`.
 
+ Host builds only (the `std` feature): a firmware build has no heap.
+
  # Undefined behavior
  `limits` must be NULL or readable; `out` NULL or writable.
  */
@@ -454,6 +468,8 @@ atmail_status atmail_framer_new(const atmail_data_limits *limits,
 
 /*
  Frees a framer from `atmail_framer_new`; NULL is a no-op.
+
+ Host builds only (the `std` feature): a firmware build has no heap.
 
  # Undefined behavior
  `framer` must be NULL or come from `atmail_framer_new`, and is not used
@@ -553,6 +569,13 @@ atmail_status atmail_header_attachment(uint32_t charset,
                                        size_t *written);
 
 /*
+ Registers the function a panic calls in a build without `std`; NULL
+ removes it (a panic then traps at once). Host builds catch panics and
+ return `ATMAIL_STATUS_PANIC` instead, and never call the hook.
+ */
+void atmail_set_panic_hook(atmail_panic_hook hook);
+
+/*
  Bytes of memory a session needs for `atmail_session_init`.
  */
 size_t atmail_session_size(void);
@@ -578,6 +601,8 @@ atmail_status atmail_session_init(void *mem, size_t mem_len, atmail_session **ou
 /*
  Starts an idle session on the heap; free it with `atmail_session_free`.
 
+ Host builds only (the `std` feature): a firmware build has no heap.
+
  # Undefined behavior
  `out` must be NULL or writable.
  */
@@ -585,6 +610,8 @@ atmail_status atmail_session_new(atmail_session **out);
 
 /*
  Frees a session from `atmail_session_new`; NULL is a no-op.
+
+ Host builds only (the `std` feature): a firmware build has no heap.
 
  # Undefined behavior
  `session` must be NULL or come from `atmail_session_new`, and is not

@@ -6,16 +6,26 @@
 //! `rustls-ffi` has `try_ref!` and `ffi_panic_boundary!`).
 
 use crate::atmail_status;
-use std::mem::{align_of, size_of};
+use core::mem::{align_of, size_of};
 
 /// Runs `$body` (which evaluates to the entry point's result) and turns a
 /// panic into `$on_panic`, so no unwind ever crosses into C.
+#[cfg(feature = "std")]
 macro_rules! boundary {
     ($on_panic:expr, $body:block) => {
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
             Ok(value) => value,
             Err(_) => $on_panic,
         }
+    };
+}
+
+/// Without `std` a panic aborts (see `crate::panic`), so there is no
+/// unwind to catch and the body runs as it is.
+#[cfg(not(feature = "std"))]
+macro_rules! boundary {
+    ($on_panic:expr, $body:block) => {
+        $body
     };
 }
 
@@ -47,7 +57,7 @@ macro_rules! try_ref {
 /// only ever written, never read: C may hand over an uninitialised
 /// variable, and a `bool` or enum with a stray bit pattern must not become
 /// a Rust reference.
-pub(crate) struct OutPtr<T>(pub(crate) std::ptr::NonNull<T>);
+pub(crate) struct OutPtr<T>(pub(crate) core::ptr::NonNull<T>);
 
 impl<T> OutPtr<T> {
     pub(crate) fn set(&self, value: T) {
@@ -61,7 +71,7 @@ impl<T> OutPtr<T> {
 /// An [`OutPtr`] from a pointer, or `return NullParameter`.
 macro_rules! try_out {
     ($ptr:expr) => {
-        match ::std::ptr::NonNull::new($ptr) {
+        match ::core::ptr::NonNull::new($ptr) {
             Some(p) => $crate::boundary::OutPtr(p),
             None => return $crate::atmail_status::NullParameter,
         }
@@ -100,7 +110,7 @@ pub(crate) unsafe fn slice<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
         (_, 0) => Some(&[]),
         (true, _) => None,
         // SAFETY: the caller's contract above.
-        (false, _) => Some(unsafe { std::slice::from_raw_parts(ptr, len) }),
+        (false, _) => Some(unsafe { core::slice::from_raw_parts(ptr, len) }),
     }
 }
 
@@ -112,7 +122,7 @@ pub(crate) unsafe fn slice_mut<'a>(ptr: *mut u8, len: usize) -> Option<&'a mut [
         (_, 0) => Some(&mut []),
         (true, _) => None,
         // SAFETY: the caller's contract above.
-        (false, _) => Some(unsafe { std::slice::from_raw_parts_mut(ptr, len) }),
+        (false, _) => Some(unsafe { core::slice::from_raw_parts_mut(ptr, len) }),
     }
 }
 
@@ -122,7 +132,7 @@ pub(crate) unsafe fn slice_mut<'a>(ptr: *mut u8, len: usize) -> Option<&'a mut [
 /// A non-NULL `mem` must point at `len` writable bytes; `out` must be NULL
 /// or writable.
 pub(crate) unsafe fn init_in_place<T>(
-    mem: *mut std::ffi::c_void,
+    mem: *mut core::ffi::c_void,
     len: usize,
     value: impl FnOnce() -> T,
     out: *mut *mut T,
@@ -147,6 +157,7 @@ pub(crate) unsafe fn init_in_place<T>(
 }
 
 /// Boxes `value` for a `_new` function.
+#[cfg(feature = "std")]
 pub(crate) fn new_boxed<T>(value: T, out: *mut *mut T) -> atmail_status {
     let out = try_out!(out);
     out.set(Box::into_raw(Box::new(value)));
@@ -154,6 +165,7 @@ pub(crate) fn new_boxed<T>(value: T, out: *mut *mut T) -> atmail_status {
 }
 
 /// Frees what [`new_boxed`] made; NULL is a no-op.
+#[cfg(feature = "std")]
 ///
 /// # Safety
 /// `ptr` is NULL or came from [`new_boxed`] and is not used afterwards.
@@ -168,6 +180,7 @@ pub(crate) unsafe fn free_boxed<T>(ptr: *mut T) {
 mod tests {
     use crate::atmail_status;
 
+    #[cfg(feature = "std")]
     #[test]
     fn a_panic_becomes_a_status() {
         let previous = std::panic::take_hook();

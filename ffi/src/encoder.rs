@@ -2,11 +2,13 @@
 //! 76-column CRLF lines out, over caller buffers.
 
 use crate::atmail_status;
-use crate::boundary::{free_boxed, init_in_place, new_boxed};
+use crate::boundary::init_in_place;
+#[cfg(feature = "std")]
+use crate::boundary::{free_boxed, new_boxed};
 use atmail_core::mime_base64::{encoded_len, MimeBase64Encoder};
 use atmail_core::CoderResult;
-use std::ffi::c_void;
-use std::mem::{align_of, size_of};
+use core::ffi::c_void;
+use core::mem::{align_of, size_of};
 
 /// A MIME base64 encoder (opaque). Holds at most 2 input bytes and 6
 /// output bytes between calls.
@@ -83,8 +85,11 @@ pub unsafe extern "C" fn atmail_base64_encoder_init(
 
 /// Starts an encoder on the heap; free it with `atmail_base64_encoder_free`.
 ///
+/// Host builds only (the `std` feature): a firmware build has no heap.
+///
 /// # Undefined behavior
 /// `out` must be NULL or writable.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn atmail_base64_encoder_new(
     out: *mut *mut atmail_base64_encoder,
@@ -96,9 +101,12 @@ pub unsafe extern "C" fn atmail_base64_encoder_new(
 
 /// Frees an encoder from `atmail_base64_encoder_new`; NULL is a no-op.
 ///
+/// Host builds only (the `std` feature): a firmware build has no heap.
+///
 /// # Undefined behavior
 /// `encoder` must be NULL or come from `atmail_base64_encoder_new`, and is
 /// not used afterwards.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn atmail_base64_encoder_free(encoder: *mut atmail_base64_encoder) {
     boundary!((), {

@@ -3,10 +3,12 @@
 //! size cap, all on the caller's clock.
 
 use crate::atmail_status;
-use crate::boundary::{free_boxed, init_in_place, new_boxed, OutPtr};
+#[cfg(feature = "std")]
+use crate::boundary::{free_boxed, new_boxed};
+use crate::boundary::{init_in_place, OutPtr};
 use atmail_core::framer::{DataLimits, End, Event, Framer};
-use std::ffi::c_void;
-use std::mem::{align_of, size_of};
+use core::ffi::c_void;
+use core::mem::{align_of, size_of};
 
 // Literal values, so the header carries numbers; the tests below hold them
 // equal to the core's.
@@ -111,8 +113,11 @@ pub unsafe extern "C" fn atmail_framer_init(
 
 /// Starts data mode at `now_ms` on the heap; free with `atmail_framer_free`.
 ///
+/// Host builds only (the `std` feature): a firmware build has no heap.
+///
 /// # Undefined behavior
 /// `limits` must be NULL or readable; `out` NULL or writable.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn atmail_framer_new(
     limits: *const atmail_data_limits,
@@ -126,9 +131,12 @@ pub unsafe extern "C" fn atmail_framer_new(
 
 /// Frees a framer from `atmail_framer_new`; NULL is a no-op.
 ///
+/// Host builds only (the `std` feature): a firmware build has no heap.
+///
 /// # Undefined behavior
 /// `framer` must be NULL or come from `atmail_framer_new`, and is not used
 /// afterwards.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn atmail_framer_free(framer: *mut atmail_framer) {
     boundary!((), {
@@ -242,7 +250,7 @@ fn set_event(
 }
 
 fn convert(event: Event<'_>) -> (atmail_framer_event, *const u8, usize) {
-    let none = std::ptr::null();
+    let none = core::ptr::null();
     match event {
         Event::Data(d) => (atmail_framer_event::Data, d.as_ptr(), d.len()),
         Event::NeedMore => (atmail_framer_event::NeedMore, none, 0),

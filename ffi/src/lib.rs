@@ -30,6 +30,12 @@
 //! entry point checks its pointers, runs inside a panic boundary (a panic
 //! becomes `ATMAIL_STATUS_PANIC`, it never unwinds into C), and says in its
 //! `# Undefined behavior` note the little that C alone must guarantee.
+//!
+//! Firmware builds (`--no-default-features`, see the README) leave out
+//! `std`: there is no heap, so the `_new`/`_free` functions are absent, and
+//! a panic cannot be caught, so it goes to the hook the firmware sets with
+//! `atmail_set_panic_hook` (see [`panic`]).
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![allow(non_camel_case_types)]
 // Each export's safety section is headed "Undefined behavior", for the C
 // reader of the header, as `encoding_c` heads it.
@@ -42,14 +48,16 @@ mod boundary;
 mod encoder;
 mod framer;
 mod header;
+pub mod panic;
 mod session;
 
 pub use encoder::*;
 pub use framer::*;
 pub use header::*;
+pub use panic::*;
 pub use session::*;
 
-use std::ffi::c_char;
+use core::ffi::c_char;
 
 /// The ABI version: bumped on any change a linked firmware would notice.
 pub const ATMAIL_ABI_VERSION: u32 = 2;
@@ -92,7 +100,7 @@ pub enum atmail_status {
 }
 
 impl atmail_status {
-    const fn message(self) -> &'static std::ffi::CStr {
+    const fn message(self) -> &'static core::ffi::CStr {
         match self {
             atmail_status::Ok => c"ok",
             atmail_status::NullParameter => c"a required pointer was NULL",

@@ -12,14 +12,16 @@
 //! `atmail_session_next_deadline`.
 
 use crate::atmail_status;
-use crate::boundary::{free_boxed, init_in_place, new_boxed};
+use crate::boundary::init_in_place;
+#[cfg(feature = "std")]
+use crate::boundary::{free_boxed, new_boxed};
 use crate::framer::ATMAIL_NO_DEADLINE;
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
 use atmail_core::session::{Pending, Session, SessionState};
-use std::ffi::c_void;
-use std::mem::{align_of, size_of};
-use std::net::IpAddr;
+use core::ffi::c_void;
+use core::mem::{align_of, size_of};
+use core::net::IpAddr;
 
 /// The longest server name `atmail_session_poll_connect` can report.
 pub const ATMAIL_HOST_MAX: usize = 255;
@@ -77,8 +79,11 @@ pub unsafe extern "C" fn atmail_session_init(
 
 /// Starts an idle session on the heap; free it with `atmail_session_free`.
 ///
+/// Host builds only (the `std` feature): a firmware build has no heap.
+///
 /// # Undefined behavior
 /// `out` must be NULL or writable.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn atmail_session_new(out: *mut *mut atmail_session) -> atmail_status {
     boundary!(atmail_status::Panic, {
@@ -88,9 +93,12 @@ pub unsafe extern "C" fn atmail_session_new(out: *mut *mut atmail_session) -> at
 
 /// Frees a session from `atmail_session_new`; NULL is a no-op.
 ///
+/// Host builds only (the `std` feature): a firmware build has no heap.
+///
 /// # Undefined behavior
 /// `session` must be NULL or come from `atmail_session_new`, and is not
 /// used afterwards.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn atmail_session_free(session: *mut atmail_session) {
     boundary!((), {
