@@ -34,7 +34,7 @@
 //! Firmware builds (`--no-default-features`, see the README) leave out
 //! `std`: there is no heap, so the `_new`/`_free` functions are absent, and
 //! a panic cannot be caught, so it goes to the hook the firmware sets with
-//! `atmail_set_panic_hook` (see [`panic`]).
+//! `atmail_set_panic_hook` (see the [`mod@panic`] module).
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![allow(non_camel_case_types)]
 // Each export's safety section is headed "Undefined behavior", for the C

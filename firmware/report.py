@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The firmware figures: flash of the whole engine (every function linked
+into a Cortex-M4 program, `target/cortex-m4/flash.elf`), its largest
+symbols, the session's size on the Cortex-M4, and the stack each atmail
+call used in the spec case under QEMU (`spec_case.elf`).
+
+    make -C firmware && python3 firmware/report.py
+
+tests/test_firmware.py uses the same functions.
+"""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BUILD = ROOT / "target" / "cortex-m4"
+FLASH_SECTIONS = (".vectors", ".text", ".rodata", ".ARM.exidx", ".data")
+
+
+def flash_bytes(elf: pathlib.Path) -> dict:
+    """Bytes each section stores in flash (`.data` is its initial values)."""
+    out = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True).stdout
+    sizes = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in FLASH_SECTIONS:
+            sizes[parts[0]] = int(parts[1])
+    return sizes
+
+
+def largest_symbols(elf: pathlib.Path, count: int) -> list:
+    """(bytes, demangled name) of the largest symbols, largest first."""
+    out = subprocess.run(
+        ["arm-none-eabi-nm", "-S", "--size-sort", "-C", str(elf)], capture_output=True, text=True, check=True
+    ).stdout
+    symbols = []
+    for line in out.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) == 4:
+            symbols.append((int(parts[1], 16), parts[3]))
+    return sorted(symbols, reverse=True)[:count]
+
+
+def run_qemu(elf: pathlib.Path) -> str:
+    """The spec case on QEMU's mps2-an386; its semihosting output."""
+    run = subprocess.run(
+        [
+            "qemu-system-arm", "-M", "mps2-an386", "-nographic",
+            "-semihosting-config", "enable=on,target=native", "-kernel", str(elf),
+        ],
+        capture_output=True, text=True, timeout=300,
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"QEMU exited with {run.returncode}: {run.stderr}")
+    return run.stdout
+
+
+def stack_sites(output: str) -> list:
+    """(bytes, call) for every measured call site, deepest first."""
+    sites = [(int(m[1]), m[2]) for m in re.finditer(r"^stack_site (\d+) (.*)$", output, re.M)]
+    return sorted(sites, reverse=True)
+
+
+def session_size(output: str) -> int:
+    return int(re.search(r"^sizes \d+ \d+ (\d+)", output, re.M)[1])
+
+
+def main() -> int:
+    sections = flash_bytes(BUILD / "flash.elf")
+    print(f"flash: {sum(sections.values())} bytes of 65536 (" + ", ".join(f"{k} {v}" for k, v in sections.items()) + ")")
+    for size, name in largest_symbols(BUILD / "flash.elf", 15):
+        print(f"  {size:6d}  {name}")
+    output = run_qemu(BUILD / "spec_case.elf")
+    print(f"atmail_session_size() on Cortex-M4: {session_size(output)} bytes")
+    sites = stack_sites(output)
+    print(f"worst stack: {sites[0][0]} bytes, in {sites[0][1]}")
+    for used, call in sites[:8]:
+        print(f"  {used:6d}  {call}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,489 @@
+/* The spec's case (design note, section 3) played against the engine with
+ * no operating system: a scripted host on the serial side, a scripted SMTP
+ * server on the other, and a clock this program advances. It prints every
+ * byte the engine writes (H: to the host, S: to the server), the server's
+ * replies (R:) and the results of the other entry points (E:), in hex, so
+ * the same program built for x86-64 and for a Cortex-M4 under QEMU can be
+ * compared byte for byte (tests/test_firmware.py).
+ *
+ * On ARM every atmail call is measured: the stack below the caller is
+ * painted before the call and scanned after it, and the deepest call is
+ * printed as "stack <bytes> <call>".
+ *
+ * Two mails: the spec case (GB2312 subject, a body, an attachment with
+ * "+++" inside, over a server offering AUTH), then one the server refuses
+ * at RCPT, so failure paths run too. */
+
+#include "atmail.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- measurement (ARM only) ---- */
+
+#if defined(__arm__)
+#define PAINT 0xA5A5A5A5u
+#define PROBE 16384u
+/* What the painting function's own frame may hide between the caller's
+ * stack pointer and its own: the figure is an upper bound by this much. */
+#define MARGIN 32u
+static uint32_t paint_sp;
+/* The deepest use seen at each call site. */
+static struct {
+    const char *call;
+    uint32_t used;
+} sites[64];
+
+__attribute__((noinline)) static void paint(void) {
+    uint32_t sp;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    paint_sp = sp;
+    for (volatile uint32_t *p = (uint32_t *)(sp - PROBE); p < (uint32_t *)(sp - 64); p++) {
+        *p = PAINT;
+    }
+}
+
+__attribute__((noinline)) static void depth(const char *call) {
+    volatile uint32_t *p = (uint32_t *)(paint_sp - PROBE);
+    uint32_t used;
+    while (p < (uint32_t *)(paint_sp - 64) && *p == PAINT) {
+        p++;
+    }
+    used = paint_sp + MARGIN - (uint32_t)p;
+    for (unsigned i = 0; i < sizeof sites / sizeof *sites; i++) {
+        if (sites[i].call == call || sites[i].call == NULL) {
+            sites[i].call = call;
+            sites[i].used = used > sites[i].used ? used : sites[i].used;
+            return;
+        }
+    }
+}
+
+/* Every call site, then the worst one, as "stack <bytes> <call>". */
+static void report_stack(void) {
+    unsigned i, worst = 0;
+    for (i = 0; i < sizeof sites / sizeof *sites && sites[i].call != NULL; i++) {
+        printf("stack_site %lu %s\n", (unsigned long)sites[i].used, sites[i].call);
+        worst = sites[i].used > sites[worst].used ? i : worst;
+    }
+    printf("stack %lu %s\n", (unsigned long)sites[worst].used, sites[worst].call);
+}
+#else
+static void paint(void) {}
+static void depth(const char *call) { (void)call; }
+#endif
+
+static atmail_status st;
+static bool flag_result;
+static size_t size_result;
+static atmail_status done(const char *call) { depth(call); return st; }
+static bool done_bool(const char *call) { depth(call); return flag_result; }
+static size_t done_size(const char *call) { depth(call); return size_result; }
+/* A measured call returning a status, a bool, a size, or nothing. */
+#define M(call) (paint(), st = (call), done(#call))
+#define MB(call) (paint(), flag_result = (call), done_bool(#call))
+#define MZ(call) (paint(), size_result = (call), done_size(#call))
+#define MV(call) (paint(), (call), depth(#call))
+
+/* ---- output ---- */
+
+static void dump(char tag, const uint8_t *bytes, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    while (len > 0) {
+        char line[2 + 128 + 2];
+        size_t n = len < 64 ? len : 64, i;
+        line[0] = tag;
+        line[1] = ' ';
+        for (i = 0; i < n; i++) {
+            line[2 + 2 * i] = hex[bytes[i] >> 4];
+            line[3 + 2 * i] = hex[bytes[i] & 15];
+        }
+        line[2 + 2 * n] = '\n';
+        line[3 + 2 * n] = 0;
+        fputs(line, stdout);
+        bytes += n;
+        len -= n;
+    }
+}
+
+static void dump_text(char tag, const char *text) { dump(tag, (const uint8_t *)text, strlen(text)); }
+
+/* ---- the scripted server ---- */
+
+typedef struct {
+    int connected;
+    int in_data;
+    int login_step; /* AUTH LOGIN: 1 after the user name prompt, 2 after the password's */
+    int refuse_rcpt;
+    char line[1024];
+    size_t line_len;
+    uint8_t out[2048]; /* replies the engine has not read yet */
+    size_t out_len;
+} server;
+
+static void reply(server *s, const char *text) {
+    size_t n = strlen(text);
+    if (s->out_len + n <= sizeof s->out) {
+        memcpy(s->out + s->out_len, text, n);
+        s->out_len += n;
+    }
+    dump_text('R', text);
+}
+
+static int starts(const char *line, const char *prefix) {
+    size_t i;
+    for (i = 0; prefix[i] != 0; i++) {
+        char c = line[i];
+        if (c >= 'a' && c <= 'z') {
+            c = (char)(c - 32);
+        }
+        if (c != prefix[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void server_line(server *s, const char *line) {
+    if (s->in_data) {
+        if (strcmp(line, ".") == 0) {
+            s->in_data = 0;
+            reply(s, "250 2.0.0 Ok: queued as 1A2B3C\r\n");
+        }
+    } else if (s->login_step == 1) {
+        s->login_step = 2;
+        reply(s, "334 UGFzc3dvcmQ6\r\n");
+    } else if (s->login_step == 2) {
+        s->login_step = 0;
+        reply(s, "235 2.7.0 Authentication successful\r\n");
+    } else if (starts(line, "EHLO")) {
+        reply(s, "250-mail.fibocom.com\r\n250-SIZE 20971520\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n");
+    } else if (starts(line, "AUTH LOGIN")) {
+        s->login_step = 1;
+        reply(s, "334 VXNlcm5hbWU6\r\n");
+    } else if (starts(line, "AUTH PLAIN")) {
+        reply(s, "235 2.7.0 Authentication successful\r\n");
+    } else if (starts(line, "MAIL FROM:")) {
+        reply(s, "250 2.1.0 Ok\r\n");
+    } else if (starts(line, "RCPT TO:")) {
+        reply(s, s->refuse_rcpt ? "550 5.1.1 Recipient address rejected\r\n" : "250 2.1.5 Ok\r\n");
+    } else if (starts(line, "DATA")) {
+        s->in_data = 1;
+        reply(s, "354 End data with <CR><LF>.<CR><LF>\r\n");
+    } else if (starts(line, "QUIT")) {
+        reply(s, "221 2.0.0 Bye\r\n");
+    } else if (starts(line, "RSET")) {
+        reply(s, "250 2.0.0 Ok\r\n");
+    } else {
+        reply(s, "502 5.5.2 Error: command not recognized\r\n");
+    }
+}
+
+/* Bytes from the engine: whole lines are answered. */
+static void server_receive(server *s, const uint8_t *bytes, size_t len) {
+    size_t i;
+    dump('S', bytes, len);
+    for (i = 0; i < len; i++) {
+        if (bytes[i] == '\n' && s->line_len > 0 && s->line[s->line_len - 1] == '\r') {
+            s->line[s->line_len - 1] = 0;
+            server_line(s, s->line);
+            s->line_len = 0;
+        } else if (s->line_len < sizeof s->line - 1) {
+            s->line[s->line_len++] = (char)bytes[i];
+        }
+    }
+}
+
+/* ---- the firmware side ---- */
+
+static struct {
+    uint64_t mem[16384 / 8];
+} session_memory;
+static atmail_session *session;
+static server srv;
+static uint64_t now;
+
+static int answer_pending(void) {
+    atmail_pending pending = ATMAIL_PENDING_NONE;
+    uint8_t line[ATMAIL_LINE_MAX];
+    size_t len = 0;
+    M(atmail_session_pending(session, &pending, line, sizeof line, &len));
+    if (pending == ATMAIL_PENDING_IDENTITY) {
+        static const char date[] = "Thu, 26 Nov 2026 08:00:00 +0800";
+        static const char id[] = "<1.g510@fibocom.com>";
+        M(atmail_session_set_identity(session, (const uint8_t *)date, strlen(date),
+                                      (const uint8_t *)id, strlen(id)));
+        return 1;
+    }
+    if (pending == ATMAIL_PENDING_COMMAND) {
+        const char *answer = "\r\nERROR\r\n";
+        if (len >= 10 && memcmp(line, "AT+MIPCALL", 10) == 0) {
+            M(atmail_session_set_network_up(session, 1));
+            answer = "\r\nOK\r\n\r\n+MIPCALL: 10.0.0.7\r\n";
+        }
+        M(atmail_session_answer_command(session, (const uint8_t *)answer, strlen(answer)));
+        return 1;
+    }
+    return 0;
+}
+
+static int connect_if_asked(void) {
+    static const uint8_t local_ip[4] = {10, 0, 0, 7};
+    uint8_t host[ATMAIL_HOST_MAX];
+    size_t host_len = 0;
+    uint16_t port = 0;
+    bool wanted = 0, tls = 0;
+    char note[ATMAIL_HOST_MAX + 32];
+    M(atmail_session_poll_connect(session, &wanted, host, sizeof host, &host_len, &port, &tls));
+    if (!wanted) {
+        return 0;
+    }
+    sprintf(note, "connect %.*s:%u tls=%d", (int)host_len, (const char *)host, port, tls);
+    dump_text('E', note);
+    srv.connected = 1;
+    srv.in_data = 0;
+    srv.line_len = 0;
+    M(atmail_session_handle_connected(session, now, local_ip, sizeof local_ip));
+    reply(&srv, "220 mail.fibocom.com ESMTP Postfix\r\n");
+    return 1;
+}
+
+static int transmit(void) {
+    static uint8_t buf[4096];
+    size_t n = 0;
+    int any = 0;
+    while (M(atmail_session_poll_server(session, now, buf, sizeof buf, &n)) == ATMAIL_STATUS_OK && n > 0) {
+        server_receive(&srv, buf, n);
+        any = 1;
+    }
+    return any;
+}
+
+static int feed_server(void) {
+    size_t used = 0;
+    if (srv.out_len == 0) {
+        return 0;
+    }
+    M(atmail_session_handle_server(session, now, srv.out, srv.out_len, &used));
+    memmove(srv.out, srv.out + used, srv.out_len - used);
+    srv.out_len -= used;
+    return used > 0;
+}
+
+static int flush_host(void) {
+    uint8_t buf[256];
+    size_t n = 0;
+    int any = 0;
+    while (M(atmail_session_poll_host(session, buf, sizeof buf, &n)) == ATMAIL_STATUS_OK && n > 0) {
+        dump('H', buf, n);
+        any = 1;
+    }
+    return any;
+}
+
+static int service(void) {
+    bool flag = 0;
+    uint8_t why[ATMAIL_FAILURE_MAX];
+    size_t len = 0;
+    int any = 0;
+    M(atmail_session_poll_close(session, &flag));
+    if (flag) {
+        dump_text('E', "close");
+        srv.connected = 0;
+        srv.out_len = 0;
+        M(atmail_session_handle_closed(session));
+        any = 1;
+    }
+    M(atmail_session_poll_start_tls(session, &flag));
+    if (flag) {
+        dump_text('E', "starttls asked, not offered by this server");
+        M(atmail_session_handle_closed(session));
+        any = 1;
+    }
+    M(atmail_session_poll_failure(session, why, sizeof why, &len));
+    if (len > 0) {
+        dump('F', why, len);
+        any = 1;
+    }
+    return any;
+}
+
+/* Runs the engine until nothing moves. */
+static void pump(void) {
+    int progress = 1;
+    while (progress) {
+        progress = answer_pending();
+        progress |= connect_if_asked();
+        progress |= transmit();
+        progress |= feed_server();
+        progress |= flush_host();
+        progress |= service();
+    }
+}
+
+/* Moves the clock, firing every deadline on the way. */
+static void advance(uint64_t ms) {
+    uint64_t end = now + ms, deadline = ATMAIL_NO_DEADLINE;
+    for (;;) {
+        M(atmail_session_next_deadline(session, &deadline));
+        if (deadline > end) {
+            break;
+        }
+        now = deadline > now ? deadline : now;
+        M(atmail_session_handle_timeout(session, now));
+        pump();
+    }
+    now = end;
+    M(atmail_session_handle_timeout(session, now));
+    pump();
+}
+
+/* Host bytes that arrive together at `now`. */
+static void host(const void *bytes, size_t len) {
+    static uint8_t out[2048];
+    const uint8_t *p = bytes;
+    while (len > 0) {
+        size_t read = 0, written = 0;
+        M(atmail_session_handle_host(session, now, p, len, &read, out, sizeof out, &written));
+        if (written > 0) {
+            server_receive(&srv, out, written);
+        }
+        p += read;
+        len -= read;
+        pump();
+    }
+    pump();
+}
+
+static void line(const char *text) {
+    char state[32];
+    host(text, strlen(text));
+    host("\r", 1);
+    advance(10);
+    sprintf(state, "state %d data %d", (int)atmail_session_state(session),
+            (int)MB(atmail_session_in_data_mode(session)));
+    dump_text('E', state);
+}
+
+/* Payload in data mode, then `+++` with its guard times. */
+static void payload(const uint8_t *bytes, size_t len, size_t chunk) {
+    while (len > 0) {
+        size_t n = len < chunk ? len : chunk;
+        host(bytes, n);
+        bytes += n;
+        len -= n;
+        advance(1);
+    }
+    advance(ATMAIL_DEFAULT_GUARD_MS + 100);
+    host("+++", 3);
+    advance(ATMAIL_DEFAULT_GUARD_MS + 100);
+}
+
+/* ---- the layers on their own ---- */
+
+static void standalone_layers(void) {
+    static struct {
+        uint64_t mem[4096 / 8];
+    } encoder_mem, framer_mem;
+    static const atmail_data_limits limits = {1000, 0, 600000, 1000};
+    atmail_base64_encoder *encoder = NULL;
+    atmail_framer *framer = NULL;
+    atmail_framer_event event = ATMAIL_FRAMER_EVENT_NEED_MORE;
+    const uint8_t *data = NULL;
+    uint8_t out[512];
+    size_t read = 0, written = 0, len = 0;
+    uint64_t deadline = 0, total = 0;
+    size_t sizes[6];
+    char note[96];
+    static const uint8_t subject[] = {0xc4, 0xe3, 0xba, 0xc3, ' ', 's', 'm', 't', 'p'}; /* 你好 smtp, GB2312 */
+
+    dump_text('E', atmail_version());
+    dump_text('E', atmail_status_str(ATMAIL_STATUS_INVALID_TEXT));
+    M(atmail_base64_encoded_len(100, &len));
+    sizes[0] = MZ(atmail_base64_encoder_size());
+    sizes[1] = MZ(atmail_framer_size());
+    sizes[2] = MZ(atmail_session_size());
+    sizes[3] = MZ(atmail_base64_encoder_align());
+    sizes[4] = MZ(atmail_framer_align());
+    sizes[5] = MZ(atmail_session_align());
+    sprintf(note, "encoded_len %u", (unsigned)len);
+    dump_text('E', note);
+    /* Sizes differ between targets: printed outside the compared lines. */
+    printf("sizes %u %u %u aligns %u %u %u\n", (unsigned)sizes[0], (unsigned)sizes[1],
+           (unsigned)sizes[2], (unsigned)sizes[3], (unsigned)sizes[4], (unsigned)sizes[5]);
+
+    M(atmail_base64_encoder_init(&encoder_mem, sizeof encoder_mem, &encoder));
+    M(atmail_base64_encoder_encode(encoder, subject, sizeof subject, &read, out, sizeof out, &written, 1));
+    dump('E', out, written);
+
+    M(atmail_framer_init(&framer_mem, sizeof framer_mem, &limits, 0, &framer));
+    M(atmail_framer_push(framer, 5, (const uint8_t *)"abc+++", 6, &read, &event, &data, &len));
+    sprintf(note, "framer push read %u event %d len %u", (unsigned)read, (int)event, (unsigned)len);
+    dump_text('E', note);
+    M(atmail_framer_poll(framer, 2000, &event, &data, &len));
+    M(atmail_framer_next_deadline(framer, &deadline));
+    M(atmail_framer_payload_len(framer, &total));
+    sprintf(note, "framer poll event %d len %u total %u", (int)event, (unsigned)len, (unsigned)total);
+    dump_text('E', note);
+
+    M(atmail_header_subject(ATMAIL_CHARSET_GB2312, subject, sizeof subject, out, sizeof out, &written));
+    dump('E', out, written);
+    M(atmail_header_attachment(ATMAIL_CHARSET_GB2312, subject, 4, out, sizeof out, &written));
+    dump('E', out, written);
+}
+
+int main(void) {
+    static uint8_t attachment[256 * 64 + 23];
+    static const char body[] = "Hello from the G510.\r\n";
+    size_t i;
+    char note[64];
+#if defined(__arm__)
+    extern void initialise_monitor_handles(void);
+    initialise_monitor_handles();
+#endif
+    for (i = 0; i < 256 * 64; i++) {
+        attachment[i] = (uint8_t)i;
+    }
+    memcpy(attachment + 256 * 64, "+++ inside the data +++", 23);
+
+    MV(atmail_set_panic_hook(NULL));
+    standalone_layers();
+
+    if (M(atmail_session_init(&session_memory, sizeof session_memory, &session)) != ATMAIL_STATUS_OK) {
+        return 1;
+    }
+    M(atmail_session_set_guard_ms(session, ATMAIL_DEFAULT_GUARD_MS));
+    M(atmail_session_set_require_tls(session, 0));
+    M(atmail_session_set_verbose_errors(session, 0));
+
+    line("ATE0");
+    line("AT+MIPCALL=1,\"cmnet\"");
+    line("AT+GTSMTPLAND=25,\"mail.fibocom.com\"");
+    line("AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"");
+    line("AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"");
+    line("AT+GTSMTPEHEAD=2,\"\xc4\xe3\xba\xc3 smtp\"");
+    line("AT+GTSMTPSEND=300");
+    line("AT+GTSMTPPDATA=300");
+    payload((const uint8_t *)body, strlen(body), 512);
+    line("AT+GTSMTPLIB=1,\"eee.wma\"");
+    payload(attachment, sizeof attachment, 512);
+    line("AT+GTSMTPEND");
+    advance(100);
+
+    /* The second mail: the server refuses the recipient. */
+    srv.refuse_rcpt = 1;
+    line("AT+CMEE=2");
+    line("AT+GTSMTPDST=9");
+    M(atmail_session_set_helo_name(session, (const uint8_t *)"g510.example", 12));
+    line("AT+GTSMTPSEND=300");
+    advance(1000);
+    M(atmail_session_handle_tls_established(session, now));
+    line("AT+GTSMTPCLR");
+
+    sprintf(note, "session_size %u", (unsigned)atmail_session_size());
+    puts(note);
+#if defined(__arm__)
+    report_stack();
+#endif
+    return 0;
+}

@@ -1,0 +1,152 @@
+"""The engine as firmware: the Cortex-M4 library (no std, the `firmware`
+profile), what it needs from the firmware, its flash, and the spec case on
+QEMU's mps2-an386 compared byte for byte with the same program on x86-64.
+firmware/report.py prints the figures; the README quotes them."""
+
+import importlib.util
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("report", ROOT / "firmware" / "report.py")
+report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(report)
+
+LIB = ROOT / "target" / "thumbv7em-none-eabihf" / "firmware" / "libatmail.a"
+# The C memory functions, by their C and their ARM EABI names.
+MEMORY_FUNCTIONS = {"memcpy", "memmove", "memset", "memcmp", "bcmp"} | {
+    f"__aeabi_{f}{n}" for f in ("memcpy", "memmove", "memset", "memclr") for n in ("", "4", "8")
+}
+
+
+@pytest.fixture(scope="module")
+def build():
+    subprocess.run(["cargo", "build", "-q", "-p", "atmail-ffi", "--lib"], cwd=ROOT, check=True)
+    subprocess.run(["make", "-s", "-C", "firmware"], cwd=ROOT, check=True, capture_output=True)
+    return report.BUILD
+
+
+@pytest.fixture(scope="module")
+def runs(build):
+    """The spec case's output on the Cortex-M4 and on this host."""
+    arm = report.run_qemu(build / "spec_case.elf")
+    host = subprocess.run([str(build / "spec_case_host")], capture_output=True, text=True, check=True, timeout=60)
+    return arm, host.stdout
+
+
+def streams(output: str) -> dict:
+    """The bytes of each tagged stream (H host, S server, R replies, E other
+    entry points, F failures), joined."""
+    joined = {}
+    for line in output.splitlines():
+        if len(line) > 2 and line[0] in "HSREF" and line[1] == " ":
+            joined[line[0]] = joined.get(line[0], b"") + bytes.fromhex(line[2:])
+    return joined
+
+
+def symbols(archive):
+    """(member, name, defined) for each global symbol of each member, read
+    with readelf (nm's LLVM plugin chokes on the members' embedded bitcode
+    and reports no symbols)."""
+    out = subprocess.run(
+        ["arm-none-eabi-readelf", "-sW", str(archive)], capture_output=True, text=True, check=True
+    ).stdout
+    member = ""
+    for line in out.splitlines():
+        if line.startswith("File: "):
+            member = line[line.find("(") + 1 : line.rfind(")")]
+            continue
+        parts = line.split()
+        if len(parts) == 8 and parts[4] in ("GLOBAL", "WEAK"):
+            yield member, parts[7], parts[6] != "UND"
+
+
+def test_the_library_needs_only_the_memory_functions(build):
+    """Undefined references of the engine's objects, after what the archive
+    itself defines: at most the C memory functions. compiler-builtins brings
+    weak versions of those, which a firmware's libc replaces; its own
+    soft-float helpers refer to libgcc but are never linked (flash.elf
+    links every function with -nostdlib and no libgcc)."""
+    table = list(symbols(LIB))
+    defined = {name for _, name, is_defined in table if is_defined}
+    # Rust objects are `<crate>-<hash>.<crate>.<hash>-cgu.N.rcgu.o`; the C
+    # objects of compiler-rt that compiler-builtins bundles are not.
+    engine = [m for m, _, _ in table if m.endswith(".rcgu.o") and "compiler_builtins" not in m]
+    assert any(m.startswith("atmail_core-") for m in engine) and "atmail_session_init" in defined
+    undefined = {
+        name
+        for member, name, is_defined in table
+        if not is_defined and member.endswith(".rcgu.o") and "compiler_builtins" not in member
+    }
+    assert undefined, "the engine calls memcpy and friends; no undefined symbol means readelf was misread"
+    assert undefined - defined <= MEMORY_FUNCTIONS, sorted(undefined - defined)
+    assert (build / "flash.elf").exists()
+
+
+def test_the_whole_engine_fits_64_kib_of_flash(build):
+    sections = report.flash_bytes(build / "flash.elf")
+    total = sum(sections.values())
+    assert 20_000 < total <= 64 * 1024, sections
+    names = [name for _, name in report.largest_symbols(build / "flash.elf", 40)]
+    assert not any("encoding_rs" in n or "memmem" in n for n in names), names
+
+
+def test_the_spec_case_runs_on_a_cortex_m4_as_on_this_host(runs):
+    arm, host = runs
+    on_arm, on_host = streams(arm), streams(host)
+    assert set(on_arm) == {"H", "S", "R", "E"}
+    for tag in on_host:
+        assert on_arm[tag] == on_host[tag], tag
+    said = on_arm["H"]
+    assert b"+GTSMTPSEND: 2\r\n" in said and b"+GTSMTPSEND: 1\r\n" in said
+    assert b"+GTSMTPFILE: 16407\r\n" in said
+    assert b"+GTSMTPSEND: 550\r\n" in said  # the second mail, refused at RCPT
+    sent = on_arm["S"]
+    assert b"EHLO [10.0.0.7]\r\n" in sent and b"EHLO g510.example\r\n" in sent
+    assert b'name="eee.wma"' in sent and sent.count(b"\r\n.\r\n") == 1
+
+
+def test_the_session_fits_8_kib_on_a_cortex_m4(runs):
+    assert report.session_size(runs[0]) <= 8 * 1024
+
+
+def test_every_call_is_measured_on_the_cortex_m4(runs):
+    """The stack figures the README states: every atmail call of the spec
+    case was measured (the 1 KiB budget is not met yet; see the README)."""
+    sites = report.stack_sites(runs[0])
+    called = {call.split("(")[0] for _, call in sites}
+    header = (ROOT / "include" / "atmail.h").read_text()
+    declared = {
+        name
+        for name in re.findall(r"^[a-z].*\b(atmail_[a-z0-9_]+)\(", header, re.M)
+        if not name.endswith(("_new", "_free"))
+    }
+    unmeasured = declared - called - {"atmail_version", "atmail_status_str", "atmail_session_state"}
+    assert not unmeasured, sorted(unmeasured)
+    assert all(0 < used < 16384 for used, _ in sites)
+
+
+def test_the_c_suite_passes_on_32_bit_arm_linux():
+    """tests/c/test_atmail.c built for armv7-unknown-linux-gnueabihf (the
+    portable base64 path, 32-bit sizes) and run under qemu-user."""
+    target = "armv7-unknown-linux-gnueabihf"
+    env = dict(os.environ, CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER="arm-linux-gnueabihf-gcc")
+    subprocess.run(["cargo", "build", "-q", "-p", "atmail-ffi", "--lib", "--target", target], cwd=ROOT, env=env, check=True)
+    program = ROOT / "target" / target / "test_atmail"
+    subprocess.run(
+        [
+            "arm-linux-gnueabihf-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g",
+            f"-I{ROOT / 'include'}", "-o", str(program), str(ROOT / "tests" / "c" / "test_atmail.c"),
+            str(ROOT / "target" / target / "debug" / "libatmail.a"), "-lpthread", "-ldl", "-lm", "-lrt", "-lutil",
+        ],
+        check=True,
+    )
+    run = subprocess.run(["qemu-arm", "-L", "/usr/arm-linux-gnueabihf", str(program)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "FAIL" not in run.stdout and run.stdout.count("ok  ") == 9, run.stdout
+    size = int(re.search(r"atmail_session_size\(\) = (\d+)", run.stdout)[1])
+    assert size <= 8 * 1024
