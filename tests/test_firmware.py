@@ -114,9 +114,9 @@ def test_the_session_fits_8_kib_on_a_cortex_m4(runs):
     assert report.session_size(runs[0]) <= 8 * 1024
 
 
-def test_every_call_is_measured_on_the_cortex_m4(runs):
-    """The stack figures the README states: every atmail call of the spec
-    case was measured (the 1 KiB budget is not met yet; see the README)."""
+def test_no_call_uses_more_than_1_kib_of_stack_on_the_cortex_m4(runs):
+    """Every atmail call of the spec case, measured on the Cortex-M4 (the
+    stack painted below the caller before the call and scanned after)."""
     sites = report.stack_sites(runs[0])
     called = {call.split("(")[0] for _, call in sites}
     header = (ROOT / "include" / "atmail.h").read_text()
@@ -127,7 +127,8 @@ def test_every_call_is_measured_on_the_cortex_m4(runs):
     }
     unmeasured = declared - called - {"atmail_version", "atmail_status_str", "atmail_session_state"}
     assert not unmeasured, sorted(unmeasured)
-    assert all(0 < used < 16384 for used, _ in sites)
+    worst, call = sites[0]
+    assert 0 < worst <= 1024, call
 
 
 def test_the_c_suite_passes_on_32_bit_arm_linux():

@@ -22,6 +22,8 @@ use crate::at::{AtError, Command, Request};
 use crate::charset::Charset;
 use crate::header::{put_decimal, Address, Out, Text};
 use crate::message::{Recipient, RecipientKind, MAX_RECIPIENTS};
+use core::mem::MaybeUninit;
+use core::ptr::addr_of_mut;
 
 /// Bytes of at most `N`, stored inline.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -37,7 +39,7 @@ impl<const N: usize> Default for Bounded<N> {
 }
 
 impl<const N: usize> Bounded<N> {
-    const EMPTY: Self = Bounded {
+    pub(crate) const EMPTY: Self = Bounded {
         bytes: [0; N],
         len: 0,
     };
@@ -51,6 +53,16 @@ impl<const N: usize> Bounded<N> {
         b.bytes[..n].copy_from_slice(&src[..n]);
         b.len = n as u16;
         b
+    }
+
+    /// Replaces the bytes with `src` in place, as [`Bounded::from_slice`]
+    /// would make them (a new value would pass through the stack).
+    pub(crate) fn set(&mut self, src: &[u8]) {
+        debug_assert!(src.len() <= N, "validated by the AT layer");
+        let n = src.len().min(N);
+        self.bytes[..n].copy_from_slice(&src[..n]);
+        self.bytes[n..].fill(0);
+        self.len = n as u16;
     }
 
     /// The stored bytes.
@@ -94,6 +106,14 @@ pub struct Server {
     pub implicit_tls: bool,
 }
 
+impl Server {
+    const EMPTY: Server = Server {
+        port: 0,
+        host: Bounded::EMPTY,
+        implicit_tls: false,
+    };
+}
+
 /// Everything the configuration commands set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -127,6 +147,57 @@ impl Config {
         }
     }
 
+    /// Makes an empty configuration in `slot`, as [`Config::new`] would,
+    /// without first building the 2.3 KB value on the stack (see
+    /// [`Session::init_in`](crate::session::Session::init_in)).
+    #[allow(unsafe_code)]
+    pub(crate) fn init_in(slot: &mut MaybeUninit<Self>) -> &mut Self {
+        // Stops compiling when a field is added, so none is left unwritten.
+        let _ = |c: Self| {
+            let Config {
+                server: _,
+                login: _,
+                recipients: _,
+                recipient_count: _,
+                charset: _,
+                subject: _,
+                head_set: _,
+            } = c;
+        };
+        let p = slot.as_mut_ptr();
+        // SAFETY: `p` is valid for writes and aligned (it comes from a
+        // `&mut`); each field is written through its own place (each
+        // recipient through its own element, in bounds of the array), and
+        // after the writes every field is initialised.
+        unsafe {
+            addr_of_mut!((*p).server).write(None);
+            addr_of_mut!((*p).login).write(None);
+            let recipients = addr_of_mut!((*p).recipients).cast::<(RecipientKind, Bounded<80>)>();
+            for i in 0..MAX_RECIPIENTS {
+                recipients.add(i).write((RecipientKind::To, Bounded::EMPTY));
+            }
+            addr_of_mut!((*p).recipient_count).write(0);
+            addr_of_mut!((*p).charset).write(Charset::UsAscii);
+            addr_of_mut!((*p).subject).write(None);
+            addr_of_mut!((*p).head_set).write(false);
+            slot.assume_init_mut()
+        }
+    }
+
+    /// Back to nothing configured, as [`Config::new`], field by field: a
+    /// new value would be built on the stack first, and it is 2.3 KB.
+    pub fn clear(&mut self) {
+        self.server = None;
+        self.login = None;
+        for recipient in &mut self.recipients {
+            *recipient = (RecipientKind::To, Bounded::EMPTY);
+        }
+        self.recipient_count = 0;
+        self.charset = Charset::UsAscii;
+        self.subject = None;
+        self.head_set = false;
+    }
+
     /// Applies a configuration request (LAND, ID, DST, HEAD); anything else
     /// is not a configuration change and is refused. On error nothing changed.
     pub fn apply(&mut self, request: &Request<'_>) -> Result<(), ConfigError> {
@@ -136,17 +207,20 @@ impl Config {
                 server,
                 implicit_tls,
             } => {
-                self.server = Some(Server {
-                    port,
-                    host: Bounded::from_slice(server),
-                    implicit_tls,
-                });
+                // Field by field into the stored value: a new `Server` or
+                // login would be built on the stack first (firmware stacks
+                // are 1 KiB).
+                let stored = self.server.get_or_insert(Server::EMPTY);
+                stored.port = port;
+                stored.host.set(server);
+                stored.implicit_tls = implicit_tls;
             }
             Request::Id { user, password } => {
-                self.login = Some((
-                    Bounded::from_slice(user),
-                    Secret(Bounded::from_slice(password)),
-                ))
+                let (stored_user, stored_password) = self
+                    .login
+                    .get_or_insert((Bounded::EMPTY, Secret(Bounded::EMPTY)));
+                stored_user.set(user);
+                stored_password.0.set(password);
             }
             Request::Dst {
                 add: true,
@@ -160,7 +234,13 @@ impl Config {
             } => self.remove_recipient(kind, address)?,
             Request::Head { charset, subject } => {
                 self.charset = charset;
-                self.subject = subject.map(|s| Bounded::from_slice(s.as_bytes()));
+                match subject {
+                    Some(text) => self
+                        .subject
+                        .get_or_insert(Bounded::EMPTY)
+                        .set(text.as_bytes()),
+                    None => self.subject = None,
+                }
                 self.head_set = true;
             }
             _ => return Err(ConfigError::NotConfiguration),
@@ -180,7 +260,8 @@ impl Config {
         if n == MAX_RECIPIENTS {
             return Err(ConfigError::TooManyRecipients);
         }
-        self.recipients[n] = (kind, Bounded::from_slice(address.as_bytes()));
+        self.recipients[n].0 = kind;
+        self.recipients[n].1.set(address.as_bytes());
         self.recipient_count += 1;
         Ok(())
     }
@@ -399,6 +480,35 @@ mod tests {
 
     fn apply(config: &mut Config, line: &[u8]) -> Result<(), ConfigError> {
         config.apply(&parse(line).map_err(ConfigError::from)?)
+    }
+
+    /// `clear` and `init_in` give what `new` gives (compared through
+    /// `Debug`, which shows every field), from a full configuration and from
+    /// dirty memory.
+    #[test]
+    #[allow(unsafe_code)]
+    fn clear_and_init_in_make_what_new_makes() {
+        let new = std::format!("{:?}", Config::new());
+        let mut c = Config::new();
+        for line in [
+            &b"AT+GTSMTPLAND=465,\"mail.example\",1"[..],
+            b"AT+GTSMTPID=\"a@example.com\",\"pw\"",
+            b"AT+GTSMTPDST=1,1,\"b@example.com\"",
+            b"AT+GTSMTPEHEAD=1,\"hi\"",
+        ] {
+            apply(&mut c, line).unwrap();
+        }
+        assert_ne!(std::format!("{c:?}"), new);
+        c.clear();
+        assert_eq!(std::format!("{c:?}"), new);
+        let mut slot = MaybeUninit::<Config>::uninit();
+        // SAFETY: bytes written into a `MaybeUninit`, before any read.
+        unsafe {
+            slot.as_mut_ptr()
+                .cast::<u8>()
+                .write_bytes(0xA5, core::mem::size_of::<Config>())
+        };
+        assert_eq!(std::format!("{:?}", Config::init_in(&mut slot)), new);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! [`Out`] so the same code sizes, replays and writes a header.
 
 use crate::charset::{CharIndices, Charset};
+use crate::mime_base64::encode_group;
 
 /// The longest header line written (RFC 5322 §2.1.1 "SHOULD").
 pub const MAX_LINE: usize = 78;
@@ -379,13 +380,20 @@ impl<'o, O: Out + ?Sized> Line<'o, O> {
     /// else folds first (CRLF + space; `sep` then becomes that space).
     /// `reserve` more columns are kept free after the token.
     pub fn token(&mut self, sep: &[u8], token: &[u8], reserve: usize) {
-        if self.column + sep.len() + token.len() + reserve > MAX_LINE && self.column > 1 {
+        self.before_token(sep, token.len(), reserve);
+        self.raw(token);
+    }
+
+    /// What [`Line::token`] writes before a token of `len` bytes: `sep`,
+    /// or a fold when the token would not fit. The token follows in
+    /// [`Line::raw`] pieces.
+    fn before_token(&mut self, sep: &[u8], len: usize, reserve: usize) {
+        if self.column + sep.len() + len + reserve > MAX_LINE && self.column > 1 {
             self.out.put(b"\r\n ");
             self.column = 1;
         } else {
             self.raw(sep);
         }
-        self.raw(token);
     }
 
     /// Room left on this line, and on a fresh continuation line.
@@ -513,21 +521,22 @@ fn put_word<O: Out + ?Sized>(
     sep: &[u8],
     reserve: usize,
 ) {
-    let mut buf = [0u8; MAX_WORD];
     let label = charset.label_of(piece).as_bytes();
     let len = word_len(charset, piece);
     debug_assert!(
         len <= MAX_WORD,
         "word_end keeps words within RFC 2047's limit"
     );
-    let (head, rest) = buf[..len].split_at_mut(2 + label.len() + 3);
-    head[..2].copy_from_slice(b"=?");
-    head[2..2 + label.len()].copy_from_slice(label);
-    head[2 + label.len()..].copy_from_slice(b"?B?");
-    let (b64, tail) = rest.split_at_mut(rest.len() - 2);
-    let _ = base64_simd::STANDARD.encode(piece, base64_simd::Out::from_slice(b64));
-    tail.copy_from_slice(b"?=");
-    line.token(sep, &buf[..len], reserve);
+    // Piece by piece, group by group: a buffer for the word would be 75
+    // bytes of stack in the deepest call a firmware makes.
+    line.before_token(sep, len, reserve);
+    line.raw(b"=?");
+    line.raw(label);
+    line.raw(b"?B?");
+    for group in piece.chunks(3) {
+        line.raw(&encode_group(group));
+    }
+    line.raw(b"?=");
 }
 
 /// RFC 2231 `attr-char`: what a parameter value may hold unencoded.

@@ -19,6 +19,8 @@
 //! memory, which the session budget (8 KiB) allows.
 
 use crate::header::{Count, Out};
+use core::mem::MaybeUninit;
+use core::ptr::addr_of_mut;
 
 /// Room for one command's whole answer, final result included: the longest
 /// is a read form of 20 recipients of 80 bytes (2,006 bytes; a test renders
@@ -60,6 +62,31 @@ impl HostQueue {
             ring: [0; CAPACITY],
             head: 0,
             len: 0,
+        }
+    }
+
+    /// Makes an empty queue in `slot`, as [`HostQueue::new`] would, without
+    /// first building the 2.3 KB value on the stack (see
+    /// [`Session::init_in`](crate::session::Session::init_in)).
+    #[allow(unsafe_code)]
+    pub(crate) fn init_in(slot: &mut MaybeUninit<Self>) -> &mut Self {
+        // Stops compiling when a field is added, so none is left unwritten.
+        let _ = |q: Self| {
+            let HostQueue {
+                ring: _,
+                head: _,
+                len: _,
+            } = q;
+        };
+        let p = slot.as_mut_ptr();
+        // SAFETY: `p` is valid for writes and aligned (it comes from a
+        // `&mut`); each field is written through its own place, zero is a
+        // valid `u8`, and after the writes every field is initialised.
+        unsafe {
+            addr_of_mut!((*p).ring).write_bytes(0, 1);
+            addr_of_mut!((*p).head).write(0);
+            addr_of_mut!((*p).len).write(0);
+            slot.assume_init_mut()
         }
     }
 

@@ -25,6 +25,9 @@
 //! and puts the line buffer inside the engine so that no caller writes a
 //! line assembler of its own.
 
+use core::mem::MaybeUninit;
+use core::ptr::addr_of_mut;
+
 /// The longest command line kept, `AT` included: the longest valid
 /// `+GTSMTP*` line (`AT+GTSMTPLAND=65535,"<255 bytes>",1`, 282 bytes)
 /// with room for spaces around its parameters.
@@ -113,6 +116,37 @@ impl LineEditor {
             prefix: Prefix::Seeking,
             after_cr: false,
             crlf: false,
+        }
+    }
+
+    /// Makes an empty line in `slot`, as [`LineEditor::new`] would, without
+    /// first building it on the stack (see
+    /// [`Session::init_in`](crate::session::Session::init_in)).
+    #[allow(unsafe_code)]
+    pub(crate) fn init_in(slot: &mut MaybeUninit<Self>) -> &mut Self {
+        // Stops compiling when a field is added, so none is left unwritten.
+        let _ = |e: Self| {
+            let LineEditor {
+                buf: _,
+                len: _,
+                overflow: _,
+                prefix: _,
+                after_cr: _,
+                crlf: _,
+            } = e;
+        };
+        let p = slot.as_mut_ptr();
+        // SAFETY: `p` is valid for writes and aligned (it comes from a
+        // `&mut`); each field is written through its own place, zero is a
+        // valid `u8`, and after the writes every field is initialised.
+        unsafe {
+            addr_of_mut!((*p).buf).write_bytes(0, 1);
+            addr_of_mut!((*p).len).write(0);
+            addr_of_mut!((*p).overflow).write(0);
+            addr_of_mut!((*p).prefix).write(Prefix::Seeking);
+            addr_of_mut!((*p).after_cr).write(false);
+            addr_of_mut!((*p).crlf).write(false);
+            slot.assume_init_mut()
         }
     }
 

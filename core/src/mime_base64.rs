@@ -342,7 +342,7 @@ fn encode_lines_portable(src: &[u8], dst: &mut [u8], lines: usize) {
 /// One group (1 to 3 bytes, padded) without a SIMD call: the edges of a
 /// push are too short for one to pay off.
 #[inline]
-fn encode_group(group: &[u8]) -> [u8; 4] {
+pub(crate) fn encode_group(group: &[u8]) -> [u8; 4] {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let b = [
         group[0],

@@ -52,7 +52,9 @@ use crate::smtp::{
     Envelope, Event as SmtpEvent, Failure as SmtpFailure, SmtpClient, Step, TlsPolicy,
 };
 use crate::CoderResult;
+use core::mem::MaybeUninit;
 use core::net::IpAddr;
+use core::ptr::addr_of_mut;
 
 /// Why the session answered `ERROR` (the text of `+CME ERROR:`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,17 +330,15 @@ struct Identity {
     message_id: Bounded<76>,
 }
 
-/// One mail from SEND to its outcome.
+/// One mail from SEND to its outcome. Its identity and attachment names
+/// (1.8 KB) live in the [`Engine`], not here: a new mail is built as a
+/// value and moved into the state, and firmware stacks are 1 KiB.
 #[derive(Debug)]
 struct Mail {
     phase: Phase,
     writer: MessageWriter,
-    identity: Identity,
     deadline_ms: u64,
     body_sent: bool,
-    /// Attachment names, validated in the session charset when FILE came.
-    files: [Bounded<80>; MAX_ATTACHMENTS],
-    file_count: u8,
     attachment_bytes: u64,
     /// Message bytes written so far, against the server's `SIZE`.
     sent: u64,
@@ -401,6 +401,12 @@ struct Engine {
     quitting: Option<SmtpClient>,
     /// The identity for the next SEND, taken by it.
     identity: Option<Identity>,
+    /// The identity of the mail in progress (or the last one).
+    mail_identity: Identity,
+    /// The mail's attachment names so far, validated in the session
+    /// charset when FILE came.
+    files: [Bounded<80>; MAX_ATTACHMENTS],
+    file_count: u8,
     cmee: u8,
     echo: bool,
     network_up: bool,
@@ -415,6 +421,65 @@ struct Engine {
     failure: Option<MailFailure>,
     close: bool,
     start_tls: bool,
+}
+
+impl Engine {
+    /// As [`Session::init_in`], for the engine's fields.
+    #[allow(unsafe_code)]
+    fn init_in(slot: &mut MaybeUninit<Engine>) {
+        // Stops compiling when a field is added, so none is left unwritten.
+        let _ = |e: Engine| {
+            let Engine {
+                config: _,
+                state: _,
+                host: _,
+                quitting: _,
+                identity: _,
+                mail_identity: _,
+                files: _,
+                file_count: _,
+                cmee: _,
+                echo: _,
+                network_up: _,
+                guard_ms: _,
+                require_tls: _,
+                helo_name: _,
+                helo: _,
+                failure: _,
+                close: _,
+                start_tls: _,
+            } = e;
+        };
+        let p = slot.as_mut_ptr();
+        // SAFETY: as in `Session::init_in`; each attachment name is written
+        // through its own element, in bounds of the array.
+        unsafe {
+            Config::init_in(&mut *addr_of_mut!((*p).config).cast());
+            addr_of_mut!((*p).state).write(State::Idle);
+            HostQueue::init_in(&mut *addr_of_mut!((*p).host).cast());
+            addr_of_mut!((*p).quitting).write(None);
+            addr_of_mut!((*p).identity).write(None);
+            addr_of_mut!((*p).mail_identity).write(Identity {
+                date: Bounded::EMPTY,
+                message_id: Bounded::EMPTY,
+            });
+            let files = addr_of_mut!((*p).files).cast::<Bounded<80>>();
+            for i in 0..MAX_ATTACHMENTS {
+                files.add(i).write(Bounded::EMPTY);
+            }
+            addr_of_mut!((*p).file_count).write(0);
+            addr_of_mut!((*p).cmee).write(0);
+            addr_of_mut!((*p).echo).write(true);
+            addr_of_mut!((*p).network_up).write(true);
+            addr_of_mut!((*p).guard_ms).write(DEFAULT_GUARD_MS);
+            addr_of_mut!((*p).require_tls).write(false);
+            addr_of_mut!((*p).helo_name).write(None);
+            addr_of_mut!((*p).helo).write(Bounded::from_slice(LOOPBACK_LITERAL));
+            addr_of_mut!((*p).failure).write(None);
+            addr_of_mut!((*p).close).write(false);
+            addr_of_mut!((*p).start_tls).write(false);
+        }
+    }
 }
 
 /// What a command line came to.
@@ -447,6 +512,12 @@ impl Session {
                 host: HostQueue::new(),
                 quitting: None,
                 identity: None,
+                mail_identity: Identity {
+                    date: Bounded::EMPTY,
+                    message_id: Bounded::EMPTY,
+                },
+                files: [Bounded::EMPTY; MAX_ATTACHMENTS],
+                file_count: 0,
                 cmee: 0,
                 echo: true,
                 network_up: true,
@@ -458,6 +529,40 @@ impl Session {
                 close: false,
                 start_tls: false,
             },
+        }
+    }
+
+    /// Makes an idle session in `slot`, as [`Session::new`] would, field by
+    /// field. `Session::new` returns a 7.7 KB value, which the compiler
+    /// builds on the stack before moving it; firmware stacks are 1 KiB, so
+    /// the C ABI's `atmail_session_init` places a session with this.
+    ///
+    /// ```
+    /// use atmail_core::session::Session;
+    /// let mut slot = core::mem::MaybeUninit::uninit();
+    /// let session = Session::init_in(&mut slot);
+    /// assert!(!session.in_data_mode());
+    /// ```
+    #[allow(unsafe_code)]
+    pub fn init_in(slot: &mut MaybeUninit<Session>) -> &mut Session {
+        // Stops compiling when a field is added, so none is left unwritten.
+        let _ = |s: Session| {
+            let Session {
+                line: _,
+                waiting: _,
+                engine: _,
+            } = s;
+        };
+        let p = slot.as_mut_ptr();
+        // SAFETY: `p` is valid for writes and aligned (it comes from a
+        // `&mut`); each field is initialised through its own place, as a
+        // `MaybeUninit` of the field's type (same layout), and after that
+        // the whole session is.
+        unsafe {
+            LineEditor::init_in(&mut *addr_of_mut!((*p).line).cast());
+            addr_of_mut!((*p).waiting).write(None);
+            Engine::init_in(&mut *addr_of_mut!((*p).engine).cast());
+            slot.assume_init_mut()
         }
     }
 
@@ -888,7 +993,7 @@ impl Engine {
     fn say_read(&mut self, command: Command) {
         let (config, state) = (&self.config, &self.state);
         let files = match state {
-            State::Mail(m) => &m.files[..m.file_count as usize],
+            State::Mail(_) => &self.files[..self.file_count as usize],
             _ => &[][..],
         };
         let queued = self.host.say(|out| {
@@ -932,12 +1037,12 @@ impl Engine {
             } => {
                 Text::file_name(self.config.charset(), name)
                     .map_err(|_| SessionError::BadFileName)?;
-                let mail = self.ready_mail()?;
-                if mail.file_count as usize == MAX_ATTACHMENTS {
+                self.ready_mail()?;
+                if self.file_count as usize == MAX_ATTACHMENTS {
                     return Err(SessionError::TooManyAttachments);
                 }
-                mail.files[mail.file_count as usize] = Bounded::from_slice(name);
-                mail.file_count += 1;
+                self.files[self.file_count as usize] = Bounded::from_slice(name);
+                self.file_count += 1;
                 self.enter_data(Part::File, 48000, break_s, now_ms, crlf)
             }
             Request::End => {
@@ -951,7 +1056,7 @@ impl Engine {
                     self.close = true;
                 }
                 self.state = State::Idle;
-                self.config = Config::new();
+                self.config.clear();
                 self.say_ok();
                 Ok(Outcome::Done)
             }
@@ -1008,14 +1113,13 @@ impl Engine {
             self.close = true;
         }
         let boundary = Boundary::from_seed(identity.message_id.as_bytes());
+        self.mail_identity = identity;
+        self.file_count = 0;
         self.state = State::Mail(Mail {
             phase: Phase::Connecting { asked: false },
             writer: MessageWriter::new(self.config.charset(), boundary),
-            identity,
             deadline_ms: now_ms + time_s as u64 * 1000,
             body_sent: false,
-            files: [Bounded::default(); MAX_ATTACHMENTS],
-            file_count: 0,
             attachment_bytes: 0,
             sent: 0,
         });
@@ -1031,9 +1135,9 @@ impl Engine {
         now_ms: u64,
         crlf: bool,
     ) -> Result<Outcome, SessionError> {
-        let guard_ms = self.guard_ms;
+        let (guard_ms, files) = (self.guard_ms, self.file_count);
         let mail = self.ready_mail()?;
-        if part == Part::Body && (mail.body_sent || mail.file_count > 0) {
+        if part == Part::Body && (mail.body_sent || files > 0) {
             return Err(SessionError::BodyNotAllowed);
         }
         let mut limits = DataLimits::from_seconds(time_s, break_s);
@@ -1077,21 +1181,10 @@ impl Engine {
     fn handle_server(&mut self, input: &[u8], now_ms: u64) -> usize {
         let mut used = 0;
         while used < input.len() {
-            let mail = matches!(self.state, State::Mail(_));
-            let (all, n) = recipients(&self.config);
-            let envelope = envelope(&self.config, &self.helo, &all[..n], mail);
-            let smtp = match &mut self.state {
-                State::Mail(Mail {
-                    phase: Phase::Connected { smtp, .. },
-                    ..
-                }) => smtp,
-                _ => match self.quitting.as_mut() {
-                    Some(smtp) => smtp,
-                    // No conversation: nothing to read the bytes.
-                    None => return input.len(),
-                },
+            let Some(n) = self.feed_smtp(&input[used..], now_ms) else {
+                // No conversation: nothing to read the bytes.
+                return input.len();
             };
-            let n = smtp.handle_input(&envelope, &input[used..], now_ms);
             used += n;
             let had_event = self.take_smtp_events();
             if n == 0 && !had_event {
@@ -1099,6 +1192,26 @@ impl Engine {
             }
         }
         used
+    }
+
+    /// Server bytes into the SMTP client of the mail or of the connection
+    /// still saying QUIT; `None` if there is neither. Not inlined: its
+    /// recipient list (240 bytes on a 32-bit firmware) is then off the
+    /// stack while the events it causes are acted on.
+    #[inline(never)]
+    fn feed_smtp(&mut self, input: &[u8], now_ms: u64) -> Option<usize> {
+        let mail = matches!(self.state, State::Mail(_));
+        let mut all = [NO_RECIPIENT; MAX_RECIPIENTS];
+        let n = recipients(&self.config, &mut all);
+        let envelope = envelope(&self.config, &self.helo, &all[..n], mail);
+        let smtp = match &mut self.state {
+            State::Mail(Mail {
+                phase: Phase::Connected { smtp, .. },
+                ..
+            }) => smtp,
+            _ => self.quitting.as_mut()?,
+        };
+        Some(smtp.handle_input(&envelope, input, now_ms))
     }
 
     /// Acts on what the SMTP client says; returns whether it said anything.
@@ -1241,7 +1354,7 @@ impl Engine {
                 break;
             };
             let limit = smtp.size_limit();
-            let name = &mail.files[(mail.file_count as usize).saturating_sub(1)];
+            let name = &self.files[(self.file_count as usize).saturating_sub(1)];
             // Encoding grows data by 78/57 plus a part header, first, and
             // the text body's bare line breaks may double before that;
             // take only what surely fits.
@@ -1332,8 +1445,16 @@ impl Engine {
 
     fn poll_server(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
         let written = self.write_message(dst, now_ms);
+        written + self.transmit(&mut dst[written..])
+    }
+
+    /// SMTP commands of the mail's client, or of the connection still
+    /// saying QUIT. Not inlined, for the reason `feed_smtp` is not.
+    #[inline(never)]
+    fn transmit(&mut self, dst: &mut [u8]) -> usize {
         let mail = matches!(self.state, State::Mail(_));
-        let (all, n) = recipients(&self.config);
+        let mut all = [NO_RECIPIENT; MAX_RECIPIENTS];
+        let n = recipients(&self.config, &mut all);
         let envelope = envelope(&self.config, &self.helo, &all[..n], mail);
         let smtp = match &mut self.state {
             State::Mail(Mail {
@@ -1342,18 +1463,12 @@ impl Engine {
             }) => Some(smtp),
             _ => self.quitting.as_mut(),
         };
-        match smtp {
-            Some(smtp) => written + smtp.poll_transmit(&envelope, &mut dst[written..]),
-            None => written,
-        }
+        smtp.map_or(0, |smtp| smtp.poll_transmit(&envelope, dst))
     }
 
     /// The message pieces the session writes itself: the header block,
     /// a part's last line, the closing boundary.
     fn write_message(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
-        let (all, n) = recipients(&self.config);
-        let from = self.config.login().map_or(&b""[..], |(user, _)| user);
-        let subject = self.config.subject();
         let State::Mail(mail) = &mut self.state else {
             return 0;
         };
@@ -1363,14 +1478,7 @@ impl Engine {
         let limit = smtp.size_limit();
         let written = match stage {
             Stage::Head => {
-                let head = MessageHead {
-                    from: Address::trusted(from),
-                    recipients: &all[..n],
-                    subject,
-                    date: Token::trusted(mail.identity.date.as_bytes()),
-                    message_id: MessageId::trusted(mail.identity.message_id.as_bytes()),
-                };
-                match mail.writer.head(&head, dst) {
+                match write_head(&self.config, &self.mail_identity, &mut mail.writer, dst) {
                     Ok((CoderResult::InputEmpty, w)) => {
                         *stage = Stage::Ready;
                         self.say_urc(2);
@@ -1385,7 +1493,7 @@ impl Engine {
             }
             Stage::EndingPart(ending) => {
                 let held = &b"+++"[..ending.pluses as usize];
-                let name = &mail.files[(mail.file_count as usize).saturating_sub(1)];
+                let name = &self.files[(self.file_count as usize).saturating_sub(1)];
                 match part_step(&mut mail.writer, ending.part, name, held, dst, true) {
                     Ok((r, read, w)) => {
                         ending.pluses -= read as u8;
@@ -1585,18 +1693,44 @@ fn envelope<'a>(
 
 /// The recipients as one slice (the SMTP envelope and the header block
 /// borrow them), built on the stack from the configuration.
-fn recipients(config: &Config) -> ([Recipient<'_>; MAX_RECIPIENTS], usize) {
-    let placeholder = Recipient {
-        kind: crate::message::RecipientKind::To,
-        address: Address::NONE,
+/// The mail's header block into `dst`. Not inlined: its recipient list
+/// (240 bytes on a 32-bit firmware) is then not on the stack while the
+/// other pieces of a message are written.
+#[inline(never)]
+fn write_head(
+    config: &Config,
+    identity: &Identity,
+    writer: &mut MessageWriter,
+    dst: &mut [u8],
+) -> Result<(CoderResult, usize), MessageError> {
+    let mut all = [NO_RECIPIENT; MAX_RECIPIENTS];
+    let n = recipients(config, &mut all);
+    let head = MessageHead {
+        from: Address::trusted(config.login().map_or(&b""[..], |(user, _)| user)),
+        recipients: &all[..n],
+        subject: config.subject(),
+        date: Token::trusted(identity.date.as_bytes()),
+        message_id: MessageId::trusted(identity.message_id.as_bytes()),
     };
-    let mut all = [placeholder; MAX_RECIPIENTS];
+    writer.head(&head, dst)
+}
+
+/// A recipient list's placeholder entry, overwritten by [`recipients`].
+const NO_RECIPIENT: Recipient<'static> = Recipient {
+    kind: crate::message::RecipientKind::To,
+    address: Address::NONE,
+};
+
+/// Fills `all` with the configured recipients; returns how many. The
+/// caller owns the array, so it is on the stack once (240 bytes on a
+/// 32-bit firmware), not returned and copied.
+fn recipients<'c>(config: &'c Config, all: &mut [Recipient<'c>; MAX_RECIPIENTS]) -> usize {
     let mut n = 0;
     for r in config.recipients() {
         all[n] = r;
         n += 1;
     }
-    (all, n)
+    n
 }
 
 #[cfg(test)]
@@ -2697,6 +2831,30 @@ mod tests {
         assert!(answer.ends_with("\r\nOK\r\n"));
         assert!(answer.len() <= ANSWER_ROOM);
         assert_eq!(answer.len(), 20 * 100 + 6);
+    }
+
+    /// Built in place over dirty memory, a session is the one `new` makes
+    /// (compared through `Debug`, which shows every field), and it works.
+    #[test]
+    #[allow(unsafe_code)]
+    fn init_in_makes_what_new_makes() {
+        let mut slot = MaybeUninit::<Session>::uninit();
+        // SAFETY: bytes written into a `MaybeUninit`, before any read.
+        unsafe {
+            slot.as_mut_ptr()
+                .cast::<u8>()
+                .write_bytes(0xA5, core::mem::size_of::<Session>())
+        };
+        let session = Session::init_in(&mut slot);
+        assert_eq!(
+            std::format!("{session:?}"),
+            std::format!("{:?}", Session::new())
+        );
+        let mut out = [0u8; 64];
+        assert_eq!(session.handle_host(b"AT\r", 0, &mut out), (3, 0));
+        let mut said = [0u8; 64];
+        let n = session.poll_host(&mut said);
+        assert_eq!(&said[..n], b"AT\r\r\nOK\r\n");
     }
 
     #[test]

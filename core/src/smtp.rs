@@ -24,6 +24,7 @@
 
 use crate::header::{self, Address, Out};
 use crate::message::Recipient;
+use crate::mime_base64::encode_group;
 use crate::reply::{Extensions, Reply, ReplyParser};
 
 /// RFC 5321 §4.5.3.2 timeouts, in ms.
@@ -554,18 +555,21 @@ fn line(out: &mut dyn Out, parts: &[&[u8]]) {
 
 /// Base64 of the concatenated parts (at most 1 + 80 + 1 + 80 bytes: AUTH).
 fn put_base64(out: &mut dyn Out, parts: &[&[u8]]) {
-    let mut raw = [0u8; 164];
+    // Group by group, with no buffer of the whole: a login is 162 bytes,
+    // and firmware stacks are 1 KiB.
+    let mut group = [0u8; 3];
     let mut n = 0;
-    for part in parts {
-        let take = part.len().min(raw.len() - n);
-        raw[n..n + take].copy_from_slice(&part[..take]);
-        n += take;
+    for &b in parts.iter().flat_map(|part| part.iter()) {
+        group[n] = b;
+        n += 1;
+        if n == 3 {
+            out.put(&encode_group(&group));
+            n = 0;
+        }
     }
-    let mut text = [0u8; 220];
-    let len = n.div_ceil(3) * 4;
-    let encoded =
-        base64_simd::STANDARD.encode(&raw[..n], base64_simd::Out::from_slice(&mut text[..len]));
-    out.put(encoded);
+    if n > 0 {
+        out.put(&encode_group(&group[..n]));
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! `rustls-ffi` has `try_ref!` and `ffi_panic_boundary!`).
 
 use crate::atmail_status;
-use core::mem::{align_of, size_of};
+use core::mem::{align_of, size_of, MaybeUninit};
 
 /// Runs `$body` (which evaluates to the entry point's result) and turns a
 /// panic into `$on_panic`, so no unwind ever crosses into C.
@@ -126,7 +126,9 @@ pub(crate) unsafe fn slice_mut<'a>(ptr: *mut u8, len: usize) -> Option<&'a mut [
     }
 }
 
-/// Places `value` in caller memory, checking size and alignment.
+/// Makes an object in caller memory with `init`, checking size and
+/// alignment first. `init` writes the object in place (a session is built
+/// field by field: as a returned value it would pass through the stack).
 ///
 /// # Safety
 /// A non-NULL `mem` must point at `len` writable bytes; `out` must be NULL
@@ -134,7 +136,7 @@ pub(crate) unsafe fn slice_mut<'a>(ptr: *mut u8, len: usize) -> Option<&'a mut [
 pub(crate) unsafe fn init_in_place<T>(
     mem: *mut core::ffi::c_void,
     len: usize,
-    value: impl FnOnce() -> T,
+    init: impl FnOnce(&mut MaybeUninit<T>) -> &mut T,
     out: *mut *mut T,
 ) -> atmail_status {
     let out = try_out!(out);
@@ -147,12 +149,11 @@ pub(crate) unsafe fn init_in_place<T>(
     if !(mem as usize).is_multiple_of(align_of::<T>()) {
         return atmail_status::Misaligned;
     }
-    let place = mem.cast::<T>();
-    // SAFETY: `place` is non-NULL, aligned and has room for a `T` (checked
-    // above); the caller owns the memory. Writing does not drop the old
-    // bytes, which are not a `T` yet.
-    unsafe { place.write(value()) };
-    out.set(place);
+    // SAFETY: `mem` is non-NULL, aligned and has room for a `T` (checked
+    // above), and the caller owns it while the object lives; as a
+    // `MaybeUninit` it may hold any bytes, and nothing is dropped.
+    let slot = unsafe { &mut *mem.cast::<MaybeUninit<T>>() };
+    out.set(init(slot) as *mut T);
     atmail_status::Ok
 }
 
@@ -165,10 +166,10 @@ pub(crate) fn new_boxed<T>(value: T, out: *mut *mut T) -> atmail_status {
 }
 
 /// Frees what [`new_boxed`] made; NULL is a no-op.
-#[cfg(feature = "std")]
 ///
 /// # Safety
 /// `ptr` is NULL or came from [`new_boxed`] and is not used afterwards.
+#[cfg(feature = "std")]
 pub(crate) unsafe fn free_boxed<T>(ptr: *mut T) {
     if !ptr.is_null() {
         // SAFETY: the caller's contract above.

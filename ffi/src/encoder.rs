@@ -79,7 +79,14 @@ pub unsafe extern "C" fn atmail_base64_encoder_init(
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         // SAFETY: this function's own contract.
-        unsafe { init_in_place(mem, mem_len, atmail_base64_encoder::new, out) }
+        unsafe {
+            init_in_place(
+                mem,
+                mem_len,
+                |slot| slot.write(atmail_base64_encoder::new()),
+                out,
+            )
+        }
     })
 }
 

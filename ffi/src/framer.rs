@@ -107,7 +107,7 @@ pub unsafe extern "C" fn atmail_framer_init(
         let limits = try_ref!(limits);
         let framer = || atmail_framer::new(limits, now_ms);
         // SAFETY: this function's own contract.
-        unsafe { init_in_place(mem, mem_len, framer, out) }
+        unsafe { init_in_place(mem, mem_len, |slot| slot.write(framer()), out) }
     })
 }
 

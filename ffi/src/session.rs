@@ -20,7 +20,7 @@ use atmail_core::header::Token;
 use atmail_core::message::MessageId;
 use atmail_core::session::{Pending, Session, SessionState};
 use core::ffi::c_void;
-use core::mem::{align_of, size_of};
+use core::mem::{align_of, size_of, MaybeUninit};
 use core::net::IpAddr;
 
 /// The longest server name `atmail_session_poll_connect` can report.
@@ -37,9 +37,23 @@ pub struct atmail_session {
 }
 
 impl atmail_session {
+    #[cfg(feature = "std")]
     fn new() -> Self {
         atmail_session {
             inner: Session::new(),
+        }
+    }
+
+    /// In place, through [`Session::init_in`]: a firmware's stack could
+    /// not hold the session as a value on its way into `slot`.
+    fn init_in(slot: &mut MaybeUninit<Self>) -> &mut Self {
+        let p = slot.as_mut_ptr();
+        // SAFETY: `p` comes from a `&mut`, so its one field's place is
+        // valid for writes and aligned; once that field is initialised, so
+        // is the whole.
+        unsafe {
+            Session::init_in(&mut *core::ptr::addr_of_mut!((*p).inner).cast());
+            slot.assume_init_mut()
         }
     }
 }
@@ -73,7 +87,7 @@ pub unsafe extern "C" fn atmail_session_init(
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         // SAFETY: this function's own contract.
-        unsafe { init_in_place(mem, mem_len, atmail_session::new, out) }
+        unsafe { init_in_place(mem, mem_len, atmail_session::init_in, out) }
     })
 }
 
