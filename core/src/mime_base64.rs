@@ -327,16 +327,34 @@ fn encode_lines_portable(src: &[u8], dst: &mut [u8], lines: usize) {
         let n = input.len() / LINE_INPUT;
         let _ = ENGINE.encode(input, Out::from_slice(&mut output[2 * n..]));
         for i in 0..n {
-            let from = 2 * n + LINE_CHARS * i;
-            // A fixed-size copy through registers: the ranges may overlap,
-            // and a constant length compiles to a few vector moves where
-            // `copy_within` would call `memmove` for every line.
-            let mut line = [0u8; LINE_OUTPUT];
-            line[..LINE_CHARS].copy_from_slice(&output[from..from + LINE_CHARS]);
-            line[LINE_CHARS..].copy_from_slice(CRLF);
-            output[LINE_OUTPUT * i..LINE_OUTPUT * (i + 1)].copy_from_slice(&line);
+            let moved = move_line(output, 2 * n + LINE_CHARS * i, LINE_OUTPUT * i);
+            debug_assert!(moved.is_some(), "both lines are inside the block");
         }
     }
+}
+
+/// Moves the 76 characters at `from` down to `to` (`to <= from`; the
+/// ranges may overlap) and puts a CRLF after them: all loads first, into
+/// registers, then all stores, so overlap is harmless and no `memmove` is
+/// called for each line. `None` only if a range is out of the block.
+#[inline(always)]
+fn move_line(block: &mut [u8], from: usize, to: usize) -> Option<()> {
+    const AT: [usize; 5] = [0, 16, 32, 48, LINE_CHARS - 16];
+    let src = block.get(from..from + LINE_CHARS)?;
+    let load = |at: usize| src.get(at..)?.first_chunk::<16>().copied();
+    let words = [
+        load(AT[0])?,
+        load(AT[1])?,
+        load(AT[2])?,
+        load(AT[3])?,
+        load(AT[4])?,
+    ];
+    let dst = block.get_mut(to..to + LINE_OUTPUT)?;
+    for (at, word) in AT.into_iter().zip(words) {
+        dst[at..at + 16].copy_from_slice(&word);
+    }
+    dst[LINE_CHARS..].copy_from_slice(CRLF);
+    Some(())
 }
 
 /// One group (1 to 3 bytes, padded) without a SIMD call: the edges of a
