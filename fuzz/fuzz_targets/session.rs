@@ -81,6 +81,9 @@ struct Drive {
     /// The last line ended with CRLF (what the engine learns the host's
     /// line ending from).
     crlf: bool,
+    /// A CRLF host's data command line ended with CR alone: the first byte
+    /// of data mode, if it is LF, is that line's ending, not payload.
+    lf_due: bool,
 }
 
 impl Drive {
@@ -165,6 +168,7 @@ impl Drive {
                 Vec::new()
             };
             self.parts.push((body, lf));
+            self.lf_due = self.crlf && !crlf;
             // The byte after a data command's CR is data mode's: the line
             // editor learns nothing from this line's ending.
             return;
@@ -323,6 +327,7 @@ fuzz_target!(|data: &[u8]| {
         parts: Vec::new(),
         scanned: 0,
         crlf: false,
+        lf_due: false,
     };
     d.send(b"ATE0\r");
     d.host.clear();
@@ -352,8 +357,12 @@ fuzz_target!(|data: &[u8]| {
                 }
                 let payload: Vec<u8> = bytes.iter().copied().filter(|&b| b != b'+').collect();
                 let taken = d.send(&payload);
+                let mut sent = &payload[..taken];
+                if taken > 0 && core::mem::take(&mut d.lf_due) {
+                    sent = sent.strip_prefix(b"\n").unwrap_or(sent);
+                }
                 if let Some((_, part)) = d.parts.last_mut() {
-                    part.extend_from_slice(&payload[..taken]);
+                    part.extend_from_slice(sent);
                 }
             }
             Action::Escape => {
@@ -361,6 +370,7 @@ fuzz_target!(|data: &[u8]| {
                 d.s.handle_timeout(d.now);
                 d.serve();
                 if d.s.in_data_mode() {
+                    d.lf_due = false;
                     d.send(b"+++");
                 }
                 d.now += 1001;
