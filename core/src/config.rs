@@ -47,11 +47,8 @@ impl<const N: usize> Bounded<N> {
     /// Copies `src`, which the caller has checked is at most `N` bytes
     /// (longer input is cut, never overrun).
     pub(crate) fn from_slice(src: &[u8]) -> Self {
-        debug_assert!(src.len() <= N, "validated by the AT layer");
         let mut b = Self::EMPTY;
-        let n = src.len().min(N);
-        b.bytes[..n].copy_from_slice(&src[..n]);
-        b.len = n as u16;
+        b.set(src);
         b
     }
 

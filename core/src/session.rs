@@ -1041,7 +1041,7 @@ impl Engine {
                 if self.file_count as usize == MAX_ATTACHMENTS {
                     return Err(SessionError::TooManyAttachments);
                 }
-                self.files[self.file_count as usize] = Bounded::from_slice(name);
+                self.files[self.file_count as usize].set(name);
                 self.file_count += 1;
                 self.enter_data(Part::File, 48000, break_s, now_ms, crlf)
             }
