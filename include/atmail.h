@@ -48,7 +48,7 @@
 /*
  The value of a deadline that never comes.
  */
-#define ATMAIL_NO_DEADLINE UINT64_MAX
+#define ATMAIL_NO_DEADLINE 18446744073709551615ull
 
 /*
  The longest server name `atmail_session_poll_connect` can report.
@@ -296,6 +296,11 @@ typedef struct atmail_base64_encoder atmail_base64_encoder;
  A data-mode framer (opaque).
  */
 typedef struct atmail_framer atmail_framer;
+
+/*
+ A message being composed (opaque).
+ */
+typedef struct atmail_message atmail_message;
 
 /*
  One G510 engine (opaque): configuration, the mail in progress and every
@@ -567,6 +572,148 @@ atmail_status atmail_header_attachment(uint32_t charset,
                                        uint8_t *dst,
                                        size_t dst_len,
                                        size_t *written);
+
+/*
+ Starts a message in `charset` (an `atmail_charset` code) from `from`,
+ with `Date:` `date` (an RFC 5322 date-time) and `Message-ID:`
+ `message_id` (`<local@domain>`, which also seeds the MIME boundary).
+ Bad values get `INVALID_PARAMETER`, `EMPTY`, `TOO_LONG` or
+ `CONTROL_CHARACTER`, and no message. Free it with `atmail_message_free`.
+
+ Host builds only (the `std` feature).
+
+ # Undefined behavior
+ Each (pointer, length) pair readable (NULL when its length is 0); `out`
+ NULL or writable.
+ */
+atmail_status atmail_message_new(uint32_t charset_code,
+                                 const uint8_t *from,
+                                 size_t from_len,
+                                 const uint8_t *date,
+                                 size_t date_len,
+                                 const uint8_t *message_id,
+                                 size_t message_id_len,
+                                 atmail_message **out);
+
+/*
+ Frees a message; NULL is a no-op.
+
+ # Undefined behavior
+ `message` NULL or from `atmail_message_new`, not used afterwards.
+ */
+void atmail_message_free(atmail_message *message);
+
+/*
+ Adds a recipient: `kind` 1 (To), 2 (Cc) or 3 (Bcc, in no header), as
+ `AT+GTSMTPDST` numbers them. Bad addresses get the header statuses; a
+ 21st recipient `INVALID_PARAMETER`; after the header block was started,
+ `WRONG_STATE`.
+
+ # Undefined behavior
+ `message` from `atmail_message_new`; `address` readable for
+ `address_len` bytes.
+ */
+atmail_status atmail_message_add_recipient(atmail_message *message,
+                                           uint32_t kind,
+                                           const uint8_t *address,
+                                           size_t address_len);
+
+/*
+ Sets the subject, bytes in the message's charset (empty: no `Subject:`
+ line). Bad subjects get `INVALID_TEXT`, `TOO_LONG` (over 200 bytes) or
+ `CONTROL_CHARACTER`, and leave the subject as it was.
+
+ # Undefined behavior
+ `message` from `atmail_message_new`; `subject` readable for
+ `subject_len` bytes.
+ */
+atmail_status atmail_message_set_subject(atmail_message *message,
+                                         const uint8_t *subject,
+                                         size_t subject_len);
+
+/*
+ The first pass over the body: checks `src[0..src_len]`, the next piece
+ of it (`last` with the final one, which may be empty), against the
+ charset without writing anything. `INVALID_TEXT` sets `*offset` to the
+ offset of the first bad byte in the whole body; `TOO_LONG` means the
+ body passed 20 MiB.
+
+ # Undefined behavior
+ `message` from `atmail_message_new`; `src` readable for `src_len`
+ bytes; `offset` NULL or writable.
+ */
+atmail_status atmail_message_check_body(atmail_message *message,
+                                        const uint8_t *src,
+                                        size_t src_len,
+                                        bool last,
+                                        uint64_t *offset);
+
+/*
+ Writes the header block into `dst[0..dst_len]`, the count to
+ `*written`: `OK` when it is whole, `OUTPUT_FULL` to call again with more
+ room. A message without recipients gets `EMPTY`.
+
+ # Undefined behavior
+ `message` from `atmail_message_new`; `dst` writable for `dst_len`
+ bytes; `written` NULL or writable.
+ */
+atmail_status atmail_message_head(atmail_message *message,
+                                  uint8_t *dst,
+                                  size_t dst_len,
+                                  size_t *written);
+
+/*
+ Streams the text body, once, after the header block and before any
+ attachment, as `atmail_base64_encoder_encode` streams (same buffers,
+ `last` and results). Bytes not valid in the charset get `INVALID_TEXT`
+ (check the body first to refuse it before any output).
+
+ # Undefined behavior
+ As `atmail_base64_encoder_encode`, with `message` from
+ `atmail_message_new`.
+ */
+atmail_status atmail_message_body(atmail_message *message,
+                                  const uint8_t *src,
+                                  size_t src_len,
+                                  size_t *read,
+                                  uint8_t *dst,
+                                  size_t dst_len,
+                                  size_t *written,
+                                  bool last);
+
+/*
+ Streams one attachment named `name[0..name_len]` (in the charset; pass
+ the same name on every call for it), as `atmail_message_body` streams.
+ A bad name gets the header statuses, a 21st attachment
+ `INVALID_PARAMETER`.
+
+ # Undefined behavior
+ As `atmail_message_body`; `name` readable for `name_len` bytes.
+ */
+atmail_status atmail_message_attachment(atmail_message *message,
+                                        const uint8_t *name,
+                                        size_t name_len,
+                                        const uint8_t *src,
+                                        size_t src_len,
+                                        size_t *read,
+                                        uint8_t *dst,
+                                        size_t dst_len,
+                                        size_t *written,
+                                        bool last);
+
+/*
+ Writes the closing boundary (and an empty text part if no body was
+ written): `OK` when the message is complete, `OUTPUT_FULL` to call
+ again with more room.
+
+ # Undefined behavior
+ `message` from `atmail_message_new`; `dst` writable for `dst_len`
+ bytes; `written` NULL or writable.
+ */
+atmail_status atmail_message_finish(atmail_message *message,
+                                    uint8_t *dst,
+                                    size_t dst_len,
+                                    size_t *written);
 
 /*
  Registers the function a panic calls in a build without `std`; NULL
@@ -909,6 +1056,30 @@ atmail_status atmail_session_handle_timeout(atmail_session *session, uint64_t no
  `session` NULL or from `_init`/`_new`; `deadline_ms` NULL or writable.
  */
 atmail_status atmail_session_next_deadline(const atmail_session *session, uint64_t *deadline_ms);
+
+/*
+ Converts the UTF-8 text `src[0..src_len]` into `charset` (an
+ `atmail_charset` code), writing it to `dst[0..dst_len]` and its length
+ to `*written`. The result is never longer than the input: a `dst` of
+ `src_len` bytes always has room; a smaller one that is too small gets
+ `INSUFFICIENT_SIZE` with `*written` set to `src_len`. A character the
+ charset cannot hold gets `INVALID_TEXT` with its code point in
+ `*unmappable`; input that is not UTF-8 gets `INVALID_PARAMETER`.
+
+ Host builds only (the `std` feature).
+
+ # Undefined behavior
+ `src` readable for `src_len` bytes and `dst` writable for `dst_len`
+ bytes (either NULL when its length is 0); `written` and `unmappable`
+ NULL or writable.
+ */
+atmail_status atmail_transcode(uint32_t charset_code,
+                               const uint8_t *src,
+                               size_t src_len,
+                               uint8_t *dst,
+                               size_t dst_len,
+                               size_t *written,
+                               uint32_t *unmappable);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,63 +6,18 @@
 //! rather than a `?` or an HTML entity in the mail.
 
 use atmail_core::charset::Charset;
-use encoding_rs::EncoderResult;
 
-/// The `encoding_rs` encoding whose encoder writes `charset`: the
-/// supersets the core accepts (GBK under code 2, Big5-HKSCS under code 3).
-pub fn encoding(charset: Charset) -> &'static encoding_rs::Encoding {
-    match charset {
-        Charset::UsAscii => encoding_rs::WINDOWS_1252,
-        Charset::Utf8 => encoding_rs::UTF_8,
-        Charset::Gb2312 => encoding_rs::GBK,
-        Charset::Big5 => encoding_rs::BIG5,
-    }
-}
-
-/// Converts `text` into `charset`'s bytes.
+/// Converts `text` into `charset`'s bytes; `what` names it in the error.
+/// The conversion is the C ABI's (`atmail_transcode`), so the CLI and the
+/// Python package turn the same text into the same bytes.
 pub fn to_charset(text: &str, charset: Charset, what: &str) -> Result<Vec<u8>, String> {
-    let unmappable = |c: char| {
+    atmail_ffi::transcode::to_charset(text, charset).map_err(|c| {
         format!(
             "{what}: character '{c}' (U+{:04X}) cannot be written in {}",
             c as u32,
             name(charset)
         )
-    };
-    if charset == Charset::UsAscii {
-        return match text.chars().find(|c| !c.is_ascii()) {
-            Some(c) => Err(unmappable(c)),
-            None => Ok(text.as_bytes().to_vec()),
-        };
-    }
-    let mut encoder = encoding(charset).new_encoder();
-    let mut out = vec![0u8; text.len() * 2 + 16];
-    let (result, read, written) =
-        encoder.encode_from_utf8_without_replacement(text, &mut out, true);
-    match result {
-        EncoderResult::InputEmpty => {}
-        EncoderResult::Unmappable(c) => return Err(unmappable(c)),
-        EncoderResult::OutputFull => {
-            return Err(format!("{what}: text too long ({read} bytes converted)"))
-        }
-    }
-    out.truncate(written);
-    // encoding_rs' GBK encoder writes the euro sign as the single byte 0x80,
-    // which strict GBK readers refuse; the core refuses it too.
-    if let Err(e) = charset.validate(&out) {
-        let c = text
-            .chars()
-            .nth(char_index_of_byte(&out, e.offset, charset))
-            .unwrap_or('?');
-        return Err(unmappable(c));
-    }
-    Ok(out)
-}
-
-/// Which character of the text the byte at `offset` belongs to.
-fn char_index_of_byte(bytes: &[u8], offset: usize, charset: Charset) -> usize {
-    atmail_core::charset::CharIndices::new(charset, bytes)
-        .take_while(|&(at, _)| at < offset)
-        .count()
+    })
 }
 
 /// The `--charset` spelling of a charset.

@@ -25,7 +25,8 @@
 //! Streaming calls follow one shape, taken from `encoding_rs`: they consume
 //! what fits, and say how much they read and wrote with a [`CoderResult`].
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
-// Unsafe code lives only in the AVX2 kernel (`mime_base64::avx2`).
+// Unsafe code lives only in the AVX2 kernel and its CPU detection
+// (`mime_base64::avx2`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -278,10 +278,7 @@ fn has_avx2() -> bool {
     if cfg!(atmail_force_portable) {
         return false;
     }
-    #[cfg(feature = "std")]
-    return std::is_x86_feature_detected!("avx2");
-    #[cfg(not(feature = "std"))]
-    return cfg!(target_feature = "avx2");
+    avx2::available()
 }
 
 /// The portable run: the rest of the current line, whole lines, then the
@@ -517,6 +514,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_detection_without_std_agrees_with_std() {
+        let want = std::is_x86_feature_detected!("avx2");
+        // Twice: the first asks the CPU, the second reads the cache.
+        assert_eq!(avx2::available(), want);
+        assert_eq!(avx2::available(), want);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub const ATMAIL_DEFAULT_GUARD_MS: u32 = 1000;
 /// Payload bytes allowed for a body, or for all attachments together.
 pub const ATMAIL_MAX_PAYLOAD: u64 = 20_971_520;
 /// The value of a deadline that never comes.
-pub const ATMAIL_NO_DEADLINE: u64 = u64::MAX;
+pub const ATMAIL_NO_DEADLINE: u64 = 0xFFFF_FFFF_FFFF_FFFF;
 
 /// Limits of one data-mode session.
 #[repr(C)]

@@ -48,14 +48,22 @@ mod boundary;
 mod encoder;
 mod framer;
 mod header;
+#[cfg(feature = "std")]
+mod message;
 pub mod panic;
 mod session;
+#[cfg(feature = "std")]
+pub mod transcode;
 
 pub use encoder::*;
 pub use framer::*;
 pub use header::*;
+#[cfg(feature = "std")]
+pub use message::*;
 pub use panic::*;
 pub use session::*;
+#[cfg(feature = "std")]
+pub use transcode::atmail_transcode;
 
 use core::ffi::c_char;
 

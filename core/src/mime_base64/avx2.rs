@@ -18,9 +18,61 @@
 //! byte and moves its 24 bytes into place with a dword permute. At the end
 //! of `dst`, where a step's stores could pass it, a vector goes through a
 //! stack copy; the last few groups are encoded one by one.
+//!
+//! Whether the CPU has AVX2 is asked at run time (`available`) with `cpuid`
+//! and `xgetbv` from `core::arch`, not `std`: the C ABI builds the core
+//! without `std`, and a library loaded into Python or a firmware on an x86
+//! board must not lose this kernel for it.
 
 use super::{encode_group, run_len, CRLF, LINE_CHARS};
 use core::arch::x86_64::*;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// What `available` found: not asked yet, no, yes.
+static AVX2: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const ABSENT: u8 = 1;
+const PRESENT: u8 = 2;
+
+/// The CPU runs AVX2 and the OS saves the YMM registers, asked once and
+/// remembered (a race only asks twice: the answer is the same).
+pub(super) fn available() -> bool {
+    match AVX2.load(Ordering::Relaxed) {
+        PRESENT => true,
+        ABSENT => false,
+        _ => {
+            let found = detect();
+            AVX2.store(if found { PRESENT } else { ABSENT }, Ordering::Relaxed);
+            found
+        }
+    }
+}
+
+/// Intel SDM vol. 1, 14.3: CPUID.1:ECX.OSXSAVE and .AVX, XCR0 bits 1 and 2
+/// (SSE and AVX state enabled by the OS), then CPUID.(7,0):EBX.AVX2.
+// `__cpuid` became a safe function after the declared minimum Rust.
+#[allow(unused_unsafe)]
+fn detect() -> bool {
+    const OSXSAVE_AND_AVX: u32 = (1 << 27) | (1 << 28);
+    const YMM_STATE: u64 = 0b110;
+    // SAFETY: `cpuid` exists on every x86-64 CPU.
+    let max_leaf = unsafe { __cpuid(0) }.eax;
+    let leaf1 = unsafe { __cpuid(1) };
+    if max_leaf < 7 || leaf1.ecx & OSXSAVE_AND_AVX != OSXSAVE_AND_AVX {
+        return false;
+    }
+    // SAFETY: OSXSAVE says the OS enabled `xgetbv`.
+    if unsafe { xcr0() } & YMM_STATE != YMM_STATE {
+        return false;
+    }
+    // SAFETY: leaf 7 exists (`max_leaf`).
+    unsafe { __cpuid_count(7, 0) }.ebx & (1 << 5) != 0
+}
+
+#[target_feature(enable = "xsave")]
+unsafe fn xcr0() -> u64 {
+    _xgetbv(0)
+}
 
 /// Encodes `src` (whole groups) into `dst` starting at line column
 /// `column`, with a CRLF at every line end; returns the bytes written,
