@@ -1,0 +1,225 @@
+"""`Session`: the whole G510 engine, sans-IO, one method per C entry point.
+
+The session never reads a clock or touches a socket: the caller passes
+`now_ms` (any monotonic milliseconds), feeds it the host's serial bytes
+and the server's bytes, and does what it asks (open a connection, start
+TLS, close, send these bytes, answer this command line). A Python program
+can so run a virtual module over its own sockets and `ssl.MemoryBIO`
+(`python/examples/virtual_module.py`).
+
+Methods return Python values where C fills out-parameters: `poll_host()`
+and `poll_server()` return everything waiting as `bytes`, `poll_connect()`
+a `Connect` or None, `next_deadline()` an int or None."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from typing import Any, NamedTuple, Optional, Tuple, Union
+
+from ._abi import OK, check, ffi, lib, new_uninit, readable
+from ._errors import AtmailError
+
+_OUT = 16 * 1024
+
+
+class Pending(enum.IntEnum):
+    """What the session waits for from the caller before it takes more
+    host bytes."""
+
+    NONE = lib.ATMAIL_PENDING_NONE
+    COMMAND = lib.ATMAIL_PENDING_COMMAND
+    IDENTITY = lib.ATMAIL_PENDING_IDENTITY
+
+
+class State(enum.IntEnum):
+    """Where the session is."""
+
+    IDLE = lib.ATMAIL_STATE_IDLE
+    SENDING = lib.ATMAIL_STATE_SENDING
+    READY = lib.ATMAIL_STATE_READY
+    DATA_MODE = lib.ATMAIL_STATE_DATA_MODE
+    FINISHING = lib.ATMAIL_STATE_FINISHING
+    DISCARDING = lib.ATMAIL_STATE_DISCARDING
+
+
+class Connect(NamedTuple):
+    """A connection the session asks for."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+
+
+Text = Union[str, bytes]
+
+
+def _bytes(value: Text, what: str) -> bytes:
+    if isinstance(value, str):
+        return value.encode("ascii")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+
+
+class Session:
+    """The G510 engine (`atmail_session`); see the module's doc."""
+
+    def __init__(self) -> None:
+        out = ffi.new("atmail_session **")
+        check(lib.atmail_session_new(out), "creating a session")
+        self._raw: Any = ffi.gc(out[0], lib.atmail_session_free)
+        self._out: Any = new_uninit("uint8_t[]", _OUT)
+        self._read: Any = ffi.new("size_t *")
+        self._written: Any = ffi.new("size_t *")
+        self._flag: Any = ffi.new("bool *")
+
+    # Configuration.
+
+    def set_verbose_errors(self, on: bool) -> None:
+        check(lib.atmail_session_set_verbose_errors(self._raw, bool(on)), "verbose errors")
+
+    def set_guard_ms(self, guard_ms: int) -> None:
+        check(lib.atmail_session_set_guard_ms(self._raw, _uint(guard_ms, "guard_ms", 32)), "guard_ms")
+
+    def set_require_tls(self, on: bool) -> None:
+        check(lib.atmail_session_set_require_tls(self._raw, bool(on)), "require TLS")
+
+    def set_helo_name(self, name: Text) -> None:
+        data = _bytes(name, "name")
+        check(lib.atmail_session_set_helo_name(self._raw, data, len(data)), "HELO name")
+
+    def set_identity(self, date: Text, message_id: Text) -> None:
+        d, m = _bytes(date, "date"), _bytes(message_id, "message_id")
+        check(lib.atmail_session_set_identity(self._raw, d, len(d), m, len(m)), "identity")
+
+    def set_network_up(self, up: bool) -> None:
+        check(lib.atmail_session_set_network_up(self._raw, bool(up)), "network")
+
+    # The host side.
+
+    def handle_host(self, now_ms: int, data: Any) -> Tuple[int, bytes]:
+        """Takes host bytes; returns how many it took and the bytes it
+        wrote for the server meanwhile (payload in data mode)."""
+        src = readable(data, "data")
+        status = lib.atmail_session_handle_host(
+            self._raw, _now(now_ms), src, len(src), self._read, self._out, _OUT, self._written
+        )
+        check(status, "host bytes")
+        return self._read[0], ffi.buffer(self._out, self._written[0])[:]
+
+    def pending(self) -> Tuple[Pending, bytes]:
+        """What the session waits for, with the command line for
+        `Pending.COMMAND` (else b"")."""
+        kind = ffi.new("atmail_pending *")
+        line = new_uninit("uint8_t[]", lib.ATMAIL_LINE_MAX)
+        check(lib.atmail_session_pending(self._raw, kind, line, lib.ATMAIL_LINE_MAX, self._written), "pending")
+        which = Pending(kind[0])
+        return which, ffi.buffer(line, self._written[0])[:] if which == Pending.COMMAND else b""
+
+    def answer_command(self, answer: bytes) -> None:
+        """The whole answer to the pending command, final result code
+        included (e.g. b"\\r\\nOK\\r\\n")."""
+        src = readable(answer, "answer")
+        check(lib.atmail_session_answer_command(self._raw, src, len(src)), "answer")
+
+    def state(self) -> State:
+        return State(lib.atmail_session_state(self._raw))
+
+    def in_data_mode(self) -> bool:
+        return bool(lib.atmail_session_in_data_mode(self._raw))
+
+    def poll_host(self) -> bytes:
+        """Everything waiting for the host: answers, prompts, URCs."""
+        return self._drain(lambda: lib.atmail_session_poll_host(self._raw, self._out, _OUT, self._written))
+
+    # The server side.
+
+    def poll_connect(self) -> Optional[Connect]:
+        host = new_uninit("uint8_t[]", lib.ATMAIL_HOST_MAX)
+        port = ffi.new("uint16_t *")
+        tls = ffi.new("bool *")
+        status = lib.atmail_session_poll_connect(
+            self._raw, self._flag, host, lib.ATMAIL_HOST_MAX, self._written, port, tls
+        )
+        check(status, "connect")
+        if not self._flag[0]:
+            return None
+        name = ffi.buffer(host, self._written[0])[:].decode("ascii", "replace")
+        return Connect(name, port[0], bool(tls[0]))
+
+    def handle_connected(self, now_ms: int, local_ip: Optional[str] = None) -> None:
+        """The connection is open (for SMTPS, TLS is up); `local_ip` is its
+        local address, for the EHLO name."""
+        packed = ipaddress.ip_address(local_ip).packed if local_ip is not None else b""
+        status = lib.atmail_session_handle_connected(self._raw, _now(now_ms), packed, len(packed))
+        check(status, "connected")
+
+    def poll_failure(self) -> Optional[str]:
+        """Why the last mail failed, once; None when there is nothing to say."""
+        buf = new_uninit("uint8_t[]", lib.ATMAIL_FAILURE_MAX)
+        check(lib.atmail_session_poll_failure(self._raw, buf, lib.ATMAIL_FAILURE_MAX, self._written), "failure")
+        n = self._written[0]
+        return ffi.buffer(buf, n)[:].decode("utf-8", "replace") if n else None
+
+    def handle_closed(self) -> None:
+        check(lib.atmail_session_handle_closed(self._raw), "closed")
+
+    def poll_start_tls(self) -> bool:
+        check(lib.atmail_session_poll_start_tls(self._raw, self._flag), "start TLS")
+        return bool(self._flag[0])
+
+    def handle_tls_established(self, now_ms: int) -> None:
+        check(lib.atmail_session_handle_tls_established(self._raw, _now(now_ms)), "TLS established")
+
+    def poll_close(self) -> bool:
+        check(lib.atmail_session_poll_close(self._raw, self._flag), "close")
+        return bool(self._flag[0])
+
+    def handle_server(self, now_ms: int, data: Any) -> int:
+        """Takes server bytes; returns how many (the rest waits until the
+        session has room: pass it again)."""
+        src = readable(data, "data")
+        check(lib.atmail_session_handle_server(self._raw, _now(now_ms), src, len(src), self._read), "server bytes")
+        return int(self._read[0])
+
+    def poll_server(self, now_ms: int) -> bytes:
+        """Everything waiting for the server."""
+        now = _now(now_ms)
+        return self._drain(lambda: lib.atmail_session_poll_server(self._raw, now, self._out, _OUT, self._written))
+
+    # Time.
+
+    def handle_timeout(self, now_ms: int) -> None:
+        check(lib.atmail_session_handle_timeout(self._raw, _now(now_ms)), "timeout")
+
+    def next_deadline(self) -> Optional[int]:
+        deadline = ffi.new("uint64_t *")
+        check(lib.atmail_session_next_deadline(self._raw, deadline), "deadline")
+        return None if deadline[0] == lib.ATMAIL_NO_DEADLINE else int(deadline[0])
+
+    def _drain(self, poll: Any) -> bytes:
+        chunks = []
+        while True:
+            status = poll()
+            if status != OK:
+                check(status, "poll")
+            n = self._written[0]
+            if n == 0:
+                return b"".join(chunks)
+            chunks.append(ffi.buffer(self._out, n)[:])
+
+
+def _uint(value: int, what: str, bits: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value < 1 << bits:
+        raise ValueError(f"{what} {value} out of range")
+    return value
+
+
+def _now(now_ms: int) -> int:
+    return _uint(now_ms, "now_ms", 64)
+
+
+__all__ = ["AtmailError", "Connect", "Pending", "Session", "State"]

@@ -1,0 +1,354 @@
+"""`G510`: a host driver for a module's `AT+GTSMTP*` commands over a serial
+port, whether a real Fibocom G510 or `atmail modem --pty`.
+
+What modem libraries get wrong, solved once here:
+
+- Answers and URCs interleave. Every line the module says is read into one
+  stream of lines; a command collects only the lines that answer it (its
+  own `+NAME:` information lines and its final result), and everything
+  else (`+GTSMTPSEND: <code>`, `+MIPCALL: <ip>`) is kept as a URC for
+  whoever waits for it, in the order it came, however early it came.
+- Echo may be on or off: a line equal to the command sent is its echo and
+  is dropped (pass `echo=False` to turn echo off first, `True` to turn it
+  on; None leaves the module as it is).
+- A refused command raises `ModemError` with the module's own text
+  (verbose errors are turned on), never a generic timeout.
+- Data mode follows V.250: the payload goes after the `> ` prompt, then
+  the `+++` escape framed by a guard time of silence on both sides, so a
+  `+++` inside the payload is payload.
+
+What it does not do: open the port (pass a `serial.Serial`, or anything
+with `write(bytes)` and `read(n)`), retry a mail, or guess an APN."""
+
+from __future__ import annotations
+
+import collections
+import re
+import time
+from typing import IO, Any, Callable, Deque, List, Optional, Sequence, Tuple, Union
+
+from ._charset import Charset
+from ._compose import MAX_ATTACHMENTS, MAX_RECIPIENTS
+from ._errors import MailError, ModemError, ModemTimeout, PortClosedError
+
+Payload = Union[bytes, bytearray, memoryview, IO[bytes]]
+Progress = Callable[[int, int], None]
+
+_FINAL = re.compile(rb"^(OK|ERROR|\+CME ERROR: ?(.*))$")
+_INFO = re.compile(rb"^\+([A-Z0-9]+): ?(.*)$")
+_CHUNK = 4096
+
+
+class G510:
+    """Drives a module on `port`. `timeout` bounds each command's answer
+    (seconds); `guard` is the `+++` guard time the module uses (S12, 1 s
+    by default on a G510; `atmail modem --guard-ms`)."""
+
+    def __init__(self, port: Any, *, echo: Optional[bool] = None, timeout: float = 10.0, guard: float = 1.0) -> None:
+        if not callable(getattr(port, "write", None)) or not callable(getattr(port, "read", None)):
+            raise TypeError("port must have write(bytes) and read(n), as a serial.Serial has")
+        self.port = port
+        self.timeout = timeout
+        self.guard = guard
+        self._rx = b""
+        self._lines: Deque[bytes] = collections.deque()
+        self._urcs: Deque[bytes] = collections.deque()
+        self._sync()
+        if echo is not None:
+            self.command("ATE1" if echo else "ATE0")
+        self.command("AT+CMEE=2")
+
+    # Lines.
+
+    def _check_open(self) -> None:
+        if getattr(self.port, "is_open", True) is False:
+            raise PortClosedError("the serial port is closed")
+
+    def _write(self, data: bytes) -> None:
+        self._check_open()
+        self.port.write(data)
+        flush = getattr(self.port, "flush", None)
+        if flush is not None:
+            flush()
+
+    def _fill(self, wait: bool) -> bool:
+        """Reads what the port has (waiting up to its read timeout when
+        `wait`); returns whether anything came."""
+        self._check_open()
+        waiting = getattr(self.port, "in_waiting", None)
+        if not wait and not waiting:
+            return False
+        data = self.port.read(max(1, waiting or 0) if waiting is not None else 1)
+        if not data:
+            return False
+        self._rx += bytes(data)
+        self._split()
+        return True
+
+    def _split(self) -> None:
+        """Whole lines out of the received bytes. V.250 frames a line with
+        CR LF; an echo ends with the host's CR (and LF): either ends one."""
+        while True:
+            at = min((i for i in (self._rx.find(b"\r"), self._rx.find(b"\n")) if i >= 0), default=-1)
+            if at < 0:
+                return
+            line, self._rx = self._rx[:at].strip(), self._rx[at + 1 :]
+            if line:
+                self._lines.append(line)
+
+    def _prompt(self) -> bool:
+        """The data-mode prompt: `> ` with no line end after it."""
+        return self._rx.lstrip(b"\r\n").startswith(b">")
+
+    def _next_line(self, deadline: float, what: str) -> bytes:
+        while not self._lines:
+            if time.monotonic() > deadline:
+                raise ModemTimeout(f"no answer to {what} in time")
+            self._fill(wait=True)
+        return self._lines.popleft()
+
+    def _sync(self) -> None:
+        """Finds the module: `AT` until it answers (a first line may meet
+        half a line or a data mode left by an earlier program)."""
+        for _ in range(3):
+            try:
+                self.command("AT", timeout=min(self.timeout, 2.0))
+                return
+            except (ModemTimeout, ModemError):
+                time.sleep(self.guard)
+                self._write(b"+++")
+                time.sleep(self.guard)
+        self.command("AT")
+
+    def command(self, line: str, *, timeout: Optional[float] = None, prompt: bool = False) -> List[str]:
+        """Sends one AT command line and returns its information lines
+        (those that start with the command's `+NAME:`). A refusal raises
+        `ModemError`. With `prompt`, returns once the `> ` prompt arrives
+        (a data command) and the caller streams payload."""
+        data = line.encode("latin-1") if isinstance(line, str) else bytes(line)
+        return self._command(data, line, timeout, prompt)
+
+    def _command(self, data: bytes, shown: str, timeout: Optional[float], prompt: bool) -> List[str]:
+        self._write(data + b"\r")
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        name = _name(data)
+        info: List[str] = []
+        while True:
+            if prompt and not self._lines and self._prompt():
+                self._rx = b""
+                return info
+            if prompt and not self._lines:
+                if time.monotonic() > deadline:
+                    raise ModemTimeout(f"no prompt for {shown} in time")
+                self._fill(wait=True)
+                continue
+            line = self._next_line(deadline, shown)
+            if line.upper() == data.strip().upper():
+                continue  # the echo
+            final = _FINAL.match(line)
+            if final:
+                if final.group(1) == b"OK":
+                    return info
+                raise ModemError(shown, (final.group(2) or b"ERROR").decode("latin-1"))
+            head = _INFO.match(line)
+            if head and name is not None and head.group(1) == name and name != b"GTSMTPSEND":
+                info.append(head.group(2).decode("latin-1"))
+            else:
+                self._urcs.append(line)
+
+    def wait_urc(self, prefix: str, timeout: float) -> str:
+        """The value of the first URC `+PREFIX: value`, received before or
+        after this call; other URCs stay queued."""
+        key = b"+" + prefix.encode("ascii") + b":"
+        deadline = time.monotonic() + timeout
+        while True:
+            for urc in list(self._urcs):
+                if urc.startswith(key):
+                    self._urcs.remove(urc)
+                    return urc[len(key) :].strip().decode("latin-1")
+            if self._lines:
+                self._urcs.append(self._lines.popleft())
+                continue
+            if time.monotonic() > deadline:
+                raise ModemTimeout(f"no +{prefix} in {timeout:g} s")
+            self._fill(wait=True)
+
+    def _mail_verdict(self) -> Optional[int]:
+        """A `+GTSMTPSEND: <code>` already received, without waiting."""
+        while self._fill(wait=False):
+            pass
+        while self._lines:
+            self._urcs.append(self._lines.popleft())
+        for urc in list(self._urcs):
+            if urc.startswith(b"+GTSMTPSEND:"):
+                self._urcs.remove(urc)
+                return _code(urc)
+        return None
+
+    # The mail.
+
+    def network_up(self, apn: str = "") -> str:
+        """Brings the data connection up when it is not (`AT+MIPCALL`);
+        returns the address it reports, or "" when it was up already."""
+        state = self.command("AT+MIPCALL?")
+        if state and not state[0].startswith("0"):
+            return ""
+        self.command(f'AT+MIPCALL=1,"{_quoted(apn, "apn")}"')
+        return self.wait_urc("MIPCALL", self.timeout)
+
+    def send_mail(
+        self,
+        server: str,
+        port: int,
+        user: str,
+        password: str,
+        to: Sequence[str],
+        cc: Sequence[str] = (),
+        bcc: Sequence[str] = (),
+        subject: Optional[str] = None,
+        charset: str = "utf-8",
+        body: Optional[Payload] = None,
+        attachments: Sequence[Tuple[str, Payload]] = (),
+        mode: int = 0,
+        timeout: int = 300,
+        progress: Optional[Progress] = None,
+        apn: str = "",
+    ) -> None:
+        """Sends one mail through the module, the spec's whole sequence:
+        network up, `AT+GTSMTPCLR`, LAND, ID, DST, HEAD, SEND (waiting for
+        `+GTSMTPSEND: 2`), DATA, FILE, END; returns when `+GTSMTPSEND: 1`
+        says the server took the mail. `mode` 1 is SMTPS (TLS from the
+        first byte). `progress(sent, total)` follows the payload (body and
+        attachments together). Raises `MailError` with the SMTP code when
+        the mail fails, `ModemError` when the module refuses a command."""
+        code = Charset.parse(charset)
+        lists = ((1, to), (2, cc), (3, bcc))
+        recipients = [(kind, _quoted(a, "address")) for kind, group in lists for a in _strings(group, "recipients")]
+        if not 1 <= len(recipients) <= MAX_RECIPIENTS:
+            raise ValueError(f"{len(recipients)} recipients given; a mail needs 1 to {MAX_RECIPIENTS}")
+        if len(attachments) > MAX_ATTACHMENTS:
+            raise ValueError(f"{len(attachments)} attachments given; at most {MAX_ATTACHMENTS}")
+        head = _quoted_bytes(code.encode(subject, "subject") if subject is not None else b"", "subject")
+        names = [_quoted_bytes(code.encode(_str(n, "attachment name"), "attachment name"), "attachment name")
+                 for n, _ in attachments]
+        payloads = ([_payload(body)] if body is not None else []) + [_payload(d) for _, d in attachments]
+        total = sum(len(p) for p in payloads)
+        if not 100 <= timeout <= 48000:
+            raise ValueError(f"timeout {timeout} s out of range (100-48000)")
+        self.network_up(apn)
+        self.command("AT+GTSMTPCLR")
+        self.command(f'AT+GTSMTPLAND={int(port)},"{_quoted(server, "server")}",{int(mode)}')
+        self.command(f'AT+GTSMTPID="{_quoted(user, "user")}","{_quoted(password, "password")}"')
+        for kind, address in recipients:
+            self.command(f'AT+GTSMTPDST=1,{kind},"{address}"')
+        self._command(b"AT+GTSMTPHEAD=%d,\"%s\"" % (code.value, head), "AT+GTSMTPHEAD", None, False)
+        self._start(timeout)
+        sent = 0
+        commands = ([b"AT+GTSMTPDATA=%d" % timeout] if body is not None else []) + [
+            b'AT+GTSMTPFILE=1,"%s"' % name for name in names
+        ]
+        for line, data in zip(commands, payloads):
+            sent = self._data(line, data, sent, total, progress)
+        self.command("AT+GTSMTPEND")
+        verdict = int(self.wait_urc("GTSMTPSEND", timeout + 60).strip() or 0)
+        if verdict != 1:
+            raise MailError(verdict, f"the mail failed: +GTSMTPSEND: {verdict}")
+
+    def _start(self, timeout: int) -> None:
+        self.command(f"AT+GTSMTPSEND={timeout}")
+        verdict = int(self.wait_urc("GTSMTPSEND", timeout).strip() or 0)
+        if verdict != 2:
+            raise MailError(verdict, f"the server refused the mail: +GTSMTPSEND: {verdict}")
+
+    def _data(self, line: bytes, data: bytes, sent: int, total: int, progress: Optional[Progress]) -> int:
+        shown = line.decode("latin-1")
+        self._command(line, shown, None, True)
+        view = memoryview(data)
+        for at in range(0, len(view), _CHUNK):
+            self._write(bytes(view[at : at + _CHUNK]))
+            sent += min(_CHUNK, len(view) - at)
+            if progress is not None:
+                progress(sent, total)
+            verdict = self._mail_verdict()
+            if verdict is not None:
+                self._escape()
+                raise MailError(verdict, f"the mail failed while streaming: +GTSMTPSEND: {verdict}")
+        if progress is not None and not view:
+            progress(sent, total)
+        self._escape()
+        deadline = time.monotonic() + self.timeout
+        count = None
+        while True:
+            reply = self._next_line(deadline, shown)
+            final = _FINAL.match(reply)
+            if final:
+                if final.group(1) != b"OK":
+                    verdict = self._mail_verdict()
+                    text = (final.group(2) or b"ERROR").decode("latin-1")
+                    if verdict is not None:
+                        raise MailError(verdict, f"{shown}: {text} (+GTSMTPSEND: {verdict})")
+                    raise ModemError(shown, text)
+                break
+            head = _INFO.match(reply)
+            if head and head.group(1) in (b"GTSMTPDATA", b"GTSMTPFILE"):
+                count = int(head.group(2))
+            else:
+                self._urcs.append(reply)
+        if count != len(data):
+            raise MailError(0, f"{shown}: the module counted {count} bytes of {len(data)}")
+        return sent
+
+    def _escape(self) -> None:
+        """`+++` framed by the guard time of silence on both sides."""
+        time.sleep(self.guard * 1.2)
+        self._write(b"+++")
+        time.sleep(self.guard * 1.2)
+
+
+def _name(line: bytes) -> Optional[bytes]:
+    m = re.match(rb"^AT\+([A-Z0-9]+)", line.upper())
+    return m.group(1) if m else None
+
+
+def _code(urc: bytes) -> int:
+    try:
+        return int(urc.split(b":", 1)[1].strip() or 0)
+    except ValueError:
+        return 0
+
+
+def _str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _strings(group: object, what: str) -> List[str]:
+    if isinstance(group, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of str, not a single {type(group).__name__}")
+    return [_str(v, what) for v in group]  # type: ignore[attr-defined]
+
+
+def _quoted(value: object, what: str) -> str:
+    """A value for an AT string parameter: printable ASCII without `"`."""
+    text = _str(value, what)
+    if not all(" " <= c <= "~" and c != '"' for c in text):
+        raise ValueError(f"{what} {text!r}: an AT string holds printable ASCII without '\"'")
+    return text
+
+
+def _quoted_bytes(value: bytes, what: str) -> bytes:
+    if b'"' in value or any(b < 0x20 or b == 0x7F for b in value):
+        raise ValueError(f"{what} holds '\"' or a control character, which an AT string cannot")
+    return value
+
+
+def _payload(data: object) -> bytes:
+    if hasattr(data, "read") and not isinstance(data, (bytes, bytearray, memoryview)):
+        read = data.read()  # type: ignore[attr-defined]
+        if not isinstance(read, bytes):
+            raise TypeError("a payload file must be opened in binary mode")
+        return read
+    if isinstance(data, str) or not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a payload must be bytes-like or a binary file, not {type(data).__name__}")
+    return bytes(data)
