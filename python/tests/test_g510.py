@@ -1,0 +1,221 @@
+"""`atmail.G510` driving `atmail modem --pty`, opened with pyserial as a
+host opens a USB serial port, against aiosmtpd and a real Postfix: the
+spec case with a 3 MiB attachment holding `+++`, progress, refusals,
+echo, a closed port, and `python -m atmail send`."""
+
+import email
+import email.policy
+import os
+import subprocess
+import sys
+
+import pytest
+import serial
+
+import atmail
+from postfix import Postfix
+from smtp_server import PASSWORD, SERVER_NAME, USER, Certificates, Handler, canonical, start_server
+
+GUARD_MS = 300
+
+
+class PtyModem:
+    """`atmail modem --pty`, and the pyserial port on its pty."""
+
+    def __init__(self, atmail_bin, *args):
+        self.proc = subprocess.Popen(
+            [str(atmail_bin), "modem", "--pty", "--guard-ms", str(GUARD_MS), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.path = self.proc.stdout.readline().decode().strip()
+        self.port = serial.Serial(self.path, baudrate=115200, timeout=0.05)
+
+    def stop(self):
+        self.port.close()
+        self.proc.kill()
+        return self.proc.communicate()[1]
+
+
+@pytest.fixture
+def modems():
+    started = []
+    yield started
+    for modem in started:
+        modem.stop()
+
+
+@pytest.fixture
+def server():
+    handler = Handler()
+    controller = start_server(handler)
+    yield controller, handler
+    controller.stop()
+
+
+def start(modems, atmail_bin, port, *args):
+    modem = PtyModem(atmail_bin, "--connect", f"127.0.0.1:{port}", *args)
+    modems.append(modem)
+    return modem
+
+
+def attachment_3mib():
+    data = bytearray(os.urandom(3 * 1024 * 1024))
+    for at in range(1000, len(data), 250_000):
+        data[at : at + 3] = b"+++"
+    return bytes(data)
+
+
+BODY = "你好，这是正文。\n第二行\r\n"
+
+
+def send_spec_case(module, port, attachment, progress=None, **overrides):
+    kwargs = dict(
+        to=["xiangj@fibocom.com"],
+        subject="你好 smtp",
+        charset="gb2312",
+        body=BODY.encode("gbk"),
+        attachments=[("eee.wma", attachment)],
+        progress=progress,
+    )
+    kwargs.update(overrides)
+    module.send_mail(SERVER_NAME, port, USER.decode(), PASSWORD.decode(), **kwargs)
+
+
+def check_mail(raw, attachment):
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["subject"] == "你好 smtp"
+    text, part = [p for p in msg.walk() if not p.is_multipart()]
+    assert text.get_payload(decode=True) == canonical(BODY.encode("gbk"))
+    assert part.get_filename() == "eee.wma"
+    assert part.get_payload(decode=True) == attachment
+
+
+def test_send_mail_delivers_the_spec_case_with_progress(atmail_bin, server, modems):
+    controller, handler = server
+    modem = start(modems, atmail_bin, controller.port)
+    module = atmail.G510(modem.port, guard=GUARD_MS / 1000)
+    attachment = attachment_3mib()
+    calls = []
+    send_spec_case(module, 25, attachment, progress=lambda sent, total: calls.append((sent, total)))
+    ((sender, rcpts, raw),) = handler.messages
+    assert sender == USER.decode() and rcpts == ["xiangj@fibocom.com"]
+    check_mail(raw, attachment)
+    total = len(BODY.encode("gbk")) + len(attachment)
+    assert {t for _, t in calls} == {total}
+    sents = [s for s, _ in calls]
+    assert sents == sorted(sents) and sents[-1] == total and len(sents) > 700
+    # The module keeps serving: a second mail on the same driver.
+    send_spec_case(module, 25, b"second")
+    assert len(handler.messages) == 2
+
+
+def test_echo_on_and_urcs_between_answers(atmail_bin, server, modems):
+    """With echo on, every command comes back before its answer; the
+    driver still pairs answers with commands."""
+    controller, handler = server
+    modem = start(modems, atmail_bin, controller.port)
+    module = atmail.G510(modem.port, echo=True, guard=GUARD_MS / 1000)
+    assert module.command("AT+GTSMTPDST?") == ["0"]  # no recipients yet
+    send_spec_case(module, 25, b"attachment", cc=["c@fibocom.com"], bcc=["b@fibocom.com"])
+    ((_, rcpts, raw),) = handler.messages
+    assert rcpts == ["xiangj@fibocom.com", "c@fibocom.com", "b@fibocom.com"]
+    check_mail(raw, b"attachment")
+
+
+@pytest.mark.parametrize("step,reply,code", [("RCPT", "550 5.1.1 no such user", 550), ("MAIL", "451 4.3.0 try later", 451)])
+def test_refusals_raise_mail_error_with_the_code(atmail_bin, server, modems, step, reply, code):
+    controller, handler = server
+    handler.fail[step] = reply
+    modem = start(modems, atmail_bin, controller.port)
+    module = atmail.G510(modem.port, guard=GUARD_MS / 1000)
+    with pytest.raises(atmail.MailError) as failure:
+        send_spec_case(module, 25, b"x")
+    assert failure.value.code == code
+    assert handler.messages == []
+
+
+def test_a_server_that_drops_mid_payload_is_code_0(atmail_bin, server, modems):
+    controller, handler = server
+    handler.drop = 200_000  # bytes into the connection: inside the attachment
+    modem = start(modems, atmail_bin, controller.port)
+    module = atmail.G510(modem.port, guard=GUARD_MS / 1000)
+    calls = []
+    with pytest.raises(atmail.MailError) as failure:
+        send_spec_case(module, 25, attachment_3mib(), progress=lambda s, t: calls.append(s))
+    assert failure.value.code == 0
+    assert handler.messages == []
+    assert calls and calls[-1] < 3 * 1024 * 1024  # the driver stopped streaming early
+
+
+def test_a_refused_command_raises_modem_error_with_its_text(atmail_bin, server, modems):
+    controller, _ = server
+    modem = start(modems, atmail_bin, controller.port)
+    module = atmail.G510(modem.port, guard=GUARD_MS / 1000)
+    with pytest.raises(atmail.ModemError) as refused:
+        send_spec_case(module, 25, b"x", to=["not-an-address"])
+    assert refused.value.command == 'AT+GTSMTPDST=1,1,"not-an-address"'
+    assert refused.value.text and refused.value.text != "ERROR"
+
+
+def test_bad_arguments_raise_before_any_command(atmail_bin, server, modems):
+    controller, _ = server
+    modem = start(modems, atmail_bin, controller.port)
+    module = atmail.G510(modem.port, guard=GUARD_MS / 1000)
+    with pytest.raises(TypeError):
+        send_spec_case(module, 25, b"x", to="one@fibocom.com")
+    with pytest.raises(UnicodeEncodeError):
+        send_spec_case(module, 25, b"x", subject="€")
+    with pytest.raises(ValueError):
+        send_spec_case(module, 25, b"x", subject='say "hi"', charset="utf-8")
+    with pytest.raises(TypeError):
+        atmail.G510(object())
+
+
+def test_a_closed_port_is_a_clear_error(atmail_bin, server, modems):
+    controller, _ = server
+    modem = start(modems, atmail_bin, controller.port)
+    module = atmail.G510(modem.port, guard=GUARD_MS / 1000)
+    modem.port.close()
+    with pytest.raises(atmail.PortClosedError):
+        module.command("AT")
+
+
+def test_send_mail_to_postfix_over_starttls(atmail_bin, tmp_path, modems):
+    certificates = Certificates(tmp_path / "certs")
+    postfix = Postfix(certificates)
+    try:
+        modem = start(modems, atmail_bin, postfix.smtp, "--tls-ca", str(certificates.ca_file))
+        module = atmail.G510(modem.port, guard=GUARD_MS / 1000)
+        attachment = attachment_3mib()
+        send_spec_case(module, 25, attachment)
+        (raw,) = postfix.messages()
+        check_mail(raw, attachment)
+        assert b"with ESMTPSA" in raw
+    finally:
+        postfix.stop()
+
+
+def test_python_m_atmail_send(atmail_bin, server, modems, tmp_path):
+    controller, handler = server
+    modem = start(modems, atmail_bin, controller.port)
+    path = modem.path
+    modem.port.close()  # the command opens the port itself
+    body, data = tmp_path / "body.txt", tmp_path / "data.bin"
+    body.write_bytes(BODY.encode("gbk"))
+    data.write_bytes(os.urandom(100_000))
+    command = [sys.executable, "-m", "atmail", "send", "--port", path, "--server", SERVER_NAME,
+               "--user", USER.decode(), "--password-env", "SMTP_PASSWORD", "--to", "xiangj@fibocom.com",
+               "--subject", "你好 smtp", "--charset", "gb2312", "--body", str(body),
+               "--attach", f"{data}=eee.wma", "--guard", str(GUARD_MS / 1000)]
+    env = dict(os.environ, SMTP_PASSWORD=PASSWORD.decode())
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "100.0%" in run.stderr and run.stderr.rstrip().endswith("sent")
+    ((_, _, raw),) = handler.messages
+    check_mail(raw, data.read_bytes())
+
+    handler.fail["RCPT"] = "550 5.1.1 no such user"
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == "atmail: mail failed (SMTP code 550): the server refused the mail: +GTSMTPSEND: 550"
