@@ -1,0 +1,97 @@
+"""Uses every public name of `atmail` with its types, for `mypy --strict`
+(test_typing.py); it is also run, so it must be correct at run time."""
+
+from __future__ import annotations
+
+import io
+from typing import List, Optional, Tuple
+
+import atmail
+
+
+def encode_all(chunks: List[bytes]) -> bytes:
+    encoder: atmail.MimeBase64Encoder = atmail.MimeBase64Encoder()
+    out = b"".join(encoder.encode(c) for c in chunks)
+    return out + encoder.finish()
+
+
+def compose_one() -> Tuple[int, bytes]:
+    out = io.BytesIO()
+    n: int = atmail.compose(
+        out,
+        sender="a@example.com",
+        to=["b@example.com"],
+        cc=("c@example.com",),
+        bcc=[],
+        subject="你好",
+        charset="gb2312",
+        body=b"text",
+        attachments=[("a.bin", b"\x00"), ("b.bin", io.BytesIO(b"\x01"))],
+        date="Wed, 25 Nov 2026 10:00:00 +0000",
+        message_id="<1@example.com>",
+    )
+    return n, out.getvalue()
+
+
+def session_calls() -> Optional[int]:
+    s = atmail.Session()
+    s.set_verbose_errors(True)
+    s.set_guard_ms(300)
+    s.set_require_tls(False)
+    s.set_helo_name("host.example.com")
+    s.set_identity("Wed, 25 Nov 2026 10:00:00 +0000", "<1@example.com>")
+    s.set_network_up(True)
+    taken, to_server = s.handle_host(0, b"AT\r")
+    assert taken == 3 and to_server == b""
+    pending: atmail.Pending
+    pending, line = s.pending()
+    assert pending == atmail.Pending.NONE and line == b""
+    state: atmail.State = s.state()
+    assert state == atmail.State.IDLE and not s.in_data_mode()
+    assert s.poll_host() == b"AT\r\r\nOK\r\n"  # echo is on, as on a G510
+    request: Optional[atmail.Connect] = s.poll_connect()
+    assert request is None
+    failure: Optional[str] = s.poll_failure()
+    assert failure is None
+    assert not s.poll_start_tls() and not s.poll_close()
+    assert s.poll_server(0) == b""
+    s.handle_timeout(1)
+    return s.next_deadline()
+
+
+def errors() -> List[type]:
+    kinds: List[type] = [
+        atmail.AtmailError,
+        atmail.StateError,
+        atmail.PortClosedError,
+        atmail.ModemTimeout,
+    ]
+    try:
+        raise atmail.MailError(550, "refused")
+    except atmail.MailError as e:
+        code: int = e.code
+        assert code == 550
+    try:
+        raise atmail.ModemError("AT", "no")
+    except atmail.ModemError as e:
+        text: str = e.text
+        assert text == "no"
+    return kinds
+
+
+def charset() -> bytes:
+    c: atmail.Charset = atmail.Charset.parse("big5")
+    return c.encode("許功蓋")
+
+
+def driver_type() -> type:
+    return atmail.G510
+
+
+if __name__ == "__main__":
+    assert encode_all([b"ab", b"c"]) == atmail.mime_base64(b"abc") == b"YWJj\r\n"
+    assert compose_one()[0] > 0
+    assert session_calls() is None
+    assert errors() and charset() == b"\xb3\x5c\xa5\x5c\xbb\x5c" and driver_type()
+    version: str = atmail.__version__
+    print("ok", version)
