@@ -574,26 +574,51 @@ atmail_status atmail_header_attachment(uint32_t charset,
                                        size_t *written);
 
 /*
- Starts a message in `charset` (an `atmail_charset` code) from `from`,
- with `Date:` `date` (an RFC 5322 date-time) and `Message-ID:`
- `message_id` (`<local@domain>`, which also seeds the MIME boundary).
- Bad values get `INVALID_PARAMETER`, `EMPTY`, `TOO_LONG` or
- `CONTROL_CHARACTER`, and no message. Free it with `atmail_message_free`.
+ Starts a message in `charset` (an `atmail_charset` code). Set its
+ sender, date, Message-ID and recipients (and a subject if any) before
+ the header block; free it with `atmail_message_free`.
 
  Host builds only (the `std` feature).
 
  # Undefined behavior
- Each (pointer, length) pair readable (NULL when its length is 0); `out`
- NULL or writable.
+ `out` NULL or writable.
  */
-atmail_status atmail_message_new(uint32_t charset_code,
-                                 const uint8_t *from,
-                                 size_t from_len,
-                                 const uint8_t *date,
-                                 size_t date_len,
-                                 const uint8_t *message_id,
-                                 size_t message_id_len,
-                                 atmail_message **out);
+atmail_status atmail_message_new(uint32_t charset_code, atmail_message **out);
+
+/*
+ Sets `From:` (and the envelope sender): `addr-spec` ASCII. Bad
+ addresses get `INVALID_PARAMETER`, `EMPTY`, `TOO_LONG` or
+ `CONTROL_CHARACTER`; after the header block started, `WRONG_STATE`.
+
+ # Undefined behavior
+ `message` from `atmail_message_new`; `from` readable for `from_len`.
+ */
+atmail_status atmail_message_set_from(atmail_message *message,
+                                      const uint8_t *from,
+                                      size_t from_len);
+
+/*
+ Sets `Date:`, an RFC 5322 date-time (printable ASCII, spaces allowed).
+ Errors as `atmail_message_set_from`.
+
+ # Undefined behavior
+ `message` from `atmail_message_new`; `date` readable for `date_len`.
+ */
+atmail_status atmail_message_set_date(atmail_message *message,
+                                      const uint8_t *date,
+                                      size_t date_len);
+
+/*
+ Sets `Message-ID:`, `<local@domain>`; it also seeds the MIME boundary.
+ Errors as `atmail_message_set_from`.
+
+ # Undefined behavior
+ `message` from `atmail_message_new`; `message_id` readable for
+ `message_id_len`.
+ */
+atmail_status atmail_message_set_message_id(atmail_message *message,
+                                            const uint8_t *message_id,
+                                            size_t message_id_len);
 
 /*
  Frees a message; NULL is a no-op.
@@ -621,7 +646,8 @@ atmail_status atmail_message_add_recipient(atmail_message *message,
 /*
  Sets the subject, bytes in the message's charset (empty: no `Subject:`
  line). Bad subjects get `INVALID_TEXT`, `TOO_LONG` (over 200 bytes) or
- `CONTROL_CHARACTER`, and leave the subject as it was.
+ `CONTROL_CHARACTER`, and leave the subject as it was; after the header
+ block started, `WRONG_STATE`.
 
  # Undefined behavior
  `message` from `atmail_message_new`; `subject` readable for

@@ -3,7 +3,8 @@
 //! into caller buffers.
 //!
 //! What it does: keeps the validated header fields (sender, 1 to 20
-//! recipients, subject, date, Message-ID) and drives the core's
+//! recipients, subject, date, Message-ID), each set by its own call so a
+//! refusal names its field, and drives the core's
 //! `MessageWriter` part by part; a body can be checked against the charset
 //! in a first pass (`_check_body`) so a caller can refuse it before it
 //! writes a byte, as the CLI does.
@@ -25,8 +26,9 @@ use atmail_core::CoderResult;
 
 /// A message being composed (opaque).
 pub struct atmail_message {
-    writer: MessageWriter,
     charset: Charset,
+    /// Made when the header block starts: the Message-ID seeds its boundary.
+    writer: Option<MessageWriter>,
     from: Vec<u8>,
     recipients: Vec<(RecipientKind, Vec<u8>)>,
     subject: Vec<u8>,
@@ -39,8 +41,8 @@ pub struct atmail_message {
 
 impl atmail_message {
     /// Writes the header block with the stored fields, validated again
-    /// here only to borrow them as the core's types (they were checked
-    /// when stored, so this cannot fail).
+    /// here only to borrow them as the core's types (each was checked when
+    /// it was set). A field never set is `EMPTY`.
     fn head(&mut self, dst: &mut [u8]) -> Result<(CoderResult, usize), atmail_status> {
         let from = Address::new(&self.from).map_err(status_of)?;
         let recipients = self
@@ -65,7 +67,34 @@ impl atmail_message {
             date: Token::new(&self.date, true).map_err(status_of)?,
             message_id: MessageId::new(&self.message_id).map_err(status_of)?,
         };
-        self.writer.head(&head, dst).map_err(message_status)
+        let charset = self.charset;
+        let writer = self.writer.get_or_insert_with(|| {
+            MessageWriter::new(charset, Boundary::from_seed(head.message_id.as_bytes()))
+        });
+        writer.head(&head, dst).map_err(message_status)
+    }
+
+    /// The writer, once the header block has started.
+    fn writer(&mut self) -> Result<&mut MessageWriter, atmail_status> {
+        self.writer.as_mut().ok_or(atmail_status::WrongState)
+    }
+
+    /// Stores a header field after `check`, unless the header block has
+    /// started.
+    fn set(
+        &mut self,
+        value: &[u8],
+        check: impl FnOnce(&[u8]) -> Result<(), HeaderError>,
+        field: impl FnOnce(&mut Self) -> &mut Vec<u8>,
+    ) -> atmail_status {
+        if self.writer.is_some() {
+            return atmail_status::WrongState;
+        }
+        if let Err(e) = check(value) {
+            return status_of(e);
+        }
+        *field(self) = value.to_vec();
+        atmail_status::Ok
     }
 }
 
@@ -85,53 +114,91 @@ fn coder_status(result: CoderResult) -> atmail_status {
     }
 }
 
-/// Starts a message in `charset` (an `atmail_charset` code) from `from`,
-/// with `Date:` `date` (an RFC 5322 date-time) and `Message-ID:`
-/// `message_id` (`<local@domain>`, which also seeds the MIME boundary).
-/// Bad values get `INVALID_PARAMETER`, `EMPTY`, `TOO_LONG` or
-/// `CONTROL_CHARACTER`, and no message. Free it with `atmail_message_free`.
+/// Starts a message in `charset` (an `atmail_charset` code). Set its
+/// sender, date, Message-ID and recipients (and a subject if any) before
+/// the header block; free it with `atmail_message_free`.
 ///
 /// Host builds only (the `std` feature).
 ///
 /// # Undefined behavior
-/// Each (pointer, length) pair readable (NULL when its length is 0); `out`
-/// NULL or writable.
+/// `out` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn atmail_message_new(
     charset_code: u32,
-    from: *const u8,
-    from_len: usize,
-    date: *const u8,
-    date_len: usize,
-    message_id: *const u8,
-    message_id_len: usize,
     out: *mut *mut atmail_message,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let from = try_slice!(from, from_len);
-        let date = try_slice!(date, date_len);
-        let message_id = try_slice!(message_id, message_id_len);
         let Some(charset) = charset(charset_code) else {
             return atmail_status::InvalidParameter;
         };
-        let checked = Address::new(from)
-            .and_then(|_| Token::new(date, true))
-            .and_then(|_| MessageId::new(message_id));
-        if let Err(e) = checked {
-            return status_of(e);
-        }
         let message = atmail_message {
-            writer: MessageWriter::new(charset, Boundary::from_seed(message_id)),
             charset,
-            from: from.to_vec(),
+            writer: None,
+            from: Vec::new(),
             recipients: Vec::new(),
             subject: Vec::new(),
-            date: date.to_vec(),
-            message_id: message_id.to_vec(),
+            date: Vec::new(),
+            message_id: Vec::new(),
             body_check: Validator::new(charset),
             body_seen: 0,
         };
         new_boxed(message, out)
+    })
+}
+
+/// Sets `From:` (and the envelope sender): `addr-spec` ASCII. Bad
+/// addresses get `INVALID_PARAMETER`, `EMPTY`, `TOO_LONG` or
+/// `CONTROL_CHARACTER`; after the header block started, `WRONG_STATE`.
+///
+/// # Undefined behavior
+/// `message` from `atmail_message_new`; `from` readable for `from_len`.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_message_set_from(
+    message: *mut atmail_message,
+    from: *const u8,
+    from_len: usize,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        let message = try_mut!(message);
+        let from = try_slice!(from, from_len);
+        message.set(from, |v| Address::new(v).map(drop), |m| &mut m.from)
+    })
+}
+
+/// Sets `Date:`, an RFC 5322 date-time (printable ASCII, spaces allowed).
+/// Errors as `atmail_message_set_from`.
+///
+/// # Undefined behavior
+/// `message` from `atmail_message_new`; `date` readable for `date_len`.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_message_set_date(
+    message: *mut atmail_message,
+    date: *const u8,
+    date_len: usize,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        let message = try_mut!(message);
+        let date = try_slice!(date, date_len);
+        message.set(date, |v| Token::new(v, true).map(drop), |m| &mut m.date)
+    })
+}
+
+/// Sets `Message-ID:`, `<local@domain>`; it also seeds the MIME boundary.
+/// Errors as `atmail_message_set_from`.
+///
+/// # Undefined behavior
+/// `message` from `atmail_message_new`; `message_id` readable for
+/// `message_id_len`.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_message_set_message_id(
+    message: *mut atmail_message,
+    message_id: *const u8,
+    message_id_len: usize,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        let message = try_mut!(message);
+        let id = try_slice!(message_id, message_id_len);
+        message.set(id, |v| MessageId::new(v).map(drop), |m| &mut m.message_id)
     })
 }
 
@@ -171,6 +238,9 @@ pub unsafe extern "C" fn atmail_message_add_recipient(
             3 => RecipientKind::Bcc,
             _ => return atmail_status::InvalidParameter,
         };
+        if message.writer.is_some() {
+            return atmail_status::WrongState;
+        }
         if let Err(e) = Address::new(address) {
             return status_of(e);
         }
@@ -184,7 +254,8 @@ pub unsafe extern "C" fn atmail_message_add_recipient(
 
 /// Sets the subject, bytes in the message's charset (empty: no `Subject:`
 /// line). Bad subjects get `INVALID_TEXT`, `TOO_LONG` (over 200 bytes) or
-/// `CONTROL_CHARACTER`, and leave the subject as it was.
+/// `CONTROL_CHARACTER`, and leave the subject as it was; after the header
+/// block started, `WRONG_STATE`.
 ///
 /// # Undefined behavior
 /// `message` from `atmail_message_new`; `subject` readable for
@@ -198,13 +269,12 @@ pub unsafe extern "C" fn atmail_message_set_subject(
     boundary!(atmail_status::Panic, {
         let message = try_mut!(message);
         let subject = try_slice!(subject, subject_len);
-        if !subject.is_empty() {
-            if let Err(e) = Text::subject(message.charset, subject) {
-                return status_of(e);
-            }
-        }
-        message.subject = subject.to_vec();
-        atmail_status::Ok
+        let charset = message.charset;
+        let check = |v: &[u8]| match v.is_empty() {
+            true => Ok(()),
+            false => Text::subject(charset, v).map(drop),
+        };
+        message.set(subject, check, |m| &mut m.subject)
     })
 }
 
@@ -295,7 +365,11 @@ pub unsafe extern "C" fn atmail_message_body(
         let src = try_slice!(src, src_len);
         let dst = try_slice_mut!(dst, dst_len);
         let (read, written) = (try_out!(read), try_out!(written));
-        match message.writer.body(src, dst, last) {
+        let writer = match message.writer() {
+            Ok(writer) => writer,
+            Err(status) => return status,
+        };
+        match writer.body(src, dst, last) {
             Ok((result, r, w)) => {
                 read.set(r);
                 written.set(w);
@@ -336,7 +410,11 @@ pub unsafe extern "C" fn atmail_message_attachment(
             Ok(name) => name,
             Err(e) => return status_of(e),
         };
-        match message.writer.attachment(&name, src, dst, last) {
+        let writer = match message.writer() {
+            Ok(writer) => writer,
+            Err(status) => return status,
+        };
+        match writer.attachment(&name, src, dst, last) {
             Ok((result, r, w)) => {
                 read.set(r);
                 written.set(w);
@@ -365,7 +443,11 @@ pub unsafe extern "C" fn atmail_message_finish(
         let message = try_mut!(message);
         let dst = try_slice_mut!(dst, dst_len);
         let written = try_out!(written);
-        match message.writer.finish(dst) {
+        let writer = match message.writer() {
+            Ok(writer) => writer,
+            Err(status) => return status,
+        };
+        match writer.finish(dst) {
             Ok((result, n)) => {
                 written.set(n);
                 coder_status(result)

@@ -76,18 +76,20 @@ class _Message:
 
     def __init__(self, charset: Charset, sender: str, date: str, message_id: str) -> None:
         out = ffi.new("atmail_message **")
-        fields = [_ascii("sender", sender), _ascii("date", date), _ascii("message_id", message_id)]
-        status = lib.atmail_message_new(charset.value, fields[0], len(fields[0]), fields[1], len(fields[1]),
-                                        fields[2], len(fields[2]), out)
-        if status != OK:
-            # Say which field: each alone through the checks that refused it.
-            _which_field(charset, fields, status)
+        check(lib.atmail_message_new(charset.value, out), "charset")
         self.raw: Any = ffi.gc(out[0], lib.atmail_message_free)
         self.charset = charset
+        for setter, what, value in (
+            (lib.atmail_message_set_from, "sender", sender),
+            (lib.atmail_message_set_date, "date", date),
+            (lib.atmail_message_set_message_id, "message_id", message_id),
+        ):
+            data = _ascii(what, value)
+            _check_field(setter(self.raw, data, len(data)), what, value)
 
     def add(self, kind: int, address: str) -> None:
         data = _ascii("recipient", address)
-        check(lib.atmail_message_add_recipient(self.raw, kind, data, len(data)), f"recipient {address!r}")
+        _check_field(lib.atmail_message_add_recipient(self.raw, kind, data, len(data)), "recipient", address)
 
     def set_subject(self, subject: bytes) -> None:
         check(lib.atmail_message_set_subject(self.raw, subject, len(subject)), "subject")
@@ -99,19 +101,19 @@ class _Message:
         return int(lib.atmail_message_finish(self.raw, dst, cap, written))
 
 
-def _which_field(charset: Charset, fields: list, status: int) -> None:
-    names = ("sender", "date", "message_id")
-    placeholder = [b"a@b", b"Thu, 1 Jan 1970 00:00:00 +0000", b"<a@b>"]
-    out = ffi.new("atmail_message **")
-    for i, name in enumerate(names):
-        trial = placeholder[:i] + [fields[i]] + placeholder[i + 1:]
-        one = lib.atmail_message_new(charset.value, trial[0], len(trial[0]), trial[1], len(trial[1]),
-                                     trial[2], len(trial[2]), out)
-        if one == OK:
-            lib.atmail_message_free(out[0])
-        else:
-            check(one, f"{name} {fields[i].decode('ascii', 'replace')!r}")
-    check(status, "message")
+_SHAPES = {
+    "sender": "an address, local@domain",
+    "recipient": "an address, local@domain",
+    "message_id": "<local@domain>",
+}
+
+
+def _check_field(status: int, what: str, value: str) -> None:
+    """`check`, naming what the field must look like when its shape is wrong."""
+    shape = _SHAPES.get(what)
+    if status == lib.ATMAIL_STATUS_INVALID_PARAMETER and shape is not None:
+        raise ValueError(f"{what} {value!r}: not {shape}")
+    check(status, f"{what} {value!r}")
 
 
 def _add_recipients(message: _Message, lists: dict) -> None:
