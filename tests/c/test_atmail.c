@@ -704,6 +704,94 @@ done:
     return ok;
 }
 
+/* The host-only composer and transcoder: NULLs, order, a whole message
+ * streamed through a 100-byte buffer, and text a charset cannot hold. */
+static int test_message_and_transcode(void) {
+    int ok = 0;
+    atmail_message *m = NULL;
+    uint8_t out[100], gb[16], *mail = NULL;
+    size_t w = 0, r = 0, len = 0, cap = 1 << 16, at = 0;
+    uint32_t bad = 0;
+    uint64_t offset = 0;
+    atmail_status s;
+    const char *subject = "\xe4\xbd\xa0\xe5\xa5\xbd smtp"; /* UTF-8 */
+    const uint8_t body[] = "line\nline\r\n";
+    uint8_t blob[300];
+    fill(blob, sizeof blob, 7);
+
+    CHECK_STATUS(atmail_transcode(2, (const uint8_t *)subject, strlen(subject), gb, sizeof gb, &w, &bad),
+                 ATMAIL_STATUS_OK);
+    CHECK(w == sizeof SUBJECT_GB2312 && memcmp(gb, SUBJECT_GB2312, w) == 0);
+    CHECK_STATUS(atmail_transcode(2, (const uint8_t *)"\xe2\x82\xac", 3, gb, sizeof gb, &w, &bad),
+                 ATMAIL_STATUS_INVALID_TEXT);
+    CHECK(bad == 0x20AC);
+    CHECK_STATUS(atmail_transcode(9, NULL, 0, gb, sizeof gb, &w, &bad), ATMAIL_STATUS_INVALID_PARAMETER);
+    CHECK_STATUS(atmail_transcode(1, NULL, 0, gb, sizeof gb, NULL, &bad), ATMAIL_STATUS_NULL_PARAMETER);
+
+    CHECK_STATUS(atmail_message_new(7, &m), ATMAIL_STATUS_INVALID_PARAMETER);
+    CHECK_STATUS(atmail_message_new(2, NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_message_new(2, &m), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_message_set_from(NULL, (const uint8_t *)"a@b.c", 5), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_message_set_from(m, (const uint8_t *)"nobody", 6), ATMAIL_STATUS_INVALID_PARAMETER);
+    /* Nothing set yet: no header block. */
+    CHECK_STATUS(atmail_message_head(m, out, sizeof out, &w), ATMAIL_STATUS_EMPTY);
+    CHECK_STATUS(atmail_message_body(m, body, 4, &r, out, sizeof out, &w, false), ATMAIL_STATUS_WRONG_STATE);
+    CHECK_STATUS(atmail_message_set_from(m, (const uint8_t *)"wangww@fibocom.com", 18), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_message_set_date(m, (const uint8_t *)"Wed, 25 Nov 2026 10:00:00 +0000", 31),
+                 ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_message_set_message_id(m, (const uint8_t *)"<1@fibocom.com>", 15), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_message_add_recipient(m, 4, (const uint8_t *)"x@fibocom.com", 13),
+                 ATMAIL_STATUS_INVALID_PARAMETER);
+    CHECK_STATUS(atmail_message_add_recipient(m, 1, (const uint8_t *)"xiangj@fibocom.com", 18), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_message_set_subject(m, SUBJECT_GB2312, sizeof SUBJECT_GB2312), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_message_check_body(m, body, sizeof body - 1, true, &offset), ATMAIL_STATUS_OK);
+
+    mail = malloc(cap);
+    CHECK(mail != NULL);
+    do {
+        s = atmail_message_head(m, out, sizeof out, &w);
+        CHECK(s == ATMAIL_STATUS_OK || s == ATMAIL_STATUS_OUTPUT_FULL);
+        memcpy(mail + len, out, w), len += w;
+    } while (s == ATMAIL_STATUS_OUTPUT_FULL);
+    CHECK_STATUS(atmail_message_set_subject(m, NULL, 0), ATMAIL_STATUS_WRONG_STATE);
+    at = 0;
+    do {
+        s = atmail_message_body(m, body + at, sizeof body - 1 - at, &r, out, sizeof out, &w, true);
+        CHECK(s == ATMAIL_STATUS_OK || s == ATMAIL_STATUS_OUTPUT_FULL);
+        memcpy(mail + len, out, w), len += w, at += r;
+    } while (s == ATMAIL_STATUS_OUTPUT_FULL);
+    at = 0;
+    do {
+        s = atmail_message_attachment(m, (const uint8_t *)"a.bin", 5, blob + at, sizeof blob - at, &r, out,
+                                      sizeof out, &w, true);
+        CHECK(s == ATMAIL_STATUS_OK || s == ATMAIL_STATUS_OUTPUT_FULL);
+        memcpy(mail + len, out, w), len += w, at += r;
+    } while (s == ATMAIL_STATUS_OUTPUT_FULL);
+    do {
+        s = atmail_message_finish(m, out, sizeof out, &w);
+        CHECK(s == ATMAIL_STATUS_OK || s == ATMAIL_STATUS_OUTPUT_FULL);
+        memcpy(mail + len, out, w), len += w;
+    } while (s == ATMAIL_STATUS_OUTPUT_FULL);
+    mail[len] = 0;
+    CHECK(strstr((char *)mail, "Subject: =?GB2312?B?xOO6wyBzbXRw?=\r\n") != NULL);
+    CHECK(strstr((char *)mail, "bGluZQ0KbGluZQ0K\r\n") != NULL); /* the body, canonical CRLF */
+    CHECK(len > 2 && memcmp(mail + len - 4, "--\r\n", 4) == 0);
+    /* A body not valid in the charset is refused in the first pass, with
+     * its offset. */
+    atmail_message_free(m);
+    m = NULL;
+    CHECK_STATUS(atmail_message_new(1, &m), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_message_check_body(m, (const uint8_t *)"ok\xc3", 3, false, &offset), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_message_check_body(m, (const uint8_t *)"(", 1, true, &offset), ATMAIL_STATUS_INVALID_TEXT);
+    CHECK(offset == 2);
+    ok = 1;
+done:
+    atmail_message_free(m);
+    atmail_message_free(NULL);
+    free(mail);
+    return ok;
+}
+
 typedef struct {
     int (*fn)(void);
     const char *name;
@@ -720,6 +808,7 @@ int main(void) {
         {test_header, "header encoder"},
         {test_session_whole_mail, "session: a whole mail"},
         {test_session_states_and_failures, "session: states, STARTTLS, failures"},
+        {test_message_and_transcode, "message composer and transcoder"},
     };
     size_t i, failed = 0;
     for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
