@@ -172,6 +172,18 @@ def test_bad_arguments_raise_before_any_command(atmail_bin, server, modems):
         atmail.G510(object())
 
 
+def test_a_port_without_a_read_timeout_gets_one(atmail_bin, server, modems):
+    """pyserial opens ports blocking by default; a blocking read would
+    never let the driver's deadlines pass."""
+    controller, _ = server
+    modem = start(modems, atmail_bin, controller.port)
+    modem.port.timeout = None
+    module = atmail.G510(modem.port, guard=GUARD_MS / 1000)
+    assert modem.port.timeout == 0.05
+    with pytest.raises(atmail.ModemTimeout):
+        module.wait_urc("GTSMTPSEND", timeout=0.3)
+
+
 def test_a_closed_port_is_a_clear_error(atmail_bin, server, modems):
     controller, _ = server
     modem = start(modems, atmail_bin, controller.port)

@@ -42,12 +42,17 @@ _CHUNK = 4096
 class G510:
     """Drives a module on `port`. `timeout` bounds each command's answer
     (seconds); `guard` is the `+++` guard time the module uses (S12, 1 s
-    by default on a G510; `atmail modem --guard-ms`)."""
+    by default on a G510; `atmail modem --guard-ms`). A port opened
+    without a read timeout (pyserial's default) is given one of 50 ms: the
+    driver's deadlines need reads that return."""
 
     def __init__(self, port: Any, *, echo: Optional[bool] = None, timeout: float = 10.0, guard: float = 1.0) -> None:
         if not callable(getattr(port, "write", None)) or not callable(getattr(port, "read", None)):
             raise TypeError("port must have write(bytes) and read(n), as a serial.Serial has")
         self.port = port
+        if getattr(port, "timeout", 0) is None:
+            # A blocking read would never let a deadline pass.
+            port.timeout = 0.05
         self.timeout = timeout
         self.guard = guard
         self._rx = b""
