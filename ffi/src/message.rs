@@ -14,7 +14,7 @@
 //! composes through the session, and these fields live on the heap.
 
 use crate::atmail_status;
-use crate::boundary::{free_boxed, new_boxed};
+use crate::boundary::{free_boxed, new_boxed, OutPtr};
 use crate::header::{charset, status_of};
 use atmail_core::charset::{Charset, Validator};
 use atmail_core::header::{Address, HeaderError, Text, Token};
@@ -75,8 +75,8 @@ impl atmail_message {
     }
 
     /// The writer, once the header block has started.
-    fn writer(&mut self) -> Result<&mut MessageWriter, atmail_status> {
-        self.writer.as_mut().ok_or(atmail_status::WrongState)
+    fn writer(&mut self) -> Result<&mut MessageWriter, MessageError> {
+        self.writer.as_mut().ok_or(MessageError::OutOfOrder)
     }
 
     /// Stores a header field after `check`, unless the header block has
@@ -111,6 +111,22 @@ fn coder_status(result: CoderResult) -> atmail_status {
     match result {
         CoderResult::InputEmpty => atmail_status::Ok,
         CoderResult::OutputFull => atmail_status::OutputFull,
+    }
+}
+
+/// A streaming step's result, through its out-parameters.
+fn report(
+    step: Result<(CoderResult, usize, usize), MessageError>,
+    read: OutPtr<usize>,
+    written: OutPtr<usize>,
+) -> atmail_status {
+    match step {
+        Ok((result, r, w)) => {
+            read.set(r);
+            written.set(w);
+            coder_status(result)
+        }
+        Err(e) => message_status(e),
     }
 }
 
@@ -365,18 +381,8 @@ pub unsafe extern "C" fn atmail_message_body(
         let src = try_slice!(src, src_len);
         let dst = try_slice_mut!(dst, dst_len);
         let (read, written) = (try_out!(read), try_out!(written));
-        let writer = match message.writer() {
-            Ok(writer) => writer,
-            Err(status) => return status,
-        };
-        match writer.body(src, dst, last) {
-            Ok((result, r, w)) => {
-                read.set(r);
-                written.set(w);
-                coder_status(result)
-            }
-            Err(e) => message_status(e),
-        }
+        let step = message.writer().and_then(|w| w.body(src, dst, last));
+        report(step, read, written)
     })
 }
 
@@ -410,18 +416,10 @@ pub unsafe extern "C" fn atmail_message_attachment(
             Ok(name) => name,
             Err(e) => return status_of(e),
         };
-        let writer = match message.writer() {
-            Ok(writer) => writer,
-            Err(status) => return status,
-        };
-        match writer.attachment(&name, src, dst, last) {
-            Ok((result, r, w)) => {
-                read.set(r);
-                written.set(w);
-                coder_status(result)
-            }
-            Err(e) => message_status(e),
-        }
+        let step = message
+            .writer()
+            .and_then(|w| w.attachment(&name, src, dst, last));
+        report(step, read, written)
     })
 }
 
@@ -443,11 +441,7 @@ pub unsafe extern "C" fn atmail_message_finish(
         let message = try_mut!(message);
         let dst = try_slice_mut!(dst, dst_len);
         let written = try_out!(written);
-        let writer = match message.writer() {
-            Ok(writer) => writer,
-            Err(status) => return status,
-        };
-        match writer.finish(dst) {
+        match message.writer().and_then(|w| w.finish(dst)) {
             Ok((result, n)) => {
                 written.set(n);
                 coder_status(result)

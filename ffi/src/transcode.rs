@@ -126,68 +126,40 @@ mod tests {
         assert_eq!(to_charset("é", Charset::UsAscii), Err('é'));
     }
 
-    #[test]
-    fn through_the_c_abi() {
-        let text = "許功蓋".as_bytes();
-        let (mut dst, mut written, mut bad) = ([0u8; 9], 0usize, 0u32);
+    /// `atmail_transcode` into a buffer of `cap` bytes: the status, the
+    /// buffer up to `*written` (which may pass `cap`: the size needed)
+    /// and the unmappable code point.
+    fn transcode(charset: u32, text: &[u8], cap: usize) -> (atmail_status, Vec<u8>, u32) {
+        let (mut dst, mut written, mut bad) = (vec![0u8; cap], 0usize, 0u32);
         // SAFETY: valid buffers and out-pointers.
         let status = unsafe {
             atmail_transcode(
-                3,
+                charset,
                 text.as_ptr(),
                 text.len(),
                 dst.as_mut_ptr(),
-                9,
+                cap,
                 &mut written,
                 &mut bad,
             )
         };
+        dst.resize(written, 0);
+        (status, dst, bad)
+    }
+
+    #[test]
+    fn through_the_c_abi() {
+        let text = "許功蓋".as_bytes();
+        let (status, bytes, _) = transcode(3, text, 9);
         assert_eq!(
-            (status, &dst[..written]),
+            (status, &bytes[..]),
             (atmail_status::Ok, &b"\xb3\x5c\xa5\x5c\xbb\x5c"[..])
         );
-        let euro = "a€".as_bytes();
-        // SAFETY: as above.
-        let status = unsafe {
-            atmail_transcode(
-                2,
-                euro.as_ptr(),
-                euro.len(),
-                dst.as_mut_ptr(),
-                9,
-                &mut written,
-                &mut bad,
-            )
-        };
+        let (status, _, bad) = transcode(2, "a€".as_bytes(), 9);
         assert_eq!((status, bad), (atmail_status::InvalidText, 0x20AC));
-        // SAFETY: as above, with a buffer too small.
-        let status = unsafe {
-            atmail_transcode(
-                3,
-                text.as_ptr(),
-                text.len(),
-                dst.as_mut_ptr(),
-                2,
-                &mut written,
-                &mut bad,
-            )
-        };
-        assert_eq!(
-            (status, written),
-            (atmail_status::InsufficientSize, text.len())
-        );
-        // SAFETY: as above, with bytes that are not UTF-8.
-        let status = unsafe {
-            atmail_transcode(
-                1,
-                b"\xff".as_ptr(),
-                1,
-                dst.as_mut_ptr(),
-                9,
-                &mut written,
-                &mut bad,
-            )
-        };
-        assert_eq!(status, atmail_status::InvalidParameter);
+        let (status, bytes, _) = transcode(3, text, 2);
+        assert_eq!((status, bytes.len()), (atmail_status::InsufficientSize, text.len()));
+        assert_eq!(transcode(1, b"\xff", 9).0, atmail_status::InvalidParameter);
+        assert_eq!(transcode(7, b"a", 9).0, atmail_status::InvalidParameter);
     }
 }
