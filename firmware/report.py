@@ -19,6 +19,17 @@ BUILD = ROOT / "target" / "cortex-m4"
 FLASH_SECTIONS = (".vectors", ".text", ".rodata", ".ARM.exidx", ".data")
 
 
+# What a firmware build (no `std`) leaves out: the heap's _new/_free, the
+# offline message composer and the transcoder.
+HOST_ONLY = re.compile(r"_(new|free)$|^atmail_(message_|transcode$)")
+
+
+def firmware_functions(header: str) -> list:
+    """Every function of the header a firmware build has, sorted."""
+    declared = set(re.findall(r"^[a-z].*\b(atmail_[a-z0-9_]+)\(", header, re.M))
+    return sorted(name for name in declared if not HOST_ONLY.search(name))
+
+
 def flash_bytes(elf: pathlib.Path) -> dict:
     """Bytes each section stores in flash (`.data` is its initial values)."""
     out = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True).stdout
@@ -68,6 +79,10 @@ def session_size(output: str) -> int:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["functions"]:
+        # For the Makefile: the functions flash.elf references.
+        print("\n".join(firmware_functions((ROOT / "include" / "atmail.h").read_text())))
+        return 0
     sections = flash_bytes(BUILD / "flash.elf")
     print(f"flash: {sum(sections.values())} bytes of 65536 (" + ", ".join(f"{k} {v}" for k, v in sections.items()) + ")")
     for size, name in largest_symbols(BUILD / "flash.elf", 15):
