@@ -158,7 +158,10 @@ mod tests {
         let (status, _, bad) = transcode(2, "a€".as_bytes(), 9);
         assert_eq!((status, bad), (atmail_status::InvalidText, 0x20AC));
         let (status, bytes, _) = transcode(3, text, 2);
-        assert_eq!((status, bytes.len()), (atmail_status::InsufficientSize, text.len()));
+        assert_eq!(
+            (status, bytes.len()),
+            (atmail_status::InsufficientSize, text.len())
+        );
         assert_eq!(transcode(1, b"\xff", 9).0, atmail_status::InvalidParameter);
         assert_eq!(transcode(7, b"a", 9).0, atmail_status::InvalidParameter);
     }
