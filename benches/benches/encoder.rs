@@ -1,7 +1,7 @@
 //! MIME base64 encoding, atmail beside its peers, in one run on one input.
 //!
 //! Per size: the atmail streaming encoder (one push, 64 KiB pushes, 512 B
-//! pushes), `base64-simd` raw with no line breaks (the ceiling: the same
+//! pushes; 64 KiB pushes through the C ABI too), `base64-simd` raw with no line breaks (the ceiling: the same
 //! SIMD kernel without MIME's lines), the `base64` crate wrapped at 76
 //! columns (what most Rust mail code does), and a plain memory copy (the
 //! physical limit). Every variant writes into preallocated buffers, so the
@@ -27,6 +27,40 @@ fn atmail(src: &[u8], push: usize, dst: &mut [u8]) -> usize {
         written += w;
     }
     written
+}
+
+/// The C ABI's encoder, called as C calls it (`atmail_base64_encoder_encode`
+/// through its `extern "C"` symbol), `push` bytes at a time: what the C
+/// ABI adds to the Rust encoder, in the same run.
+fn c_abi(src: &[u8], push: usize, dst: &mut [u8]) -> usize {
+    use atmail_ffi::*;
+    let mut enc = core::ptr::null_mut();
+    // SAFETY: `enc` is a valid out-pointer; every buffer below is a live
+    // slice with its own length, and `enc` is freed once, at the end.
+    unsafe {
+        assert_eq!(atmail_base64_encoder_new(&mut enc), atmail_status::Ok);
+        let (mut at, mut written) = (0, 0);
+        while at < src.len() {
+            let n = push.min(src.len() - at);
+            let (mut r, mut w) = (0, 0);
+            let out = &mut dst[written..];
+            let status = atmail_base64_encoder_encode(
+                enc,
+                src[at..].as_ptr(),
+                n,
+                &mut r,
+                out.as_mut_ptr(),
+                out.len(),
+                &mut w,
+                at + n == src.len(),
+            );
+            debug_assert!(status == atmail_status::Ok && r == n);
+            at += n;
+            written += w;
+        }
+        atmail_base64_encoder_free(enc);
+        written
+    }
 }
 
 fn simd_raw(src: &[u8], dst: &mut [u8]) -> usize {
@@ -65,6 +99,9 @@ fn bench(c: &mut Criterion) {
             assert_eq!(atmail(&src, push, &mut dst), mime_len);
             assert!(dst == expect, "atmail output differs with {push} B pushes");
         }
+        dst.fill(0);
+        assert_eq!(c_abi(&src, 64 << 10, &mut dst), mime_len);
+        assert!(dst == expect, "the C ABI's output differs");
 
         let mut group = c.benchmark_group(format!("mime_base64/{label}"));
         group.throughput(Throughput::Bytes(size as u64));
@@ -77,6 +114,11 @@ fn bench(c: &mut Criterion) {
         if size > 64 << 10 {
             group.bench_with_input(BenchmarkId::new("atmail_push64KiB", label), &src, |b, s| {
                 b.iter(|| atmail(black_box(s), 64 << 10, &mut dst))
+            });
+        }
+        if size > 64 << 10 {
+            group.bench_with_input(BenchmarkId::new("c_abi_push64KiB", label), &src, |b, s| {
+                b.iter(|| c_abi(black_box(s), 64 << 10, &mut dst))
             });
         }
         if size > 512 {
