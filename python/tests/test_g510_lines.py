@@ -1,0 +1,104 @@
+"""The G510 driver's reading of a module's lines, over a scripted port: each
+command line the driver writes gets the bytes a module may really send for
+it, in any interleaving (URCs before the final result, echo, answers split
+into single bytes), so every ordering the serial line allows is met."""
+
+import pytest
+
+import atmail
+
+
+class ScriptedPort:
+    """Answers each written command line from `script` (a list of
+    (expected line, reply bytes)); reads come `piece` bytes at a time."""
+
+    def __init__(self, script, piece=64, echo=False):
+        self.script = list(script)
+        self.piece = piece
+        self.echo = echo
+        self.pending = b""
+        self.written = []
+        self.timeout = 0.01
+        self.is_open = True
+
+    def write(self, data):
+        self.written.append(bytes(data))
+        if data in (b"+++",) or not data.endswith(b"\r"):
+            return len(data)  # payload and escapes get no line answer
+        line = data[:-1]
+        expected, reply = self.script.pop(0)
+        assert line == expected, (line, expected)
+        self.pending += (data if self.echo else b"") + reply
+        return len(data)
+
+    @property
+    def in_waiting(self):
+        return len(self.pending)
+
+    def read(self, n):
+        take = min(n, self.piece, len(self.pending))
+        data, self.pending = self.pending[:take], self.pending[take:]
+        return data
+
+
+OK = b"\r\nOK\r\n"
+START = [(b"AT", OK), (b"AT+CMEE=2", OK)]
+
+
+def driver(script, **kwargs):
+    port = ScriptedPort(START + script, **kwargs)
+    return atmail.G510(port, timeout=1.0, guard=0.01), port
+
+
+@pytest.mark.parametrize("piece", [1, 2, 7, 64])
+@pytest.mark.parametrize("echo", [False, True])
+def test_answers_and_urcs_however_they_interleave(piece, echo):
+    module, port = driver(
+        [
+            # A URC before the final result, and one the driver does not know.
+            (b"AT+GTSMTPSEND=300", b"\r\n+GTSMTPSEND: 2\r\n\r\n+CREG: 1\r\n" + OK),
+            (b"AT+MIPCALL?", b"\r\n+MIPCALL: 1,10.0.0.7\r\n" + OK),
+            # The information line of a query, then a URC, then OK.
+            (b"AT+GTSMTPDST?", b"\r\n+GTSMTPDST: 1,1,\"a@b.c\"\r\n\r\n+GTSMTPSEND: 550\r\n" + OK),
+        ],
+        piece=piece,
+        echo=echo,
+    )
+    assert module.command("AT+GTSMTPSEND=300") == []
+    assert module.wait_urc("GTSMTPSEND", 1.0) == "2"
+    assert module.command("AT+MIPCALL?") == ["1,10.0.0.7"]
+    assert module.command("AT+GTSMTPDST?") == ['1,1,"a@b.c"']
+    assert module.wait_urc("GTSMTPSEND", 1.0) == "550"
+    assert module.wait_urc("CREG", 1.0) == "1"
+
+
+@pytest.mark.parametrize("piece", [1, 64])
+def test_refusals_carry_the_modules_text(piece):
+    module, _ = driver(
+        [
+            (b'AT+GTSMTPDST=1,1,"x"', b"\r\n+CME ERROR: invalid address\r\n"),
+            (b"AT+BOGUS", b"\r\nERROR\r\n"),
+        ],
+        piece=piece,
+    )
+    with pytest.raises(atmail.ModemError) as refused:
+        module.command('AT+GTSMTPDST=1,1,"x"')
+    assert (refused.value.command, refused.value.text) == ('AT+GTSMTPDST=1,1,"x"', "invalid address")
+    with pytest.raises(atmail.ModemError) as refused:
+        module.command("AT+BOGUS")
+    assert refused.value.text == "ERROR"
+
+
+@pytest.mark.parametrize("piece", [1, 3, 64])
+@pytest.mark.parametrize("echo", [False, True])
+def test_the_data_prompt_split_anywhere(piece, echo):
+    module, port = driver([(b"AT+GTSMTPDATA=300", b"\r\n> ")], piece=piece, echo=echo)
+    assert module.command("AT+GTSMTPDATA=300", prompt=True) == []
+    # Nothing of the prompt is left to be taken for a line later.
+    assert module._rx == b"" and not module._lines
+
+
+def test_no_answer_is_a_timeout_not_a_hang():
+    module, port = driver([(b"AT+GTSMTPEND", b"")])
+    with pytest.raises(atmail.ModemTimeout, match="AT\\+GTSMTPEND"):
+        module.command("AT+GTSMTPEND", timeout=0.1)
