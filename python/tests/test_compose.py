@@ -123,6 +123,7 @@ REFUSALS = [
     (dict(attachments=[("😀.bin", b"x")], charset="big5"), UnicodeEncodeError),
     (dict(attachments=[("n" * 81, b"x")]), ValueError),
     (dict(attachments=[("big.bin", bytes(20 * 1024 * 1024 + 1))]), ValueError),
+    (dict(attachments=[("big.bin", io.BytesIO(bytes(20 * 1024 * 1024 + 1)))]), ValueError),
     (dict(date="not\na date"), ValueError),
 ]
 
@@ -145,6 +146,31 @@ def test_a_bad_body_file_is_refused_before_any_output_and_names_the_offset(tmp_p
     with open(path, "rb") as f, pytest.raises(ValueError, match="offset 100000"):
         atmail.compose(out, sender="a@b.com", to=["c@d.com"], body=f)
     assert out.getvalue() == b""
+
+
+class Pipe(io.RawIOBase):
+    """A stream without a size (not seekable), as a pipe or socket is."""
+
+    def __init__(self, size):
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        n = min(len(buf), self.left)
+        buf[:n] = b"\x00" * n
+        self.left -= n
+        return n
+
+
+def test_streams_without_a_size_are_counted_while_they_stream():
+    out = io.BytesIO()
+    n = atmail.compose(out, sender="a@b.com", to=["c@d.com"], attachments=[("a.bin", Pipe(100_000))])
+    msg = email.message_from_bytes(out.getvalue(), policy=email.policy.default)
+    assert n == len(out.getvalue()) and [p.get_payload(decode=True) for p in msg.iter_attachments()] == [bytes(100_000)]
+    with pytest.raises(ValueError, match="attachments passed 20971520 bytes"):
+        atmail.compose(io.BytesIO(), sender="a@b.com", to=["c@d.com"], attachments=[("a.bin", Pipe(20 * 1024 * 1024 + 1))])
 
 
 def test_out_must_be_writable():

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import email.utils
 import io
-import os
 import secrets
 from typing import IO, Any, Iterable, Optional, Sequence, Tuple, Union
 
@@ -63,10 +62,10 @@ def compose(
     writer.pump(message.head)
     if body is not None:
         writer.stream(body, lambda src, n, last, dst, cap, r, w: lib.atmail_message_body(
-            message.raw, src, n, r, dst, cap, w, last))
+            message.raw, src, n, r, dst, cap, w, last), "body")
     for name, data in parts:
         writer.stream(data, lambda src, n, last, dst, cap, r, w, name=name: lib.atmail_message_attachment(
-            message.raw, name, len(name), src, n, r, dst, cap, w, last))
+            message.raw, name, len(name), src, n, r, dst, cap, w, last), "attachments")
     writer.pump(message.finish)
     return writer.total
 
@@ -188,10 +187,11 @@ def _check_body(message: _Message, body: Data) -> Data:
 def _size(data: Data, what: str) -> int:
     if _is_file(data):
         file: Any = data
-        try:
-            size = os.fstat(file.fileno()).st_size - file.tell()
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            return 0  # a stream without a size: the engine's cap still holds
+        if not (hasattr(file, "seekable") and file.seekable()):
+            return 0  # a pipe: counted while it streams (`_Writer`)
+        start = file.tell()
+        size = file.seek(0, io.SEEK_END) - start
+        file.seek(start)
     else:
         size = len(readable(data, what))
     if size > MAX_PAYLOAD:
@@ -231,6 +231,7 @@ class _Writer:
         self.dst = new_uninit("uint8_t[]", self.cap)
         self.read, self.written = ffi.new("size_t *"), ffi.new("size_t *")
         self.total = 0
+        self.left = {"body": MAX_PAYLOAD, "attachments": MAX_PAYLOAD}
 
     def emit(self) -> None:
         n = self.written[0]
@@ -247,9 +248,16 @@ class _Writer:
             if status == OK:
                 return
 
-    def stream(self, data: Data, step: Any) -> None:
+    def stream(self, data: Data, step: Any, part: str) -> None:
+        """Streams one part; `part` ("body" or "attachments") names the
+        20 MiB allowance it counts against."""
         chunks = _chunks(data) if _is_file(data) else iter([readable(data, "data")])
         for chunk in chunks:
+            self.left[part] -= len(chunk)
+            if self.left[part] < 0:
+                # Only a stream without a size gets here: sized ones were
+                # checked before the first byte.
+                raise ValueError(f"{part} passed {MAX_PAYLOAD} bytes (20 MiB) while streamed")
             self._feed(chunk, False, step)
         self._feed(ffi.from_buffer("uint8_t[]", b""), True, step)
 
