@@ -31,8 +31,14 @@
 //! becomes `ATMAIL_STATUS_PANIC`, it never unwinds into C), and says in its
 //! `# Undefined behavior` note the little that C alone must guarantee.
 //!
+//! Hosts also get what only a host needs: [`atmail_message`], a whole
+//! message composed offline as `atmail encode` writes it, and
+//! [`atmail_transcode`], Unicode text into a session charset; the CLI and
+//! the Python package use both.
+//!
 //! Firmware builds (`--no-default-features`, see the README) leave out
-//! `std`: there is no heap, so the `_new`/`_free` functions are absent, and
+//! `std`: there is no heap, so the `_new`/`_free` functions are absent, the
+//! composer and the transcoder too, and
 //! a panic cannot be caught, so it goes to the hook the firmware sets with
 //! `atmail_set_panic_hook` (see the [`mod@panic`] module).
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
