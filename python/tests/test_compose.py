@@ -6,7 +6,6 @@ import email
 import email.policy
 import io
 import os
-import pathlib
 import random
 import sys
 import subprocess
