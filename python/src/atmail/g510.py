@@ -167,28 +167,34 @@ class G510:
         key = b"+" + prefix.encode("ascii") + b":"
         deadline = time.monotonic() + timeout
         while True:
-            for urc in list(self._urcs):
-                if urc.startswith(key):
-                    self._urcs.remove(urc)
-                    return urc[len(key) :].strip().decode("latin-1")
-            if self._lines:
-                self._urcs.append(self._lines.popleft())
-                continue
+            urc = self._take_urc(key)
+            if urc is not None:
+                return urc[len(key) :].strip().decode("latin-1")
             if time.monotonic() > deadline:
                 raise ModemTimeout(f"no +{prefix} in {timeout:g} s")
             self._fill(wait=True)
+
+    def _take_urc(self, key: bytes) -> Optional[bytes]:
+        """The first URC starting with `key` among those received (lines no
+        command took are URCs), removed from the queue."""
+        while self._lines:
+            self._urcs.append(self._lines.popleft())
+        for urc in self._urcs:
+            if urc.startswith(key):
+                self._urcs.remove(urc)
+                return urc
+        return None
+
+    def _wait_verdict(self, timeout: float) -> int:
+        """The code of the next `+GTSMTPSEND: <code>`."""
+        return _code(self.wait_urc("GTSMTPSEND", timeout))
 
     def _mail_verdict(self) -> Optional[int]:
         """A `+GTSMTPSEND: <code>` already received, without waiting."""
         while self._fill(wait=False):
             pass
-        while self._lines:
-            self._urcs.append(self._lines.popleft())
-        for urc in list(self._urcs):
-            if urc.startswith(b"+GTSMTPSEND:"):
-                self._urcs.remove(urc)
-                return _code(urc)
-        return None
+        urc = self._take_urc(b"+GTSMTPSEND:")
+        return None if urc is None else _code(urc.split(b":", 1)[1])
 
     # The mail.
 
@@ -255,13 +261,13 @@ class G510:
         for line, data in zip(commands, payloads):
             sent = self._data(line, data, sent, total, progress)
         self.command("AT+GTSMTPEND")
-        verdict = int(self.wait_urc("GTSMTPSEND", timeout + 60).strip() or 0)
+        verdict = self._wait_verdict(timeout + 60)
         if verdict != 1:
             raise MailError(verdict, f"the mail failed: +GTSMTPSEND: {verdict}")
 
     def _start(self, timeout: int) -> None:
         self.command(f"AT+GTSMTPSEND={timeout}")
-        verdict = int(self.wait_urc("GTSMTPSEND", timeout).strip() or 0)
+        verdict = self._wait_verdict(timeout)
         if verdict != 2:
             raise MailError(verdict, f"the server refused the mail: +GTSMTPSEND: {verdict}")
 
@@ -315,9 +321,10 @@ def _name(line: bytes) -> Optional[bytes]:
     return m.group(1) if m else None
 
 
-def _code(urc: bytes) -> int:
+def _code(value: Union[str, bytes]) -> int:
+    """A `+GTSMTPSEND:` value as its code; 0 for one that is not a number."""
     try:
-        return int(urc.split(b":", 1)[1].strip() or 0)
+        return int(value.strip() or 0)
     except ValueError:
         return 0
 
