@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._abi import OK, check, ffi, lib, new_uninit, readable
+from ._abi import check, ffi, lib, new_uninit, readable
 from ._errors import StateError
 
 # The encoder holds at most 2 input bytes and 6 output characters between
@@ -69,23 +69,4 @@ class MimeBase64Encoder:
 def mime_base64(data: Any) -> bytes:
     """`data` (any bytes-like object) as whole MIME base64 lines, the last
     one ended with CRLF too (empty input: empty output)."""
-    src = readable(data, "data")
-    size = ffi.new("size_t *")
-    check(lib.atmail_base64_encoded_len(len(src), size), "data")
-    encoder = ffi.new("atmail_base64_encoder **")
-    memory = new_uninit("uint8_t[]", max(lib.atmail_base64_encoder_size(), 1) + 16)
-    check(lib.atmail_base64_encoder_init(_aligned(memory), lib.atmail_base64_encoder_size(), encoder), "encoder")
-    dst = new_uninit("uint8_t[]", max(size[0], 1))
-    read, written = ffi.new("size_t *"), ffi.new("size_t *")
-    status = lib.atmail_base64_encoder_encode(encoder[0], src, len(src), read, dst, size[0], written, True)
-    if status != OK:
-        check(status, "encoding")
-    return ffi.buffer(dst, written[0])[:]  # type: ignore[no-any-return]
-
-
-def _aligned(memory: Any) -> Any:
-    """`memory` moved up to the encoder's alignment (it lives on the stack
-    of nothing: an `_init` object needs no `_free`)."""
-    align = lib.atmail_base64_encoder_align()
-    address = int(ffi.cast("uintptr_t", memory))
-    return memory + (-address % align)
+    return MimeBase64Encoder()._run(data, True)
