@@ -54,7 +54,7 @@ def compose(
     message = _Message(code, text, date_text, id_text)
     _add_recipients(message, {"to": to, "cc": cc, "bcc": bcc})
     if subject is not None:
-        message.set_subject(code.encode(_check_text("subject", subject), "subject"))
+        message.set_subject(code.encode(subject, "subject"))
     parts = _check_attachments(code, attachments)
     if body is not None:
         body = _check_body(message, body)
@@ -137,7 +137,7 @@ def _check_attachments(charset: Charset, attachments: Sequence[Tuple[str, Data]]
         if not isinstance(item, tuple) or len(item) != 2:
             raise TypeError(f"an attachment must be a (name, data) pair, not {item!r:.60}")
         name, data = item
-        encoded = charset.encode(_check_text("attachment name", name), "attachment name")
+        encoded = charset.encode(name, "attachment name")
         _check_name(charset, encoded, name)
         total += _size(data, f"attachment {name!r}")
         parts.append((encoded, data))

@@ -28,7 +28,7 @@ import time
 from typing import IO, Any, Callable, Deque, List, Optional, Sequence, Tuple, Union
 
 from ._charset import Charset
-from ._compose import MAX_ATTACHMENTS, MAX_RECIPIENTS
+from ._compose import MAX_ATTACHMENTS, MAX_RECIPIENTS, _check_text
 from ._errors import MailError, ModemError, ModemTimeout, PortClosedError
 
 Payload = Union[bytes, bytearray, memoryview, IO[bytes]]
@@ -240,7 +240,7 @@ class G510:
         if len(attachments) > MAX_ATTACHMENTS:
             raise ValueError(f"{len(attachments)} attachments given; at most {MAX_ATTACHMENTS}")
         head = _quoted_bytes(code.encode(subject, "subject") if subject is not None else b"", "subject")
-        names = [_quoted_bytes(code.encode(_str(n, "attachment name"), "attachment name"), "attachment name")
+        names = [_quoted_bytes(code.encode(n, "attachment name"), "attachment name")
                  for n, _ in attachments]
         payloads = ([_payload(body)] if body is not None else []) + [_payload(d) for _, d in attachments]
         total = sum(len(p) for p in payloads)
@@ -329,21 +329,15 @@ def _code(value: Union[str, bytes]) -> int:
         return 0
 
 
-def _str(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    return value
-
-
 def _strings(group: object, what: str) -> List[str]:
     if isinstance(group, (str, bytes)):
         raise TypeError(f"{what} must be a sequence of str, not a single {type(group).__name__}")
-    return [_str(v, what) for v in group]  # type: ignore[attr-defined]
+    return [_check_text(what, v) for v in group]  # type: ignore[attr-defined]
 
 
 def _quoted(value: object, what: str) -> str:
     """A value for an AT string parameter: printable ASCII without `"`."""
-    text = _str(value, what)
+    text = _check_text(what, value)
     if not all(" " <= c <= "~" and c != '"' for c in text):
         raise ValueError(f"{what} {text!r}: an AT string holds printable ASCII without '\"'")
     return text
