@@ -1,7 +1,11 @@
 """The G510 driver's reading of a module's lines, over a scripted port: each
 command line the driver writes gets the bytes a module may really send for
 it, in any interleaving (URCs before the final result, echo, answers split
-into single bytes), so every ordering the serial line allows is met."""
+into single bytes), so every ordering the serial line allows is met. Also
+what `send_mail` checks before its first command, and how it reads a file
+payload."""
+
+import io
 
 import pytest
 
@@ -18,14 +22,16 @@ class ScriptedPort:
         self.echo = echo
         self.pending = b""
         self.written = []
+        self.payload = b""
         self.timeout = 0.01
         self.is_open = True
 
     def write(self, data):
         self.written.append(bytes(data))
-        if data in (b"+++",) or not data.endswith(b"\r"):
-            return len(data)  # payload and escapes get no line answer
-        line = data[:-1]
+        if data != b"+++" and not data.endswith(b"\r"):
+            self.payload += data  # data mode: no answer
+            return len(data)
+        line = data if data == b"+++" else data[:-1]
         expected, reply = self.script.pop(0)
         assert line == expected, (line, expected)
         self.pending += (data if self.echo else b"") + reply
@@ -42,6 +48,7 @@ class ScriptedPort:
 
 
 OK = b"\r\nOK\r\n"
+LIMIT = 20 << 20  # the spec's 20 MiB, for the body and for the attachments together
 START = [(b"AT", OK), (b"AT+CMEE=2", OK)]
 
 
@@ -102,3 +109,79 @@ def test_no_answer_is_a_timeout_not_a_hang():
     module, port = driver([(b"AT+GTSMTPEND", b"")])
     with pytest.raises(atmail.ModemTimeout, match="AT\\+GTSMTPEND"):
         module.command("AT+GTSMTPEND", timeout=0.1)
+
+
+class Trickle(io.RawIOBase):
+    """A raw stream that hands out at most 777 bytes a read, as a pipe
+    does."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        n = min(len(buffer), 777, len(self.data))
+        buffer[:n], self.data = self.data[:n], self.data[n:]
+        return n
+
+
+def mail_script(payload_len):
+    """A module's answers to the whole of `send_mail` with one body."""
+    return [
+        (b"AT+MIPCALL?", b"\r\n+MIPCALL: 1,10.0.0.7\r\n" + OK),
+        (b"AT+GTSMTPCLR", OK),
+        (b'AT+GTSMTPLAND=25,"smtp.example.com",0', OK),
+        (b'AT+GTSMTPID="user","secret"', OK),
+        (b'AT+GTSMTPDST=1,1,"one@example.com"', OK),
+        (b'AT+GTSMTPHEAD=1,"hi"', OK),
+        (b"AT+GTSMTPSEND=300", OK + b"\r\n+GTSMTPSEND: 2\r\n"),
+        (b"AT+GTSMTPDATA=300", b"\r\n> "),
+        (b"+++", b"\r\n+GTSMTPDATA: %d\r\n" % payload_len + OK),
+        (b"AT+GTSMTPEND", OK + b"\r\n+GTSMTPSEND: 1\r\n"),
+    ]
+
+
+def send(module, body=None, attachments=()):
+    module.send_mail(
+        "smtp.example.com", 25, "user", "secret", ["one@example.com"],
+        subject="hi", body=body, attachments=attachments,
+    )
+
+
+def test_a_file_payload_is_read_whole_through_short_reads():
+    body = bytes(range(256)).replace(b"\r", b"") * 40
+    module, port = driver(mail_script(len(body)))
+    send(module, body=Trickle(body))
+    assert port.payload == body
+    assert not port.script
+
+
+@pytest.mark.parametrize(
+    "body, attachments",
+    [
+        (bytes(LIMIT + 1), ()),
+        (Trickle(bytes(LIMIT + 1)), ()),
+        (None, [("a.bin", io.BytesIO(bytes(LIMIT + 1)))]),
+        (None, [("a.bin", bytes(LIMIT // 2 + 1)), ("b.bin", bytes(LIMIT // 2))]),
+    ],
+    ids=["body", "body-pipe", "attachment-file", "attachments-together"],
+)
+def test_past_20_mib_is_refused_before_any_command(body, attachments):
+    module, port = driver([])
+    before = list(port.written)
+    with pytest.raises(ValueError, match=f"at most {LIMIT}"):
+        send(module, body=body, attachments=attachments)
+    assert port.written == before
+
+
+def test_20_mib_of_attachments_together_is_not_refused_before_sending():
+    """The limit is on the attachments together and on the body, each at
+    20 MiB: a 20 MiB body beside 20 MiB of attachments passes the checks
+    and reaches the module (whose script here ends at the first command)."""
+    module, port = driver([(b"AT+MIPCALL?", b"\r\nERROR\r\n")])
+    half = bytes(LIMIT // 2)
+    with pytest.raises(atmail.ModemError):
+        send(module, body=bytes(LIMIT), attachments=[("a", half), ("b", half)])
+    assert port.written[-1] == b"AT+MIPCALL?\r"

@@ -143,8 +143,7 @@ def _check_attachments(charset: Charset, attachments: Sequence[Tuple[str, Data]]
         parts.append((encoded, data))
     if len(parts) > MAX_ATTACHMENTS:
         raise ValueError(f"{len(parts)} attachments given; at most {MAX_ATTACHMENTS}")
-    if total > MAX_PAYLOAD:
-        raise ValueError(f"attachments total {total} bytes; at most {MAX_PAYLOAD} (20 MiB)")
+    _check_size(total, "the attachments together")
     return parts
 
 
@@ -194,9 +193,15 @@ def _size(data: Data, what: str) -> int:
         file.seek(start)
     else:
         size = len(readable(data, what))
+    _check_size(size, what)
+    return size
+
+
+def _check_size(size: int, what: str) -> None:
+    """The module takes at most 20 MiB of body, and 20 MiB of attachments
+    together (`framer::MAX_PAYLOAD`)."""
     if size > MAX_PAYLOAD:
         raise ValueError(f"{what} is {size} bytes; at most {MAX_PAYLOAD} (20 MiB)")
-    return size
 
 
 def _is_file(data: object) -> bool:

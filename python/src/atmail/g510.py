@@ -28,7 +28,7 @@ import time
 from typing import IO, Any, Callable, Deque, List, Optional, Sequence, Tuple, Union
 
 from ._charset import Charset
-from ._compose import MAX_ATTACHMENTS, MAX_RECIPIENTS, _check_text
+from ._compose import MAX_ATTACHMENTS, MAX_PAYLOAD, MAX_RECIPIENTS, _check_size, _check_text
 from ._errors import MailError, ModemError, ModemTimeout, PortClosedError
 
 Payload = Union[bytes, bytearray, memoryview, IO[bytes]]
@@ -242,7 +242,9 @@ class G510:
         head = _quoted_bytes(code.encode(subject, "subject") if subject is not None else b"", "subject")
         names = [_quoted_bytes(code.encode(n, "attachment name"), "attachment name")
                  for n, _ in attachments]
-        payloads = ([_payload(body)] if body is not None else []) + [_payload(d) for _, d in attachments]
+        files = [_payload(d, f"attachment {n!r}") for n, d in attachments]
+        _check_size(sum(len(f) for f in files), "the attachments together")
+        payloads = ([_payload(body, "body")] if body is not None else []) + files
         total = sum(len(p) for p in payloads)
         if not 100 <= timeout <= 48000:
             raise ValueError(f"timeout {timeout} s out of range (100-48000)")
@@ -349,12 +351,30 @@ def _quoted_bytes(value: bytes, what: str) -> bytes:
     return value
 
 
-def _payload(data: object) -> bytes:
+def _payload(data: object, what: str) -> bytes:
+    """A payload's bytes, refused past 20 MiB before any command is sent;
+    a file is read no further than that."""
     if hasattr(data, "read") and not isinstance(data, (bytes, bytearray, memoryview)):
-        read = data.read()  # type: ignore[attr-defined]
-        if not isinstance(read, bytes):
-            raise TypeError("a payload file must be opened in binary mode")
-        return read
-    if isinstance(data, str) or not isinstance(data, (bytes, bytearray, memoryview)):
+        read = _read_upto(data, MAX_PAYLOAD + 1)
+    elif isinstance(data, str) or not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"a payload must be bytes-like or a binary file, not {type(data).__name__}")
-    return bytes(data)
+    else:
+        read = bytes(data)
+    _check_size(len(read), what)
+    return read
+
+
+def _read_upto(file: Any, limit: int) -> bytes:
+    """Up to `limit` bytes of a binary file, through short reads (a raw
+    pipe returns what it has)."""
+    chunks: List[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = file.read(left)
+        if not isinstance(chunk, bytes):
+            raise TypeError("a payload file must be opened in binary mode")
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
