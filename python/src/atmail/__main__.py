@@ -81,7 +81,7 @@ def _attachments(specs: Sequence[str]) -> List[Tuple[str, bytes]]:
 
 
 def send(args: argparse.Namespace) -> int:
-    import serial  # pyserial: `pip install atmail[serial]`
+    import serial  # type: ignore[import-untyped]  # pyserial: `pip install atmail[serial]`
 
     password = args.password if args.password is not None else os.environ.get(args.password_env)
     if password is None:

@@ -14,7 +14,7 @@ import datetime
 import email.utils
 import io
 import secrets
-from typing import IO, Any, Iterable, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ._abi import INSUFFICIENT_SIZE, INVALID_TEXT, OK, OUTPUT_FULL, check, ffi, lib, new_uninit, readable
 from ._charset import Charset
@@ -115,7 +115,7 @@ def _check_field(status: int, what: str, value: str) -> None:
     check(status, f"{what} {value!r}")
 
 
-def _add_recipients(message: _Message, lists: dict) -> None:
+def _add_recipients(message: _Message, lists: Dict[str, Any]) -> None:
     count = 0
     for name, kind in _KINDS:
         addresses = lists[name]
@@ -128,7 +128,7 @@ def _add_recipients(message: _Message, lists: dict) -> None:
         raise ValueError(f"{count} recipients given; a mail needs 1 to {MAX_RECIPIENTS}")
 
 
-def _check_attachments(charset: Charset, attachments: Sequence[Tuple[str, Data]]) -> list:
+def _check_attachments(charset: Charset, attachments: Sequence[Tuple[str, Data]]) -> List[Tuple[bytes, Data]]:
     if isinstance(attachments, (str, bytes)) or not isinstance(attachments, Iterable):
         raise TypeError("attachments must be a sequence of (name, data) pairs")
     parts = []
@@ -189,7 +189,7 @@ def _size(data: Data, what: str) -> int:
         if not (hasattr(file, "seekable") and file.seekable()):
             return 0  # a pipe: counted while it streams (`_Writer`)
         start = file.tell()
-        size = file.seek(0, io.SEEK_END) - start
+        size: int = file.seek(0, io.SEEK_END) - start
         file.seek(start)
     else:
         size = len(readable(data, what))

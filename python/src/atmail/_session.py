@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from typing import Any, NamedTuple, Optional, Tuple, Union
+from typing import Any, List, NamedTuple, Optional, Tuple, Union
 
 from ._abi import OK, check, ffi, lib, new_uninit, readable
 from ._errors import AtmailError
@@ -199,7 +199,7 @@ class Session:
         return None if deadline[0] == lib.ATMAIL_NO_DEADLINE else int(deadline[0])
 
     def _drain(self, poll: Any) -> bytes:
-        chunks = []
+        chunks: List[bytes] = []
         while True:
             status = poll()
             if status != OK:

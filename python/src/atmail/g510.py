@@ -125,13 +125,13 @@ class G510:
                 time.sleep(self.guard)
         self.command("AT")
 
-    def command(self, line: str, *, timeout: Optional[float] = None, prompt: bool = False) -> List[str]:
+    def command(self, line: Union[str, bytes], *, timeout: Optional[float] = None, prompt: bool = False) -> List[str]:
         """Sends one AT command line and returns its information lines
         (those that start with the command's `+NAME:`). A refusal raises
         `ModemError`. With `prompt`, returns once the `> ` prompt arrives
         (a data command) and the caller streams payload."""
         data = line.encode("latin-1") if isinstance(line, str) else bytes(line)
-        return self._command(data, line, timeout, prompt)
+        return self._command(data, data.decode("latin-1"), timeout, prompt)
 
     def _command(self, data: bytes, shown: str, timeout: Optional[float], prompt: bool) -> List[str]:
         self._write(data + b"\r")
