@@ -342,8 +342,9 @@ fn encode_lines_portable(src: &[u8], dst: &mut [u8], lines: usize) {
 /// the CRLF shifted into the second. Both this and `copy_within(76)`
 /// plus a 2-byte CRLF are six stores on x86-64, but this one moved 20 MiB
 /// worth of lines 10% faster (blocks in L1, nothing else timed), and the
-/// move is about a quarter of the portable path's time. The words are read before anything is written:
-/// `to + 64 <= from + 62` since `from - to >= 2`.
+/// move is about a quarter of the portable path's time. The words are
+/// read before anything is written: `to + 64 <= from + 62` since
+/// `from - to >= 2`.
 #[inline(always)]
 fn move_line(block: &mut [u8], from: usize, to: usize) {
     let head = word(block, from + 62);
