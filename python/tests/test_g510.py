@@ -123,6 +123,34 @@ def test_echo_on_and_urcs_between_answers(atmail_bin, server, modems):
     check_mail(raw, b"attachment")
 
 
+class RecordingSerial(serial.Serial):
+    """A pyserial port that keeps what the host wrote."""
+
+    def __init__(self, *args, **kwargs):
+        self.sent = bytearray()
+        super().__init__(*args, **kwargs)
+
+    def write(self, data):
+        self.sent += data
+        return super().write(data)
+
+
+def test_a_port_with_rtscts_sets_the_module_to_rts_cts(atmail_bin, server, modems):
+    """Opened with `rtscts=True`, as a host wired for flow control opens
+    it: the driver sends `AT&K3` before any mail command, and mail goes
+    through."""
+    controller, handler = server
+    modem = start(modems, atmail_bin, controller.port)
+    modem.port.close()
+    with RecordingSerial(modem.path, baudrate=115200, timeout=0.05, rtscts=True) as port:
+        module = atmail.G510(port, guard=GUARD_MS / 1000)
+        send_spec_case(module, 25, b"attachment")
+        assert port.sent.count(b"AT&K3\r") == 1
+        assert port.sent.index(b"AT&K3\r") < port.sent.index(b"AT+GTSMTPCLR\r")
+    ((_, _, raw),) = handler.messages
+    check_mail(raw, b"attachment")
+
+
 @pytest.mark.parametrize("step,reply,code", [("RCPT", "550 5.1.1 no such user", 550), ("MAIL", "451 4.3.0 try later", 451)])
 def test_refusals_raise_mail_error_with_the_code(atmail_bin, server, modems, step, reply, code):
     controller, handler = server
@@ -219,7 +247,7 @@ def test_python_m_atmail_send(atmail_bin, server, modems, tmp_path):
     command = [sys.executable, "-m", "atmail", "send", "--port", path, "--server", SERVER_NAME,
                "--user", USER.decode(), "--password-env", "SMTP_PASSWORD", "--to", "xiangj@fibocom.com",
                "--subject", "你好 smtp", "--charset", "gb2312", "--body", str(body),
-               "--attach", f"{data}=eee.wma", "--guard", str(GUARD_MS / 1000)]
+               "--attach", f"{data}=eee.wma", "--guard", str(GUARD_MS / 1000), "--rtscts"]
     env = dict(os.environ, SMTP_PASSWORD=PASSWORD.decode())
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr

@@ -79,6 +79,34 @@ def test_answers_and_urcs_however_they_interleave(piece, echo):
     assert module.wait_urc("CREG", 1.0) == "1"
 
 
+@pytest.mark.parametrize(
+    "rtscts, flow_control, sent",
+    [
+        (None, None, []),  # a port with no RTS/CTS setting: the module is left alone
+        (False, None, []),
+        (True, None, [b"AT&K3"]),
+        (True, False, [b"AT&K0"]),
+        (None, True, [b"AT&K3"]),
+        (False, False, [b"AT&K0"]),
+    ],
+)
+def test_flow_control_follows_the_port_unless_told(rtscts, flow_control, sent):
+    port = ScriptedPort(START + [(line, OK) for line in sent])
+    if rtscts is not None:
+        port.rtscts = rtscts
+    atmail.G510(port, flow_control=flow_control, timeout=1.0, guard=0.01)
+    assert port.script == []
+    assert [w for w in port.written if w.startswith(b"AT&K")] == [line + b"\r" for line in sent]
+
+
+def test_a_module_refusing_flow_control_is_a_modem_error():
+    port = ScriptedPort(START + [(b"AT&K3", b"\r\n+CME ERROR: operation not supported\r\n")])
+    port.rtscts = True
+    with pytest.raises(atmail.ModemError) as refused:
+        atmail.G510(port, timeout=1.0, guard=0.01)
+    assert (refused.value.command, refused.value.text) == ("AT&K3", "operation not supported")
+
+
 @pytest.mark.parametrize("piece", [1, 64])
 def test_refusals_carry_the_modules_text(piece):
     module, _ = driver(

@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     send = commands.add_parser("send", help="send one mail through a G510 on a serial port")
     send.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB0")
     send.add_argument("--baud", type=int, default=115200)
+    send.add_argument("--rtscts", action="store_true", help="RTS/CTS flow control, on the port and in the module (AT&K3)")
     send.add_argument("--server", required=True, help="SMTP server name (AT+GTSMTPLAND)")
     send.add_argument("--server-port", type=int, default=25)
     send.add_argument("--mode", type=int, default=0, choices=[0, 1], help="1: SMTPS, TLS from the first byte")
@@ -91,7 +92,7 @@ def send(args: argparse.Namespace) -> int:
         with open(args.body, "rb") as f:
             body = f.read()
     attachments = _attachments(args.attach)
-    with serial.Serial(args.port, baudrate=args.baud, timeout=0.05) as port:
+    with serial.Serial(args.port, baudrate=args.baud, timeout=0.05, rtscts=args.rtscts) as port:
         module = G510(port, guard=args.guard)
         module.send_mail(
             args.server, args.server_port, args.user, password,

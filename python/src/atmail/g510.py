@@ -16,6 +16,11 @@ What modem libraries get wrong, solved once here:
 - Data mode follows V.250: the payload goes after the `> ` prompt, then
   the `+++` escape framed by a guard time of silence on both sides, so a
   `+++` inside the payload is payload.
+- Flow control agrees at both ends: a port opened with RTS/CTS
+  (pyserial's `rtscts=True`) gets `AT&K3`, as the spec advises for data
+  mode, so the module holds the host's writes with CTS while its socket
+  drains, instead of the host waiting on a CTS the module never drives
+  or the module dropping bytes it had no room for.
 
 What it does not do: open the port (pass a `serial.Serial`, or anything
 with `write(bytes)` and `read(n)`), retry a mail, or guess an APN."""
@@ -44,9 +49,20 @@ class G510:
     (seconds); `guard` is the `+++` guard time the module uses (S12, 1 s
     by default on a G510; `atmail modem --guard-ms`). A port opened
     without a read timeout (pyserial's default) is given one of 50 ms: the
-    driver's deadlines need reads that return."""
+    driver's deadlines need reads that return. `flow_control` True sends
+    `AT&K3` (RTS/CTS), False `AT&K0` (none); None follows the port: `AT&K3`
+    when it was opened with `rtscts=True`, else the module is left as it
+    is."""
 
-    def __init__(self, port: Any, *, echo: Optional[bool] = None, timeout: float = 10.0, guard: float = 1.0) -> None:
+    def __init__(
+        self,
+        port: Any,
+        *,
+        echo: Optional[bool] = None,
+        flow_control: Optional[bool] = None,
+        timeout: float = 10.0,
+        guard: float = 1.0,
+    ) -> None:
         if not callable(getattr(port, "write", None)) or not callable(getattr(port, "read", None)):
             raise TypeError("port must have write(bytes) and read(n), as a serial.Serial has")
         self.port = port
@@ -62,6 +78,10 @@ class G510:
         if echo is not None:
             self.command("ATE1" if echo else "ATE0")
         self.command("AT+CMEE=2")
+        if flow_control is None and getattr(port, "rtscts", False) is True:
+            flow_control = True
+        if flow_control is not None:
+            self.command("AT&K3" if flow_control else "AT&K0")
 
     # Lines.
 
