@@ -48,6 +48,13 @@ impl LineBreaks {
         }
     }
 
+    /// The most text bytes [`encode`](Self::encode) surely reads whole
+    /// into `room` bytes of output: every byte may be a line break that
+    /// becomes two, behind the CRLF still owed.
+    pub fn input_fits(&self, encoder: &MimeBase64Encoder, room: usize) -> usize {
+        encoder.input_fits(room).saturating_sub(self.owed.into()) / 2
+    }
+
     /// Encodes `src` in canonical form with `encoder` into `dst`, as
     /// [`MimeBase64Encoder::encode`] does (`last` with the final piece).
     /// Returns `(result, bytes of src read, bytes written)`; on `OutputFull`

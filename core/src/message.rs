@@ -331,6 +331,17 @@ impl MessageWriter {
         Ok((r, read, written + w))
     }
 
+    /// The most payload bytes the part being written surely takes whole
+    /// (with `last` false) into `room` bytes of output; 0 before its
+    /// header is written (a call with no input writes it).
+    pub fn input_fits(&self, room: usize) -> usize {
+        match self.step {
+            Step::Body => self.line_breaks.input_fits(&self.encoder, room),
+            Step::Attachment => self.encoder.input_fits(room),
+            _ => 0,
+        }
+    }
+
     /// Writes the closing boundary (and an empty text part if there was no
     /// body). Returns bytes written; `InputEmpty` when the message is complete.
     pub fn finish(&mut self, dst: &mut [u8]) -> Result<(CoderResult, usize), MessageError> {
@@ -667,5 +678,61 @@ AAErKysC\r\n\
             let whole = compose(Some(&body), &files, 1 << 16, 1 << 16);
             prop_assert_eq!(compose(Some(&body), &files, dst_len, chunk), whole);
         }
+
+        /// What `input_fits` promises is read whole, in any state a part
+        /// can be in (column, held bytes, output held back, a CRLF owed),
+        /// with the worst input: line breaks for the body (each one
+        /// becomes two bytes), anything for an attachment.
+        #[test]
+        fn input_fits_is_always_read_whole(
+            attachment in any::<bool>(),
+            lead in proptest::collection::vec(any::<u8>(), 0..200),
+            lead_room in 0usize..40,
+            room in 0usize..400,
+            worst in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a')], 400),
+        ) {
+            let rcpt = [Recipient {
+                kind: RecipientKind::To,
+                address: Address::new(b"a@b").unwrap(),
+            }];
+            let mut w = MessageWriter::new(Charset::UsAscii, Boundary::from_seed(b""));
+            let mut buf = [0u8; 4096];
+            let _ = w.head(&head(&rcpt, None), &mut buf).unwrap();
+            let name = Text::trusted(Charset::UsAscii, b"a.bin");
+            let lead: Vec<u8> = if attachment { lead } else { lead.iter().map(|b| b & 0x7f).collect() };
+            let step = |w: &mut MessageWriter, src: &[u8], dst: &mut [u8]| {
+                if attachment {
+                    w.attachment(&name, src, dst, false)
+                } else {
+                    w.body(src, dst, false)
+                }
+            };
+            // The part header, then a lead-in whose output may not fit.
+            let (_, _, _) = step(&mut w, b"", &mut buf).unwrap();
+            let (_, _, _) = step(&mut w, &lead, &mut buf[..lead_room]).unwrap();
+            let fits = w.input_fits(room);
+            let worst = if attachment { &lead[..lead.len().min(fits)] } else { &worst[..fits.min(400)] };
+            let (_, read, written) = step(&mut w, worst, &mut buf[..room]).unwrap();
+            prop_assert_eq!(read, worst.len());
+            prop_assert!(written <= room);
+        }
+    }
+
+    #[test]
+    fn input_fits_grows_with_the_room() {
+        let mut w = MessageWriter::new(Charset::UsAscii, Boundary::from_seed(b""));
+        let rcpt = [Recipient {
+            kind: RecipientKind::To,
+            address: Address::new(b"a@b").unwrap(),
+        }];
+        let mut buf = [0u8; 4096];
+        let _ = w.head(&head(&rcpt, None), &mut buf).unwrap();
+        assert_eq!(w.input_fits(4096), 0, "before the part's header");
+        let name = Text::trusted(Charset::UsAscii, b"a.bin");
+        let _ = w.attachment(&name, b"", &mut buf, false).unwrap();
+        // 76 characters and CRLF carry 57 bytes; two more wait unwritten.
+        assert_eq!(w.input_fits(78), 59);
+        assert_eq!(w.input_fits(77), 56);
+        assert_eq!(w.input_fits(78 * 100), 5702);
     }
 }

@@ -164,6 +164,19 @@ impl MimeBase64Encoder {
         }
     }
 
+    /// The most input bytes [`encode`](Self::encode) (with `last` false)
+    /// surely reads whole into `room` bytes of output: those whose encoding
+    /// fits behind the output held back from the last call.
+    pub fn input_fits(&self, room: usize) -> usize {
+        let held_back = (self.pending_len - self.pending_pos) as usize;
+        let Some(room) = room.checked_sub(held_back) else {
+            return 0;
+        };
+        let groups = fit_groups(self.column as usize, usize::MAX / 4, room);
+        // Up to two bytes past the last group wait in `held`, unwritten.
+        (groups * 3 + 2).saturating_sub(self.held_len as usize)
+    }
+
     /// Takes bytes into `held` until it has a whole group; returns how many.
     fn hold(&mut self, src: &[u8]) -> usize {
         let want = (3 - self.held_len as usize).min(src.len());

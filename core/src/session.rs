@@ -94,6 +94,9 @@ pub enum SessionError {
     InvalidBody,
     /// The mail failed while data was streaming (see `+GTSMTPSEND`).
     MailAborted,
+    /// The caller gave SEND no Date and Message-ID
+    /// ([`Session::refuse_identity`]).
+    NoIdentity,
 }
 
 impl SessionError {
@@ -117,6 +120,7 @@ impl SessionError {
             SessionError::DataTooLarge => "more than 20 MiB",
             SessionError::InvalidBody => "body not valid in the charset",
             SessionError::MailAborted => "mail aborted",
+            SessionError::NoIdentity => "no Date or Message-ID for the mail",
         }
     }
 }
@@ -421,6 +425,9 @@ struct Engine {
     failure: Option<MailFailure>,
     close: bool,
     start_tls: bool,
+    /// The latest `now_ms` the caller gave: when a mail ends inside a call
+    /// that has no clock of its own, its QUIT is timed from this.
+    clock_ms: u64,
 }
 
 impl Engine {
@@ -448,6 +455,7 @@ impl Engine {
                 failure: _,
                 close: _,
                 start_tls: _,
+                clock_ms: _,
             } = e;
         };
         let p = slot.as_mut_ptr();
@@ -478,6 +486,7 @@ impl Engine {
             addr_of_mut!((*p).failure).write(None);
             addr_of_mut!((*p).close).write(false);
             addr_of_mut!((*p).start_tls).write(false);
+            addr_of_mut!((*p).clock_ms).write(0);
         }
     }
 }
@@ -528,6 +537,7 @@ impl Session {
                 failure: None,
                 close: false,
                 start_tls: false,
+                clock_ms: 0,
             },
         }
     }
@@ -624,6 +634,20 @@ impl Session {
         }
     }
 
+    /// The caller cannot give the waiting SEND an identity
+    /// ([`Pending::Identity`]): SEND answers `+CME ERROR: no Date or
+    /// Message-ID for the mail` (`ERROR` under `AT+CMEE=0`), then
+    /// `+GTSMTPSEND: 0`, and the session takes host bytes again. Nothing
+    /// happens when no SEND waits.
+    pub fn refuse_identity(&mut self) {
+        if let Some(Waiting::Identity { .. }) = self.waiting {
+            self.waiting = None;
+            self.line.clear();
+            self.engine.say_error(SessionError::NoIdentity);
+            self.engine.say_urc(0);
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.engine.config
@@ -686,6 +710,7 @@ impl Session {
         now_ms: u64,
         server_out: &mut [u8],
     ) -> (usize, usize) {
+        self.engine.tick(now_ms);
         let (mut read, mut written) = (0, 0);
         while read < input.len() && self.waiting.is_none() {
             let (r, w) = match self.engine.state() {
@@ -750,12 +775,13 @@ impl Session {
         self.engine.host.poll(dst)
     }
 
-    /// Where to connect, once per mail after SEND. Nothing while a close
-    /// is still to be taken with [`poll_close`](Self::poll_close): the
-    /// caller has one connection at a time.
+    /// Where to connect, once per mail after SEND. Nothing while the last
+    /// mail's connection is still saying QUIT or its close is still to be
+    /// taken with [`poll_close`](Self::poll_close): the caller has one
+    /// connection at a time.
     pub fn poll_connect(&mut self) -> Option<Connect<'_>> {
         let e = &mut self.engine;
-        if e.close {
+        if e.close || e.quitting.is_some() {
             return None;
         }
         let State::Mail(mail) = &mut e.state else {
@@ -777,6 +803,7 @@ impl Session {
     /// address of its local end, for the EHLO name when the caller set
     /// none (`None`: not known; then `[127.0.0.1]`).
     pub fn handle_connected(&mut self, now_ms: u64, local: Option<IpAddr>) {
+        self.engine.tick(now_ms);
         let e = &mut self.engine;
         e.helo = match (&e.helo_name, local) {
             (Some(name), _) => *name,
@@ -811,9 +838,19 @@ impl Session {
 
     /// TLS is up after [`poll_start_tls`](Self::poll_start_tls).
     pub fn handle_tls_established(&mut self, now_ms: u64) {
+        self.engine.tick(now_ms);
         if let Some(smtp) = self.engine.smtp() {
             smtp.handle_tls_established(now_ms);
         }
+    }
+
+    /// The caller's TLS failed: the handshake (the server's certificate
+    /// was refused, no parameters were agreed) or a record that did not
+    /// verify. The connection is to be closed at once
+    /// ([`poll_close`](Self::poll_close)); the mail fails with URC 0 and a
+    /// reason that says TLS.
+    pub fn handle_tls_failed(&mut self) {
+        self.engine.handle_tls_failed();
     }
 
     /// Whether the caller must close the connection now.
@@ -826,12 +863,14 @@ impl Session {
     /// [`poll_server`](Self::poll_server): offer unconsumed bytes again
     /// after that.
     pub fn handle_server(&mut self, input: &[u8], now_ms: u64) -> usize {
+        self.engine.tick(now_ms);
         self.engine.handle_server(input, now_ms)
     }
 
     /// Writes bytes for the server (SMTP commands and message parts that
     /// are not serial payload) into `dst`; returns how many.
     pub fn poll_server(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
+        self.engine.tick(now_ms);
         self.engine.poll_server(dst, now_ms)
     }
 
@@ -839,6 +878,7 @@ impl Session {
     /// the mail's `<time>` limit. Call it at
     /// [`next_deadline`](Self::next_deadline) (earlier is harmless).
     pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.engine.tick(now_ms);
         self.engine.handle_timeout(now_ms);
     }
 
@@ -1052,9 +1092,7 @@ impl Engine {
                 Ok(Outcome::Done)
             }
             Request::Clr => {
-                if !matches!(self.state, State::Idle) | self.quitting.take().is_some() {
-                    self.close = true;
-                }
+                self.release_connection();
                 self.state = State::Idle;
                 self.config.clear();
                 self.say_ok();
@@ -1107,11 +1145,8 @@ impl Engine {
         let Some(identity) = self.identity.take() else {
             return Ok(Outcome::NeedIdentity);
         };
-        if self.quitting.take().is_some() {
-            // The last mail's connection is still saying QUIT: drop it;
-            // the new one is asked for once the caller has closed it.
-            self.close = true;
-        }
+        // A connection of the last mail still saying QUIT finishes first
+        // (within QUIT_MS): the new one is asked for once it is closed.
         let boundary = Boundary::from_seed(identity.message_id.as_bytes());
         self.mail_identity = identity;
         self.file_count = 0;
@@ -1214,8 +1249,18 @@ impl Engine {
         Some(smtp.handle_input(&envelope, input, now_ms))
     }
 
-    /// Acts on what the SMTP client says; returns whether it said anything.
+    /// Acts on everything the SMTP client says; returns whether it said
+    /// anything.
     fn take_smtp_events(&mut self) -> bool {
+        let mut any = false;
+        while self.take_smtp_event() {
+            any = true;
+        }
+        any
+    }
+
+    /// Acts on the SMTP client's next event; returns whether there was one.
+    fn take_smtp_event(&mut self) -> bool {
         let mine = matches!(
             self.state,
             State::Mail(Mail {
@@ -1233,7 +1278,7 @@ impl Engine {
             }
             (SmtpEvent::Delivered, true) if matches!(self.stage(), Some(Stage::Verdict)) => {
                 self.say_urc(1);
-                self.quitting = self.smtp().cloned();
+                self.release_connection();
                 // Configuration is free again as soon as the URC is said.
                 self.state = State::Idle;
             }
@@ -1242,12 +1287,59 @@ impl Engine {
                 None => self.abort(None, code),
             },
             (_, true) => self.impossible(),
-            (_, false) => {
+            (SmtpEvent::Closed, false) => {
                 self.quitting = None;
                 self.close = true;
             }
+            (_, false) => {}
         }
         true
+    }
+
+    fn tick(&mut self, now_ms: u64) {
+        self.clock_ms = self.clock_ms.max(now_ms);
+    }
+
+    /// The mail's connection is no longer the mail's: its client ends the
+    /// conversation on its own (QUIT, kept as `quitting` until it says
+    /// closed), or the caller closes it now.
+    fn release_connection(&mut self) {
+        let State::Mail(mail) = &mut self.state else {
+            return;
+        };
+        match &mut mail.phase {
+            Phase::Connected { smtp, .. } => {
+                smtp.quit(self.clock_ms);
+                if smtp.is_done() {
+                    self.close = true;
+                } else {
+                    self.quitting = Some(smtp.clone());
+                }
+            }
+            Phase::Connecting { asked: true } => self.close = true,
+            // No connection asked for yet (the last mail's may still be
+            // saying QUIT: it is not this mail's to close).
+            Phase::Connecting { asked: false } => {}
+        }
+    }
+
+    fn handle_tls_failed(&mut self) {
+        let tls = SmtpFailure::Tls(Step::TlsHandshake);
+        match &mut self.state {
+            State::Mail(Mail {
+                phase: Phase::Connected { smtp, .. },
+                ..
+            }) => {
+                smtp.handle_tls_failed();
+                self.take_smtp_events();
+            }
+            // SMTPS: the handshake comes before the SMTP client.
+            State::Mail(Mail {
+                phase: Phase::Connecting { asked: true },
+                ..
+            }) => self.fail(Failure::Smtp(tls), 0),
+            _ => self.handle_closed(),
+        }
     }
 
     /// A state the design rules out: debug builds stop here; release builds
@@ -1263,7 +1355,7 @@ impl Engine {
     /// after the mode's end when the host is still streaming (see the
     /// module docs).
     fn abort(&mut self, error: Option<SessionError>, urc: u16) {
-        self.close = true;
+        self.release_connection();
         let (streaming, owed) = match self.stage() {
             Some(Stage::Data(dm)) if dm.framer.end().is_none() => {
                 (Some((dm.framer.clone(), dm.lf_due)), true)
@@ -1355,13 +1447,6 @@ impl Engine {
             };
             let limit = smtp.size_limit();
             let name = &self.files[(self.file_count as usize).saturating_sub(1)];
-            // Encoding grows data by 78/57 plus a part header, first, and
-            // the text body's bare line breaks may double before that;
-            // take only what surely fits.
-            let growth = if dm.part == Part::Body { 2 } else { 1 };
-            let room = out.len() - written;
-            let take = (((room.saturating_sub(16) / 78) * 57).saturating_sub(3) / growth)
-                .min(input.len() - read);
             let step = part_step(
                 &mut mail.writer,
                 dm.part,
@@ -1382,6 +1467,12 @@ impl Engine {
                 written += w;
                 continue;
             }
+            // The framer's bytes are gone once it passes them on: take
+            // only what the encoder surely takes whole.
+            let take = mail
+                .writer
+                .input_fits(out.len() - written)
+                .min(input.len() - read);
             if take == 0 {
                 break;
             }
@@ -1401,7 +1492,11 @@ impl Engine {
                         self.abort(Some(SessionError::InvalidBody), 0);
                         break;
                     };
-                    debug_assert_eq!(r, data.len(), "room was reserved for the slice");
+                    if r < data.len() {
+                        // Payload would be lost: the mail fails whole.
+                        self.impossible();
+                        break;
+                    }
                     if !mail.count(w, limit) {
                         return self.too_large(limit, read, written);
                     }
@@ -1607,7 +1702,12 @@ impl Engine {
         let quit = self.quitting.as_ref().and_then(SmtpClient::next_deadline);
         let mail = match &self.state {
             State::Idle => return quit,
-            State::Discarding(discard) => return discard.framer.next_deadline(),
+            State::Discarding(discard) => {
+                return [discard.framer.next_deadline(), quit]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }
             State::Mail(mail) => mail,
         };
         let (framer, smtp, limit) = match &mail.phase {
@@ -1621,7 +1721,7 @@ impl Engine {
                 (!matches!(stage, Stage::Verdict)).then_some(mail.deadline_ms),
             ),
         };
-        [limit, framer, smtp].into_iter().flatten().min()
+        [limit, framer, smtp, quit].into_iter().flatten().min()
     }
 }
 
@@ -1969,6 +2069,10 @@ mod tests {
             rig.reply(b"535 bad credentials\r\n"),
             "\r\n+GTSMTPSEND: 535\r\n"
         );
+        // RFC 5321 4.1.1.10: QUIT after the refusal, the close after 221.
+        assert!(rig.server.ends_with(b"QUIT\r\n"));
+        assert!(!rig.s.poll_close());
+        assert_eq!(rig.reply(b"221 bye\r\n"), "");
         assert!(rig.s.poll_close());
         assert_eq!(
             rig.at(b"AT+GTSMTPDST?"),
@@ -2004,7 +2108,8 @@ mod tests {
             "\r\n+CME ERROR: data already sent cannot be deleted\r\n"
         );
         assert_eq!(rig.at(b"AT+GTSMTPCLR"), "\r\nOK\r\n");
-        assert!(rig.s.poll_close());
+        assert!(!rig.s.poll_close(), "no connection was asked for");
+        assert_eq!(rig.s.poll_connect(), None);
         assert_eq!(
             rig.at(b"AT+GTSMTPLAND?"),
             "\r\n+GTSMTPLAND: 0\r\n\r\nOK\r\n"
@@ -2096,6 +2201,42 @@ mod tests {
             );
             assert_eq!(rig.at(b"AT+GTSMTPEND"), "\r\nOK\r\n");
             assert_eq!(rig.parts()[0], payload, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn payload_streams_through_any_socket_room_whole() {
+        // A firmware's socket buffer may be a few dozen bytes: payload still
+        // goes through, every byte of it.
+        let body: Vec<u8> = (0..700u32)
+            .map(|i| {
+                if i % 5 == 0 {
+                    b'\n'
+                } else {
+                    b'a' + (i % 26) as u8
+                }
+            })
+            .collect();
+        for room in [7, 12, 40, 77, 78, 93, 300] {
+            let mut rig = ready(b"\r");
+            rig.at(b"AT+GTSMTPFILE=1,\"a.bin\"");
+            let mut rest = &body[..];
+            while !rest.is_empty() {
+                let mut out = [0u8; 300];
+                let (r, w) = rig.s.handle_host(rest, rig.now, &mut out[..room]);
+                assert!(r + w > 0, "room {room}: stalled with {} left", rest.len());
+                rig.server.extend_from_slice(&out[..w]);
+                rest = &rest[r..];
+            }
+            rig.now += 1500;
+            rig.serial(b"+++");
+            assert_eq!(
+                rig.wait(1000),
+                "\r\n+GTSMTPFILE: 700\r\n\r\nOK\r\n",
+                "room {room}"
+            );
+            rig.at(b"AT+GTSMTPEND");
+            assert_eq!(rig.parts()[1], body, "room {room}");
         }
     }
 
@@ -2317,7 +2458,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_send_while_quit_is_in_flight_closes_that_connection_first() {
+    fn a_new_send_while_quit_is_in_flight_connects_once_that_connection_closed() {
         let mut rig = ready(b"\r");
         rig.at(b"AT+GTSMTPEND");
         rig.reply(b"250 queued\r\n");
@@ -2326,8 +2467,91 @@ mod tests {
             rig.s.poll_connect().is_none(),
             "not before the old one is closed"
         );
+        assert!(!rig.s.poll_close(), "its QUIT is answered first");
+        assert_eq!(rig.reply(b"221 bye\r\n"), "");
         assert!(rig.s.poll_close());
         assert!(rig.s.poll_connect().is_some());
+        // A server that never answers the QUIT holds the next mail back
+        // for QUIT_MS at most.
+        let mut rig = ready(b"\r");
+        rig.at(b"AT+GTSMTPEND");
+        rig.reply(b"250 queued\r\n");
+        let verdict = rig.now;
+        rig.at(b"AT+GTSMTPSEND=300");
+        assert_eq!(rig.s.next_deadline(), Some(verdict + crate::smtp::QUIT_MS));
+        rig.wait(crate::smtp::QUIT_MS);
+        assert!(rig.s.poll_close());
+        assert!(rig.s.poll_connect().is_some());
+    }
+
+    #[test]
+    fn every_refusal_and_the_time_limit_end_with_quit() {
+        // Refused at AUTH, at RCPT (a pipelined flight) and at the end of
+        // data; and the time limit running out while a reply is owed.
+        let cases: &[(&str, &[&[u8]], &str)] = &[
+            (
+                "auth",
+                &[b"250-mx\r\n250 AUTH PLAIN\r\n", b"535 no\r\n"],
+                "535",
+            ),
+            (
+                "rcpt",
+                &[
+                    b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n",
+                    b"235 ok\r\n",
+                    b"250 ok\r\n550 no such user\r\n554 no valid recipients\r\n",
+                ],
+                "550",
+            ),
+        ];
+        for (name, replies, urc) in cases {
+            let mut rig = Rig::new();
+            configure(&mut rig);
+            send_and_connect(&mut rig);
+            let mut said = String::new();
+            for r in *replies {
+                said += &rig.reply(r);
+            }
+            assert_eq!(said, std::format!("\r\n+GTSMTPSEND: {urc}\r\n"), "{name}");
+            assert!(rig.server.ends_with(b"QUIT\r\n"), "{name}");
+            assert_eq!(rig.s.state(), SessionState::Idle, "{name}");
+            rig.reply(b"221 bye\r\n");
+            assert!(rig.s.poll_close(), "{name}");
+        }
+        let mut rig = ready(b"\r");
+        rig.at(b"AT+GTSMTPEND");
+        assert_eq!(rig.reply(b"452 full\r\n"), "\r\n+GTSMTPSEND: 452\r\n");
+        assert!(rig.server.ends_with(b".\r\nQUIT\r\n"));
+        // The time limit while EHLO's reply is owed: QUIT after it.
+        let mut rig = Rig::new();
+        configure(&mut rig);
+        send_and_connect(&mut rig);
+        assert_eq!(rig.wait(300_000), "\r\n+GTSMTPSEND: 0\r\n");
+        assert!(!rig.server.ends_with(b"QUIT\r\n"), "EHLO is unanswered");
+        rig.reply(b"250 mx\r\n");
+        assert!(rig.server.ends_with(b"QUIT\r\n"));
+        rig.reply(b"221 bye\r\n");
+        assert!(rig.s.poll_close());
+    }
+
+    #[test]
+    fn a_refused_identity_fails_the_send_and_the_next_one_works() {
+        let mut rig = Rig::new();
+        rig.s.set_verbose_errors(true);
+        configure(&mut rig);
+        let mut out = [0u8; 64];
+        let line = b"AT+GTSMTPSEND=300\r";
+        assert_eq!(rig.s.handle_host(line, 0, &mut out), (line.len(), 0));
+        assert_eq!(rig.s.pending(), Some(Pending::Identity));
+        rig.s.refuse_identity();
+        assert_eq!(
+            rig.pump(),
+            "\r\n+CME ERROR: no Date or Message-ID for the mail\r\n\r\n+GTSMTPSEND: 0\r\n"
+        );
+        assert_eq!(rig.s.pending(), None);
+        assert_eq!(rig.s.state(), SessionState::Idle);
+        assert_eq!(rig.s.poll_connect(), None);
+        assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\nOK\r\n");
     }
 
     /// How a host ends its lines.

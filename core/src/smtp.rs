@@ -9,11 +9,19 @@
 //! fail ends in [`Event::Failed`] with the reply code that ended it, or 0
 //! when the server closed, timed out or did not speak SMTP.
 //!
+//! The verdict ([`Event::Delivered`] or [`Event::Failed`]) comes as soon as
+//! it is known; the conversation then ends with QUIT whenever the
+//! connection can carry one (RFC 5321 4.1.1.10: after a refusal too, once
+//! the replies still due to a pipelined flight are read), waits up to
+//! [`QUIT_MS`] for the reply, and only then says [`Event::Closed`]. A
+//! connection that cannot carry a QUIT (the server closed it, is not
+//! speaking SMTP, is inside DATA or a TLS handshake) is closed at once.
+//!
 //! What it does not: touch a socket or clock, or carry the message. The
 //! caller writes the message bytes to the connection itself after
 //! [`Event::ReadyForData`] (the message writer's output needs no dot-stuffing)
-//! and then calls [`SmtpClient::end_data`]; on any failure the caller
-//! drops the connection, so end-of-data is never sent for a mail that
+//! and then calls [`SmtpClient::end_data`]; a mail that fails inside DATA
+//! has its connection closed, so end-of-data is never sent for a mail that
 //! failed: a mail is delivered whole or not at all.
 //!
 //! Why it is built this way: firmware owns the socket, TLS and time. Commands
@@ -32,7 +40,11 @@ const GREETING_MS: u64 = 5 * 60_000;
 const COMMAND_MS: u64 = 5 * 60_000;
 const DATA_INIT_MS: u64 = 2 * 60_000;
 const END_OF_DATA_MS: u64 = 10 * 60_000;
-const QUIT_MS: u64 = 60_000;
+/// How long the end of a conversation may take, from the verdict to the
+/// close: the replies still due, the QUIT and its 221. RFC 5321 asks the
+/// client to wait for the 221 but names no figure; a server that is slower
+/// than this is not worth holding a cellular connection open for.
+pub const QUIT_MS: u64 = 5_000;
 /// The caller's TLS handshake after STARTTLS (RFC 5321 has no figure; a
 /// minute is far more than a handshake over a cellular link takes).
 const TLS_HANDSHAKE_MS: u64 = 60_000;
@@ -77,9 +89,10 @@ pub enum Event {
     /// The server accepted the mail (the reply to end-of-data was 2xx).
     Delivered,
     /// The mail failed: the SMTP code that ended it, or 0 (closed, timed
-    /// out, not SMTP). The caller drops the connection.
+    /// out, not SMTP). The conversation goes on to its QUIT; wait for
+    /// [`Event::Closed`].
     Failed(u16),
-    /// The conversation is over; close the connection.
+    /// The conversation is over; close the connection now.
     Closed,
 }
 
@@ -93,7 +106,7 @@ pub enum Step {
     Hello,
     /// STARTTLS and its reply.
     StartTls,
-    /// The caller's TLS handshake after STARTTLS.
+    /// The caller's TLS handshake (after STARTTLS, or SMTPS's first).
     TlsHandshake,
     /// AUTH.
     Auth,
@@ -137,6 +150,9 @@ pub enum Failure {
     /// Bytes came after the 220 to STARTTLS and before the handshake: a
     /// plaintext injection (the connection is dropped).
     StartTlsInjection,
+    /// The caller's TLS failed at this step: the server's certificate was
+    /// refused, no parameters were agreed, or a record did not verify.
+    Tls(Step),
 }
 
 impl core::fmt::Display for Failure {
@@ -153,6 +169,10 @@ impl core::fmt::Display for Failure {
             Failure::StartTlsInjection => f.write_str(
                 "bytes after the server's 220 to STARTTLS, before TLS (plaintext injection)",
             ),
+            Failure::Tls(Step::TlsHandshake) => f.write_str(
+                "the TLS handshake failed (certificate refused or no common parameters)",
+            ),
+            Failure::Tls(step) => write!(f, "TLS failed {}", step.as_str()),
         }
     }
 }
@@ -183,13 +203,17 @@ enum State {
     /// Waiting for the reply to `Command`.
     Awaiting(Command),
     /// Pipelined flight: replies still due, the next being for recipient
-    /// `next` (0 = MAIL, 1..=n = RCPT n-1, n+1 = DATA).
-    Envelope { next: u8 },
+    /// `next` (0 = MAIL, 1..=n = RCPT n-1, n+1 = DATA), the last (DATA's)
+    /// `last`.
+    Envelope { next: u8, last: u8 },
     /// STARTTLS accepted; the caller is running the handshake.
     TlsHandshake,
     /// The caller is writing the message.
     Data,
-    /// Finished (delivered, failed or closed).
+    /// The verdict is given; `due` replies to commands already sent are
+    /// read before the QUIT goes.
+    Ending { due: u8 },
+    /// Finished: the connection is to be closed.
     Done,
 }
 
@@ -206,6 +230,10 @@ pub struct SmtpClient {
     replayed: usize,
     deadline: Option<u64>,
     event: Option<Event>,
+    /// [`Event::Closed`] is due after `event`.
+    closed: bool,
+    /// The verdict is given (`Delivered` or `Failed`).
+    ended: bool,
     delivered: bool,
     /// Why the mail failed without a reply code, once it has.
     failure: Option<Failure>,
@@ -225,6 +253,8 @@ impl SmtpClient {
             replayed: 0,
             deadline: Some(now_ms + GREETING_MS),
             event: None,
+            closed: false,
+            ended: false,
             delivered: false,
             failure: None,
         }
@@ -247,7 +277,9 @@ impl SmtpClient {
             State::Awaiting(Command::Flight | Command::Mail | Command::Rcpt(_) | Command::Data)
             | State::Envelope { .. } => Step::Envelope,
             State::Data => Step::Message,
-            State::Awaiting(Command::EndOfData | Command::Quit) | State::Done => Step::EndOfData,
+            State::Awaiting(Command::EndOfData | Command::Quit)
+            | State::Ending { .. }
+            | State::Done => Step::EndOfData,
         }
     }
 
@@ -257,9 +289,16 @@ impl SmtpClient {
         self.extensions.size.filter(|&n| n > 0)
     }
 
-    /// The next event, if any; call after every `handle_*`.
+    /// The next event, if any; call after every `handle_*` until `None`.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.event.take()
+        self.event
+            .take()
+            .or_else(|| core::mem::take(&mut self.closed).then_some(Event::Closed))
+    }
+
+    /// Whether an event is waiting to be taken.
+    fn has_event(&self) -> bool {
+        self.event.is_some() || self.closed
     }
 
     /// Writes command bytes for the server into `dst`; returns how many.
@@ -285,8 +324,36 @@ impl SmtpClient {
 
     /// Advances the step timeout to `now_ms`.
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        if self.deadline.is_some_and(|d| now_ms >= d) {
-            self.fail_without_code(Failure::TimedOut(self.step()));
+        if self.deadline.is_none_or(|d| now_ms < d) {
+            return;
+        }
+        if self.ended {
+            // The end of the conversation took too long: close.
+            return self.close_now();
+        }
+        self.failure = Some(Failure::TimedOut(self.step()));
+        self.verdict(Event::Failed(0));
+        let due = self.replies_owed();
+        self.wind_down(due, now_ms);
+    }
+
+    /// The caller gives the mail up (its time limit ran out, the host
+    /// aborted it): no verdict is said; the conversation ends with QUIT
+    /// when the connection can carry one, else [`Event::Closed`] comes at
+    /// once. Nothing happens once a verdict was given.
+    pub fn quit(&mut self, now_ms: u64) {
+        if !self.ended && self.state != State::Done {
+            self.ended = true;
+            let due = self.replies_owed();
+            self.wind_down(due, now_ms);
+        }
+    }
+
+    /// The caller's TLS failed (the handshake, or a record that did not
+    /// verify): the connection is closed at once.
+    pub fn handle_tls_failed(&mut self) {
+        if self.state != State::Done {
+            self.fail_without_code(Failure::Tls(self.step()));
         }
     }
 
@@ -307,6 +374,12 @@ impl SmtpClient {
         if self.state != State::Done {
             self.fail_without_code(Failure::Closed(self.step()));
         }
+    }
+
+    /// Whether the conversation is over and the connection closed (or to
+    /// be closed at [`Event::Closed`]).
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
     }
 
     /// The caller has written the whole message after
@@ -331,7 +404,7 @@ impl SmtpClient {
             return input.len();
         }
         while used < input.len()
-            && self.event.is_none()
+            && !self.has_event()
             && self.sending.is_none()
             && self.state != State::Done
         {
@@ -363,12 +436,14 @@ impl SmtpClient {
             State::Greeting if code == 220 => self.send(Command::Ehlo, now_ms, COMMAND_MS),
             State::Awaiting(Command::Ehlo) if reply.is_positive() => {
                 self.extensions = reply.extensions;
-                self.after_hello(now_ms);
+                self.after_hello(envelope, now_ms);
             }
             State::Awaiting(Command::Ehlo) if code / 100 == 5 && !self.tls => {
                 self.send(Command::Helo, now_ms, COMMAND_MS)
             }
-            State::Awaiting(Command::Helo) if reply.is_positive() => self.after_hello(now_ms),
+            State::Awaiting(Command::Helo) if reply.is_positive() => {
+                self.after_hello(envelope, now_ms)
+            }
             State::Awaiting(Command::StartTls) if code == 220 => {
                 self.state = State::TlsHandshake;
                 self.deadline = Some(now_ms + TLS_HANDSHAKE_MS);
@@ -381,7 +456,7 @@ impl SmtpClient {
                 self.send(Command::LoginPassword, now_ms, COMMAND_MS)
             }
             State::Awaiting(Command::AuthPlain | Command::LoginPassword) if code == 235 => {
-                self.start_envelope(now_ms)
+                self.start_envelope(envelope, now_ms)
             }
             State::Awaiting(Command::Mail) if reply.is_positive() => {
                 self.next_rcpt(envelope, 0, now_ms)
@@ -390,19 +465,85 @@ impl SmtpClient {
                 self.next_rcpt(envelope, i + 1, now_ms)
             }
             State::Awaiting(Command::Data) if code == 354 => self.ready_for_data(),
-            State::Envelope { next } => self.on_flight_reply(envelope, next, reply, now_ms),
+            State::Envelope { next, last } => self.on_flight_reply(next, last, reply, now_ms),
             State::Awaiting(Command::EndOfData) if reply.is_positive() => {
                 self.delivered = true;
-                self.event = Some(Event::Delivered);
-                self.send(Command::Quit, now_ms, QUIT_MS);
+                self.verdict(Event::Delivered);
+                self.wind_down(Some(0), now_ms);
             }
-            State::Awaiting(Command::Quit) => self.finish(Event::Closed),
-            _ => self.fail(code),
+            State::Awaiting(Command::Quit) => self.close_now(),
+            State::Ending { .. } if code / 100 == 3 => {
+                // DATA or AUTH went ahead: the server now takes whatever
+                // comes as message or credentials, never as a QUIT.
+                self.close_now()
+            }
+            State::Ending { due } => self.wind_down(Some(due - 1), now_ms),
+            _ => self.refused(code, now_ms),
         }
     }
 
+    /// The reply `code` ends the mail; the replies of the flight still due
+    /// are read before the QUIT.
+    fn refused(&mut self, code: u16, now_ms: u64) {
+        let due = match self.state {
+            State::Envelope { next, last } => last - next,
+            _ => 0,
+        };
+        if self.ended {
+            return self.close_now();
+        }
+        self.verdict(Event::Failed(code));
+        self.wind_down(Some(due), now_ms);
+    }
+
+    /// The replies owed to commands on the wire, or `None` when the
+    /// connection cannot carry a QUIT (inside DATA, inside TLS or STARTTLS,
+    /// over).
+    fn replies_owed(&mut self) -> Option<u8> {
+        if self.sending.is_some() && self.replayed == 0 {
+            {
+                // Not on the wire yet: never sent, never answered.
+                self.sending = None;
+                return Some(0);
+            }
+        }
+        match self.state {
+            State::Greeting => Some(1),
+            State::Awaiting(Command::StartTls | Command::Quit) => None,
+            State::Awaiting(_) => Some(1),
+            State::Envelope { next, last } => Some(last - next + 1),
+            State::Ending { due } => Some(due),
+            State::TlsHandshake | State::Data | State::Done => None,
+        }
+    }
+
+    /// After the verdict: QUIT once `due` replies are read, or close at
+    /// once (`None`). The whole end is bounded by [`QUIT_MS`] from its
+    /// start.
+    fn wind_down(&mut self, due: Option<u8>, now_ms: u64) {
+        let deadline = match self.state {
+            State::Ending { .. } => self.deadline,
+            _ => Some(now_ms + QUIT_MS),
+        };
+        match due {
+            None => return self.close_now(),
+            Some(0) => {
+                self.sending = Some(Command::Quit);
+                self.replayed = 0;
+                self.state = State::Awaiting(Command::Quit);
+            }
+            Some(due) => self.state = State::Ending { due },
+        }
+        self.deadline = deadline;
+    }
+
+    fn verdict(&mut self, event: Event) {
+        self.ended = true;
+        self.event = Some(event);
+    }
+
     /// EHLO or HELO accepted: TLS first if wanted, then AUTH.
-    fn after_hello(&mut self, now_ms: u64) {
+    fn after_hello(&mut self, envelope: &Envelope<'_>, now_ms: u64) {
         let wants_tls = match self.policy {
             TlsPolicy::Implicit => false,
             TlsPolicy::Opportunistic => self.extensions.starttls,
@@ -411,7 +552,9 @@ impl SmtpClient {
         if wants_tls && !self.tls {
             if !self.extensions.starttls {
                 // Required but not offered: refuse rather than downgrade.
-                return self.fail_without_code(Failure::TlsNotOffered);
+                self.failure = Some(Failure::TlsNotOffered);
+                self.verdict(Event::Failed(0));
+                return self.wind_down(Some(0), now_ms);
             }
             return self.send(Command::StartTls, now_ms, COMMAND_MS);
         }
@@ -420,15 +563,18 @@ impl SmtpClient {
             (false, true) => self.send(Command::AuthLogin, now_ms, COMMAND_MS),
             // A server that offers no AUTH (a relay on a private network)
             // takes the mail without it.
-            (false, false) => self.start_envelope(now_ms),
+            (false, false) => self.start_envelope(envelope, now_ms),
         }
     }
 
-    fn start_envelope(&mut self, now_ms: u64) {
+    fn start_envelope(&mut self, envelope: &Envelope<'_>, now_ms: u64) {
         if self.extensions.pipelining {
             self.sending = Some(Command::Flight);
             self.replayed = 0;
-            self.state = State::Envelope { next: 0 };
+            self.state = State::Envelope {
+                next: 0,
+                last: envelope.recipients.len() as u8 + 1,
+            };
             self.deadline = Some(now_ms + COMMAND_MS);
         } else {
             self.send(Command::Mail, now_ms, COMMAND_MS);
@@ -444,16 +590,18 @@ impl SmtpClient {
     }
 
     /// One reply of the pipelined flight, in order: MAIL, each RCPT, DATA.
-    fn on_flight_reply(&mut self, envelope: &Envelope<'_>, next: u8, reply: Reply, now_ms: u64) {
-        let data_index = envelope.recipients.len() as u8 + 1;
-        if next < data_index {
+    fn on_flight_reply(&mut self, next: u8, last: u8, reply: Reply, now_ms: u64) {
+        if next < last {
             if !reply.is_positive() {
-                return self.fail(reply.code);
+                return self.refused(reply.code, now_ms);
             }
-            self.state = State::Envelope { next: next + 1 };
+            self.state = State::Envelope {
+                next: next + 1,
+                last,
+            };
             self.deadline = Some(
                 now_ms
-                    + if next + 1 == data_index {
+                    + if next + 1 == last {
                         DATA_INIT_MS
                     } else {
                         COMMAND_MS
@@ -462,7 +610,7 @@ impl SmtpClient {
         } else if reply.code == 354 {
             self.ready_for_data();
         } else {
-            self.fail(reply.code);
+            self.refused(reply.code, now_ms);
         }
     }
 
@@ -479,29 +627,22 @@ impl SmtpClient {
         self.deadline = Some(now_ms + timeout_ms);
     }
 
+    /// The connection cannot go on (closed, not SMTP, TLS failed or
+    /// injected into): the verdict, if none was given, then the close.
     fn fail_without_code(&mut self, failure: Failure) {
-        if !self.delivered {
+        if !self.ended {
             self.failure = Some(failure);
+            self.verdict(Event::Failed(0));
         }
-        self.fail(0);
+        self.close_now();
     }
 
-    fn fail(&mut self, code: u16) {
-        // After end-of-data was accepted the mail is delivered: a failing
-        // QUIT only ends the conversation.
-        let event = if self.delivered {
-            Event::Closed
-        } else {
-            Event::Failed(code)
-        };
-        self.finish(event);
-    }
-
-    fn finish(&mut self, event: Event) {
+    fn close_now(&mut self) {
+        self.ended = true;
         self.state = State::Done;
         self.sending = None;
         self.deadline = None;
-        self.event = Some(event);
+        self.closed = true;
     }
 }
 
@@ -758,12 +899,12 @@ mod tests {
         let cases: &[(&str, &[(&[u8], &[u8])], Event)] = &[
             (
                 "greeting 554",
-                &[(b"554 go away\r\n", b"")],
+                &[(b"554 go away\r\n", b"QUIT\r\n"), (b"221 bye\r\n", b"")],
                 Event::Failed(554),
             ),
             (
                 "greeting 421",
-                &[(b"421 busy\r\n", b"")],
+                &[(b"421 busy\r\n", b"QUIT\r\n"), (b"221 bye\r\n", b"")],
                 Event::Failed(421),
             ),
             (
@@ -771,7 +912,8 @@ mod tests {
                 &[
                     (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
                     (b"502 no\r\n", b"HELO [10.44.221.130]\r\n"),
-                    (b"501 no\r\n", b""),
+                    (b"501 no\r\n", b"QUIT\r\n"),
+                    (b"221 bye\r\n", b""),
                 ],
                 Event::Failed(501),
             ),
@@ -779,7 +921,8 @@ mod tests {
                 "ehlo 421",
                 &[
                     (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
-                    (b"421 bye\r\n", b""),
+                    (b"421 bye\r\n", b"QUIT\r\n"),
+                    (b"221 bye\r\n", b""),
                 ],
                 Event::Failed(421),
             ),
@@ -788,7 +931,8 @@ mod tests {
                 &[
                     (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
                     (plain_ehlo, auth),
-                    (b"535 bad\r\n", b""),
+                    (b"535 bad\r\n", b"QUIT\r\n"),
+                    (b"221 bye\r\n", b""),
                 ],
                 Event::Failed(535),
             ),
@@ -798,7 +942,8 @@ mod tests {
                     (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
                     (plain_ehlo, auth),
                     (b"235 ok\r\n", b"MAIL FROM:<wangww@fibocom.com>\r\n"),
-                    (b"550 no\r\n", b""),
+                    (b"550 no\r\n", b"QUIT\r\n"),
+                    (b"221 bye\r\n", b""),
                 ],
                 Event::Failed(550),
             ),
@@ -809,7 +954,8 @@ mod tests {
                     (plain_ehlo, auth),
                     (b"235 ok\r\n", b"MAIL FROM:<wangww@fibocom.com>\r\n"),
                     (b"250 ok\r\n", b"RCPT TO:<t@x.com>\r\n"),
-                    (b"450 later\r\n", b""),
+                    (b"450 later\r\n", b"QUIT\r\n"),
+                    (b"221 bye\r\n", b""),
                 ],
                 Event::Failed(450),
             ),
@@ -821,7 +967,8 @@ mod tests {
                     (b"235 ok\r\n", b"MAIL FROM:<wangww@fibocom.com>\r\n"),
                     (b"250 ok\r\n", b"RCPT TO:<t@x.com>\r\n"),
                     (b"250 ok\r\n", b"DATA\r\n"),
-                    (b"554 no\r\n", b""),
+                    (b"554 no\r\n", b"QUIT\r\n"),
+                    (b"221 bye\r\n", b""),
                 ],
                 Event::Failed(554),
             ),
@@ -829,8 +976,10 @@ mod tests {
         ];
         for (name, steps, want) in cases {
             let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 4);
-            assert_eq!(r.events.last(), Some(want), "{name}");
+            assert_eq!(r.events, [*want, Event::Closed], "{name}");
             assert!(!r.sent.ends_with(b".\r\n"), "{name}: end-of-data sent");
+            let quits = r.sent.windows(6).filter(|w| w == b"QUIT\r\n").count();
+            assert_eq!(quits, usize::from(*want != Event::Failed(0)), "{name}");
         }
     }
 
@@ -850,7 +999,119 @@ mod tests {
             (b"250 ok\r\n553 no such user\r\n354 go\r\n", b""),
         ];
         let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 100);
-        assert_eq!(r.events, [Event::Failed(553)]);
+        // The server takes whatever comes now as the message: no QUIT, the
+        // connection closes at once.
+        assert_eq!(r.events, [Event::Failed(553), Event::Closed]);
+    }
+
+    #[test]
+    fn a_refusal_in_a_flight_says_quit_after_the_flights_last_reply() {
+        let rcpt = [
+            Recipient {
+                kind: RecipientKind::To,
+                address: Address::new(b"t@x.com").unwrap(),
+            },
+            Recipient {
+                kind: RecipientKind::To,
+                address: Address::new(b"u@x.com").unwrap(),
+            },
+        ];
+        let env = envelope(&rcpt);
+        let steps: &[(&[u8], &[u8])] = &[
+            (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+            (
+                b"250-mx\r\n250 PIPELINING\r\n",
+                b"MAIL FROM:<wangww@fibocom.com>\r\nRCPT TO:<t@x.com>\r\nRCPT TO:<u@x.com>\r\nDATA\r\n",
+            ),
+            (b"250 ok\r\n550 no such user\r\n", b""),
+            (b"550 no such user\r\n", b""),
+            (b"554 no valid recipients\r\n", b"QUIT\r\n"),
+            (b"221 bye\r\n", b""),
+        ];
+        for cut in [1, 7, 100] {
+            let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, cut);
+            assert_eq!(r.events, [Event::Failed(550), Event::Closed], "cut {cut}");
+        }
+    }
+
+    /// A client that has sent EHLO and waits for its reply.
+    fn at_ehlo() -> SmtpClient {
+        let env = envelope(&[]);
+        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut buf = [0u8; 64];
+        assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
+        assert!(c.poll_transmit(&env, &mut buf) > 0);
+        c
+    }
+
+    #[test]
+    fn quit_waits_for_the_reply_owed_then_for_221_then_closes() {
+        let env = envelope(&[]);
+        let mut buf = [0u8; 64];
+        let mut c = at_ehlo();
+        c.quit(1000);
+        assert_eq!(c.poll_event(), None, "the caller gave up: no verdict");
+        assert_eq!(c.poll_transmit(&env, &mut buf), 0, "EHLO is still owed");
+        assert_eq!(c.handle_input(&env, b"250 mx\r\n", 1100), 8);
+        let n = c.poll_transmit(&env, &mut buf);
+        assert_eq!(&buf[..n], b"QUIT\r\n");
+        assert_eq!(
+            c.next_deadline(),
+            Some(1000 + QUIT_MS),
+            "bounded from the start"
+        );
+        assert_eq!(c.handle_input(&env, b"221 bye\r\n", 1200), 9);
+        assert_eq!(c.poll_event(), Some(Event::Closed));
+        assert!(c.is_done());
+        // A command not yet on the wire is never sent: QUIT goes instead.
+        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
+        c.quit(10);
+        let n = c.poll_transmit(&env, &mut buf);
+        assert_eq!(&buf[..n], b"QUIT\r\n");
+    }
+
+    #[test]
+    fn the_end_of_a_conversation_is_bounded_and_a_close_ends_it() {
+        let env = envelope(&[]);
+        let mut buf = [0u8; 64];
+        // No reply to QUIT: closed at QUIT_MS after the verdict.
+        let mut c = at_ehlo();
+        assert_eq!(c.handle_input(&env, b"451 later\r\n", 50), 11);
+        assert_eq!(c.poll_event(), Some(Event::Failed(451)));
+        assert_eq!(c.poll_transmit(&env, &mut buf), 6);
+        c.handle_timeout(50 + QUIT_MS - 1);
+        assert_eq!(c.poll_event(), None);
+        c.handle_timeout(50 + QUIT_MS);
+        assert_eq!(c.poll_event(), Some(Event::Closed));
+        assert_eq!(c.failure(), None, "a refusal has its code, not a reason");
+        // The server closing after the refusal closes, with no second verdict.
+        let mut c = at_ehlo();
+        assert_eq!(c.handle_input(&env, b"421 bye\r\n", 50), 9);
+        assert_eq!(c.poll_event(), Some(Event::Failed(421)));
+        c.handle_closed();
+        assert_eq!(c.poll_event(), Some(Event::Closed));
+        assert_eq!(c.poll_event(), None);
+        // Inside DATA there is nothing polite to say: closed at once.
+        let mut c = at_ehlo();
+        c.state = State::Data;
+        c.quit(50);
+        assert_eq!(c.poll_event(), Some(Event::Closed));
+        assert_eq!(c.poll_transmit(&env, &mut buf), 0);
+    }
+
+    #[test]
+    fn a_failed_tls_says_tls_and_closes() {
+        let (mut c, _) = at_starttls(b"");
+        assert_eq!(c.poll_event(), Some(Event::StartTls));
+        c.handle_tls_failed();
+        assert_eq!(c.poll_event(), Some(Event::Failed(0)));
+        assert_eq!(c.poll_event(), Some(Event::Closed));
+        assert_eq!(c.failure(), Some(Failure::Tls(Step::TlsHandshake)));
+        assert_eq!(
+            std::format!("{}", Failure::Tls(Step::TlsHandshake)),
+            "the TLS handshake failed (certificate refused or no common parameters)"
+        );
     }
 
     #[test]
@@ -858,10 +1119,11 @@ mod tests {
         let env = envelope(&[]);
         let steps: &[(&[u8], &[u8])] = &[
             (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
-            (b"250-mx\r\n250 AUTH PLAIN\r\n", b""),
+            (b"250-mx\r\n250 AUTH PLAIN\r\n", b"QUIT\r\n"),
+            (b"221 bye\r\n", b""),
         ];
         let r = run(TlsPolicy::Required, &env, Script { steps }, 100);
-        assert_eq!(r.events, [Event::Failed(0)]);
+        assert_eq!(r.events, [Event::Failed(0), Event::Closed]);
     }
 
     #[test]

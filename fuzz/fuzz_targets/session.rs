@@ -29,6 +29,7 @@ enum Action {
     RawServer(Vec<u8>),
     Closed,
     TlsUp,
+    TlsFailed,
 }
 
 const LINES: &[&[u8]] = &[
@@ -270,7 +271,8 @@ fn finals(host: &[u8]) -> usize {
 /// Decodes the input: `0 i` a table line (CRLF when `i` has its top bit),
 /// `1 n bytes` a raw line (`n & 0x7f` bytes; CRLF when `n >= 0x80`), `2 n
 /// bytes` payload, `3` an escape, `4 t` a wait of `t` x 100 ms, `5 i` a
-/// canned reply, `6 n bytes` raw server bytes, `7` a close, `8` TLS up.
+/// canned reply, `6 n bytes` raw server bytes, `7` a close, `8` TLS up
+/// (TLS failed when the byte is 0x80 or more).
 fn actions(data: &[u8]) -> Vec<Action> {
     fn byte(data: &[u8], i: &mut usize) -> u8 {
         let b = data.get(*i).copied().unwrap_or(0);
@@ -308,6 +310,7 @@ fn actions(data: &[u8]) -> Vec<Action> {
                 Action::RawServer(bytes(data, &mut i, n.into()))
             }
             7 => Action::Closed,
+            _ if data[i - 1] >= 0x80 => Action::TlsFailed,
             _ => Action::TlsUp,
         });
     }
@@ -399,6 +402,10 @@ fuzz_target!(|data: &[u8]| {
             }
             Action::TlsUp => {
                 d.s.handle_tls_established(d.now);
+                d.serve();
+            }
+            Action::TlsFailed => {
+                d.s.handle_tls_failed();
                 d.serve();
             }
             _ => {}

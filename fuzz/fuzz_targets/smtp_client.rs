@@ -1,10 +1,11 @@
 //! The SMTP reply parser and client fed arbitrary server bytes, in
 //! arbitrary pieces, at every step of a conversation (greeting, EHLO,
 //! STARTTLS, AUTH, the pipelined envelope, DATA, end of data, QUIT), with
-//! timeouts and closes from the input. Asserts: nothing is consumed twice
-//! or beyond the input, the client sends nothing between the 220 to
-//! STARTTLS and the handshake, the end of data only after the server's
-//! 354 and once, and nothing at all after a failure.
+//! timeouts, closes, TLS failures and the caller giving up from the input.
+//! Asserts: nothing is consumed twice or beyond the input, the client
+//! sends nothing between the 220 to STARTTLS and the handshake, the end of
+//! data only after the server's 354 and once, one verdict at most, nothing
+//! but one QUIT after it, and nothing at all after `Closed`.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -21,6 +22,8 @@ enum Step {
     Raw(Vec<u8>),
     Wait(u32),
     Closed,
+    TlsFailed,
+    Quit,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -69,7 +72,9 @@ fuzz_target!(|input: Input| {
     ][usize::from(input.policy % 3)];
     let mut client = SmtpClient::new(policy, 0);
     let (mut now, mut wire, mut done) = (0u64, Vec::new(), false);
-    let (mut in_handshake, mut ready, mut ends, mut failed) = (false, false, 0, false);
+    let (mut in_handshake, mut ready, mut ends) = (false, false, 0);
+    // Where the wire stood at the verdict, if one was given.
+    let mut verdict_at: Option<usize> = None;
     let mut buf = [0u8; 37];
     for step in &input.steps {
         let bytes: &[u8] = match step {
@@ -82,6 +87,14 @@ fuzz_target!(|input: Input| {
             }
             Step::Closed => {
                 client.handle_closed();
+                &[]
+            }
+            Step::TlsFailed => {
+                client.handle_tls_failed();
+                &[]
+            }
+            Step::Quit => {
+                client.quit(now);
                 &[]
             }
         };
@@ -115,7 +128,10 @@ fuzz_target!(|input: Input| {
                         wire.extend_from_slice(b"<message>\r\n");
                         client.end_data(now);
                     }
-                    Event::Failed(_) => (done, failed) = (true, true),
+                    Event::Failed(_) | Event::Delivered => {
+                        assert!(verdict_at.is_none(), "two verdicts");
+                        verdict_at = Some(wire.len());
+                    }
                     Event::Closed => done = true,
                     _ => {}
                 }
@@ -127,8 +143,15 @@ fuzz_target!(|input: Input| {
                 }
                 moved = true;
                 assert!(!in_handshake, "bytes before the TLS handshake ended");
-                assert!(!failed, "bytes after a failure");
+                assert!(!done, "bytes after the close");
                 wire.extend_from_slice(&buf[..w]);
+                if let Some(at) = verdict_at {
+                    assert!(
+                        b"QUIT\r\n".starts_with(&wire[at..]),
+                        "after the verdict, only QUIT: {:?}",
+                        String::from_utf8_lossy(&wire[at..])
+                    );
+                }
             }
             if in_handshake {
                 in_handshake = false;
