@@ -817,9 +817,11 @@ atmail_status atmail_session_set_guard_ms(atmail_session *session, uint32_t guar
 atmail_status atmail_session_set_require_tls(atmail_session *session, bool on);
 
 /*
- The EHLO name (`name[0..name_len]`): this host's name or an address
- literal such as `[10.0.0.1]`; default `localhost`. Reads the bytes, keeps
- a copy.
+ The EHLO name (`name[0..name_len]`): this host's fully qualified name
+ or an address literal such as `[10.0.0.1]`. Without one, each
+ connection uses an address literal of its local end (the address given
+ to `atmail_session_handle_connected`; `[127.0.0.1]` when none was
+ given). Reads the bytes, keeps a copy.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`; `name` readable for `name_len`.
@@ -843,6 +845,18 @@ atmail_status atmail_session_set_identity(atmail_session *session,
                                           size_t date_len,
                                           const uint8_t *message_id,
                                           size_t message_id_len);
+
+/*
+ The firmware cannot give the waiting `AT+GTSMTPSEND` a Date and
+ Message-ID (`ATMAIL_PENDING_IDENTITY`): SEND answers `+CME ERROR: no
+ Date or Message-ID for the mail` (`ERROR` under `AT+CMEE=0`) and
+ `+GTSMTPSEND: 0`, and the session takes host bytes again. Nothing
+ happens when no SEND waits.
+
+ # Undefined behavior
+ `session` NULL or from `_init`/`_new`.
+ */
+atmail_status atmail_session_refuse_identity(atmail_session *session);
 
 /*
  Whether the caller's network is up (default: up); while it is down,
@@ -886,8 +900,8 @@ atmail_status atmail_session_handle_host(atmail_session *session,
  the command line (from its `AT`, without the CR; at most
  `ATMAIL_LINE_MAX` bytes, no NUL added) is copied into `line[0..line_cap]`
  and its length set in `*line_len`; a smaller `line_cap` that does not fit
- gets `INSUFFICIENT_SIZE` with the length needed in `*line_len`. The same
- answer comes until the caller acts.
+ gets `INSUFFICIENT_SIZE` with `*pending` set all the same and the length
+ needed in `*line_len`. The same answer comes until the caller acts.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`; `line` writable for `line_cap`;
@@ -1010,8 +1024,8 @@ atmail_status atmail_session_handle_closed(atmail_session *session);
 /*
  Sets `*start` to whether TLS must be started on the connection now
  (STARTTLS); then call `atmail_session_handle_tls_established`, or
- `atmail_session_handle_closed` if the handshake fails. Never fall back
- to plaintext.
+ `atmail_session_handle_tls_failed` if the handshake fails. Never fall
+ back to plaintext.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`; `start` NULL or writable.
@@ -1027,7 +1041,21 @@ atmail_status atmail_session_poll_start_tls(atmail_session *session, bool *start
 atmail_status atmail_session_handle_tls_established(atmail_session *session, uint64_t now_ms);
 
 /*
- Sets `*close` to whether the connection must be closed now.
+ The firmware's TLS failed: the handshake (the server's certificate was
+ refused, no parameters were agreed; for SMTPS too, before
+ `atmail_session_handle_connected`) or a record that did not verify. The
+ connection is to be closed at once (`atmail_session_poll_close`); the
+ mail fails with `+GTSMTPSEND: 0` and a reason that says TLS.
+
+ # Undefined behavior
+ `session` NULL or from `_init`/`_new`.
+ */
+atmail_status atmail_session_handle_tls_failed(atmail_session *session);
+
+/*
+ Sets `*close` to whether the connection must be closed now: at once for
+ a connection that cannot go on, and after the QUIT's reply (or
+ `QUIT_MS`, 5 s) for one that ended politely.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`; `close` NULL or writable.

@@ -152,16 +152,20 @@ impl Link {
         }
     }
 
-    /// Ends the connection, with a TLS close_notify when TLS is up.
+    /// Ends the connection, with a TLS close_notify when TLS is up. The
+    /// socket is shut down, not only dropped: the reader thread holds a
+    /// clone of it, which a drop alone would leave open (and the server
+    /// would never read EOF); shut down, that read returns and the thread
+    /// ends.
     pub fn close(self) {
-        if let Link::Tcp {
-            mut stream,
-            tls: Some(mut tls),
-        } = self
-        {
+        let Link::Tcp { mut stream, tls } = self else {
+            return;
+        };
+        if let Some(mut tls) = tls {
             tls.conn.send_close_notify();
             let _ = tls.flush(&mut stream);
         }
+        let _ = stream.shutdown(std::net::Shutdown::Both);
     }
 }
 

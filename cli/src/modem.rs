@@ -331,6 +331,8 @@ impl Modem {
         true
     }
 
+    /// The mail's Date and Message-ID; a SEND is never left waiting: if
+    /// they cannot be made, it fails with a clear error.
     fn set_identity(&mut self) {
         let date = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc2822)
@@ -341,21 +343,25 @@ impl Modem {
             .login()
             .and_then(|(user, _)| {
                 user.iter()
-                    .position(|&b| b == b'@')
+                    .rposition(|&b| b == b'@')
                     .map(|at| user[at + 1..].to_vec())
             })
-            .unwrap_or_else(|| b"atmail.invalid".to_vec());
-        let id = format!(
-            "<{:x}.{}@{}>",
-            self.start.elapsed().as_nanos() ^ random(),
-            std::process::id(),
-            String::from_utf8_lossy(&domain)
+            .unwrap_or_default();
+        let local = format!(
+            "{:x}.{}",
+            (self.start.elapsed().as_nanos() ^ random()) as u64,
+            std::process::id()
         );
-        if let (Ok(date), Ok(id)) = (
+        let id = message_id(&local, &String::from_utf8_lossy(&domain));
+        match (
             Token::new(date.as_bytes(), true),
             MessageId::new(id.as_bytes()),
         ) {
-            self.session.set_identity(date, id);
+            (Ok(date), Ok(id)) => self.session.set_identity(date, id),
+            _ => {
+                eprintln!("atmail: no Date or Message-ID for the mail ({date:?}, {id:?})");
+                self.session.refuse_identity();
+            }
         }
     }
 
@@ -460,8 +466,16 @@ impl Modem {
             .as_mut()
             .map(|link| link.start_tls(config, &self.tls_name, why));
         if let Some(Err(e)) = started {
-            self.lose_link(&e);
+            self.tls_failed(&e);
         }
+    }
+
+    /// TLS failed (a refused certificate, a bad record): the session hears
+    /// it as TLS, not as the server closing.
+    fn tls_failed(&mut self, why: &str) {
+        eprintln!("atmail: {why}");
+        self.close_link();
+        self.session.handle_tls_failed();
     }
 
     /// The server's bytes as they came off the socket.
@@ -480,7 +494,7 @@ impl Modem {
                 }
                 self.server_input(&got.plaintext);
             }
-            Err(e) => self.lose_link(&e),
+            Err(e) => self.tls_failed(&e),
         }
     }
 
@@ -563,9 +577,66 @@ fn tcp(addr: &str) -> Result<Link, String> {
     Ok(Link::Tcp { stream, tls: None })
 }
 
+/// The longest Message-ID `MessageId::new` takes, brackets included.
+const MESSAGE_ID_MAX: usize = 76;
+
+/// `<local@domain>` within [`MESSAGE_ID_MAX`]: a login's domain too long
+/// for it loses its leftmost labels (`mx.eu.example.com` becomes
+/// `example.com`), and one with nothing usable left, or bytes a
+/// Message-ID cannot hold, becomes `atmail.invalid` (RFC 2606).
+fn message_id(local: &str, domain: &str) -> String {
+    let room = MESSAGE_ID_MAX.saturating_sub(local.len() + 3);
+    let usable = |d: &str| {
+        !d.is_empty()
+            && d.len() <= room
+            && d.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"<>@".contains(&b))
+    };
+    let mut rest = domain;
+    while !usable(rest) {
+        match rest.split_once('.') {
+            Some((_, tail)) if tail.contains('.') => rest = tail,
+            _ => {
+                rest = "atmail.invalid";
+                break;
+            }
+        }
+    }
+    format!("<{local}@{rest}>")
+}
+
 fn random() -> u128 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u8(0);
     h.finish() as u128
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_id_is_valid_for_any_login_domain() {
+        let local = "18f3a9c2b7d4e5f6.4242";
+        let cases = [
+            ("fibocom.com", "fibocom.com"),
+            (
+                "a-very-long-department-name.mail.eu-west.corp.example.com",
+                "mail.eu-west.corp.example.com",
+            ),
+            (&"x".repeat(67), "atmail.invalid"),
+            ("", "atmail.invalid"),
+            ("b\u{e4}d.example.com", "example.com"),
+            ("white space.com", "atmail.invalid"),
+        ];
+        for (domain, kept) in cases {
+            let id = message_id(local, domain);
+            assert_eq!(id, format!("<{local}@{kept}>"), "{domain:?}");
+            assert!(MessageId::new(id.as_bytes()).is_ok(), "{id}");
+        }
+        let long = format!("{}.example.com", "y".repeat(60));
+        let id = message_id(local, &long);
+        assert!(MessageId::new(id.as_bytes()).is_ok(), "{id}");
+    }
 }

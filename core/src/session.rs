@@ -780,23 +780,27 @@ impl Session {
     /// taken with [`poll_close`](Self::poll_close): the caller has one
     /// connection at a time.
     pub fn poll_connect(&mut self) -> Option<Connect<'_>> {
-        let e = &mut self.engine;
+        self.connect_due()?;
+        if let State::Mail(mail) = &mut self.engine.state {
+            mail.phase = Phase::Connecting { asked: true };
+        }
+        self.engine.connect_target()
+    }
+
+    /// What [`poll_connect`](Self::poll_connect) would return now, without
+    /// taking it (for a caller that must size its buffers first).
+    pub fn connect_due(&self) -> Option<Connect<'_>> {
+        let e = &self.engine;
         if e.close || e.quitting.is_some() {
             return None;
         }
-        let State::Mail(mail) = &mut e.state else {
-            return None;
-        };
-        if !matches!(mail.phase, Phase::Connecting { asked: false }) {
-            return None;
+        match &e.state {
+            State::Mail(Mail {
+                phase: Phase::Connecting { asked: false },
+                ..
+            }) => e.connect_target(),
+            _ => None,
         }
-        mail.phase = Phase::Connecting { asked: true };
-        let server = e.config.server()?;
-        Some(Connect {
-            host: server.host.as_bytes(),
-            port: server.port,
-            implicit_tls: server.implicit_tls,
-        })
     }
 
     /// The connection is open (for SMTPS: TLS is up); `local` is the
@@ -1294,6 +1298,15 @@ impl Engine {
             (_, false) => {}
         }
         true
+    }
+
+    fn connect_target(&self) -> Option<Connect<'_>> {
+        let server = self.config.server()?;
+        Some(Connect {
+            host: server.host.as_bytes(),
+            port: server.port,
+            implicit_tls: server.implicit_tls,
+        })
     }
 
     fn tick(&mut self, now_ms: u64) {

@@ -70,8 +70,11 @@ static int write_all(int fd, const uint8_t *bytes, size_t len) {
 
 static void to_host(const void *bytes, size_t len) { write_all(1, bytes, len); }
 
+/* The engine said the conversation is over (after QUIT and its 221, or at
+ * once for a connection that cannot carry one): the server reads EOF now. */
 static void drop_connection(firmware *fw) {
     if (fw->sock >= 0) {
+        shutdown(fw->sock, SHUT_RDWR);
         close(fw->sock);
         fw->sock = -1;
     }
@@ -215,8 +218,11 @@ static void answer_pending(firmware *fw) {
         gmtime_r(&t, &tm);
         strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
         snprintf(id, sizeof id, "<%ld.%ld.%u@atmail.invalid>", (long)t, (long)getpid(), ++counter);
-        atmail_session_set_identity(fw->session, (const uint8_t *)date, strlen(date),
-                                    (const uint8_t *)id, strlen(id));
+        if (atmail_session_set_identity(fw->session, (const uint8_t *)date, strlen(date),
+                                        (const uint8_t *)id, strlen(id)) != ATMAIL_STATUS_OK) {
+            /* Never leave SEND waiting: it fails with a clear error. */
+            atmail_session_refuse_identity(fw->session);
+        }
     } else if (pending == ATMAIL_PENDING_COMMAND) {
         int known = len == 5 && strncasecmp((const char *)line, "AT&K3", 5) == 0;
         const char *answer = known ? "\r\nOK\r\n" : "\r\nERROR\r\n";

@@ -166,9 +166,11 @@ pub unsafe extern "C" fn atmail_session_set_require_tls(
     })
 }
 
-/// The EHLO name (`name[0..name_len]`): this host's name or an address
-/// literal such as `[10.0.0.1]`; default `localhost`. Reads the bytes, keeps
-/// a copy.
+/// The EHLO name (`name[0..name_len]`): this host's fully qualified name
+/// or an address literal such as `[10.0.0.1]`. Without one, each
+/// connection uses an address literal of its local end (the address given
+/// to `atmail_session_handle_connected`; `[127.0.0.1]` when none was
+/// given). Reads the bytes, keeps a copy.
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`; `name` readable for `name_len`.
@@ -216,6 +218,24 @@ pub unsafe extern "C" fn atmail_session_set_identity(
             return atmail_status::InvalidParameter;
         };
         session.inner.set_identity(date, id);
+        atmail_status::Ok
+    })
+}
+
+/// The firmware cannot give the waiting `AT+GTSMTPSEND` a Date and
+/// Message-ID (`ATMAIL_PENDING_IDENTITY`): SEND answers `+CME ERROR: no
+/// Date or Message-ID for the mail` (`ERROR` under `AT+CMEE=0`) and
+/// `+GTSMTPSEND: 0`, and the session takes host bytes again. Nothing
+/// happens when no SEND waits.
+///
+/// # Undefined behavior
+/// `session` NULL or from `_init`/`_new`.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_refuse_identity(
+    session: *mut atmail_session,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        try_mut!(session).inner.refuse_identity();
         atmail_status::Ok
     })
 }
@@ -294,8 +314,8 @@ pub enum atmail_pending {
 /// the command line (from its `AT`, without the CR; at most
 /// `ATMAIL_LINE_MAX` bytes, no NUL added) is copied into `line[0..line_cap]`
 /// and its length set in `*line_len`; a smaller `line_cap` that does not fit
-/// gets `INSUFFICIENT_SIZE` with the length needed in `*line_len`. The same
-/// answer comes until the caller acts.
+/// gets `INSUFFICIENT_SIZE` with `*pending` set all the same and the length
+/// needed in `*line_len`. The same answer comes until the caller acts.
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`; `line` writable for `line_cap`;
@@ -317,12 +337,12 @@ pub unsafe extern "C" fn atmail_session_pending(
             None => pending.set(atmail_pending::None),
             Some(Pending::Identity) => pending.set(atmail_pending::Identity),
             Some(Pending::Command(command)) => {
+                pending.set(atmail_pending::Command);
                 line_len.set(command.len());
                 if command.len() > line.len() {
                     return atmail_status::InsufficientSize;
                 }
                 line[..command.len()].copy_from_slice(command);
-                pending.set(atmail_pending::Command);
             }
             Some(_) => return atmail_status::WrongState,
         }
@@ -458,11 +478,9 @@ pub unsafe extern "C" fn atmail_session_poll_connect(
         let (host_len, port, implicit_tls) =
             (try_out!(host_len), try_out!(port), try_out!(implicit_tls));
         connect.set(false);
-        let needed = session
-            .inner
-            .config()
-            .server()
-            .map_or(0, |s| s.host.as_bytes().len());
+        // Sized against the request due, if any: a long server name is no
+        // error while no connection is asked for.
+        let needed = session.inner.connect_due().map_or(0, |c| c.host.len());
         if needed > host.len() {
             host_len.set(needed);
             return atmail_status::InsufficientSize;
@@ -577,8 +595,8 @@ pub unsafe extern "C" fn atmail_session_handle_closed(
 
 /// Sets `*start` to whether TLS must be started on the connection now
 /// (STARTTLS); then call `atmail_session_handle_tls_established`, or
-/// `atmail_session_handle_closed` if the handshake fails. Never fall back
-/// to plaintext.
+/// `atmail_session_handle_tls_failed` if the handshake fails. Never fall
+/// back to plaintext.
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`; `start` NULL or writable.
@@ -609,7 +627,27 @@ pub unsafe extern "C" fn atmail_session_handle_tls_established(
     })
 }
 
-/// Sets `*close` to whether the connection must be closed now.
+/// The firmware's TLS failed: the handshake (the server's certificate was
+/// refused, no parameters were agreed; for SMTPS too, before
+/// `atmail_session_handle_connected`) or a record that did not verify. The
+/// connection is to be closed at once (`atmail_session_poll_close`); the
+/// mail fails with `+GTSMTPSEND: 0` and a reason that says TLS.
+///
+/// # Undefined behavior
+/// `session` NULL or from `_init`/`_new`.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_handle_tls_failed(
+    session: *mut atmail_session,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        try_mut!(session).inner.handle_tls_failed();
+        atmail_status::Ok
+    })
+}
+
+/// Sets `*close` to whether the connection must be closed now: at once for
+/// a connection that cannot go on, and after the QUIT's reply (or
+/// `QUIT_MS`, 5 s) for one that ended politely.
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`; `close` NULL or writable.

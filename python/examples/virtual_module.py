@@ -26,8 +26,11 @@ import atmail
 
 
 class VirtualModule:
-    def __init__(self, server: tuple, cafile: Optional[str], tls_name: Optional[str], guard_ms: int) -> None:
+    def __init__(
+        self, server: tuple, user: str, cafile: Optional[str], tls_name: Optional[str], guard_ms: int
+    ) -> None:
         self.session = atmail.Session()
+        self.user = user  # the login, whose domain the Message-ID carries
         self.session.set_guard_ms(guard_ms)
         self.session.set_verbose_errors(True)
         self.server = server
@@ -85,8 +88,12 @@ class VirtualModule:
         s = self.session
         pending, line = s.pending()
         if pending == atmail.Pending.IDENTITY:
-            domain = self.server[0]
-            s.set_identity(email.utils.formatdate(usegmt=False), f"<{os.urandom(8).hex()}@{domain}>")
+            try:
+                local, domain = os.urandom(8).hex(), login_domain(self.user)
+                s.set_identity(email.utils.formatdate(usegmt=False), message_id(local, domain))
+            except ValueError as e:
+                print(f"virtual module: no identity for the mail: {e}", file=sys.stderr)
+                s.refuse_identity()
         elif pending == atmail.Pending.COMMAND:
             if line.upper().startswith(b"AT+MIPCALL=1"):
                 s.set_network_up(True)
@@ -99,8 +106,12 @@ class VirtualModule:
         if request is not None:
             self._connect(request)
         if s.poll_start_tls():
-            self._start_tls(request_name=self.tls_name)
-            s.handle_tls_established(self.now())
+            try:
+                self._start_tls(request_name=self.tls_name)
+            except (ssl.SSLError, OSError) as e:
+                self._tls_failed(e)
+            else:
+                s.handle_tls_established(self.now())
         self._send(s.poll_server(self.now()))
         self._receive(wait)
         deadline = s.next_deadline()
@@ -113,6 +124,9 @@ class VirtualModule:
             self.sock = socket.create_connection(self.server, timeout=10)
             if request.implicit_tls:
                 self._start_tls(request_name=self.tls_name or request.host)
+        except ssl.SSLError as e:
+            self._tls_failed(e)
+            return
         except OSError as e:
             print(f"virtual module: connecting: {e}", file=sys.stderr)
             self.session.handle_closed()
@@ -169,10 +183,48 @@ class VirtualModule:
             data = data[self.session.handle_server(self.now(), data) :]
             self._send(self.session.poll_server(self.now()))
 
+    def _tls_failed(self, e: Exception) -> None:
+        print(f"virtual module: TLS: {e}", file=sys.stderr)
+        self._close()
+        self.session.handle_tls_failed()
+
     def _close(self) -> None:
+        """Shuts the socket down, so the server reads EOF now."""
         if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the server closed first
             self.sock.close()
         self.sock, self.tls = None, None
+
+    def finish(self, timeout: float = 10.0) -> None:
+        """Runs until the last conversation has ended (its QUIT answered,
+        or the engine's bound on that passed) and the socket is closed."""
+        deadline = time.monotonic() + timeout
+        while self.sock is not None or self.session.next_deadline() is not None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the connection did not end")
+            self.step(0.05)
+
+
+def login_domain(user: str) -> str:
+    """The domain of a login (`wangww@fibocom.com` -> `fibocom.com`)."""
+    return user.rpartition("@")[2]
+
+
+def message_id(local: str, domain: str) -> str:
+    """`<local@domain>` within the 76 bytes a Message-ID may have: a
+    domain too long loses its leftmost labels, one with nothing usable
+    left becomes `atmail.invalid` (RFC 2606)."""
+    room = 76 - len(local) - 3
+    labels = domain.split(".")
+    while labels:
+        kept = ".".join(labels)
+        if len(labels) >= 2 and len(kept) <= room and kept.isascii() and all(c.isalnum() or c in "-." for c in kept):
+            return f"<{local}@{kept}>"
+        labels = labels[1:]
+    return f"<{local}@atmail.invalid>"
 
 
 def spec_case(module: VirtualModule, args: argparse.Namespace, body: bytes, attachment: bytes) -> None:
@@ -209,12 +261,13 @@ def main() -> int:
     parser.add_argument("--attachment-size", type=int, default=64 * 1024)
     args = parser.parse_args()
     host, port = args.server.rsplit(":", 1)
-    module = VirtualModule((host, int(port)), args.cafile, args.tls_name or args.land_name, args.guard_ms)
+    module = VirtualModule((host, int(port)), args.user, args.cafile, args.tls_name or args.land_name, args.guard_ms)
     body = "你好，这是正文。\r\n".encode("gb2312")
     attachment = bytearray(os.urandom(args.attachment_size))
     attachment[100:103] = b"+++"
     try:
         spec_case(module, args, body, bytes(attachment))
+        module.finish()
     except TimeoutError as e:
         print(f"virtual module: {e}; {module.session.poll_failure() or ''}", file=sys.stderr)
         return 1

@@ -704,6 +704,100 @@ done:
     return ok;
 }
 
+/* The end of a conversation and what the firmware can say about it: QUIT
+ * after a refusal (the close after its 221), a SEND the firmware has no
+ * identity for, a TLS handshake that failed, and the buffers' edges. */
+static int test_session_endings(void) {
+    int ok = 0;
+    rig *g = calloc(1, sizeof *g);
+    uint8_t host[4], line[ATMAIL_FAILURE_MAX];
+    size_t host_len = 0, line_len = 0, r = 0, w = 0;
+    uint16_t port = 0;
+    bool connect = true, tls = false, flag = true;
+    atmail_pending pending = ATMAIL_PENDING_IDENTITY;
+    static const char long_host[] =
+        "at+gtsmtpland=465,\"a-server-name-far-longer-than-the-four-bytes.example.com\",1";
+
+    CHECK(g != NULL);
+    CHECK_STATUS(atmail_session_new(&g->s), ATMAIL_STATUS_OK);
+    CHECK(configure(g));
+    /* Refused at RCPT: the URC at once, then QUIT, then the close. */
+    CHECK(connect_and_greet(g, "250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n"));
+    CHECK(reply(g, "235 ok\r\n"));
+    CHECK(reply(g, "250 ok\r\n550 no such user\r\n"));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPSEND: 550\r\n") == 0);
+    CHECK(reply(g, "554 no valid recipients\r\n"));
+    CHECK(ends_with(g->wire, g->wire_len, "DATA\r\nQUIT\r\n"));
+    CHECK_STATUS(atmail_session_poll_close(g->s, &flag), ATMAIL_STATUS_OK);
+    CHECK(!flag);
+    CHECK(reply(g, "221 bye\r\n"));
+    CHECK_STATUS(atmail_session_poll_close(g->s, &flag), ATMAIL_STATUS_OK);
+    CHECK(flag);
+
+    /* A long server name is no error while no connection is asked for. */
+    clear_host(g);
+    CHECK(at(g, long_host));
+    CHECK_STATUS(atmail_session_poll_connect(g->s, &connect, host, sizeof host, &host_len, &port,
+                                             &tls),
+                 ATMAIL_STATUS_OK);
+    CHECK(!connect);
+
+    /* No identity to give: SEND fails clearly, and nothing hangs. */
+    CHECK_STATUS(atmail_session_set_verbose_errors(g->s, true), ATMAIL_STATUS_OK);
+    clear_host(g);
+    CHECK_STATUS(atmail_session_handle_host(g->s, 0, (const uint8_t *)"AT+GTSMTPSEND=300\r", 18, &r,
+                                            NULL, 0, &w),
+                 ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_session_pending(g->s, &pending, line, sizeof line, &line_len),
+                 ATMAIL_STATUS_OK);
+    CHECK(pending == ATMAIL_PENDING_IDENTITY);
+    CHECK_STATUS(atmail_session_refuse_identity(NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_refuse_identity(g->s), ATMAIL_STATUS_OK);
+    CHECK(pump(g));
+    CHECK(strcmp(g->host, "\r\n+CME ERROR: no Date or Message-ID for the mail"
+                          "\r\n\r\n+GTSMTPSEND: 0\r\n") == 0);
+    CHECK_STATUS(atmail_session_pending(g->s, &pending, line, sizeof line, &line_len),
+                 ATMAIL_STATUS_OK);
+    CHECK(pending == ATMAIL_PENDING_NONE);
+
+    /* A buffer too small for a handed-over line still says what waits. */
+    CHECK_STATUS(atmail_session_handle_host(g->s, 0, (const uint8_t *)"AT+MIPCALL?\r", 12, &r, NULL,
+                                            0, &w),
+                 ATMAIL_STATUS_OK);
+    pending = ATMAIL_PENDING_IDENTITY;
+    CHECK_STATUS(atmail_session_pending(g->s, &pending, line, 4, &line_len),
+                 ATMAIL_STATUS_INSUFFICIENT_SIZE);
+    CHECK(pending == ATMAIL_PENDING_COMMAND && line_len == 11);
+    CHECK_STATUS(atmail_session_answer_command(g->s, (const uint8_t *)"\r\nOK\r\n", 6),
+                 ATMAIL_STATUS_OK);
+
+    /* SMTPS whose certificate the firmware refused: the reason says TLS. */
+    CHECK_STATUS(atmail_session_set_identity(g->s, (const uint8_t *)"d", 1,
+                                             (const uint8_t *)"<1@x>", 5),
+                 ATMAIL_STATUS_OK);
+    clear_host(g);
+    CHECK(at(g, "AT+GTSMTPSEND=300"));
+    CHECK_STATUS(atmail_session_poll_connect(g->s, &connect, line, sizeof line, &host_len, &port,
+                                             &tls),
+                 ATMAIL_STATUS_OK);
+    CHECK(connect && tls && port == 465);
+    CHECK_STATUS(atmail_session_handle_tls_failed(NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_handle_tls_failed(g->s), ATMAIL_STATUS_OK);
+    CHECK(pump(g));
+    CHECK(ends_with(g->host, g->host_len, "\r\n+GTSMTPSEND: 0\r\n"));
+    CHECK_STATUS(atmail_session_poll_close(g->s, &flag), ATMAIL_STATUS_OK);
+    CHECK(flag);
+    CHECK_STATUS(atmail_session_poll_failure(g->s, line, sizeof line, &line_len), ATMAIL_STATUS_OK);
+    CHECK(line_len > 20 && memcmp(line, "the TLS handshake failed", 24) == 0);
+    ok = 1;
+done:
+    if (g != NULL) {
+        atmail_session_free(g->s);
+    }
+    free(g);
+    return ok;
+}
+
 /* The host-only composer and transcoder: NULLs, order, a whole message
  * streamed through a 100-byte buffer, and text a charset cannot hold. */
 static int test_message_and_transcode(void) {
@@ -808,6 +902,7 @@ int main(void) {
         {test_header, "header encoder"},
         {test_session_whole_mail, "session: a whole mail"},
         {test_session_states_and_failures, "session: states, STARTTLS, failures"},
+        {test_session_endings, "session: QUIT, refused identity, TLS failure, buffer edges"},
         {test_message_and_transcode, "message composer and transcoder"},
     };
     size_t i, failed = 0;

@@ -93,6 +93,12 @@ class Session:
         d, m = _bytes(date, "date"), _bytes(message_id, "message_id")
         check(lib.atmail_session_set_identity(self._raw, d, len(d), m, len(m)), "identity")
 
+    def refuse_identity(self) -> None:
+        """No Date and Message-ID for the waiting SEND: it answers
+        `+CME ERROR: no Date or Message-ID for the mail` and
+        `+GTSMTPSEND: 0`, never hangs."""
+        check(lib.atmail_session_refuse_identity(self._raw), "refuse identity")
+
     def set_network_up(self, up: bool) -> None:
         check(lib.atmail_session_set_network_up(self._raw, bool(up)), "network")
 
@@ -171,6 +177,12 @@ class Session:
 
     def handle_tls_established(self, now_ms: int) -> None:
         check(lib.atmail_session_handle_tls_established(self._raw, _now(now_ms)), "TLS established")
+
+    def handle_tls_failed(self) -> None:
+        """The caller's TLS failed (a refused certificate, no common
+        parameters, a bad record): the mail fails with a reason that says
+        TLS, and `poll_close` asks for the close."""
+        check(lib.atmail_session_handle_tls_failed(self._raw), "TLS failed")
 
     def poll_close(self) -> bool:
         check(lib.atmail_session_poll_close(self._raw, self._flag), "close")
