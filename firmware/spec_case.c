@@ -202,12 +202,20 @@ static struct {
 static atmail_session *session;
 static server srv;
 static uint64_t now;
+/* The firmware has no Date or Message-ID to give the next SEND. */
+static int no_identity;
+/* The next connection's TLS fails (the certificate is refused). */
+static int tls_fails;
 
 static int answer_pending(void) {
     atmail_pending pending = ATMAIL_PENDING_NONE;
     uint8_t line[ATMAIL_LINE_MAX];
     size_t len = 0;
     M(atmail_session_pending(session, &pending, line, sizeof line, &len));
+    if (pending == ATMAIL_PENDING_IDENTITY && no_identity) {
+        M(atmail_session_refuse_identity(session));
+        return 1;
+    }
     if (pending == ATMAIL_PENDING_IDENTITY) {
         static const char date[] = "Thu, 26 Nov 2026 08:00:00 +0800";
         static const char id[] = "<1.g510@fibocom.com>";
@@ -240,6 +248,11 @@ static int connect_if_asked(void) {
     }
     sprintf(note, "connect %.*s:%u tls=%d", (int)host_len, (const char *)host, port, tls);
     dump_text('E', note);
+    if (tls_fails) {
+        tls_fails = 0;
+        M(atmail_session_handle_tls_failed(session));
+        return 1;
+    }
     srv.connected = 1;
     srv.in_data = 0;
     srv.line_len = 0;
@@ -478,6 +491,16 @@ int main(void) {
     line("AT+GTSMTPSEND=300");
     advance(1000);
     M(atmail_session_handle_tls_established(session, now));
+
+    /* The third SEND has no identity; the fourth is SMTPS whose
+     * certificate the firmware refuses. */
+    no_identity = 1;
+    line("AT+GTSMTPSEND=300");
+    no_identity = 0;
+    line("AT+GTSMTPLAND=465,\"mail.fibocom.com\",1");
+    tls_fails = 1;
+    line("AT+GTSMTPSEND=300");
+    advance(100);
     line("AT+GTSMTPCLR");
 
     sprintf(note, "session_size %u", (unsigned)atmail_session_size());

@@ -99,14 +99,19 @@ def test_the_whole_engine_fits_64_kib_of_flash(build):
 def test_the_spec_case_runs_on_a_cortex_m4_as_on_this_host(runs):
     arm, host = runs
     on_arm, on_host = streams(arm), streams(host)
-    assert set(on_arm) == {"H", "S", "R", "E"}
+    assert set(on_arm) == {"H", "S", "R", "E", "F"}
     for tag in on_host:
         assert on_arm[tag] == on_host[tag], tag
     said = on_arm["H"]
     assert b"+GTSMTPSEND: 2\r\n" in said and b"+GTSMTPSEND: 1\r\n" in said
     assert b"+GTSMTPFILE: 16407\r\n" in said
     assert b"+GTSMTPSEND: 550\r\n" in said  # the second mail, refused at RCPT
+    assert b"+CME ERROR: no Date or Message-ID for the mail\r\n\r\n+GTSMTPSEND: 0\r\n" in said
+    assert on_arm["F"].startswith(b"the TLS handshake failed")  # the fourth
     sent = on_arm["S"]
+    # The refused mail ends with QUIT (RFC 5321 4.1.1.10), and so does the
+    # delivered one.
+    assert sent.count(b"QUIT\r\n") == 2
     assert b"EHLO [10.0.0.7]\r\n" in sent and b"EHLO g510.example\r\n" in sent
     assert b'name="eee.wma"' in sent and sent.count(b"\r\n.\r\n") == 1
 

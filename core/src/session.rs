@@ -1200,9 +1200,16 @@ impl Engine {
         if let Some(smtp) = self.smtp() {
             smtp.handle_closed();
             self.take_smtp_events();
-        } else if matches!(self.state, State::Mail(_)) {
+        } else if let State::Mail(Mail {
+            phase: Phase::Connecting { asked: true },
+            ..
+        }) = self.state
+        {
             self.fail(Failure::NotConnected, 0);
         }
+        // Otherwise the close is of a connection already given up (a
+        // server that closes after its 221 races the caller's own close):
+        // nothing of the next mail's.
     }
 
     /// Ends the mail with URC `urc` and says why.
@@ -2545,6 +2552,21 @@ mod tests {
         assert!(rig.server.ends_with(b"QUIT\r\n"));
         rig.reply(b"221 bye\r\n");
         assert!(rig.s.poll_close());
+    }
+
+    #[test]
+    fn a_close_of_a_connection_already_given_up_is_not_the_next_mails() {
+        let mut rig = Rig::new();
+        configure(&mut rig);
+        send_and_connect(&mut rig);
+        rig.reply(b"250-mx\r\n250 AUTH PLAIN\r\n");
+        rig.reply(b"535 no\r\n221 bye\r\n");
+        assert!(rig.s.poll_close());
+        assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\nOK\r\n");
+        // The server's FIN after its 221 reaches the caller only now.
+        rig.s.handle_closed();
+        assert_eq!(rig.pump(), "", "no URC for the next mail");
+        assert!(rig.s.poll_connect().is_some());
     }
 
     #[test]
