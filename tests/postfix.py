@@ -92,8 +92,8 @@ smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = cyrus
 smtpd_sasl_path = smtpd
 smtpd_sasl_security_options = noanonymous
-smtpd_tls_security_level = may
-smtpd_tls_auth_only = yes
+smtpd_tls_security_level = {tls_level}
+smtpd_tls_auth_only = {tls_auth_only}
 smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
 """
@@ -111,7 +111,9 @@ class Postfix:
     however the test ends). `smtp` is the STARTTLS port, `smtps` the
     implicit-TLS one; `messages()` reads what was delivered."""
 
-    def __init__(self, certificates, size_limit=10_240_000):
+    def __init__(self, certificates, size_limit=10_240_000, plain=False):
+        """`plain`: port `smtp` offers no STARTTLS and takes AUTH in the
+        clear (a relay on a private APN)."""
         # Postfix's daemons run as `postfix` and `nobody`: their directories
         # must be reachable by them, which a test's own tmp_path is not.
         directory = pathlib.Path(tempfile.mkdtemp(prefix="atmail-postfix-"))
@@ -139,6 +141,8 @@ class Postfix:
                 log=self.log,
                 dir=directory,
                 size_limit=size_limit,
+                tls_level="none" if plain else "may",
+                tls_auth_only="no" if plain else "yes",
                 mail=self.mail,
                 uid=nobody.pw_uid,
                 gid=nobody.pw_gid,

@@ -137,6 +137,12 @@ def test_refusals_report_postfixs_code(atmail, postfix, modems, password, recipi
     modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: %d\r\n" % code, timeout=30)
     assert modem.close() == 0
     assert postfix.messages(count=1, timeout=1) == []
+    # Postfix saw the conversation end with QUIT, not a lost connection.
+    deadline = time.monotonic() + 10
+    while not (ended := [line for line in postfix.log_text().splitlines() if "disconnect from" in line and "commands=0/0" not in line]):
+        assert time.monotonic() < deadline, postfix.log_text()
+        time.sleep(0.05)
+    assert " quit=1 " in ended[0] and "lost connection after" not in postfix.log_text().replace("after CONNECT", "")
 
 
 def test_a_message_past_the_size_limit_ends_while_the_host_streams(atmail, postfix, modems):

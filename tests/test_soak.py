@@ -1,0 +1,112 @@
+"""One `atmail modem` process sends 200 mails to a real Postfix, in the
+clear and over STARTTLS, every other one refused at RCPT: its open
+descriptors and threads after the 200th mail equal those after the 10th,
+its resident memory stays flat, and Postfix saw every conversation end
+with QUIT (its `disconnect` lines count `quit=1`; no `lost connection`).
+In the clear, a connection the modem does not really close is never
+seen to end by Postfix (over TLS the close_notify made Postfix close)."""
+
+import os
+import re
+import time
+
+import pytest
+
+from g510 import Modem
+from postfix import REFUSED, Postfix
+from smtp_server import Certificates, configure_spec_case
+
+MAILS = 200
+GUARD_MS = 50
+
+
+@pytest.fixture(params=["plain", "starttls"])
+def postfix(request, tmp_path):
+    certificates = Certificates(tmp_path / "certs")
+    server = Postfix(certificates, plain=request.param == "plain")
+    server.certificates = certificates
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def resources(pid):
+    """Open descriptors, threads and resident KiB of a process."""
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    tasks = len(os.listdir(f"/proc/{pid}/task"))
+    with open(f"/proc/{pid}/status") as f:
+        status = f.read()
+    rss = int(re.search(r"VmRSS:\s+(\d+) kB", status)[1])
+    return fds, tasks, rss
+
+
+def disconnects(postfix):
+    """Postfix's `disconnect` lines of the modem's conversations (its own
+    readiness probe connects and says nothing: `commands=0/0`)."""
+    lines = postfix.log_text().splitlines()
+    return [line for line in lines if " disconnect from " in line and "commands=0/0" not in line]
+
+
+def wait_for_disconnects(postfix, count, timeout=20.0):
+    """Postfix has seen `count` conversations end: the connection is gone
+    on both sides."""
+    deadline = time.monotonic() + timeout
+    while len(disconnects(postfix)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} disconnects not logged: {postfix.log_text()[-2000:]}")
+        time.sleep(0.02)
+
+
+def one_mail(modem, refused):
+    recipient = REFUSED.encode() if refused else b"xiangj@fibocom.com"
+    other = b"xiangj@fibocom.com" if refused else REFUSED.encode()
+    modem.at(b'at+gtsmtpdst=0,1,"' + other + b'"', b"\r\n")
+    modem.at(b'at+gtsmtpdst=1,1,"' + recipient + b'"')
+    if refused:
+        modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 550\r\n", timeout=30)
+        return
+    modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=30)
+    modem.at(b"AT+GTSMTPDATA=300", b"> ")
+    modem.write(b"soak body\r\n")
+    time.sleep(GUARD_MS * 2.5 / 1000)
+    modem.write(b"+++")
+    modem.wait_for(b"OK\r\n")
+    modem.at(b"at+gtsmtpend", b"+GTSMTPSEND: 1\r\n", timeout=30)
+
+
+def test_200_mails_half_refused_leave_descriptors_threads_and_memory_flat(atmail, postfix):
+    modem = Modem(
+        atmail,
+        "--connect",
+        f"127.0.0.1:{postfix.smtp}",
+        "--tls-ca",
+        str(postfix.certificates.ca_file),
+        "--guard-ms",
+        str(GUARD_MS),
+    )
+    try:
+        configure_spec_case(modem)
+        seen = {}
+        started = time.monotonic()
+        for n in range(1, MAILS + 1):
+            one_mail(modem, refused=n % 2 == 1)
+            if n in (10, MAILS):
+                wait_for_disconnects(postfix, n)
+                seen[n] = resources(modem.proc.pid)
+        elapsed = time.monotonic() - started
+        (fds10, tasks10, rss10), (fds200, tasks200, rss200) = seen[10], seen[MAILS]
+        print(f"soak: {MAILS} mails in {elapsed:.1f} s; after 10: {seen[10]}, after {MAILS}: {seen[MAILS]} (fds, threads, RSS KiB)")
+        assert (fds200, tasks200) == (fds10, tasks10)
+        # Allocator noise, not growth: a leak of one mail's buffers (64 KiB
+        # for the serial output alone) times 190 would be far past this.
+        assert rss200 - rss10 < 2048, (rss10, rss200)
+        assert modem.close() == 0
+        ended = disconnects(postfix)
+        assert len(ended) == MAILS
+        assert all(" quit=1 " in line for line in ended), [line for line in ended if " quit=1 " not in line][:3]
+        log = postfix.log_text()
+        assert "lost connection after" not in log.replace("lost connection after CONNECT", "")
+        assert len(postfix.messages(count=MAILS // 2, timeout=30)) == MAILS // 2
+    finally:
+        modem.kill()
