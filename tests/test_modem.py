@@ -177,6 +177,9 @@ def test_a_bad_certificate_fails_the_mail_without_downgrade(atmail, modems, tmp_
         modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 0\r\n")
         assert modem.close() == 0
         assert problem.replace(" ", "") in modem.err.lower().replace(b" ", b"").decode()
+        # The reason says TLS failed, not that the server closed.
+        assert b"mail failed: the TLS handshake failed (certificate refused or no common parameters)" in modem.err
+        assert b"closed by the server" not in modem.err
         assert handler.messages == []
         sent = b"".join(chunk for _, chunk in handler.arrivals)
         assert b"AUTH" not in sent and b"MAIL" not in sent and PASSWORD not in sent
