@@ -18,10 +18,11 @@
 //! and responses are rendered on demand into an [`Out`] instead of being
 //! stored.
 
-use crate::at::{AtError, Command, Request};
+use crate::at::{Command, Request};
 use crate::charset::Charset;
-use crate::header::{put_decimal, Address, Out, Text};
+use crate::header::{Address, Text};
 use crate::message::{Recipient, RecipientKind, MAX_RECIPIENTS};
+use crate::out::{put_decimal, Out};
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 
@@ -132,16 +133,12 @@ impl Default for Config {
 
 impl Config {
     /// Nothing configured.
-    pub const fn new() -> Self {
-        Config {
-            server: None,
-            login: None,
-            recipients: [(RecipientKind::To, Bounded::EMPTY); MAX_RECIPIENTS],
-            recipient_count: 0,
-            charset: Charset::UsAscii,
-            subject: None,
-            head_set: false,
-        }
+    #[allow(unsafe_code)]
+    pub fn new() -> Self {
+        let mut slot = MaybeUninit::uninit();
+        Self::init_in(&mut slot);
+        // SAFETY: `init_in` initialised every field.
+        unsafe { slot.assume_init() }
     }
 
     /// Makes an empty configuration in `slot`, as [`Config::new`] would,
@@ -181,18 +178,15 @@ impl Config {
         }
     }
 
-    /// Back to nothing configured, as [`Config::new`], field by field: a
-    /// new value would be built on the stack first, and it is 2.3 KB.
+    /// Back to nothing configured, as [`Config::new`], in place: a new
+    /// value would be built on the stack first, and it is 2.3 KB.
+    #[allow(unsafe_code)]
     pub fn clear(&mut self) {
-        self.server = None;
-        self.login = None;
-        for recipient in &mut self.recipients {
-            *recipient = (RecipientKind::To, Bounded::EMPTY);
-        }
-        self.recipient_count = 0;
-        self.charset = Charset::UsAscii;
-        self.subject = None;
-        self.head_set = false;
+        // SAFETY: a `Config` is plain data (no field has drop glue), so it
+        // may be overwritten without being dropped; `MaybeUninit<Config>`
+        // has its layout, and `init_in` leaves it initialised.
+        let slot = unsafe { &mut *(self as *mut Self).cast::<MaybeUninit<Self>>() };
+        Self::init_in(slot);
     }
 
     /// Applies a configuration request (LAND, ID, DST, HEAD); anything else
@@ -337,23 +331,6 @@ pub enum ConfigError {
     NotConfiguration,
 }
 
-impl ConfigError {
-    /// A short description, for `+CME ERROR: <text>`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ConfigError::TooManyRecipients => "too many recipients",
-            ConfigError::NoSuchRecipient => "no such recipient",
-            ConfigError::NotConfiguration => "not a configuration command",
-        }
-    }
-}
-
-impl From<AtError> for ConfigError {
-    fn from(_: AtError) -> Self {
-        ConfigError::NotConfiguration
-    }
-}
-
 /// Writes the read form's information lines (without the final `OK`),
 /// each framed by CRLF as V.250 verbose mode frames them. The password
 /// is never written: always five asterisks. `files` are the attachment
@@ -475,8 +452,11 @@ mod tests {
         out
     }
 
-    fn apply(config: &mut Config, line: &[u8]) -> Result<(), ConfigError> {
-        config.apply(&parse(line).map_err(ConfigError::from)?)
+    /// A line through the AT parser and into `config`; `None` when the
+    /// parser refuses it.
+    fn apply(config: &mut Config, line: &[u8]) -> Result<(), Option<ConfigError>> {
+        let request = parse(line).map_err(|_| None)?;
+        config.apply(&request).map_err(Some)
     }
 
     /// `clear` and `init_in` give what `new` gives (compared through
@@ -585,13 +565,13 @@ mod tests {
         let before = read(&c, Command::Dst);
         assert_eq!(
             apply(&mut c, b"AT+GTSMTPDST=1,2,\"r20@x.com\""),
-            Err(ConfigError::TooManyRecipients)
+            Err(Some(ConfigError::TooManyRecipients))
         );
         apply(&mut c, b"AT+GTSMTPDST=1,1,\"r3@x.com\"").unwrap();
         assert_eq!(read(&c, Command::Dst), before, "re-adding changes nothing");
         assert_eq!(
             apply(&mut c, b"AT+GTSMTPDST=0,2,\"r3@x.com\""),
-            Err(ConfigError::NoSuchRecipient)
+            Err(Some(ConfigError::NoSuchRecipient))
         );
         assert_eq!(
             read(&c, Command::Dst),

@@ -81,11 +81,6 @@ pub enum End {
 }
 
 impl End {
-    /// Whether this end aborts the mail.
-    pub const fn is_error(self) -> bool {
-        matches!(self, End::TimeLimit | End::Oversize)
-    }
-
     /// A short description.
     pub const fn as_str(self) -> &'static str {
         match self {

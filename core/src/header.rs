@@ -14,10 +14,12 @@
 //! Why it is built this way: the values come from a serial line and end up
 //! in a mail server's input, so validation happens once, at construction,
 //! and the writers take only validated types. Writers push bytes into an
-//! [`Out`] so the same code sizes, replays and writes a header.
+//! [`Out`](crate::out::Out) so the same code sizes, replays and writes a
+//! header.
 
 use crate::charset::{CharIndices, Charset};
 use crate::mime_base64::encode_group;
+use crate::out::Out;
 
 /// The longest header line written (RFC 5322 §2.1.1 "SHOULD").
 pub const MAX_LINE: usize = 78;
@@ -78,118 +80,6 @@ pub(crate) const fn too_long(max: u16) -> &'static str {
 impl core::fmt::Display for HeaderError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Where header bytes go: a buffer, a counter, or a replay into a caller's
-/// buffer (see `message`).
-pub trait Out {
-    /// Appends bytes.
-    fn put(&mut self, bytes: &[u8]);
-}
-
-/// An [`Out`] that drops the first `skip` bytes, then fills `dst`.
-struct Replay<'d> {
-    skip: usize,
-    dst: &'d mut [u8],
-    written: usize,
-    total: usize,
-}
-
-impl Out for Replay<'_> {
-    fn put(&mut self, bytes: &[u8]) {
-        let start = self.total;
-        self.total += bytes.len();
-        let lo = start.max(self.skip + self.written);
-        let hi = self.total.min(self.skip + self.dst.len());
-        if lo < hi {
-            self.dst[self.written..self.written + (hi - lo)]
-                .copy_from_slice(&bytes[lo - start..hi - start]);
-            self.written += hi - lo;
-        }
-    }
-}
-
-/// Regenerates a fixed piece of output with `piece`, writing into `dst`
-/// only the bytes past the first `skip` (those earlier calls wrote).
-/// Returns whether the piece is now complete, and the bytes written. This is
-/// how header blocks and SMTP commands reach small buffers without a
-/// buffer of their own: the only state is the count.
-pub(crate) fn replay(
-    skip: usize,
-    dst: &mut [u8],
-    piece: impl FnOnce(&mut dyn Out),
-) -> (bool, usize) {
-    let mut out = Replay {
-        skip,
-        dst,
-        written: 0,
-        total: 0,
-    };
-    piece(&mut out);
-    (out.total == out.skip + out.written, out.written)
-}
-
-/// Counts bytes: the size a header will take.
-#[derive(Debug, Default)]
-pub struct Count(pub usize);
-
-impl Out for Count {
-    fn put(&mut self, bytes: &[u8]) {
-        self.0 += bytes.len();
-    }
-}
-
-/// A fixed-capacity buffer: what no_std callers write a header into.
-/// Bytes past the capacity are dropped and [`overflowed`](Self::overflowed)
-/// says so.
-#[derive(Clone, Debug)]
-pub struct FixedBuf<const N: usize> {
-    bytes: [u8; N],
-    len: usize,
-    overflowed: bool,
-}
-
-impl<const N: usize> FixedBuf<N> {
-    /// An empty buffer.
-    pub const fn new() -> Self {
-        FixedBuf {
-            bytes: [0; N],
-            len: 0,
-            overflowed: false,
-        }
-    }
-
-    /// The bytes written.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-
-    /// Whether some bytes did not fit.
-    pub const fn overflowed(&self) -> bool {
-        self.overflowed
-    }
-}
-
-impl<const N: usize> Default for FixedBuf<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> Out for FixedBuf<N> {
-    fn put(&mut self, bytes: &[u8]) {
-        let n = bytes.len().min(N - self.len);
-        self.bytes[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
-        self.overflowed |= n < bytes.len();
-    }
-}
-
-#[cfg(any(feature = "std", test))]
-impl Out for std::vec::Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
     }
 }
 
@@ -671,21 +561,6 @@ fn put_attr_byte<O: Out + ?Sized>(line: &mut Line<'_, O>, b: u8) {
     } else {
         line.raw(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
     }
-}
-
-/// Writes `n` in decimal.
-pub(crate) fn put_decimal(out: &mut dyn Out, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put(&buf[i..]);
 }
 
 /// Formats a small number into `buf`.

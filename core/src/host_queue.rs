@@ -18,7 +18,7 @@
 //! answer. A ring sized for the longest answer costs about 2 KiB of fixed
 //! memory, which the session budget (8 KiB) allows.
 
-use crate::header::{Count, Out};
+use crate::out::{Count, Out};
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 

@@ -43,6 +43,7 @@ pub mod line;
 pub mod line_breaks;
 pub mod message;
 pub mod mime_base64;
+pub mod out;
 pub mod reply;
 pub mod session;
 pub mod smtp;

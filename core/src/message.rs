@@ -24,9 +24,10 @@
 
 use crate::charset::{Charset, Validator};
 use crate::content_type;
-use crate::header::{self, Address, HeaderError, Line, Out, Text, Token};
+use crate::header::{self, Address, HeaderError, Line, Text, Token};
 use crate::line_breaks::LineBreaks;
 use crate::mime_base64::MimeBase64Encoder;
+use crate::out::Out;
 use crate::CoderResult;
 
 /// Recipients a mail may have (the spec's 20).
@@ -418,7 +419,7 @@ impl MessageWriter {
     /// Regenerates a fixed piece, writing only the bytes past those earlier
     /// calls wrote. Returns whether the piece is complete, and bytes written.
     fn replay(&mut self, dst: &mut [u8], piece: impl FnOnce(&mut dyn Out)) -> (bool, usize) {
-        let (done, written) = header::replay(self.replayed, dst, piece);
+        let (done, written) = crate::out::replay(self.replayed, dst, piece);
         self.replayed = if done { 0 } else { self.replayed + written };
         (done, written)
     }

@@ -41,13 +41,14 @@
 use crate::at::{self, AtError, Command, Request};
 use crate::config::{self, Bounded, Config};
 use crate::framer::{DataLimits, End, Event as FrameEvent, Framer, DEFAULT_GUARD_MS, MAX_PAYLOAD};
-use crate::header::{put_decimal, Address, Out, Text, Token};
+use crate::header::{Address, Text, Token};
 use crate::host_queue::{HostQueue, ANSWER_ROOM, URC_ROOM};
 use crate::line::{LineEditor, Step as LineStep};
 use crate::message::{
     Boundary, MessageError, MessageHead, MessageId, MessageWriter, Recipient, MAX_ATTACHMENTS,
     MAX_RECIPIENTS,
 };
+use crate::out::{put_decimal, Out};
 use crate::smtp::{
     Envelope, Event as SmtpEvent, Failure as SmtpFailure, SmtpClient, Step, TlsPolicy,
 };
@@ -511,41 +512,19 @@ impl Default for Session {
 
 impl Session {
     /// An idle engine with nothing configured, echo on, numeric errors off.
+    #[allow(unsafe_code)]
     pub fn new() -> Self {
-        Session {
-            line: LineEditor::new(),
-            waiting: None,
-            engine: Engine {
-                config: Config::new(),
-                state: State::Idle,
-                host: HostQueue::new(),
-                quitting: None,
-                identity: None,
-                mail_identity: Identity {
-                    date: Bounded::EMPTY,
-                    message_id: Bounded::EMPTY,
-                },
-                files: [Bounded::EMPTY; MAX_ATTACHMENTS],
-                file_count: 0,
-                cmee: 0,
-                echo: true,
-                network_up: true,
-                guard_ms: DEFAULT_GUARD_MS,
-                require_tls: false,
-                helo_name: None,
-                helo: Bounded::from_slice(LOOPBACK_LITERAL),
-                failure: None,
-                close: false,
-                start_tls: false,
-                clock_ms: 0,
-            },
-        }
+        let mut slot = MaybeUninit::uninit();
+        Self::init_in(&mut slot);
+        // SAFETY: `init_in` initialised every field.
+        unsafe { slot.assume_init() }
     }
 
-    /// Makes an idle session in `slot`, as [`Session::new`] would, field by
-    /// field. `Session::new` returns a 7.7 KB value, which the compiler
-    /// builds on the stack before moving it; firmware stacks are 1 KiB, so
-    /// the C ABI's `atmail_session_init` places a session with this.
+    /// Makes an idle session in `slot`, field by field: the one place the
+    /// defaults are written. `Session::new` returns the 7.7 KB value, which
+    /// the compiler builds on the stack before moving it; firmware stacks
+    /// are 1 KiB, so the C ABI's `atmail_session_init` places a session
+    /// with this.
     ///
     /// ```
     /// use atmail_core::session::Session;

@@ -26,13 +26,14 @@
 //!
 //! Why it is built this way: firmware owns the socket, TLS and time. Commands
 //! are generated on demand from the state and replayed into whatever room
-//! the caller's buffer has (the `header::replay` trick), so the client has no
+//! the caller's buffer has (the `out::replay` trick), so the client has no
 //! command buffer; the whole client is a few dozen bytes plus the reply
 //! parser's line.
 
-use crate::header::{self, Address, Out};
+use crate::header::Address;
 use crate::message::Recipient;
 use crate::mime_base64::encode_group;
+use crate::out::Out;
 use crate::reply::{Extensions, Reply, ReplyParser};
 
 /// RFC 5321 §4.5.3.2 timeouts, in ms.
@@ -307,7 +308,7 @@ impl SmtpClient {
         let Some(command) = self.sending else {
             return 0;
         };
-        let (done, written) = header::replay(self.replayed, dst, |out| {
+        let (done, written) = crate::out::replay(self.replayed, dst, |out| {
             write_command(out, command, envelope)
         });
         self.replayed = if done { 0 } else { self.replayed + written };

@@ -6,8 +6,9 @@ use crate::boundary::OutPtr;
 use atmail_core::charset::Charset;
 use atmail_core::content_type;
 use atmail_core::header::{
-    write_content_type, write_disposition, write_subject, Count, HeaderError, Out, Text,
+    write_content_type, write_disposition, write_subject, HeaderError, Text,
 };
+use atmail_core::out::{Count, Out};
 
 /// Writes into a C buffer known to be large enough.
 struct SliceOut<'a> {

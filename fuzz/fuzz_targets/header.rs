@@ -6,7 +6,8 @@
 
 use arbitrary::Arbitrary;
 use atmail_core::charset::Charset;
-use atmail_core::header::{self, Out, Text};
+use atmail_core::header::{self, Text};
+use atmail_core::out::Out;
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 
