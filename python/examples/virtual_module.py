@@ -39,6 +39,7 @@ class VirtualModule:
         self.sock: Optional[socket.socket] = None
         self.tls: Optional[ssl.SSLObject] = None
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.after_handshake = False
         self.heard = b""  # everything the host heard
         self.seen = 0
 
@@ -148,6 +149,7 @@ class VirtualModule:
                     raise ConnectionError("closed during the TLS handshake")
                 self.incoming.write(data)
         self.sock.sendall(self.outgoing.read())
+        self.after_handshake = True
 
     def _send(self, data: bytes) -> None:
         if not data or self.sock is None:
@@ -162,16 +164,22 @@ class VirtualModule:
             if wait:
                 time.sleep(wait)
             return
-        ready, _, _ = select.select([self.sock], [], [], wait)
-        if not ready:
-            return
-        data = self.sock.recv(65536)
-        if not data:
-            self._close()
-            self.session.handle_closed()
-            return
+        # Records read along with the handshake's last flight (the server's
+        # greeting, often) are already here: never wait on the socket for
+        # them.
+        buffered, self.after_handshake = self.after_handshake, False
+        if not buffered:
+            ready, _, _ = select.select([self.sock], [], [], wait)
+            if not ready:
+                return
+            data = self.sock.recv(65536)
+            if not data:
+                self._close()
+                self.session.handle_closed()
+                return
         if self.tls is not None:
-            self.incoming.write(data)
+            if not buffered:
+                self.incoming.write(data)
             chunks = []
             try:
                 while True:
