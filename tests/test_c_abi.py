@@ -31,7 +31,7 @@ def test_the_c_suite_passes_under_valgrind(c_programs):
     assert run.returncode == 0, out + run.stderr.decode()
     assert "FAIL" not in out and out.count("ok  ") == case_count()
     assert run.stderr == b"", "valgrind reported something"
-    # The session size the README states comes from here.
+    # The session size docs/firmware.md states comes from here.
     assert "atmail_session_size() = " in out
 
 

@@ -1,7 +1,7 @@
 """The engine as firmware: the Cortex-M4 library (no std, the `firmware`
 profile), what it needs from the firmware, its flash, and the spec case on
 QEMU's mps2-an386 compared byte for byte with the same program on x86-64.
-firmware/report.py prints the figures; the README quotes them."""
+firmware/report.py prints the figures; docs/firmware.md quotes them."""
 
 import importlib.util
 import os
