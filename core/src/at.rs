@@ -290,6 +290,51 @@ impl<'a> Params<'a> {
     }
 }
 
+/// The V.250 commands the engine answers besides `+GTSMTP*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Basic {
+    /// `AT` alone.
+    At,
+    /// `ATE0` or `ATE1` (`ATE` is `ATE0`): echo off or on.
+    Echo(bool),
+    /// `AT+CMEE=<0-2>`: how errors are reported.
+    SetCmee(u8),
+    /// `AT+CMEE?`.
+    ReadCmee,
+    /// `AT+CMEE=?`.
+    TestCmee,
+}
+
+/// Parses `AT`, `ATE<n>` and `AT+CMEE`, from the line's body after `AT`
+/// (trailing spaces ignored); `None` for any other line, which is not the
+/// engine's to answer (the caller's, or `+GTSMTP*`'s: see [`parse`]).
+///
+/// ```
+/// use atmail_core::at::{parse_basic, AtError, Basic};
+/// assert_eq!(parse_basic(b"E1"), Some(Ok(Basic::Echo(true))));
+/// assert_eq!(parse_basic(b"+cmee=2"), Some(Ok(Basic::SetCmee(2))));
+/// assert_eq!(parse_basic(b"+CMEE=3"), Some(Err(AtError::Parameters)));
+/// assert_eq!(parse_basic(b"+MIPCALL?"), None);
+/// ```
+pub fn parse_basic(body: &[u8]) -> Option<Result<Basic, AtError>> {
+    let body = body.trim_ascii_end();
+    Some(Ok(match body {
+        b"" => Basic::At,
+        b"E" | b"e" | b"E0" | b"e0" => Basic::Echo(false),
+        b"E1" | b"e1" => Basic::Echo(true),
+        _ => {
+            let tail = strip_prefix_ignore_case(body, b"+CMEE")?;
+            match tail {
+                b"?" => Basic::ReadCmee,
+                b"=?" => Basic::TestCmee,
+                [b'=', n @ b'0'..=b'2'] => Basic::SetCmee(n - b'0'),
+                _ => return Some(Err(AtError::Parameters)),
+            }
+        }
+    }))
+}
+
 /// Parses and validates one command line (without its CR; a trailing CR
 /// or LF is ignored).
 ///

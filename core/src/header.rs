@@ -319,7 +319,7 @@ pub fn write_addresses<'a, O: Out + ?Sized>(
 /// printable ASCII that needs no encoding, else RFC 2047 encoded-words.
 ///
 /// ```
-/// use atmail_core::{charset::Charset, header::{write_subject, FixedBuf, Text}};
+/// use atmail_core::{charset::Charset, header::{write_subject, Text}, out::FixedBuf};
 /// let mut out = FixedBuf::<128>::new();
 /// write_subject(&mut out, &Text::subject(Charset::Gb2312, b"\xc4\xe3\xba\xc3 smtp").unwrap());
 /// assert_eq!(out.as_bytes(), b"Subject: =?GB2312?B?xOO6wyBzbXRw?=\r\n");
@@ -474,7 +474,7 @@ pub fn write_content_type<O: Out + ?Sized>(out: &mut O, mime_type: &str, name: &
 /// continuations when long), whole characters per continuation.
 ///
 /// ```
-/// use atmail_core::{charset::Charset, header::{write_disposition, FixedBuf, Text}};
+/// use atmail_core::{charset::Charset, header::{write_disposition, Text}, out::FixedBuf};
 /// let mut out = FixedBuf::<128>::new();
 /// write_disposition(&mut out, &Text::file_name(Charset::Utf8, "é.txt".as_bytes()).unwrap());
 /// assert_eq!(out.as_bytes(), b"Content-Disposition: attachment;\r\n filename*=UTF-8''%C3%A9.txt\r\n");

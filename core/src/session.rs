@@ -38,7 +38,7 @@
 //! taken as command lines. The URC of a failed connection comes at once,
 //! so a host that watches for it can stop streaming early.
 
-use crate::at::{self, AtError, Command, Request};
+use crate::at::{self, AtError, Basic, Command, Request};
 use crate::config::{self, Bounded, Config};
 use crate::framer::{DataLimits, End, Event as FrameEvent, Framer, DEFAULT_GUARD_MS, MAX_PAYLOAD};
 use crate::header::{Address, Text, Token};
@@ -958,36 +958,29 @@ impl Engine {
         if upper(5) {
             return self.gtsmtp(line, now_ms, crlf);
         }
-        match body {
-            b"" => self.say_ok(),
-            b"E" | b"e" | b"E0" | b"e0" | b"E1" | b"e1" => {
-                self.echo = body.ends_with(b"1");
+        match at::parse_basic(body) {
+            Some(Ok(Basic::At)) => self.say_ok(),
+            Some(Ok(Basic::Echo(on))) => {
+                self.echo = on;
                 self.say_ok();
             }
-            _ if body.len() >= 5 && body[..5].eq_ignore_ascii_case(b"+CMEE") => {
-                self.cmee_command(&body[5..])
+            Some(Ok(Basic::SetCmee(level))) => {
+                self.cmee = level;
+                self.say_ok();
             }
-            _ => return Outcome::Caller,
+            Some(Ok(Basic::ReadCmee)) => {
+                let level = self.cmee;
+                self.say(|out| {
+                    out.put(b"\r\n+CMEE: ");
+                    put_decimal(out, level.into());
+                    out.put(b"\r\n\r\nOK\r\n");
+                });
+            }
+            Some(Ok(Basic::TestCmee)) => self.say(|out| out.put(b"\r\n+CMEE: (0-2)\r\n\r\nOK\r\n")),
+            Some(Err(e)) => self.say_error(SessionError::Line(e)),
+            None => return Outcome::Caller,
         }
         Outcome::Done
-    }
-
-    /// `AT+CMEE`: `=<0-2>`, `?`, `=?`.
-    fn cmee_command(&mut self, tail: &[u8]) {
-        let level = self.cmee;
-        match tail {
-            b"?" => self.say(|out| {
-                out.put(b"\r\n+CMEE: ");
-                put_decimal(out, level.into());
-                out.put(b"\r\n\r\nOK\r\n");
-            }),
-            b"=?" => self.say(|out| out.put(b"\r\n+CMEE: (0-2)\r\n\r\nOK\r\n")),
-            [b'=', n @ b'0'..=b'2'] => {
-                self.cmee = n - b'0';
-                self.say_ok();
-            }
-            _ => self.say_error(SessionError::Line(AtError::Parameters)),
-        }
     }
 
     /// An `AT+GTSMTP*` line.
