@@ -2,9 +2,9 @@
 //!
 //! What it does: [`Out`] takes bytes as a writer produces them; a
 //! [`Count`] sizes a piece, a [`FixedBuf`] holds one in fixed memory, and
-//! [`replay`] regenerates a piece into a caller's buffer, writing only the
-//! bytes past those an earlier call wrote. [`put_decimal`] writes numbers
-//! into any of them.
+//! `replay` (crate-private) regenerates a piece into a caller's buffer,
+//! writing only the bytes past those an earlier call wrote; `put_decimal`
+//! writes numbers into any of them.
 //!
 //! What it does not: buffer. A piece is regenerated from its inputs each
 //! time, never stored.
