@@ -14,8 +14,7 @@
 //! Why it is built this way: the values come from a serial line and end up
 //! in a mail server's input, so validation happens once, at construction,
 //! and the writers take only validated types. Writers push bytes into an
-//! [`Out`](crate::out::Out) so the same code sizes, replays and writes a
-//! header.
+//! [`Out`] so the same code sizes, replays and writes a header.
 
 use crate::charset::{CharIndices, Charset};
 use crate::mime_base64::encode_group;
