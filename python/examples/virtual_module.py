@@ -180,14 +180,30 @@ class VirtualModule:
         if self.tls is not None:
             if not buffered:
                 self.incoming.write(data)
-            chunks = []
+            chunks, closed = [], False
             try:
                 while True:
-                    chunks.append(self.tls.read(65536))
-            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                    chunk = self.tls.read(65536)
+                    if not chunk:  # the server's close_notify
+                        closed = True
+                        break
+                    chunks.append(chunk)
+            except ssl.SSLWantReadError:
                 pass
+            except ssl.SSLZeroReturnError:
+                closed = True
             data = b"".join(chunks)
-        while data:
+            if closed:
+                self._feed(data)
+                self._close()
+                self.session.handle_closed()
+                return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Server plaintext to the session; a reply waits until the
+        command it answers is sent."""
+        while data and self.sock is not None:
             data = data[self.session.handle_server(self.now(), data) :]
             self._send(self.session.poll_server(self.now()))
 
