@@ -58,6 +58,29 @@ def wait_for_disconnects(postfix, count, timeout=20.0):
         time.sleep(0.02)
 
 
+def sockets(pid):
+    """The process's open socket descriptors."""
+    fd_dir = f"/proc/{pid}/fd"
+    links = []
+    for fd in os.listdir(fd_dir):
+        try:
+            links.append(os.readlink(f"{fd_dir}/{fd}"))
+        except FileNotFoundError:
+            pass
+    return [link for link in links if link.startswith("socket:")]
+
+
+def wait_for_no_sockets(pid, timeout=5.0):
+    """The modem has closed its side too: Postfix logs `disconnect` when
+    it closes after the 221, a moment before the modem reads that EOF and
+    drops its socket. A socket still open after the QUIT bound is a leak."""
+    deadline = time.monotonic() + timeout
+    while sockets(pid):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"modem still holds {sockets(pid)} {timeout} s after the last disconnect")
+        time.sleep(0.01)
+
+
 def one_mail(modem, refused):
     recipient = REFUSED.encode() if refused else b"xiangj@fibocom.com"
     other = b"xiangj@fibocom.com" if refused else REFUSED.encode()
@@ -93,6 +116,7 @@ def test_200_mails_half_refused_leave_descriptors_threads_and_memory_flat(atmail
             one_mail(modem, refused=n % 2 == 1)
             if n in (10, MAILS):
                 wait_for_disconnects(postfix, n)
+                wait_for_no_sockets(modem.proc.pid)
                 seen[n] = resources(modem.proc.pid)
         elapsed = time.monotonic() - started
         (fds10, tasks10, rss10), (fds200, tasks200, rss200) = seen[10], seen[MAILS]
