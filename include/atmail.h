@@ -33,7 +33,7 @@
 /*
  The ABI version: bumped on any change a linked firmware would notice.
  */
-#define ATMAIL_ABI_VERSION 2
+#define ATMAIL_ABI_VERSION 3
 
 /*
  The default `+++` guard time in ms (V.250 S12).
@@ -51,19 +51,24 @@
 #define ATMAIL_NO_DEADLINE 18446744073709551615ull
 
 /*
- The longest server name `atmail_session_poll_connect` can report.
+ The longest server name an `ATMAIL_EVENT_KIND_CONNECT` carries.
  */
 #define ATMAIL_HOST_MAX 255
 
 /*
- The longest command line `atmail_session_pending` can hand over.
+ The longest command line an `ATMAIL_EVENT_KIND_COMMAND` carries.
  */
 #define ATMAIL_LINE_MAX 300
 
 /*
- The longest text `atmail_session_poll_failure` writes.
+ The longest reason an `ATMAIL_EVENT_KIND_MAIL_FAILED` carries.
  */
 #define ATMAIL_FAILURE_MAX 160
+
+/*
+ A buffer of this many bytes holds any event's text.
+ */
+#define ATMAIL_EVENT_MAX 300
 
 /*
  What a call did. Values are stable and never reused.
@@ -181,33 +186,92 @@ typedef uint32_t atmail_framer_event;
 #endif // __cplusplus
 
 /*
- What the session waits for from the caller (`atmail_pending`).
+ Why `atmail_session_handle_host` stopped taking host bytes.
  */
-enum atmail_pending
+enum atmail_stopped
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
   /*
-   Nothing: host bytes are taken.
+   All of the input was taken.
    */
-  ATMAIL_PENDING_NONE = 0,
+  ATMAIL_STOPPED_INPUT_EMPTY = 0,
   /*
-   A command line that is not the engine's (`AT+MIPCALL=...`, `AT&K3`):
-   answer it with `atmail_session_answer_command`.
+   `server_out` is full: send it, then offer the rest with room.
    */
-  ATMAIL_PENDING_COMMAND = 1,
+  ATMAIL_STOPPED_SERVER_FULL = 1,
   /*
-   `AT+GTSMTPSEND` needs the mail's Date and Message-ID: call
-   `atmail_session_set_identity`.
+   The host's answers fill the queue: drain `atmail_session_poll_host`,
+   then offer the rest.
    */
-  ATMAIL_PENDING_IDENTITY = 2,
+  ATMAIL_STOPPED_HOST_FULL = 2,
+  /*
+   A line waits for the caller: act on `atmail_session_poll_event`
+   (`ATMAIL_EVENT_KIND_COMMAND`, `ATMAIL_EVENT_KIND_IDENTITY`), then offer the rest.
+   */
+  ATMAIL_STOPPED_CALLER = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
-typedef enum atmail_pending atmail_pending;
+typedef enum atmail_stopped atmail_stopped;
 #else
-typedef uint32_t atmail_pending;
+typedef uint32_t atmail_stopped;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ What an `atmail_event` asks of the caller.
+ */
+enum atmail_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Nothing to do now.
+   */
+  ATMAIL_EVENT_KIND_NONE = 0,
+  /*
+   A command line that is not the engine's (`AT+MIPCALL=...`,
+   `AT&K3`), its text in the buffer: answer it with
+   `atmail_session_answer_command`.
+   */
+  ATMAIL_EVENT_KIND_COMMAND = 1,
+  /*
+   `AT+GTSMTPSEND` needs the mail's Date and Message-ID: call
+   `atmail_session_set_identity` or `atmail_session_refuse_identity`.
+   */
+  ATMAIL_EVENT_KIND_IDENTITY = 2,
+  /*
+   Open a connection to the host name in the buffer, `port`, with TLS
+   from the first byte when `implicit_tls`; then call
+   `atmail_session_handle_connected` (for SMTPS: once TLS is up) or
+   `atmail_session_handle_closed`.
+   */
+  ATMAIL_EVENT_KIND_CONNECT = 3,
+  /*
+   Start TLS on the connection now (STARTTLS); then call
+   `atmail_session_handle_tls_established` or
+   `atmail_session_handle_tls_failed`. Never fall back to plaintext.
+   */
+  ATMAIL_EVENT_KIND_START_TLS = 4,
+  /*
+   Close the connection now: at once for one that cannot go on, after
+   the QUIT's reply (or 5 s) for one that ended politely.
+   */
+  ATMAIL_EVENT_KIND_CLOSE = 5,
+  /*
+   The last mail failed beyond what its URC says; the reason, as text,
+   in the buffer (for a log line).
+   */
+  ATMAIL_EVENT_KIND_MAIL_FAILED = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum atmail_event_kind atmail_event_kind;
+#else
+typedef uint32_t atmail_event_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -336,6 +400,29 @@ typedef struct {
  does, the library traps.
  */
 typedef void (*atmail_panic_hook)(const uint8_t *file, size_t file_len, uint32_t line);
+
+/*
+ One event for the caller; see `atmail_session_poll_event`.
+ */
+typedef struct {
+  /*
+   What to do.
+   */
+  atmail_event_kind kind;
+  /*
+   Bytes of text in the caller's buffer (the command line, the host
+   name, the reason; no NUL), or needed there on `INSUFFICIENT_SIZE`.
+   */
+  size_t len;
+  /*
+   `ATMAIL_EVENT_KIND_CONNECT`: the port.
+   */
+  uint16_t port;
+  /*
+   `ATMAIL_EVENT_KIND_CONNECT`: TLS from the first byte (SMTPS).
+   */
+  bool implicit_tls;
+} atmail_event;
 
 #ifdef __cplusplus
 extern "C" {
@@ -871,19 +958,18 @@ atmail_status atmail_session_set_network_up(atmail_session *session, bool up);
  Host bytes `input[0..input_len]` that arrived at `now_ms`, every one of
  them, in command mode and in data mode alike: command lines are edited,
  echoed and executed as V.250 says, data-mode payload is encoded into
- `server_out[0..server_out_len]` (bytes for the server, to be sent before
- anything `atmail_session_poll_server` gives). Sets `*read` and
- `*written`. Unread input must be offered again later: it waits for room
- in `server_out`, for the host to read its answers
- (`atmail_session_poll_host`), or for the caller
- (`atmail_session_pending`); hold the UART meanwhile. A `server_out` of
+ `server_out[0..server_out_len]` with its part's last line. Bytes for
+ the server leave by this call and by `atmail_session_poll_server`:
+ send each call's output after the one before. Sets `*read`, `*written`
+ and `*stopped` (why the rest was not taken); offer unread input again
+ once that is dealt with, and hold the UART meanwhile. A `server_out` of
  128 bytes or more always makes progress in data mode when the mail can
  take data; in command mode `server_out` may be empty.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`; `input` readable and `server_out`
- writable for their lengths, not overlapping; `read`, `written` NULL or
- writable.
+ writable for their lengths, not overlapping; `read`, `written`,
+ `stopped` NULL or writable.
  */
 atmail_status atmail_session_handle_host(atmail_session *session,
                                          uint64_t now_ms,
@@ -892,31 +978,30 @@ atmail_status atmail_session_handle_host(atmail_session *session,
                                          size_t *read,
                                          uint8_t *server_out,
                                          size_t server_out_len,
-                                         size_t *written);
+                                         size_t *written,
+                                         atmail_stopped *stopped);
 
 /*
- Sets `*pending` to what the session waits for from the caller; it takes
- no host bytes until the caller has done it. For `ATMAIL_PENDING_COMMAND`
- the command line (from its `AT`, without the CR; at most
- `ATMAIL_LINE_MAX` bytes, no NUL added) is copied into `line[0..line_cap]`
- and its length set in `*line_len`; a smaller `line_cap` that does not fit
- gets `INSUFFICIENT_SIZE` with `*pending` set all the same and the length
- needed in `*line_len`. The same answer comes until the caller acts.
+ The next thing the caller must do, once each and in the order it must
+ be done (a close before the next connection): `event->kind` is
+ `ATMAIL_EVENT_KIND_NONE` when there is nothing. Call it after every other
+ call until it says none. The event's text goes into `buf[0..buf_cap]`
+ (no NUL); a `buf_cap` of `ATMAIL_EVENT_MAX` always fits, and a smaller
+ one that does not gets `INSUFFICIENT_SIZE` with `event->kind` and the
+ length needed in `event->len`, and the event stays for the next call.
 
  # Undefined behavior
- `session` NULL or from `_init`/`_new`; `line` writable for `line_cap`;
- `pending`, `line_len` NULL or writable.
+ `session` NULL or from `_init`/`_new`; `buf` writable for `buf_cap`;
+ `event` NULL or writable.
  */
-atmail_status atmail_session_pending(const atmail_session *session,
-                                     atmail_pending *pending,
-                                     uint8_t *line,
-                                     size_t line_cap,
-                                     size_t *line_len);
+atmail_status atmail_session_poll_event(atmail_session *session,
+                                        atmail_event *event,
+                                        uint8_t *buf,
+                                        size_t buf_cap);
 
 /*
  The caller's whole answer (`answer[0..answer_len]`, final result code
- included, e.g. `"\r\nOK\r\n"`) to the command `atmail_session_pending`
- handed over; it goes to the host after everything said before it.
+ included, e.g. `"\r\nOK\r\n"`) to `ATMAIL_EVENT_KIND_COMMAND`; it goes to the host after everything said before it.
  `WRONG_STATE` when no command waits, `TOO_LONG` past 2048 bytes.
 
  # Undefined behavior
@@ -958,30 +1043,6 @@ atmail_status atmail_session_poll_host(atmail_session *session,
                                        size_t *written);
 
 /*
- Whether to open a connection now (once per mail, after SEND): sets
- `*connect`, and when true copies the server name into
- `host[0..host_cap]` with its length in `*host_len` (no NUL), the port
- to `*port`, and whether it is SMTPS (TLS from the first byte) to
- `*implicit_tls`. A `host_cap` of `ATMAIL_HOST_MAX` always fits; a
- smaller one that does not gets `INSUFFICIENT_SIZE` with the length
- needed in `*host_len`, and the request stays pending. No request comes
- while a close (`atmail_session_poll_close`) is still to be taken. Then call
- `atmail_session_handle_connected` (for SMTPS: once TLS is up) or
- `atmail_session_handle_closed`.
-
- # Undefined behavior
- `session` NULL or from `_init`/`_new`; `host` writable for `host_cap`;
- the other pointers NULL or writable.
- */
-atmail_status atmail_session_poll_connect(atmail_session *session,
-                                          bool *connect,
-                                          uint8_t *host,
-                                          size_t host_cap,
-                                          size_t *host_len,
-                                          uint16_t *port,
-                                          bool *implicit_tls);
-
-/*
  The connection asked for is open (for SMTPS: TLS is up).
  `local_ip[0..local_ip_len]` is the address of its local end, 4 bytes
  (IPv4) or 16 (IPv6) in network order, for the EHLO name when none was
@@ -998,21 +1059,6 @@ atmail_status atmail_session_handle_connected(atmail_session *session,
                                               size_t local_ip_len);
 
 /*
- Why the last mail failed without a reply code (or beyond what its code
- says), once: the text goes into `buf[0..buf_cap]` (no NUL) with its
- length in `*len`, 0 when there is nothing to say. A `buf_cap` under
- `ATMAIL_FAILURE_MAX` may get `INSUFFICIENT_SIZE`, and the text stays.
-
- # Undefined behavior
- `session` NULL or from `_init`/`_new`; `buf` writable for `buf_cap`;
- `len` NULL or writable.
- */
-atmail_status atmail_session_poll_failure(atmail_session *session,
-                                          uint8_t *buf,
-                                          size_t buf_cap,
-                                          size_t *len);
-
-/*
  The connection could not be made, failed, or closed. The mail in
  progress, if any, ends with `+GTSMTPSEND: 0`.
 
@@ -1022,18 +1068,7 @@ atmail_status atmail_session_poll_failure(atmail_session *session,
 atmail_status atmail_session_handle_closed(atmail_session *session);
 
 /*
- Sets `*start` to whether TLS must be started on the connection now
- (STARTTLS); then call `atmail_session_handle_tls_established`, or
- `atmail_session_handle_tls_failed` if the handshake fails. Never fall
- back to plaintext.
-
- # Undefined behavior
- `session` NULL or from `_init`/`_new`; `start` NULL or writable.
- */
-atmail_status atmail_session_poll_start_tls(atmail_session *session, bool *start);
-
-/*
- TLS is up after `atmail_session_poll_start_tls` asked for it.
+ TLS is up after `ATMAIL_EVENT_KIND_START_TLS`.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`.
@@ -1044,23 +1079,13 @@ atmail_status atmail_session_handle_tls_established(atmail_session *session, uin
  The firmware's TLS failed: the handshake (the server's certificate was
  refused, no parameters were agreed; for SMTPS too, before
  `atmail_session_handle_connected`) or a record that did not verify. The
- connection is to be closed at once (`atmail_session_poll_close`); the
+ connection is to be closed at once (`ATMAIL_EVENT_KIND_CLOSE`); the
  mail fails with `+GTSMTPSEND: 0` and a reason that says TLS.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`.
  */
 atmail_status atmail_session_handle_tls_failed(atmail_session *session);
-
-/*
- Sets `*close` to whether the connection must be closed now: at once for
- a connection that cannot go on, and after the QUIT's reply (or
- `QUIT_MS`, 5 s) for one that ended politely.
-
- # Undefined behavior
- `session` NULL or from `_init`/`_new`; `close` NULL or writable.
- */
-atmail_status atmail_session_poll_close(atmail_session *session, bool *close);
 
 /*
  Bytes from the server, `input[0..input_len]`, received at `now_ms`;

@@ -12,7 +12,7 @@ use atmail_benches::random;
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
 use atmail_core::mime_base64::MimeBase64Encoder;
-use atmail_core::session::Session;
+use atmail_core::session::{Event, Session};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const SIZE: usize = 4 << 20;
@@ -27,7 +27,8 @@ fn drain(s: &mut Session) {
 fn at(s: &mut Session, line: &[u8]) {
     let mut bytes = line.to_vec();
     bytes.push(b'\r');
-    assert_eq!(s.handle_host(&bytes, 0, &mut []), (bytes.len(), 0));
+    let progress = s.handle_host(&bytes, 0, &mut []);
+    assert_eq!((progress.read, progress.written), (bytes.len(), 0));
     drain(s);
 }
 
@@ -44,7 +45,7 @@ fn in_data_mode() -> Session {
     ] {
         at(&mut s, line);
     }
-    s.poll_connect().expect("connect");
+    assert!(matches!(s.poll_event(), Some(Event::Connect(_))), "connect");
     s.handle_connected(0, None);
     for reply in [
         &b"220 mx\r\n"[..],
@@ -67,9 +68,9 @@ fn session(s: &mut Session, src: &[u8], out: &mut [u8]) -> usize {
     for (i, read) in src.chunks(READ).enumerate() {
         let mut rest = read;
         while !rest.is_empty() {
-            let (r, w) = s.handle_host(rest, 1 + i as u64, out);
-            rest = &rest[r..];
-            total += w;
+            let progress = s.handle_host(rest, 1 + i as u64, out);
+            rest = &rest[progress.read..];
+            total += progress.written;
         }
     }
     total

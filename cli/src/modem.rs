@@ -22,7 +22,7 @@ use crate::maildir::MaildirSink;
 use crate::serial::{self, Paced, Pty};
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
-use atmail_core::session::{Pending, Session};
+use atmail_core::session::{Event, Session, Stopped};
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -247,18 +247,32 @@ impl Modem {
         // Timers may not run past host bytes still waiting to be taken.
         let now = self.pending.front().map_or(self.now(), |(at, _)| *at);
         self.session.handle_timeout(now);
-        if self.session.poll_close() {
-            self.close_link();
-        }
-        self.connect();
+        self.handle_events();
         self.pump_server();
-        if self.session.poll_start_tls() {
-            self.start_tls(Handshake::StartTls);
-        }
-        if let Some(failure) = self.session.poll_failure() {
-            eprintln!("atmail: mail failed: {failure}");
-        }
         self.flush_host()
+    }
+
+    /// Everything the session asks of the modem, in the session's order.
+    fn handle_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Command(line) => {
+                    let line = line.to_vec();
+                    self.answer_command(&line);
+                }
+                Event::Identity => self.set_identity(),
+                Event::Connect(target) => {
+                    let host = String::from_utf8_lossy(target.host).into_owned();
+                    let (port, tls) = (target.port, target.implicit_tls);
+                    self.connect(host, port, tls);
+                }
+                Event::StartTls => self.start_tls(Handshake::StartTls),
+                Event::Close => self.close_link(),
+                Event::MailFailed(failure) => eprintln!("atmail: mail failed: {failure}"),
+                // An event this modem does not know has nothing for it to do.
+                _ => {}
+            }
+        }
     }
 
     /// Host bytes, each chunk at its arrival time, all to the session.
@@ -278,57 +292,50 @@ impl Modem {
     fn host_chunk(&mut self, at: u64, chunk: &[u8]) -> Result<usize, String> {
         let mut used = 0;
         while used < chunk.len() {
-            let (r, w) = self
+            // What poll_server has goes before what handle_host writes.
+            self.pump_server();
+            let progress = self
                 .session
                 .handle_host(&chunk[used..], at, &mut self.serial_out);
-            let sent = self.link.as_mut().map(|l| l.write(&self.serial_out[..w]));
+            let written = &self.serial_out[..progress.written];
+            let sent = self.link.as_mut().map(|l| l.write(written));
             if let Some(Err(e)) = sent {
                 self.lose_link(&format!("writing to the server: {e}"));
             }
-            used += r;
-            let asked = self.answer_pending();
-            self.pump_server();
-            self.flush_host()?;
-            if r == 0 && w == 0 && !asked {
-                break;
+            used += progress.read;
+            match progress.stopped {
+                Stopped::Caller => self.handle_events(),
+                Stopped::HostFull => self.flush_host()?,
+                Stopped::InputEmpty => {}
+                // The server must take bytes first (or, for a reason this
+                // modem does not know, the next turn tries again).
+                _ if progress.read + progress.written == 0 => break,
+                _ => {}
             }
         }
         Ok(used)
     }
 
-    /// Does what the session waits for, if anything; returns whether it
-    /// did.
-    fn answer_pending(&mut self) -> bool {
-        let answer: &[u8] = match self.session.pending() {
-            None => return false,
-            Some(Pending::Identity) => {
-                self.set_identity();
-                return true;
+    /// The module commands that are not the engine's: flow control and
+    /// the data call (`AT+MIPCALL`), which a real G510 needs before SEND.
+    fn answer_command(&mut self, line: &[u8]) {
+        let upper = line.trim_ascii().to_ascii_uppercase();
+        let answer: &[u8] = match upper.as_slice() {
+            b"AT&K3" | b"AT&K0" => b"\r\nOK\r\n",
+            b"AT+MIPCALL=0" => {
+                self.network_up = false;
+                b"\r\nOK\r\n"
             }
-            Some(Pending::Command(line)) => {
-                let upper = line.trim_ascii().to_ascii_uppercase();
-                match upper.as_slice() {
-                    b"AT&K3" | b"AT&K0" => b"\r\nOK\r\n",
-                    b"AT+MIPCALL=0" => {
-                        self.network_up = false;
-                        b"\r\nOK\r\n"
-                    }
-                    b"AT+MIPCALL?" if self.network_up => b"\r\n+MIPCALL: 1\r\n\r\nOK\r\n",
-                    b"AT+MIPCALL?" => b"\r\n+MIPCALL: 0\r\n\r\nOK\r\n",
-                    _ if upper.starts_with(b"AT+MIPCALL=1,\"") && upper.ends_with(b"\"") => {
-                        self.network_up = true;
-                        b"\r\nOK\r\n\r\n+MIPCALL: 127.0.0.1\r\n"
-                    }
-                    _ => b"\r\nERROR\r\n",
-                }
+            b"AT+MIPCALL?" if self.network_up => b"\r\n+MIPCALL: 1\r\n\r\nOK\r\n",
+            b"AT+MIPCALL?" => b"\r\n+MIPCALL: 0\r\n\r\nOK\r\n",
+            _ if upper.starts_with(b"AT+MIPCALL=1,\"") && upper.ends_with(b"\"") => {
+                self.network_up = true;
+                b"\r\nOK\r\n\r\n+MIPCALL: 127.0.0.1\r\n"
             }
-            // A request this modem does not know: nothing it can answer,
-            // and saying it did would spin the host loop.
-            Some(_) => return false,
+            _ => b"\r\nERROR\r\n",
         };
         self.session.set_network_up(self.network_up);
         let _ = self.session.answer_command(answer);
-        true
     }
 
     /// The mail's Date and Message-ID; a SEND is never left waiting: if
@@ -365,16 +372,8 @@ impl Modem {
         }
     }
 
-    fn connect(&mut self) {
+    fn connect(&mut self, host: String, port: u16, tls: bool) {
         let now = self.now();
-        let Some(target) = self.session.poll_connect() else {
-            return;
-        };
-        let (host, port, tls) = (
-            String::from_utf8_lossy(target.host).into_owned(),
-            target.port,
-            target.implicit_tls,
-        );
         let link = match (&self.args.maildir, &self.args.connect) {
             (Some(dir), _) => MaildirSink::open(dir)
                 .map(Link::Maildir)

@@ -21,7 +21,7 @@
 use crate::at::{Command, Request};
 use crate::charset::Charset;
 use crate::header::{Address, Text};
-use crate::message::{Recipient, RecipientKind, MAX_RECIPIENTS};
+use crate::message::{Recipient, RecipientKind, Recipients, MAX_RECIPIENTS};
 use crate::out::{put_decimal, Out};
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
@@ -313,9 +313,25 @@ impl Config {
             })
     }
 
+    /// The recipients as the header block and the SMTP envelope read them.
+    pub fn recipient_list(&self) -> &dyn Recipients {
+        self
+    }
+
     /// Whether SEND has what it needs: LAND, ID and a recipient.
     pub fn is_complete(&self) -> bool {
         self.server.is_some() && self.login.is_some() && self.recipient_count > 0
+    }
+}
+
+/// The stored recipients, read in place.
+impl Recipients for Config {
+    fn count(&self) -> usize {
+        self.recipient_count as usize
+    }
+
+    fn recipient(&self, i: usize) -> Option<Recipient<'_>> {
+        self.recipients().nth(i)
     }
 }
 

@@ -21,6 +21,7 @@
 //! - [`smtp`]: the SMTP conversation (EHLO, STARTTLS, AUTH, PIPELINING,
 //!   DATA, QUIT) as a state machine over the caller's socket and clock.
 //! - [`session`]: all of it wired together as the G510 engine firmware links.
+//! - [`event`]: what the session asks of its caller, one event at a time.
 //!
 //! Streaming calls follow one shape, taken from `encoding_rs`: they consume
 //! what fits, and say how much they read and wrote with a [`CoderResult`].
@@ -35,6 +36,7 @@ pub mod charset;
 mod cjk_cells;
 pub mod config;
 pub mod content_type;
+pub mod event;
 pub mod framer;
 mod gb2312_big5_tables;
 pub mod header;

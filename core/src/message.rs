@@ -56,6 +56,65 @@ pub struct Recipient<'a> {
     pub address: Address<'a>,
 }
 
+/// A mail's recipients, read by index: a slice, or storage of the caller's
+/// own (the session's configuration), which would otherwise be copied into
+/// a 20-entry array on a firmware stack of 1 KiB for every header block
+/// and SMTP flight.
+pub trait Recipients {
+    /// How many.
+    fn count(&self) -> usize;
+    /// The `i`th, in order.
+    fn recipient(&self, i: usize) -> Option<Recipient<'_>>;
+}
+
+/// A slice, through a reference to it (`&&list[..]`): a trait object is
+/// made from a sized value.
+impl Recipients for &[Recipient<'_>] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn recipient(&self, i: usize) -> Option<Recipient<'_>> {
+        self.get(i).copied()
+    }
+}
+
+impl<const N: usize> Recipients for [Recipient<'_>; N] {
+    fn count(&self) -> usize {
+        N
+    }
+
+    fn recipient(&self, i: usize) -> Option<Recipient<'_>> {
+        self.get(i).copied()
+    }
+}
+
+#[cfg(any(feature = "std", test))]
+impl Recipients for std::vec::Vec<Recipient<'_>> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn recipient(&self, i: usize) -> Option<Recipient<'_>> {
+        self.get(i).copied()
+    }
+}
+
+/// As a list of recipients: the storage behind them is not the point
+/// (and Debug of a whole configuration would cost firmware flash).
+impl core::fmt::Debug for dyn Recipients + '_ {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl dyn Recipients + '_ {
+    /// All of them, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Recipient<'_>> + '_ {
+        (0..self.count()).filter_map(move |i| self.recipient(i))
+    }
+}
+
 /// A Message-ID: `<local@domain>`, printable ASCII without spaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MessageId<'a>(Token<'a>);
@@ -99,7 +158,7 @@ pub struct MessageHead<'a> {
     /// `From:` (and, for SMTP, the envelope sender).
     pub from: Address<'a>,
     /// 1 to [`MAX_RECIPIENTS`] recipients; Bcc ones appear in no header.
-    pub recipients: &'a [Recipient<'a>],
+    pub recipients: &'a dyn Recipients,
     /// `Subject:`, if any.
     pub subject: Option<Text<'a>>,
     /// `Date:`, an RFC 5322 date-time from the caller's clock.
@@ -271,7 +330,7 @@ impl MessageWriter {
         if self.step != Step::Head {
             return Err(MessageError::OutOfOrder);
         }
-        if head.recipients.is_empty() || head.recipients.len() > MAX_RECIPIENTS {
+        if !(1..=MAX_RECIPIENTS).contains(&head.recipients.count()) {
             return Err(MessageError::Recipients);
         }
         let boundary = self.boundary;
@@ -489,7 +548,7 @@ mod tests {
     use proptest::prelude::*;
     use std::vec::Vec;
 
-    fn head<'a>(recipients: &'a [Recipient<'a>], subject: Option<Text<'a>>) -> MessageHead<'a> {
+    fn head<'a>(recipients: &'a dyn Recipients, subject: Option<Text<'a>>) -> MessageHead<'a> {
         MessageHead {
             from: Address::new(b"wangww@fibocom.com").unwrap(),
             recipients,
@@ -631,7 +690,7 @@ AAErKysC\r\n\
         let mut buf = [0u8; 4096];
         assert_eq!(w.body(b"x", &mut buf, true), Err(MessageError::OutOfOrder));
         assert_eq!(
-            w.head(&head(&[], None), &mut buf),
+            w.head(&head(&[] as &[Recipient; 0], None), &mut buf),
             Err(MessageError::Recipients)
         );
         let many = [rcpt[0]; 21];

@@ -5,7 +5,7 @@
 //! sends, in command mode and in data mode alike. Command lines are edited
 //! as V.250 says ([`LineEditor`]) and echoed as `ATE` says; `AT`, `ATE`,
 //! `AT+CMEE` and the `+GTSMTP*` commands are the engine's, and any other
-//! line is handed to the caller ([`Pending::Command`]), whose answer goes
+//! line is handed to the caller ([`Event::Command`]), whose answer goes
 //! out through the same ordered host stream. Configuration commands change
 //! the [`Config`]; `+GTSMTPSEND` asks the caller for a connection and runs
 //! the [`SmtpClient`] over it; once the server waits for data the header
@@ -40,13 +40,14 @@
 
 use crate::at::{self, AtError, Basic, Command, Request};
 use crate::config::{self, Bounded, Config};
+pub use crate::event::{Connect, Event, Failure, MailFailure};
+use crate::event::{EventQueue, Queued};
 use crate::framer::{DataLimits, End, Event as FrameEvent, Framer, DEFAULT_GUARD_MS, MAX_PAYLOAD};
 use crate::header::{Address, Text, Token};
 use crate::host_queue::{HostQueue, ANSWER_ROOM, URC_ROOM};
 use crate::line::{LineEditor, Step as LineStep};
 use crate::message::{
     Boundary, MessageError, MessageHead, MessageId, MessageWriter, Recipient, MAX_ATTACHMENTS,
-    MAX_RECIPIENTS,
 };
 use crate::out::{put_decimal, Out};
 use crate::smtp::{
@@ -126,33 +127,6 @@ impl SessionError {
     }
 }
 
-/// Where a connection should go, asked for once per mail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Connect<'a> {
-    /// Host name or IP literal, as `+GTSMTPLAND` gave it.
-    pub host: &'a [u8],
-    /// Port.
-    pub port: u16,
-    /// Start TLS before any SMTP (SMTPS).
-    pub implicit_tls: bool,
-}
-
-/// What a command line waits for from the caller. The session takes no
-/// more host bytes until the caller has done it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Pending<'a> {
-    /// A command line that is not the engine's (`AT+MIPCALL=1,"apn"`,
-    /// `AT&K3`, ...), from its `AT`, without the CR. Answer it with
-    /// [`Session::answer_command`], final result code included
-    /// (`b"\r\nERROR\r\n"` for a command the firmware does not know).
-    Command(&'a [u8]),
-    /// `AT+GTSMTPSEND` is about to start a mail and needs its `Date:` and
-    /// `Message-ID:`: call [`Session::set_identity`] (the caller's clock and
-    /// entropy).
-    Identity,
-}
-
 /// Why [`Session::answer_command`] refused an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -170,73 +144,6 @@ impl AnswerError {
             AnswerError::NotAsked => "no command is waiting for an answer",
             AnswerError::TooLong => "answer longer than 2048 bytes",
         }
-    }
-}
-
-/// Why a mail failed without a reply code from the server
-/// (`+GTSMTPSEND: 0`), or beyond what the code says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Failure {
-    /// The caller could not open the connection (it knows why).
-    NotConnected,
-    /// The SMTP conversation ended without a reply code.
-    Smtp(SmtpFailure),
-    /// The mail's `<time>` ran out, at this step (`None`: before the
-    /// connection was up).
-    TimeLimit(Option<Step>),
-    /// The message grew past the server's `SIZE` (`+GTSMTPSEND: 552`).
-    TooLarge {
-        /// The server's figure, in bytes.
-        limit: u64,
-    },
-    /// A state the engine should never reach; the mail was ended at once.
-    Internal,
-}
-
-/// A [`Failure`] with what its reason needs to say of the server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MailFailure {
-    /// Why.
-    pub failure: Failure,
-    /// The port of `+GTSMTPLAND`.
-    pub port: u16,
-    /// Whether the mail used SMTPS (mode 1).
-    pub implicit_tls: bool,
-}
-
-impl core::fmt::Display for MailFailure {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let at_greeting = match self.failure {
-            Failure::NotConnected => return f.write_str("could not connect to the server"),
-            Failure::Smtp(failure) => {
-                write!(f, "{failure}")?;
-                matches!(
-                    failure,
-                    SmtpFailure::Closed(Step::Greeting) | SmtpFailure::TimedOut(Step::Greeting)
-                )
-            }
-            Failure::TimeLimit(None) => {
-                return f.write_str("the mail's time limit ran out before the connection was up")
-            }
-            Failure::TimeLimit(Some(step)) => {
-                write!(f, "the mail's time limit ran out {}", step.as_str())?;
-                step == Step::Greeting
-            }
-            Failure::TooLarge { limit } => {
-                return write!(
-                    f,
-                    "the message is larger than the server takes (SIZE {limit})"
-                )
-            }
-            Failure::Internal => return f.write_str("internal error: the mail was ended"),
-        };
-        if at_greeting && self.port == 465 && !self.implicit_tls {
-            f.write_str(
-                " (port 465 is SMTPS, TLS from the first byte: AT+GTSMTPLAND=465,\"<server>\",1)",
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -258,6 +165,44 @@ pub enum SessionState {
     /// The mail failed while the host streamed: its payload is read and
     /// dropped until the data mode ends.
     Discarding,
+}
+
+/// What [`Session::handle_host`] did, and why it stopped.
+#[must_use = "unread host bytes must be offered again once `stopped` is dealt with"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostProgress {
+    /// Host bytes taken.
+    pub read: usize,
+    /// Bytes written into `server_out`.
+    pub written: usize,
+    /// Why the rest of the input was not taken.
+    pub stopped: Stopped,
+}
+
+/// Why [`Session::handle_host`] stopped taking host bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stopped {
+    /// All of it was taken (an event may still be owed: the caller
+    /// polls them after every call anyway).
+    InputEmpty,
+    /// `server_out` is full: send it, then offer the rest with room.
+    ServerFull,
+    /// The answers for the host fill the queue: drain
+    /// [`Session::poll_host`], then offer the rest.
+    HostFull,
+    /// A line waits for the caller ([`Event::Command`],
+    /// [`Event::Identity`]): act on [`Session::poll_event`], then offer
+    /// the rest.
+    Caller,
+}
+
+/// Where [`Session::poll_event`]'s next event comes from.
+#[derive(Clone, Copy)]
+enum Next {
+    Queued,
+    Connect,
+    Waiting,
 }
 
 /// Which part data mode is feeding.
@@ -322,7 +267,7 @@ enum Stage {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Phase {
-    /// Waiting for the caller to connect (`asked`: `poll_connect` said so).
+    /// Waiting for the caller to connect (`asked`: the connect event was taken).
     Connecting { asked: bool },
     /// The connection is up; the SMTP client speaks over it.
     Connected { smtp: SmtpClient, stage: Stage },
@@ -376,6 +321,48 @@ enum State {
     Discarding(Discard),
 }
 
+/// The connection of a finished mail while it still says QUIT, in a slot
+/// of its own: the client (400 bytes) is swapped in, never moved through
+/// the stack, which on firmware is 1 KiB.
+#[derive(Debug)]
+struct Quitting {
+    client: SmtpClient,
+    active: bool,
+}
+
+impl Quitting {
+    /// An empty slot in `slot` (its client a placeholder until a mail's
+    /// is swapped in).
+    #[allow(unsafe_code)]
+    fn init_in(slot: &mut MaybeUninit<Quitting>) {
+        let p = slot.as_mut_ptr();
+        // SAFETY: as in `Session::init_in`: each field through its own place.
+        unsafe {
+            addr_of_mut!((*p).client).write(SmtpClient::new(TlsPolicy::Opportunistic, 0));
+            addr_of_mut!((*p).active).write(false);
+        }
+    }
+
+    fn get(&self) -> Option<&SmtpClient> {
+        self.active.then_some(&self.client)
+    }
+
+    fn get_mut(&mut self) -> Option<&mut SmtpClient> {
+        self.active.then_some(&mut self.client)
+    }
+
+    /// Takes the mail's client over; the mail is left with this slot's
+    /// old one, which it drops as it ends.
+    fn take_over(&mut self, smtp: &mut SmtpClient) {
+        core::mem::swap(&mut self.client, smtp);
+        self.active = true;
+    }
+
+    fn end(&mut self) {
+        self.active = false;
+    }
+}
+
 /// What the caller must do before the line in the editor can go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Waiting {
@@ -391,6 +378,8 @@ enum Waiting {
 pub struct Session {
     line: LineEditor,
     waiting: Option<Waiting>,
+    /// The waiting line's event has been handed out.
+    told: bool,
     engine: Engine,
 }
 
@@ -403,7 +392,7 @@ struct Engine {
     host: HostQueue,
     /// The connection of a finished mail, still saying QUIT: it is no
     /// longer the mail's, so configuration is free again.
-    quitting: Option<SmtpClient>,
+    quitting: Quitting,
     /// The identity for the next SEND, taken by it.
     identity: Option<Identity>,
     /// The identity of the mail in progress (or the last one).
@@ -422,10 +411,8 @@ struct Engine {
     /// The EHLO name of the connection: the caller's, or an address
     /// literal of the local end.
     helo: Bounded<80>,
-    /// Why the last mail failed, until the caller takes it.
-    failure: Option<MailFailure>,
-    close: bool,
-    start_tls: bool,
+    /// What the caller must act on, in order (see [`Event`]).
+    events: EventQueue,
     /// The latest `now_ms` the caller gave: when a mail ends inside a call
     /// that has no clock of its own, its QUIT is timed from this.
     clock_ms: u64,
@@ -453,9 +440,7 @@ impl Engine {
                 require_tls: _,
                 helo_name: _,
                 helo: _,
-                failure: _,
-                close: _,
-                start_tls: _,
+                events: _,
                 clock_ms: _,
             } = e;
         };
@@ -466,7 +451,7 @@ impl Engine {
             Config::init_in(&mut *addr_of_mut!((*p).config).cast());
             addr_of_mut!((*p).state).write(State::Idle);
             HostQueue::init_in(&mut *addr_of_mut!((*p).host).cast());
-            addr_of_mut!((*p).quitting).write(None);
+            Quitting::init_in(&mut *addr_of_mut!((*p).quitting).cast());
             addr_of_mut!((*p).identity).write(None);
             addr_of_mut!((*p).mail_identity).write(Identity {
                 date: Bounded::EMPTY,
@@ -484,9 +469,7 @@ impl Engine {
             addr_of_mut!((*p).require_tls).write(false);
             addr_of_mut!((*p).helo_name).write(None);
             addr_of_mut!((*p).helo).write(Bounded::from_slice(LOOPBACK_LITERAL));
-            addr_of_mut!((*p).failure).write(None);
-            addr_of_mut!((*p).close).write(false);
-            addr_of_mut!((*p).start_tls).write(false);
+            addr_of_mut!((*p).events).write(EventQueue::EMPTY);
             addr_of_mut!((*p).clock_ms).write(0);
         }
     }
@@ -539,6 +522,7 @@ impl Session {
             let Session {
                 line: _,
                 waiting: _,
+                told: _,
                 engine: _,
             } = s;
         };
@@ -550,6 +534,7 @@ impl Session {
         unsafe {
             LineEditor::init_in(&mut *addr_of_mut!((*p).line).cast());
             addr_of_mut!((*p).waiting).write(None);
+            addr_of_mut!((*p).told).write(false);
             Engine::init_in(&mut *addr_of_mut!((*p).engine).cast());
             slot.assume_init_mut()
         }
@@ -586,41 +571,92 @@ impl Session {
         Ok(())
     }
 
-    /// Why the last mail failed without a reply code (or beyond it), once:
-    /// for a log line or the caller's own report.
-    pub fn poll_failure(&mut self) -> Option<MailFailure> {
-        self.engine.failure.take()
+    /// What the caller must do next, once each, in the order it must be
+    /// done: see [`Event`]. Call it after every other call until it
+    /// returns `None`.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        match self.next_event()? {
+            Next::Queued => self.engine.events.pop().map(Queued::event),
+            Next::Connect => {
+                if let State::Mail(mail) = &mut self.engine.state {
+                    mail.phase = Phase::Connecting { asked: true };
+                }
+                self.engine.connect_target().map(Event::Connect)
+            }
+            Next::Waiting => {
+                self.told = true;
+                self.waiting_event()
+            }
+        }
     }
 
-    /// Puts back a failure taken with [`poll_failure`](Self::poll_failure)
-    /// that the caller could not use yet (its buffer was too small), unless
-    /// a newer one has come since.
-    pub fn keep_failure(&mut self, failure: MailFailure) {
-        self.engine.failure.get_or_insert(failure);
+    /// What [`poll_event`](Self::poll_event) would return now, without
+    /// taking it (for a caller that must size a buffer first).
+    pub fn peek_event(&self) -> Option<Event<'_>> {
+        match self.next_event()? {
+            Next::Queued => self.engine.events.front().map(Queued::event),
+            Next::Connect => self.engine.connect_target().map(Event::Connect),
+            Next::Waiting => self.waiting_event(),
+        }
+    }
+
+    /// Where the next event comes from: the pushed ones first (a close
+    /// before the next connection, a failure before the next mail's
+    /// events), then a connection due, then a line waiting for the caller.
+    fn next_event(&self) -> Option<Next> {
+        let e = &self.engine;
+        if !e.events.is_empty() {
+            return Some(Next::Queued);
+        }
+        // One connection at a time: a new one once the last is closed.
+        let connect = e.quitting.get().is_none()
+            && matches!(
+                e.state,
+                State::Mail(Mail {
+                    phase: Phase::Connecting { asked: false },
+                    ..
+                })
+            );
+        if connect {
+            return Some(Next::Connect);
+        }
+        (self.waiting.is_some() && !self.told).then_some(Next::Waiting)
+    }
+
+    fn waiting_event(&self) -> Option<Event<'_>> {
+        match self.waiting? {
+            Waiting::Command => Some(Event::Command(self.line.line())),
+            Waiting::Identity { .. } => Some(Event::Identity),
+        }
+    }
+
+    fn stop_waiting(&mut self) {
+        self.waiting = None;
+        self.told = false;
     }
 
     /// The Date and Message-ID of the next mail (the caller's clock and
     /// entropy). Each SEND takes the identity set before it; a SEND with
-    /// none waits for it ([`Pending::Identity`]) and runs when it is set.
+    /// none waits for it ([`Event::Identity`]) and runs when it is set.
     pub fn set_identity(&mut self, date: Token<'_>, message_id: MessageId<'_>) {
         self.engine.identity = Some(Identity {
             date: Bounded::from_slice(date.as_bytes()),
             message_id: Bounded::from_slice(message_id.as_bytes()),
         });
         if let Some(Waiting::Identity { at_ms }) = self.waiting {
-            self.waiting = None;
+            self.stop_waiting();
             self.run_line(at_ms);
         }
     }
 
     /// The caller cannot give the waiting SEND an identity
-    /// ([`Pending::Identity`]): SEND answers `+CME ERROR: no Date or
+    /// ([`Event::Identity`]): SEND answers `+CME ERROR: no Date or
     /// Message-ID for the mail` (`ERROR` under `AT+CMEE=0`), then
     /// `+GTSMTPSEND: 0`, and the session takes host bytes again. Nothing
     /// happens when no SEND waits.
     pub fn refuse_identity(&mut self) {
         if let Some(Waiting::Identity { .. }) = self.waiting {
-            self.waiting = None;
+            self.stop_waiting();
             self.line.clear();
             self.engine.say_error(SessionError::NoIdentity);
             self.engine.say_urc(0);
@@ -646,16 +682,7 @@ impl Session {
         )
     }
 
-    /// What the session waits for from the caller, if anything; it takes no
-    /// host bytes until then. The same answer until the caller acts.
-    pub fn pending(&self) -> Option<Pending<'_>> {
-        match self.waiting? {
-            Waiting::Command => Some(Pending::Command(self.line.line())),
-            Waiting::Identity { .. } => Some(Pending::Identity),
-        }
-    }
-
-    /// The caller's whole answer to [`Pending::Command`], final result code
+    /// The caller's whole answer to [`Event::Command`], final result code
     /// included (`b"\r\nOK\r\n"`); it goes to the host after everything said
     /// before it, and the session takes host bytes again.
     pub fn answer_command(&mut self, answer: &[u8]) -> Result<(), AnswerError> {
@@ -670,44 +697,62 @@ impl Session {
             queued,
             "a line is only handed over with room for its answer"
         );
-        self.waiting = None;
+        self.stop_waiting();
         self.line.clear();
         Ok(())
     }
 
     /// Takes bytes from the host at `now_ms`: command lines (edited and
     /// echoed; executed once their answer has room) and data-mode payload,
-    /// which is encoded into `server_out` (bytes for the server, to be sent
-    /// before anything [`poll_server`](Self::poll_server) gives). Returns
-    /// `(bytes read, bytes written)`. Unread input must be offered again
-    /// later: it waits for room in `server_out` or for the host to read
-    /// its answers ([`poll_host`](Self::poll_host)), or for the caller
-    /// ([`pending`](Self::pending)); hold the UART meanwhile.
+    /// which is encoded into `server_out` with the part's last line. The
+    /// bytes for the server leave by this call and by
+    /// [`poll_server`](Self::poll_server): send each call's output after
+    /// the one before. Unread input must be offered again once the reason
+    /// it stopped is gone; hold the UART meanwhile.
     pub fn handle_host(
         &mut self,
         input: &[u8],
         now_ms: u64,
         server_out: &mut [u8],
-    ) -> (usize, usize) {
+    ) -> HostProgress {
         self.engine.tick(now_ms);
         let (mut read, mut written) = (0, 0);
-        while read < input.len() && self.waiting.is_none() {
-            let (r, w) = match self.engine.state() {
+        let stopped = loop {
+            if read == input.len() {
+                break Stopped::InputEmpty;
+            }
+            if self.waiting.is_some() {
+                break Stopped::Caller;
+            }
+            let before = self.engine.state();
+            let (r, w) = match before {
                 SessionState::DataMode | SessionState::Discarding => {
                     self.engine
                         .data_input(&input[read..], now_ms, &mut server_out[written..])
                 }
-                // A data command's count and OK are still owed.
-                SessionState::Finishing if self.engine.owes_result() => break,
-                _ => (usize::from(self.command_byte(input[read], now_ms)), 0),
+                // The part's last line goes before the data command's
+                // count and OK, and before any later line runs.
+                SessionState::Finishing if self.engine.owes_result() => (
+                    0,
+                    self.engine
+                        .write_message(&mut server_out[written..], now_ms),
+                ),
+                _ if self.command_byte(input[read], now_ms) => (1, 0),
+                _ => break Stopped::HostFull,
             };
             read += r;
             written += w;
-            if r == 0 && w == 0 {
-                break;
+            // Nothing moved and nothing changed: only room for the
+            // server's bytes is missing.
+            if r == 0 && w == 0 && self.engine.state() == before {
+                break Stopped::ServerFull;
             }
+        };
+        HostProgress {
+            read,
+            written,
+            stopped,
         }
-        (read, written)
     }
 
     /// One command-mode byte; returns whether it was taken (there must be
@@ -754,34 +799,6 @@ impl Session {
         self.engine.host.poll(dst)
     }
 
-    /// Where to connect, once per mail after SEND. Nothing while the last
-    /// mail's connection is still saying QUIT or its close is still to be
-    /// taken with [`poll_close`](Self::poll_close): the caller has one
-    /// connection at a time.
-    pub fn poll_connect(&mut self) -> Option<Connect<'_>> {
-        self.connect_due()?;
-        if let State::Mail(mail) = &mut self.engine.state {
-            mail.phase = Phase::Connecting { asked: true };
-        }
-        self.engine.connect_target()
-    }
-
-    /// What [`poll_connect`](Self::poll_connect) would return now, without
-    /// taking it (for a caller that must size its buffers first).
-    pub fn connect_due(&self) -> Option<Connect<'_>> {
-        let e = &self.engine;
-        if e.close || e.quitting.is_some() {
-            return None;
-        }
-        match &e.state {
-            State::Mail(Mail {
-                phase: Phase::Connecting { asked: false },
-                ..
-            }) => e.connect_target(),
-            _ => None,
-        }
-    }
-
     /// The connection is open (for SMTPS: TLS is up); `local` is the
     /// address of its local end, for the EHLO name when the caller set
     /// none (`None`: not known; then `[127.0.0.1]`).
@@ -813,13 +830,7 @@ impl Session {
         self.engine.handle_closed();
     }
 
-    /// Whether the caller must start TLS on the connection now (STARTTLS);
-    /// then call [`handle_tls_established`](Self::handle_tls_established).
-    pub fn poll_start_tls(&mut self) -> bool {
-        core::mem::take(&mut self.engine.start_tls)
-    }
-
-    /// TLS is up after [`poll_start_tls`](Self::poll_start_tls).
+    /// TLS is up after [`Event::StartTls`].
     pub fn handle_tls_established(&mut self, now_ms: u64) {
         self.engine.tick(now_ms);
         if let Some(smtp) = self.engine.smtp() {
@@ -830,15 +841,10 @@ impl Session {
     /// The caller's TLS failed: the handshake (the server's certificate
     /// was refused, no parameters were agreed) or a record that did not
     /// verify. The connection is to be closed at once
-    /// ([`poll_close`](Self::poll_close)); the mail fails with URC 0 and a
+    /// ([`Event::Close`]); the mail fails with URC 0 and a
     /// reason that says TLS.
     pub fn handle_tls_failed(&mut self) {
         self.engine.handle_tls_failed();
-    }
-
-    /// Whether the caller must close the connection now.
-    pub fn poll_close(&mut self) -> bool {
-        core::mem::take(&mut self.engine.close)
     }
 
     /// Feeds bytes from the server; returns how many were consumed. Replies
@@ -915,7 +921,7 @@ impl Engine {
                 phase: Phase::Connected { smtp, .. },
                 ..
             }) => Some(smtp),
-            _ => self.quitting.as_mut(),
+            _ => self.quitting.get_mut(),
         }
     }
 
@@ -1184,14 +1190,17 @@ impl Engine {
         // nothing of the next mail's.
     }
 
-    /// Ends the mail with URC `urc` and says why.
+    /// Ends the mail with URC `urc` and says why. Not inlined: its frame
+    /// is then on the stack only while a mail fails, never beside the
+    /// header block's (the 1 KiB firmware stack).
+    #[inline(never)]
     fn fail(&mut self, failure: Failure, urc: u16) {
         if let Some(server) = self.config.server() {
-            self.failure = Some(MailFailure {
+            self.events.push(Queued::Failed(MailFailure {
                 failure,
                 port: server.port,
                 implicit_tls: server.implicit_tls,
-            });
+            }));
         }
         self.abort(None, urc);
     }
@@ -1214,20 +1223,18 @@ impl Engine {
 
     /// Server bytes into the SMTP client of the mail or of the connection
     /// still saying QUIT; `None` if there is neither. Not inlined: its
-    /// recipient list (240 bytes on a 32-bit firmware) is then off the
-    /// stack while the events it causes are acted on.
+    /// frame is then off the stack while the events it causes are acted
+    /// on.
     #[inline(never)]
     fn feed_smtp(&mut self, input: &[u8], now_ms: u64) -> Option<usize> {
         let mail = matches!(self.state, State::Mail(_));
-        let mut all = [NO_RECIPIENT; MAX_RECIPIENTS];
-        let n = recipients(&self.config, &mut all);
-        let envelope = envelope(&self.config, &self.helo, &all[..n], mail);
+        let envelope = envelope(&self.config, &self.helo, mail);
         let smtp = match &mut self.state {
             State::Mail(Mail {
                 phase: Phase::Connected { smtp, .. },
                 ..
             }) => smtp,
-            _ => self.quitting.as_mut()?,
+            _ => self.quitting.get_mut()?,
         };
         Some(smtp.handle_input(&envelope, input, now_ms))
     }
@@ -1255,7 +1262,7 @@ impl Engine {
             return false;
         };
         match (event, mine) {
-            (SmtpEvent::StartTls, true) => self.start_tls = true,
+            (SmtpEvent::StartTls, true) => self.events.push(Queued::StartTls),
             (SmtpEvent::ReadyForData, true) if matches!(self.stage(), Some(Stage::Handshake)) => {
                 self.set_stage(Stage::Head)
             }
@@ -1271,8 +1278,8 @@ impl Engine {
             },
             (_, true) => self.impossible(),
             (SmtpEvent::Closed, false) => {
-                self.quitting = None;
-                self.close = true;
+                self.quitting.end();
+                self.events.push(Queued::Close);
             }
             (_, false) => {}
         }
@@ -1303,12 +1310,12 @@ impl Engine {
             Phase::Connected { smtp, .. } => {
                 smtp.quit(self.clock_ms);
                 if smtp.is_done() {
-                    self.close = true;
+                    self.events.push(Queued::Close);
                 } else {
-                    self.quitting = Some(smtp.clone());
+                    self.quitting.take_over(smtp);
                 }
             }
-            Phase::Connecting { asked: true } => self.close = true,
+            Phase::Connecting { asked: true } => self.events.push(Queued::Close),
             // No connection asked for yet (the last mail's may still be
             // saying QUIT: it is not this mail's to close).
             Phase::Connecting { asked: false } => {}
@@ -1540,21 +1547,22 @@ impl Engine {
     #[inline(never)]
     fn transmit(&mut self, dst: &mut [u8]) -> usize {
         let mail = matches!(self.state, State::Mail(_));
-        let mut all = [NO_RECIPIENT; MAX_RECIPIENTS];
-        let n = recipients(&self.config, &mut all);
-        let envelope = envelope(&self.config, &self.helo, &all[..n], mail);
+        let envelope = envelope(&self.config, &self.helo, mail);
         let smtp = match &mut self.state {
             State::Mail(Mail {
                 phase: Phase::Connected { smtp, .. },
                 ..
             }) => Some(smtp),
-            _ => self.quitting.as_mut(),
+            _ => self.quitting.get_mut(),
         };
         smtp.map_or(0, |smtp| smtp.poll_transmit(&envelope, dst))
     }
 
     /// The message pieces the session writes itself: the header block,
-    /// a part's last line, the closing boundary.
+    /// a part's last line, the closing boundary. Not inlined: it is called
+    /// from `poll_server` and `handle_host`, and inlined into either it
+    /// adds its frame to theirs (past the 1 KiB firmware stack).
+    #[inline(never)]
     fn write_message(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
         let State::Mail(mail) = &mut self.state else {
             return 0;
@@ -1691,7 +1699,7 @@ impl Engine {
     }
 
     fn next_deadline(&self) -> Option<u64> {
-        let quit = self.quitting.as_ref().and_then(SmtpClient::next_deadline);
+        let quit = self.quitting.get().and_then(SmtpClient::next_deadline);
         let mail = match &self.state {
             State::Idle => return quit,
             State::Discarding(discard) => {
@@ -1766,12 +1774,8 @@ fn address_literal(ip: IpAddr) -> Bounded<80> {
 /// What the SMTP client reads of the mail: the configuration, frozen and
 /// validated by SEND while `mail` is in progress; nothing of it for the
 /// QUIT of a finished mail, whose configuration may have changed since.
-fn envelope<'a>(
-    config: &'a Config,
-    helo: &'a Bounded<80>,
-    recipients: &'a [Recipient<'a>],
-    mail: bool,
-) -> Envelope<'a> {
+fn envelope<'a>(config: &'a Config, helo: &'a Bounded<80>, mail: bool) -> Envelope<'a> {
+    const NONE: &[Recipient<'static>; 0] = &[];
     let login = config.login().filter(|_| mail);
     let (user, password) = login.unwrap_or((b"", b""));
     Envelope {
@@ -1779,15 +1783,12 @@ fn envelope<'a>(
         user,
         password,
         from: login.map_or(Address::NONE, |_| Address::trusted(user)),
-        recipients: if mail { recipients } else { &[] },
+        recipients: if mail { config.recipient_list() } else { NONE },
     }
 }
 
-/// The recipients as one slice (the SMTP envelope and the header block
-/// borrow them), built on the stack from the configuration.
-/// The mail's header block into `dst`. Not inlined: its recipient list
-/// (240 bytes on a 32-bit firmware) is then not on the stack while the
-/// other pieces of a message are written.
+/// The mail's header block into `dst`. Not inlined: its frame is then not
+/// on the stack while the other pieces of a message are written.
 #[inline(never)]
 fn write_head(
     config: &Config,
@@ -1795,34 +1796,14 @@ fn write_head(
     writer: &mut MessageWriter,
     dst: &mut [u8],
 ) -> Result<(CoderResult, usize), MessageError> {
-    let mut all = [NO_RECIPIENT; MAX_RECIPIENTS];
-    let n = recipients(config, &mut all);
     let head = MessageHead {
         from: Address::trusted(config.login().map_or(&b""[..], |(user, _)| user)),
-        recipients: &all[..n],
+        recipients: config.recipient_list(),
         subject: config.subject(),
         date: Token::trusted(identity.date.as_bytes()),
         message_id: MessageId::trusted(identity.message_id.as_bytes()),
     };
     writer.head(&head, dst)
-}
-
-/// A recipient list's placeholder entry, overwritten by [`recipients`].
-const NO_RECIPIENT: Recipient<'static> = Recipient {
-    kind: crate::message::RecipientKind::To,
-    address: Address::NONE,
-};
-
-/// Fills `all` with the configured recipients; returns how many. The
-/// caller owns the array, so it is on the stack once (240 bytes on a
-/// 32-bit firmware), not returned and copied.
-fn recipients<'c>(config: &'c Config, all: &mut [Recipient<'c>; MAX_RECIPIENTS]) -> usize {
-    let mut n = 0;
-    for r in config.recipients() {
-        all[n] = r;
-        n += 1;
-    }
-    n
 }
 
 #[cfg(test)]
@@ -1843,6 +1824,38 @@ mod tests {
         now: u64,
         /// How the host ends its lines.
         eol: &'static [u8],
+        /// Events taken from the session and not yet looked at.
+        events: Vec<Seen>,
+    }
+
+    /// An [`Event`] as the rig keeps it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Seen {
+        Command,
+        Identity,
+        Connect(Vec<u8>, u16, bool),
+        StartTls,
+        Close,
+        Failed(MailFailure),
+    }
+
+    impl From<Event<'_>> for Seen {
+        fn from(event: Event<'_>) -> Self {
+            match event {
+                Event::Command(_) => Seen::Command,
+                Event::Identity => Seen::Identity,
+                Event::Connect(c) => Seen::Connect(c.host.to_vec(), c.port, c.implicit_tls),
+                Event::StartTls => Seen::StartTls,
+                Event::Close => Seen::Close,
+                Event::MailFailed(f) => Seen::Failed(f),
+            }
+        }
+    }
+
+    impl HostProgress {
+        fn pair(self) -> (usize, usize) {
+            (self.read, self.written)
+        }
     }
 
     impl Rig {
@@ -1855,6 +1868,7 @@ mod tests {
                 server: Vec::new(),
                 now: 0,
                 eol: b"\r",
+                events: Vec::new(),
             }
         }
 
@@ -1865,7 +1879,7 @@ mod tests {
             let mut rest = bytes;
             while !rest.is_empty() {
                 let mut out = [0u8; 300];
-                let (r, w) = self.s.handle_host(rest, self.now, &mut out);
+                let (r, w) = self.s.handle_host(rest, self.now, &mut out).pair();
                 self.server.extend_from_slice(&out[..w]);
                 rest = &rest[r..];
                 let asked = self.answer_pending();
@@ -1875,16 +1889,51 @@ mod tests {
             }
         }
 
+        /// Takes the session's events into `events`.
+        fn drain_events(&mut self) {
+            while let Some(event) = self.s.poll_event() {
+                self.events.push(event.into());
+            }
+        }
+
+        /// The first event taken that `pick` picks, removed.
+        fn take(&mut self, pick: impl Fn(&Seen) -> Option<Seen>) -> Option<Seen> {
+            self.drain_events();
+            let i = self.events.iter().position(|e| pick(e).is_some())?;
+            Some(self.events.remove(i))
+        }
+
+        fn poll_connect(&mut self) -> Option<(Vec<u8>, u16, bool)> {
+            match self.take(|e| matches!(e, Seen::Connect(..)).then(|| e.clone()))? {
+                Seen::Connect(host, port, tls) => Some((host, port, tls)),
+                _ => None,
+            }
+        }
+
+        fn poll_close(&mut self) -> bool {
+            self.take(|e| (e == &Seen::Close).then(|| e.clone()))
+                .is_some()
+        }
+
+        fn poll_failure(&mut self) -> Option<MailFailure> {
+            match self.take(|e| matches!(e, Seen::Failed(_)).then(|| e.clone()))? {
+                Seen::Failed(f) => Some(f),
+                _ => None,
+            }
+        }
+
         fn answer_pending(&mut self) -> bool {
-            match self.s.pending() {
-                Some(Pending::Identity) => {
+            let waiting =
+                self.take(|e| matches!(e, Seen::Command | Seen::Identity).then(|| e.clone()));
+            match waiting {
+                Some(Seen::Identity) => {
                     self.s.set_identity(
                         Token::new(DATE, true).unwrap(),
                         MessageId::new(b"<1@fibocom.com>").unwrap(),
                     );
                     true
                 }
-                Some(Pending::Command(_)) => {
+                Some(_) => {
                     self.s.answer_command(b"\r\nERROR\r\n").unwrap();
                     true
                 }
@@ -1972,7 +2021,7 @@ mod tests {
     /// SEND, then the caller connects and the server greets.
     fn send_and_connect(rig: &mut Rig) {
         assert_eq!(rig.at(b"at+gtsmtpsend=300"), "\r\nOK\r\n");
-        rig.s.poll_connect().unwrap();
+        rig.poll_connect().unwrap();
         rig.s
             .handle_connected(rig.now, Some(IpAddr::from([10, 0, 0, 7])));
         rig.reply(b"220 mx ESMTP\r\n");
@@ -1993,11 +2042,8 @@ mod tests {
         let mut rig = Rig::new();
         configure(&mut rig);
         assert_eq!(rig.at(b"at+gtsmtpsend=300"), "\r\nOK\r\n");
-        let connect = rig.s.poll_connect().unwrap();
-        assert_eq!(
-            (connect.host, connect.port, connect.implicit_tls),
-            (&b"mail.fibocom.com"[..], 25, false)
-        );
+        let connect = rig.poll_connect().unwrap();
+        assert_eq!(connect, (b"mail.fibocom.com".to_vec(), 25, false));
         rig.s
             .handle_connected(rig.now, Some(IpAddr::from([10, 0, 0, 7])));
         rig.reply(b"220 mx ESMTP\r\n");
@@ -2033,7 +2079,7 @@ mod tests {
         assert_eq!(rig.reply(b"250 queued\r\n"), "\r\n+GTSMTPSEND: 1\r\n");
         assert!(rig.server.ends_with(b"QUIT\r\n"));
         rig.reply(b"221 bye\r\n");
-        assert!(rig.s.poll_close());
+        assert!(rig.poll_close());
 
         let wire = String::from_utf8(rig.server.clone()).unwrap();
         let message = &wire[wire.find("DATA\r\n").unwrap() + 6..wire.len() - 3 - 6];
@@ -2063,16 +2109,16 @@ mod tests {
         );
         // RFC 5321 4.1.1.10: QUIT after the refusal, the close after 221.
         assert!(rig.server.ends_with(b"QUIT\r\n"));
-        assert!(!rig.s.poll_close());
+        assert!(!rig.poll_close());
         assert_eq!(rig.reply(b"221 bye\r\n"), "");
-        assert!(rig.s.poll_close());
+        assert!(rig.poll_close());
         assert_eq!(
             rig.at(b"AT+GTSMTPDST?"),
             "\r\n+GTSMTPDST: 1,\"xiangj@fibocom.com\"\r\n\r\nOK\r\n"
         );
         // The next SEND works again.
         assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\nOK\r\n");
-        assert!(rig.s.poll_connect().is_some());
+        assert!(rig.poll_connect().is_some());
         rig.s.handle_closed();
         assert_eq!(rig.pump(), "\r\n+GTSMTPSEND: 0\r\n");
     }
@@ -2099,9 +2145,13 @@ mod tests {
             rig.at(b"AT+GTSMTPFILE=0,\"a\""),
             "\r\n+CME ERROR: data already sent cannot be deleted\r\n"
         );
+        assert!(
+            rig.poll_connect().is_some(),
+            "taken by the rig with SEND's OK"
+        );
         assert_eq!(rig.at(b"AT+GTSMTPCLR"), "\r\nOK\r\n");
-        assert!(!rig.s.poll_close(), "no connection was asked for");
-        assert_eq!(rig.s.poll_connect(), None);
+        assert!(rig.poll_close(), "the connection asked for is given up");
+        assert_eq!(rig.poll_connect(), None);
         assert_eq!(
             rig.at(b"AT+GTSMTPLAND?"),
             "\r\n+GTSMTPLAND: 0\r\n\r\nOK\r\n"
@@ -2117,7 +2167,7 @@ mod tests {
         rig.at(b"AT+GTSMTPDATA=2");
         rig.serial(b"partial");
         assert_eq!(rig.wait(2000), "\r\nERROR\r\n");
-        assert!(rig.s.poll_close());
+        assert!(rig.poll_close());
         assert!(!rig.server.ends_with(b".\r\n"));
     }
 
@@ -2215,7 +2265,7 @@ mod tests {
             let mut rest = &body[..];
             while !rest.is_empty() {
                 let mut out = [0u8; 300];
-                let (r, w) = rig.s.handle_host(rest, rig.now, &mut out[..room]);
+                let (r, w) = rig.s.handle_host(rest, rig.now, &mut out[..room]).pair();
                 assert!(r + w > 0, "room {room}: stalled with {} left", rest.len());
                 rig.server.extend_from_slice(&out[..w]);
                 rest = &rest[r..];
@@ -2300,10 +2350,11 @@ mod tests {
         let mut rig = Rig::new();
         let (r, _) = rig
             .s
-            .handle_host(b"AT+MIPCALL?\r\nAT+CMEE=2\r\n", 0, &mut []);
+            .handle_host(b"AT+MIPCALL?\r\nAT+CMEE=2\r\n", 0, &mut [])
+            .pair();
         assert_eq!(r, 12, "nothing past the line until the caller answers");
-        assert_eq!(rig.s.pending(), Some(Pending::Command(b"AT+MIPCALL?")));
-        assert_eq!(rig.s.handle_host(b"\n", 0, &mut []), (0, 0));
+        assert_eq!(rig.s.peek_event(), Some(Event::Command(b"AT+MIPCALL?")));
+        assert_eq!(rig.s.handle_host(b"\n", 0, &mut []).pair(), (0, 0));
         rig.s
             .answer_command(b"\r\n+MIPCALL: 0\r\n\r\nOK\r\n")
             .unwrap();
@@ -2319,15 +2370,30 @@ mod tests {
     fn send_waits_for_the_callers_identity_and_takes_it() {
         let mut rig = Rig::new();
         configure(&mut rig);
-        let (r, _) = rig.s.handle_host(b"AT+GTSMTPSEND=300\r", 7, &mut []);
-        assert_eq!(r, 18);
-        assert_eq!(rig.s.pending(), Some(Pending::Identity));
+        let progress = rig.s.handle_host(b"AT+GTSMTPSEND=300\rAT\r", 7, &mut []);
+        assert_eq!((progress.read, progress.stopped), (18, Stopped::Caller));
+        assert_eq!(rig.s.peek_event(), Some(Event::Identity));
+        assert_eq!(rig.s.poll_event(), Some(Event::Identity));
+        assert_eq!(rig.s.poll_event(), None, "told once");
+        let again = rig.s.handle_host(b"AT\r", 8, &mut []);
+        assert_eq!(
+            (again.read, again.stopped),
+            (0, Stopped::Caller),
+            "still waiting"
+        );
         assert_eq!(rig.pump(), "");
         rig.s.set_identity(
             Token::new(DATE, true).unwrap(),
             MessageId::new(b"<2@fibocom.com>").unwrap(),
         );
-        assert_eq!(rig.s.pending(), None);
+        assert_eq!(
+            rig.s.peek_event(),
+            Some(Event::Connect(Connect {
+                host: b"mail.fibocom.com",
+                port: 25,
+                implicit_tls: false
+            }))
+        );
         assert_eq!(rig.pump(), "\r\nOK\r\n");
         assert_eq!(
             rig.s.next_deadline(),
@@ -2445,7 +2511,7 @@ mod tests {
         assert_eq!(rig.at(b"AT+GTSMTPCLR"), "\r\nOK\r\n");
         // The QUIT's reply is still read, though nothing is configured.
         assert_eq!(rig.s.handle_server(b"221 bye\r\n", rig.now), 9);
-        assert!(rig.s.poll_close());
+        assert!(rig.poll_close());
         assert_eq!(rig.s.next_deadline(), None);
     }
 
@@ -2456,13 +2522,13 @@ mod tests {
         rig.reply(b"250 queued\r\n");
         assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\nOK\r\n");
         assert!(
-            rig.s.poll_connect().is_none(),
+            rig.poll_connect().is_none(),
             "not before the old one is closed"
         );
-        assert!(!rig.s.poll_close(), "its QUIT is answered first");
+        assert!(!rig.poll_close(), "its QUIT is answered first");
         assert_eq!(rig.reply(b"221 bye\r\n"), "");
-        assert!(rig.s.poll_close());
-        assert!(rig.s.poll_connect().is_some());
+        assert!(rig.poll_close());
+        assert!(rig.poll_connect().is_some());
         // A server that never answers the QUIT holds the next mail back
         // for QUIT_MS at most.
         let mut rig = ready(b"\r");
@@ -2472,8 +2538,102 @@ mod tests {
         rig.at(b"AT+GTSMTPSEND=300");
         assert_eq!(rig.s.next_deadline(), Some(verdict + crate::smtp::QUIT_MS));
         rig.wait(crate::smtp::QUIT_MS);
-        assert!(rig.s.poll_close());
-        assert!(rig.s.poll_connect().is_some());
+        assert!(rig.poll_close());
+        assert!(rig.poll_connect().is_some());
+    }
+
+    #[test]
+    fn events_come_in_the_engines_order_each_once() {
+        // A server gone during the mail: the failure, then the close; a
+        // new SEND's connection only after both.
+        let mut rig = ready(b"\r");
+        rig.s.handle_closed();
+        assert_eq!(rig.pump(), "\r\n+GTSMTPSEND: 0\r\n");
+        rig.s.set_identity(
+            Token::new(DATE, true).unwrap(),
+            MessageId::new(b"<3@fibocom.com>").unwrap(),
+        );
+        assert_eq!(
+            rig.s
+                .handle_host(b"AT+GTSMTPSEND=300\r", rig.now, &mut [])
+                .stopped,
+            Stopped::InputEmpty
+        );
+        let mut seen = Vec::new();
+        while let Some(event) = rig.s.poll_event() {
+            seen.push(Seen::from(event));
+        }
+        let failure = MailFailure {
+            failure: Failure::Smtp(SmtpFailure::Closed(Step::Message)),
+            port: 25,
+            implicit_tls: false,
+        };
+        assert_eq!(
+            seen,
+            [
+                Seen::Failed(failure),
+                Seen::Close,
+                Seen::Connect(b"mail.fibocom.com".to_vec(), 25, false)
+            ]
+        );
+        assert_eq!(rig.s.peek_event(), None);
+        // STARTTLS: asked for once, and a close before the caller took it
+        // makes it moot.
+        let mut rig = Rig::new();
+        configure(&mut rig);
+        send_and_connect(&mut rig);
+        rig.reply(b"250-mx\r\n250 STARTTLS\r\n");
+        rig.reply(b"220 go\r\n");
+        assert_eq!(rig.s.peek_event(), Some(Event::StartTls));
+        assert_eq!(rig.s.poll_event(), Some(Event::StartTls));
+        assert_eq!(rig.s.poll_event(), None);
+        let mut rig = Rig::new();
+        configure(&mut rig);
+        send_and_connect(&mut rig);
+        rig.reply(b"250-mx\r\n250 STARTTLS\r\n");
+        rig.reply(b"220 go\r\n");
+        rig.s.handle_closed();
+        assert!(matches!(rig.s.poll_event(), Some(Event::MailFailed(_))));
+        assert_eq!(rig.s.poll_event(), Some(Event::Close));
+        assert_eq!(rig.s.poll_event(), None);
+    }
+
+    #[test]
+    fn handle_host_says_why_it_stopped() {
+        // The host queue full: the host has read nothing back.
+        let mut rig = Rig::new();
+        let many = b"AT\r".repeat(2000);
+        let progress = rig.s.handle_host(&many, 0, &mut []);
+        assert_eq!(progress.stopped, Stopped::HostFull);
+        assert!(progress.read > 0 && progress.read < many.len());
+        rig.pump();
+        let rest = rig.s.handle_host(&many[progress.read..], 0, &mut []);
+        assert!(rest.read > 0);
+        // No room for the server's bytes in data mode; then room.
+        let mut rig = ready(b"\r");
+        rig.at(b"AT+GTSMTPDATA=300");
+        let progress = rig.s.handle_host(b"body", rig.now, &mut []);
+        assert_eq!(
+            (progress.read, progress.written, progress.stopped),
+            (0, 0, Stopped::ServerFull)
+        );
+        let mut out = [0u8; 300];
+        let progress = rig.s.handle_host(b"body", rig.now, &mut out);
+        assert_eq!((progress.read, progress.stopped), (4, Stopped::InputEmpty));
+        // The part's last line goes out through handle_host too, before
+        // the command that follows the data mode runs.
+        rig.server.extend_from_slice(&out[..progress.written]);
+        rig.now += 1500;
+        rig.serial(b"+++");
+        rig.now += 1000;
+        rig.s.handle_timeout(rig.now);
+        let progress = rig.s.handle_host(b"AT+GTSMTPEND\r", rig.now, &mut out);
+        assert_eq!(progress.stopped, Stopped::InputEmpty);
+        let ending = String::from_utf8_lossy(&out[..progress.written]).into_owned();
+        assert_eq!(ending, "eQ==\r\n", "the held-back last group");
+        rig.server.extend_from_slice(&out[..progress.written]);
+        assert_eq!(rig.pump(), "\r\n+GTSMTPDATA: 4\r\n\r\nOK\r\n\r\nOK\r\n");
+        assert_eq!(rig.parts()[0], b"body");
     }
 
     #[test]
@@ -2508,7 +2668,7 @@ mod tests {
             assert!(rig.server.ends_with(b"QUIT\r\n"), "{name}");
             assert_eq!(rig.s.state(), SessionState::Idle, "{name}");
             rig.reply(b"221 bye\r\n");
-            assert!(rig.s.poll_close(), "{name}");
+            assert!(rig.poll_close(), "{name}");
         }
         let mut rig = ready(b"\r");
         rig.at(b"AT+GTSMTPEND");
@@ -2523,7 +2683,7 @@ mod tests {
         rig.reply(b"250 mx\r\n");
         assert!(rig.server.ends_with(b"QUIT\r\n"));
         rig.reply(b"221 bye\r\n");
-        assert!(rig.s.poll_close());
+        assert!(rig.poll_close());
     }
 
     #[test]
@@ -2533,12 +2693,12 @@ mod tests {
         send_and_connect(&mut rig);
         rig.reply(b"250-mx\r\n250 AUTH PLAIN\r\n");
         rig.reply(b"535 no\r\n221 bye\r\n");
-        assert!(rig.s.poll_close());
+        assert!(rig.poll_close());
         assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\nOK\r\n");
         // The server's FIN after its 221 reaches the caller only now.
         rig.s.handle_closed();
         assert_eq!(rig.pump(), "", "no URC for the next mail");
-        assert!(rig.s.poll_connect().is_some());
+        assert!(rig.poll_connect().is_some());
     }
 
     #[test]
@@ -2548,16 +2708,16 @@ mod tests {
         configure(&mut rig);
         let mut out = [0u8; 64];
         let line = b"AT+GTSMTPSEND=300\r";
-        assert_eq!(rig.s.handle_host(line, 0, &mut out), (line.len(), 0));
-        assert_eq!(rig.s.pending(), Some(Pending::Identity));
+        assert_eq!(rig.s.handle_host(line, 0, &mut out).pair(), (line.len(), 0));
+        assert_eq!(rig.s.peek_event(), Some(Event::Identity));
         rig.s.refuse_identity();
         assert_eq!(
             rig.pump(),
             "\r\n+CME ERROR: no Date or Message-ID for the mail\r\n\r\n+GTSMTPSEND: 0\r\n"
         );
-        assert_eq!(rig.s.pending(), None);
+        assert_eq!(rig.s.peek_event(), None);
         assert_eq!(rig.s.state(), SessionState::Idle);
-        assert_eq!(rig.s.poll_connect(), None);
+        assert_eq!(rig.poll_connect(), None);
         assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\nOK\r\n");
     }
 
@@ -2597,12 +2757,13 @@ mod tests {
     impl Drive {
         fn turn(&mut self) {
             self.turns += 1;
-            let s = &mut self.rig.s;
-            if s.poll_close() {
+            if self.rig.poll_close() {
                 self.connected = false;
                 self.inbox.clear();
             }
-            if s.poll_connect().is_some() {
+            let connect = self.rig.poll_connect();
+            let s = &mut self.rig.s;
+            if connect.is_some() {
                 self.connected = true;
                 self.seen = self.rig.server.len();
                 self.in_data = false;
@@ -2674,7 +2835,7 @@ mod tests {
                 rest = &rest[size..];
                 while !piece.is_empty() {
                     let mut out = [0u8; 256];
-                    let (r, w) = self.rig.s.handle_host(piece, self.rig.now, &mut out);
+                    let (r, w) = self.rig.s.handle_host(piece, self.rig.now, &mut out).pair();
                     if self.connected {
                         self.rig.server.extend_from_slice(&out[..w]);
                     }
@@ -2945,7 +3106,7 @@ mod tests {
             }
             configure(&mut rig);
             rig.at(b"AT+GTSMTPSEND=300");
-            rig.s.poll_connect().unwrap();
+            rig.poll_connect().unwrap();
             rig.s.handle_connected(0, local);
             rig.reply(b"220 mx\r\n");
             assert!(rig.server.ends_with(ehlo.as_bytes()), "{ehlo}");
@@ -2992,7 +3153,7 @@ mod tests {
         );
         assert!(!rig.server.ends_with(b".\r\n"));
         assert_eq!(
-            rig.s.poll_failure().map(|f| f.failure),
+            rig.poll_failure().map(|f| f.failure),
             Some(Failure::TooLarge { limit: 4000 })
         );
         rig.now += 1500;
@@ -3016,7 +3177,7 @@ mod tests {
         let mut rig = ready(b"\r");
         rig.at(b"AT+GTSMTPEND");
         assert_eq!(rig.wait(10 * 60_000), "\r\n+GTSMTPSEND: 0\r\n");
-        let failure = rig.s.poll_failure().unwrap();
+        let failure = rig.poll_failure().unwrap();
         assert_eq!(
             failure.failure,
             Failure::Smtp(SmtpFailure::TimedOut(Step::EndOfData))
@@ -3034,22 +3195,22 @@ mod tests {
         ] {
             rig.at(line);
         }
-        rig.s.poll_connect().unwrap();
+        rig.poll_connect().unwrap();
         rig.s.handle_connected(0, None);
         assert_eq!(rig.wait(100_000), "\r\n+GTSMTPSEND: 0\r\n");
-        let why = std::format!("{}", rig.s.poll_failure().unwrap());
+        let why = std::format!("{}", rig.poll_failure().unwrap());
         assert_eq!(
             why,
             "the mail's time limit ran out waiting for the greeting (port 465 is SMTPS, \
              TLS from the first byte: AT+GTSMTPLAND=465,\"<server>\",1)"
         );
-        assert_eq!(rig.s.poll_failure(), None, "said once");
+        assert_eq!(rig.poll_failure(), None, "said once");
     }
 
     #[test]
     fn the_longest_answer_fits_its_room() {
         let mut rig = Rig::new();
-        for i in 0..MAX_RECIPIENTS {
+        for i in 0..crate::message::MAX_RECIPIENTS {
             let mut line = b"AT+GTSMTPDST=1,3,\"".to_vec();
             let local = std::format!("{i:02}");
             line.extend_from_slice(local.as_bytes());
@@ -3082,7 +3243,7 @@ mod tests {
             std::format!("{:?}", Session::new())
         );
         let mut out = [0u8; 64];
-        assert_eq!(session.handle_host(b"AT\r", 0, &mut out), (3, 0));
+        assert_eq!(session.handle_host(b"AT\r", 0, &mut out).pair(), (3, 0));
         let mut said = [0u8; 64];
         let n = session.poll_host(&mut said);
         assert_eq!(&said[..n], b"AT\r\r\nOK\r\n");

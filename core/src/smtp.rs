@@ -31,7 +31,7 @@
 //! parser's line.
 
 use crate::header::Address;
-use crate::message::Recipient;
+use crate::message::Recipients;
 use crate::mime_base64::encode_group;
 use crate::out::Out;
 use crate::reply::{Extensions, Reply, ReplyParser};
@@ -74,7 +74,7 @@ pub struct Envelope<'a> {
     /// MAIL FROM.
     pub from: Address<'a>,
     /// RCPT TO, in order: To, Cc and Bcc alike.
-    pub recipients: &'a [Recipient<'a>],
+    pub recipients: &'a dyn Recipients,
 }
 
 /// What the caller must act on.
@@ -574,7 +574,7 @@ impl SmtpClient {
             self.replayed = 0;
             self.state = State::Envelope {
                 next: 0,
-                last: envelope.recipients.len() as u8 + 1,
+                last: envelope.recipients.count() as u8 + 1,
             };
             self.deadline = Some(now_ms + COMMAND_MS);
         } else {
@@ -583,7 +583,7 @@ impl SmtpClient {
     }
 
     fn next_rcpt(&mut self, envelope: &Envelope<'_>, i: u8, now_ms: u64) {
-        if (i as usize) < envelope.recipients.len() {
+        if (i as usize) < envelope.recipients.count() {
             self.send(Command::Rcpt(i), now_ms, COMMAND_MS);
         } else {
             self.send(Command::Data, now_ms, DATA_INIT_MS);
@@ -668,17 +668,15 @@ fn write_command(out: &mut dyn Out, command: Command, env: &Envelope<'_>) {
         }
         Command::Flight => {
             write_command(out, Command::Mail, env);
-            for i in 0..env.recipients.len() {
+            for i in 0..env.recipients.count() {
                 write_command(out, Command::Rcpt(i as u8), env);
             }
             write_command(out, Command::Data, env);
         }
         Command::Mail => line(out, &[b"MAIL FROM:<", env.from.as_bytes(), b">"]),
         Command::Rcpt(i) => {
-            let address = env
-                .recipients
-                .get(i as usize)
-                .map_or(&b""[..], |r| r.address.as_bytes());
+            let recipient = env.recipients.recipient(i as usize);
+            let address = recipient.map_or(&b""[..], |r| r.address.as_bytes());
             line(out, &[b"RCPT TO:<", address, b">"]);
         }
         Command::Data => out.put(b"DATA\r\n"),
@@ -717,8 +715,10 @@ fn put_base64(out: &mut dyn Out, parts: &[&[u8]]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::RecipientKind;
+    use crate::message::{Recipient, RecipientKind};
     use std::vec::Vec;
+
+    const NOBODY: [Recipient<'static>; 0] = [];
 
     /// A scripted server: for each step, the replies it sends, then the
     /// exact bytes the client must have sent before the next step.
@@ -732,7 +732,7 @@ mod tests {
         flights: usize,
     }
 
-    fn envelope<'a>(recipients: &'a [Recipient<'a>]) -> Envelope<'a> {
+    fn envelope<'a>(recipients: &'a dyn Recipients) -> Envelope<'a> {
         Envelope {
             helo_name: b"[10.44.221.130]",
             user: b"wangww@fibocom.com",
@@ -1037,7 +1037,7 @@ mod tests {
 
     /// A client that has sent EHLO and waits for its reply.
     fn at_ehlo() -> SmtpClient {
-        let env = envelope(&[]);
+        let env = envelope(&NOBODY);
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
         let mut buf = [0u8; 64];
         assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
@@ -1047,7 +1047,7 @@ mod tests {
 
     #[test]
     fn quit_waits_for_the_reply_owed_then_for_221_then_closes() {
-        let env = envelope(&[]);
+        let env = envelope(&NOBODY);
         let mut buf = [0u8; 64];
         let mut c = at_ehlo();
         c.quit(1000);
@@ -1074,7 +1074,7 @@ mod tests {
 
     #[test]
     fn the_end_of_a_conversation_is_bounded_and_a_close_ends_it() {
-        let env = envelope(&[]);
+        let env = envelope(&NOBODY);
         let mut buf = [0u8; 64];
         // No reply to QUIT: closed at QUIT_MS after the verdict.
         let mut c = at_ehlo();
@@ -1117,7 +1117,7 @@ mod tests {
 
     #[test]
     fn required_tls_never_downgrades() {
-        let env = envelope(&[]);
+        let env = envelope(&NOBODY);
         let steps: &[(&[u8], &[u8])] = &[
             (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
             (b"250-mx\r\n250 AUTH PLAIN\r\n", b"QUIT\r\n"),
@@ -1129,7 +1129,7 @@ mod tests {
 
     #[test]
     fn replies_wait_until_their_commands_are_on_the_wire() {
-        let env = envelope(&[]);
+        let env = envelope(&NOBODY);
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
         let ahead = b"220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n";
         // The greeting is read; the EHLO reply that came with it waits.
@@ -1161,7 +1161,7 @@ mod tests {
 
     /// The client at the 220 to STARTTLS, with `after` in the same read.
     fn at_starttls(after: &[u8]) -> (SmtpClient, usize) {
-        let env = envelope(&[]);
+        let env = envelope(&NOBODY);
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
         let mut buf = [0u8; 64];
         assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
@@ -1187,7 +1187,7 @@ mod tests {
             assert_eq!(c.failure(), Some(Failure::StartTlsInjection));
             let mut buf = [0u8; 64];
             assert_eq!(
-                c.poll_transmit(&envelope(&[]), &mut buf),
+                c.poll_transmit(&envelope(&NOBODY), &mut buf),
                 0,
                 "nothing after STARTTLS"
             );
@@ -1196,14 +1196,14 @@ mod tests {
         let (mut c, n) = at_starttls(b"");
         assert_eq!(n, 14);
         assert_eq!(c.poll_event(), Some(Event::StartTls));
-        assert_eq!(c.handle_input(&envelope(&[]), b"250 ok\r\n", 5), 8);
+        assert_eq!(c.handle_input(&envelope(&NOBODY), b"250 ok\r\n", 5), 8);
         assert_eq!(c.poll_event(), Some(Event::Failed(0)));
         assert_eq!(c.failure(), Some(Failure::StartTlsInjection));
     }
 
     #[test]
     fn tls_forgets_the_extensions_and_has_a_deadline() {
-        let env = envelope(&[]);
+        let env = envelope(&NOBODY);
         let (mut c, _) = at_starttls(b"");
         assert_eq!(c.poll_event(), Some(Event::StartTls));
         assert_eq!(c.next_deadline(), Some(TLS_HANDSHAKE_MS));
@@ -1225,7 +1225,10 @@ mod tests {
         c.handle_closed();
         assert_eq!(c.failure(), Some(Failure::Closed(Step::Greeting)));
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
-        assert_eq!(c.handle_input(&envelope(&[]), b"HTTP/1.1 400\r\n", 0), 14);
+        assert_eq!(
+            c.handle_input(&envelope(&NOBODY), b"HTTP/1.1 400\r\n", 0),
+            14
+        );
         assert_eq!(c.failure(), Some(Failure::NotSmtp(Step::Greeting)));
         assert_eq!(
             std::format!("{}", Failure::Closed(Step::Greeting)),

@@ -135,21 +135,13 @@ static int open_socket(const char *host, const char *port) {
     return fd;
 }
 
-/* Opens the connection the engine asks for, if it asks. */
-static void connect_if_asked(firmware *fw) {
-    uint8_t host[ATMAIL_HOST_MAX + 1];
+/* Opens the connection the engine asks for (ATMAIL_EVENT_KIND_CONNECT). */
+static void open_connection(firmware *fw, const uint8_t *host, size_t host_len, uint16_t port,
+                            bool tls) {
     char target[ATMAIL_HOST_MAX + 8], port_text[8];
-    size_t host_len = 0;
-    uint16_t port = 0;
-    bool wanted = false, tls = false;
     char *colon;
     struct sockaddr_storage local;
     socklen_t local_len = sizeof local;
-    if (atmail_session_poll_connect(fw->session, &wanted, host, ATMAIL_HOST_MAX, &host_len, &port,
-                                    &tls) != ATMAIL_STATUS_OK ||
-        !wanted) {
-        return;
-    }
     if (tls) {
         lost_connection(fw, "SMTPS needs a TLS stack, which this example has not");
         return;
@@ -200,85 +192,98 @@ static void feed_server(firmware *fw) {
     }
 }
 
-/* What the engine asks of the firmware: a Date and Message-ID for each
- * mail (the firmware's clock and entropy), and an answer to each command
- * line that is not the engine's (the firmware's own AT dispatcher). */
-static void answer_pending(firmware *fw) {
+/* Each mail's Date and Message-ID: the firmware's clock and entropy. */
+static void give_identity(firmware *fw) {
     static unsigned counter;
-    atmail_pending pending = ATMAIL_PENDING_NONE;
-    uint8_t line[ATMAIL_LINE_MAX];
-    size_t len = 0;
-    if (atmail_session_pending(fw->session, &pending, line, sizeof line, &len) != ATMAIL_STATUS_OK) {
-        return;
+    char date[64], id[96];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    snprintf(id, sizeof id, "<%ld.%ld.%u@atmail.invalid>", (long)t, (long)getpid(), ++counter);
+    if (atmail_session_set_identity(fw->session, (const uint8_t *)date, strlen(date),
+                                    (const uint8_t *)id, strlen(id)) != ATMAIL_STATUS_OK) {
+        /* Never leave SEND waiting: it fails with a clear error. */
+        atmail_session_refuse_identity(fw->session);
     }
-    if (pending == ATMAIL_PENDING_IDENTITY) {
-        char date[64], id[96];
-        time_t t = time(NULL);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-        snprintf(id, sizeof id, "<%ld.%ld.%u@atmail.invalid>", (long)t, (long)getpid(), ++counter);
-        if (atmail_session_set_identity(fw->session, (const uint8_t *)date, strlen(date),
-                                        (const uint8_t *)id, strlen(id)) != ATMAIL_STATUS_OK) {
-            /* Never leave SEND waiting: it fails with a clear error. */
-            atmail_session_refuse_identity(fw->session);
+}
+
+/* A command line that is not the engine's: the firmware's own AT
+ * dispatcher (AT&K3 here; ERROR for the rest). */
+static void answer_command(firmware *fw, const uint8_t *line, size_t len) {
+    int known = len == 5 && strncasecmp((const char *)line, "AT&K3", 5) == 0;
+    const char *answer = known ? "\r\nOK\r\n" : "\r\nERROR\r\n";
+    atmail_session_answer_command(fw->session, (const uint8_t *)answer, strlen(answer));
+}
+
+/* Everything the engine asks of the firmware, in the engine's order. */
+static void handle_events(firmware *fw) {
+    atmail_event ev;
+    uint8_t text[ATMAIL_EVENT_MAX];
+    while (atmail_session_poll_event(fw->session, &ev, text, sizeof text) == ATMAIL_STATUS_OK &&
+           ev.kind != ATMAIL_EVENT_KIND_NONE) {
+        switch (ev.kind) {
+        case ATMAIL_EVENT_KIND_COMMAND:
+            answer_command(fw, text, ev.len);
+            break;
+        case ATMAIL_EVENT_KIND_IDENTITY:
+            give_identity(fw);
+            break;
+        case ATMAIL_EVENT_KIND_CONNECT:
+            open_connection(fw, text, ev.len, ev.port, ev.implicit_tls);
+            break;
+        case ATMAIL_EVENT_KIND_START_TLS:
+            lost_connection(fw, "STARTTLS needs a TLS stack, which this example has not");
+            break;
+        case ATMAIL_EVENT_KIND_CLOSE:
+            drop_connection(fw);
+            break;
+        case ATMAIL_EVENT_KIND_MAIL_FAILED:
+            fprintf(stderr, "firmware: mail failed: %.*s\n", (int)ev.len, (const char *)text);
+            break;
+        default:
+            break;
         }
-    } else if (pending == ATMAIL_PENDING_COMMAND) {
-        int known = len == 5 && strncasecmp((const char *)line, "AT&K3", 5) == 0;
-        const char *answer = known ? "\r\nOK\r\n" : "\r\nERROR\r\n";
-        atmail_session_answer_command(fw->session, (const uint8_t *)answer, strlen(answer));
     }
 }
 
 /* Host bytes, all of them to the engine; payload it encodes goes to the
- * server. What it cannot take yet waits (backpressure: the UART is held). */
+ * server. What it cannot take yet waits (backpressure: the UART is held),
+ * and why it stopped says what frees it. */
 static void feed_serial(firmware *fw) {
     uint8_t out[BUF];
     size_t pos = 0, read = 0, written = 0;
+    atmail_stopped stopped = ATMAIL_STOPPED_INPUT_EMPTY;
     while (pos < fw->serial_len) {
+        transmit(fw); /* what poll_server has goes first */
         if (atmail_session_handle_host(fw->session, fw->serial_at, fw->serial + pos,
-                                       fw->serial_len - pos, &read, out, sizeof out,
-                                       &written) != ATMAIL_STATUS_OK) {
+                                       fw->serial_len - pos, &read, out, sizeof out, &written,
+                                       &stopped) != ATMAIL_STATUS_OK) {
             break;
         }
         if (fw->sock >= 0 && written > 0 && !write_all(fw->sock, out, written)) {
             lost_connection(fw, "writing to the server failed");
         }
         pos += read;
-        answer_pending(fw);
-        transmit(fw);
-        flush_host(fw);
-        if (read == 0 && written == 0) {
-            break;
+        if (stopped == ATMAIL_STOPPED_CALLER) {
+            handle_events(fw);
+        } else if (stopped == ATMAIL_STOPPED_HOST_FULL) {
+            flush_host(fw);
+        } else if (read == 0 && written == 0) {
+            break; /* the server must take bytes first */
         }
     }
     memmove(fw->serial, fw->serial + pos, fw->serial_len - pos);
     fw->serial_len -= pos;
 }
 
-/* Why a mail failed, for the firmware's log. */
-static void report_failure(firmware *fw) {
-    uint8_t why[ATMAIL_FAILURE_MAX];
-    size_t len = 0;
-    if (atmail_session_poll_failure(fw->session, why, sizeof why, &len) == ATMAIL_STATUS_OK && len > 0) {
-        fprintf(stderr, "firmware: mail failed: %.*s\n", (int)len, (const char *)why);
-    }
-}
-
-/* One turn of the engine: timers, connection requests, STARTTLS and
- * close requests, output. */
+/* One turn of the engine: the clock, both inputs, what it asks, output. */
 static void service(firmware *fw) {
-    bool flag = false;
     atmail_session_handle_timeout(fw->session, clock_ms(fw));
-    if (atmail_session_poll_close(fw->session, &flag) == ATMAIL_STATUS_OK && flag) {
-        drop_connection(fw);
-    }
-    connect_if_asked(fw);
+    feed_server(fw);
+    feed_serial(fw);
+    handle_events(fw);
     transmit(fw);
-    if (atmail_session_poll_start_tls(fw->session, &flag) == ATMAIL_STATUS_OK && flag) {
-        lost_connection(fw, "STARTTLS needs a TLS stack, which this example has not");
-    }
-    report_failure(fw);
     flush_host(fw);
 }
 
@@ -331,8 +336,6 @@ int main(int argc, char **argv) {
                 lost_connection(&fw, NULL);
             }
         }
-        feed_server(&fw);
-        feed_serial(&fw);
         service(&fw);
         atmail_session_next_deadline(fw.session, &deadline);
         if (!stdin_open && fw.serial_len == 0 && fw.sock < 0 &&

@@ -60,6 +60,7 @@ impl atmail_message {
             true => None,
             false => Some(Text::subject(self.charset, &self.subject).map_err(status_of)?),
         };
+        let recipients = recipients.as_slice();
         let head = MessageHead {
             from,
             recipients: &recipients,

@@ -3,12 +3,12 @@
 //!
 //! The firmware's loop: feed every UART byte to `atmail_session_handle_host`
 //! (command lines and data mode alike; it edits, echoes and executes lines
-//! itself), answer what `atmail_session_pending` asks (a command that is
-//! not the engine's, or the identity of a mail), send what
-//! `atmail_session_poll_host` gives to the UART, open the connection
-//! `atmail_session_poll_connect` asks for, pump
-//! `atmail_session_poll_server` / `atmail_session_handle_server` over it,
-//! report connection events, and call `atmail_session_handle_timeout` at
+//! itself), act on every `atmail_session_poll_event` (a command that is
+//! not the engine's, a mail's identity, a connection to open, TLS to
+//! start, a connection to close, a failure to log), send what
+//! `atmail_session_poll_host` gives to the UART, pump
+//! `atmail_session_poll_server` / `atmail_session_handle_server` over the
+//! connection, and call `atmail_session_handle_timeout` at
 //! `atmail_session_next_deadline`.
 
 use crate::atmail_status;
@@ -16,19 +16,32 @@ use crate::boundary::init_in_place;
 #[cfg(feature = "std")]
 use crate::boundary::{free_boxed, new_boxed};
 use crate::framer::ATMAIL_NO_DEADLINE;
+use atmail_core::event::{Event, FAILURE_MAX};
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
-use atmail_core::session::{Pending, Session, SessionState};
+use atmail_core::session::{Session, SessionState, Stopped};
 use core::ffi::c_void;
 use core::mem::{align_of, size_of, MaybeUninit};
 use core::net::IpAddr;
 
-/// The longest server name `atmail_session_poll_connect` can report.
+/// The longest server name an `ATMAIL_EVENT_KIND_CONNECT` carries.
 pub const ATMAIL_HOST_MAX: usize = 255;
 
-/// The longest command line `atmail_session_pending` can hand over.
+/// The longest command line an `ATMAIL_EVENT_KIND_COMMAND` carries.
 pub const ATMAIL_LINE_MAX: usize = 300;
 const _: () = assert!(ATMAIL_LINE_MAX == atmail_core::line::LINE_MAX);
+
+/// The longest reason an `ATMAIL_EVENT_KIND_MAIL_FAILED` carries.
+pub const ATMAIL_FAILURE_MAX: usize = 160;
+const _: () = assert!(ATMAIL_FAILURE_MAX == FAILURE_MAX);
+
+/// A buffer of this many bytes holds any event's text.
+pub const ATMAIL_EVENT_MAX: usize = 300;
+const _: () = assert!(
+    ATMAIL_EVENT_MAX >= ATMAIL_LINE_MAX
+        && ATMAIL_EVENT_MAX >= ATMAIL_HOST_MAX
+        && ATMAIL_EVENT_MAX >= ATMAIL_FAILURE_MAX
+);
 
 /// One G510 engine (opaque): configuration, the mail in progress and every
 /// buffer it needs, in one fixed-size object.
@@ -256,22 +269,37 @@ pub unsafe extern "C" fn atmail_session_set_network_up(
     })
 }
 
+/// Why `atmail_session_handle_host` stopped taking host bytes.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum atmail_stopped {
+    /// All of the input was taken.
+    InputEmpty = 0,
+    /// `server_out` is full: send it, then offer the rest with room.
+    ServerFull = 1,
+    /// The host's answers fill the queue: drain `atmail_session_poll_host`,
+    /// then offer the rest.
+    HostFull = 2,
+    /// A line waits for the caller: act on `atmail_session_poll_event`
+    /// (`ATMAIL_EVENT_KIND_COMMAND`, `ATMAIL_EVENT_KIND_IDENTITY`), then offer the rest.
+    Caller = 3,
+}
+
 /// Host bytes `input[0..input_len]` that arrived at `now_ms`, every one of
 /// them, in command mode and in data mode alike: command lines are edited,
 /// echoed and executed as V.250 says, data-mode payload is encoded into
-/// `server_out[0..server_out_len]` (bytes for the server, to be sent before
-/// anything `atmail_session_poll_server` gives). Sets `*read` and
-/// `*written`. Unread input must be offered again later: it waits for room
-/// in `server_out`, for the host to read its answers
-/// (`atmail_session_poll_host`), or for the caller
-/// (`atmail_session_pending`); hold the UART meanwhile. A `server_out` of
+/// `server_out[0..server_out_len]` with its part's last line. Bytes for
+/// the server leave by this call and by `atmail_session_poll_server`:
+/// send each call's output after the one before. Sets `*read`, `*written`
+/// and `*stopped` (why the rest was not taken); offer unread input again
+/// once that is dealt with, and hold the UART meanwhile. A `server_out` of
 /// 128 bytes or more always makes progress in data mode when the mail can
 /// take data; in command mode `server_out` may be empty.
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`; `input` readable and `server_out`
-/// writable for their lengths, not overlapping; `read`, `written` NULL or
-/// writable.
+/// writable for their lengths, not overlapping; `read`, `written`,
+/// `stopped` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn atmail_session_handle_host(
     session: *mut atmail_session,
@@ -282,77 +310,174 @@ pub unsafe extern "C" fn atmail_session_handle_host(
     server_out: *mut u8,
     server_out_len: usize,
     written: *mut usize,
+    stopped: *mut atmail_stopped,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         let session = try_mut!(session);
         let input = try_slice!(input, input_len);
         let server_out = try_slice_mut!(server_out, server_out_len);
-        let (read, written) = (try_out!(read), try_out!(written));
-        let (r, w) = session.inner.handle_host(input, now_ms, server_out);
-        read.set(r);
-        written.set(w);
+        let (read, written, stopped) = (try_out!(read), try_out!(written), try_out!(stopped));
+        let progress = session.inner.handle_host(input, now_ms, server_out);
+        read.set(progress.read);
+        written.set(progress.written);
+        stopped.set(match progress.stopped {
+            Stopped::InputEmpty => atmail_stopped::InputEmpty,
+            Stopped::ServerFull => atmail_stopped::ServerFull,
+            Stopped::HostFull => atmail_stopped::HostFull,
+            Stopped::Caller => atmail_stopped::Caller,
+            // A reason this ABI does not name yet: the caller retries.
+            _ => atmail_stopped::ServerFull,
+        });
         atmail_status::Ok
     })
 }
 
-/// What the session waits for from the caller (`atmail_pending`).
+/// What an `atmail_event` asks of the caller.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum atmail_pending {
-    /// Nothing: host bytes are taken.
+pub enum atmail_event_kind {
+    /// Nothing to do now.
     None = 0,
-    /// A command line that is not the engine's (`AT+MIPCALL=...`, `AT&K3`):
-    /// answer it with `atmail_session_answer_command`.
+    /// A command line that is not the engine's (`AT+MIPCALL=...`,
+    /// `AT&K3`), its text in the buffer: answer it with
+    /// `atmail_session_answer_command`.
     Command = 1,
     /// `AT+GTSMTPSEND` needs the mail's Date and Message-ID: call
-    /// `atmail_session_set_identity`.
+    /// `atmail_session_set_identity` or `atmail_session_refuse_identity`.
     Identity = 2,
+    /// Open a connection to the host name in the buffer, `port`, with TLS
+    /// from the first byte when `implicit_tls`; then call
+    /// `atmail_session_handle_connected` (for SMTPS: once TLS is up) or
+    /// `atmail_session_handle_closed`.
+    Connect = 3,
+    /// Start TLS on the connection now (STARTTLS); then call
+    /// `atmail_session_handle_tls_established` or
+    /// `atmail_session_handle_tls_failed`. Never fall back to plaintext.
+    StartTls = 4,
+    /// Close the connection now: at once for one that cannot go on, after
+    /// the QUIT's reply (or 5 s) for one that ended politely.
+    Close = 5,
+    /// The last mail failed beyond what its URC says; the reason, as text,
+    /// in the buffer (for a log line).
+    MailFailed = 6,
 }
 
-/// Sets `*pending` to what the session waits for from the caller; it takes
-/// no host bytes until the caller has done it. For `ATMAIL_PENDING_COMMAND`
-/// the command line (from its `AT`, without the CR; at most
-/// `ATMAIL_LINE_MAX` bytes, no NUL added) is copied into `line[0..line_cap]`
-/// and its length set in `*line_len`; a smaller `line_cap` that does not fit
-/// gets `INSUFFICIENT_SIZE` with `*pending` set all the same and the length
-/// needed in `*line_len`. The same answer comes until the caller acts.
+/// One event for the caller; see `atmail_session_poll_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct atmail_event {
+    /// What to do.
+    pub kind: atmail_event_kind,
+    /// Bytes of text in the caller's buffer (the command line, the host
+    /// name, the reason; no NUL), or needed there on `INSUFFICIENT_SIZE`.
+    pub len: usize,
+    /// `ATMAIL_EVENT_KIND_CONNECT`: the port.
+    pub port: u16,
+    /// `ATMAIL_EVENT_KIND_CONNECT`: TLS from the first byte (SMTPS).
+    pub implicit_tls: bool,
+}
+
+/// The next thing the caller must do, once each and in the order it must
+/// be done (a close before the next connection): `event->kind` is
+/// `ATMAIL_EVENT_KIND_NONE` when there is nothing. Call it after every other
+/// call until it says none. The event's text goes into `buf[0..buf_cap]`
+/// (no NUL); a `buf_cap` of `ATMAIL_EVENT_MAX` always fits, and a smaller
+/// one that does not gets `INSUFFICIENT_SIZE` with `event->kind` and the
+/// length needed in `event->len`, and the event stays for the next call.
 ///
 /// # Undefined behavior
-/// `session` NULL or from `_init`/`_new`; `line` writable for `line_cap`;
-/// `pending`, `line_len` NULL or writable.
+/// `session` NULL or from `_init`/`_new`; `buf` writable for `buf_cap`;
+/// `event` NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn atmail_session_pending(
-    session: *const atmail_session,
-    pending: *mut atmail_pending,
-    line: *mut u8,
-    line_cap: usize,
-    line_len: *mut usize,
+pub unsafe extern "C" fn atmail_session_poll_event(
+    session: *mut atmail_session,
+    event: *mut atmail_event,
+    buf: *mut u8,
+    buf_cap: usize,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        let session = try_ref!(session);
-        let (pending, line_len) = (try_out!(pending), try_out!(line_len));
-        let line = try_slice_mut!(line, line_cap);
-        line_len.set(0);
-        match session.inner.pending() {
-            None => pending.set(atmail_pending::None),
-            Some(Pending::Identity) => pending.set(atmail_pending::Identity),
-            Some(Pending::Command(command)) => {
-                pending.set(atmail_pending::Command);
-                line_len.set(command.len());
-                if command.len() > line.len() {
-                    return atmail_status::InsufficientSize;
-                }
-                line[..command.len()].copy_from_slice(command);
-            }
-            Some(_) => return atmail_status::WrongState,
+        let session = try_mut!(session);
+        let (event, buf) = (try_out!(event), try_slice_mut!(buf, buf_cap));
+        let mut out = atmail_event {
+            kind: atmail_event_kind::None,
+            len: 0,
+            port: 0,
+            implicit_tls: false,
+        };
+        let status = match session.inner.peek_event() {
+            None => atmail_status::Ok,
+            Some(next) => describe(next, &mut out, buf),
+        };
+        if status == atmail_status::Ok && out.kind != atmail_event_kind::None {
+            let _ = session.inner.poll_event();
         }
-        atmail_status::Ok
+        event.set(out);
+        status
     })
+}
+
+/// `event` as the C struct, its text into `buf`.
+fn describe(event: Event<'_>, out: &mut atmail_event, buf: &mut [u8]) -> atmail_status {
+    let text = match event {
+        Event::Command(line) => {
+            out.kind = atmail_event_kind::Command;
+            line
+        }
+        Event::Identity => {
+            out.kind = atmail_event_kind::Identity;
+            b""
+        }
+        Event::Connect(connect) => {
+            out.kind = atmail_event_kind::Connect;
+            out.port = connect.port;
+            out.implicit_tls = connect.implicit_tls;
+            connect.host
+        }
+        Event::StartTls => {
+            out.kind = atmail_event_kind::StartTls;
+            b""
+        }
+        Event::Close => {
+            out.kind = atmail_event_kind::Close;
+            b""
+        }
+        Event::MailFailed(failure) => {
+            out.kind = atmail_event_kind::MailFailed;
+            let mut text = Text { buf, len: 0 };
+            if core::fmt::write(&mut text, format_args!("{failure}")).is_err() {
+                let mut count = Count(0);
+                let _ = core::fmt::write(&mut count, format_args!("{failure}"));
+                out.len = count.0;
+                return atmail_status::InsufficientSize;
+            }
+            out.len = text.len;
+            return atmail_status::Ok;
+        }
+        // An event this ABI does not name yet is left for a newer caller.
+        _ => return atmail_status::WrongState,
+    };
+    out.len = text.len();
+    match buf.get_mut(..text.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(text);
+            atmail_status::Ok
+        }
+        None => atmail_status::InsufficientSize,
+    }
+}
+
+/// Counts what a `fmt::Write` is given.
+struct Count(usize);
+
+impl core::fmt::Write for Count {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
 }
 
 /// The caller's whole answer (`answer[0..answer_len]`, final result code
-/// included, e.g. `"\r\nOK\r\n"`) to the command `atmail_session_pending`
-/// handed over; it goes to the host after everything said before it.
+/// included, e.g. `"\r\nOK\r\n"`) to `ATMAIL_EVENT_KIND_COMMAND`; it goes to the host after everything said before it.
 /// `WRONG_STATE` when no command waits, `TOO_LONG` past 2048 bytes.
 ///
 /// # Undefined behavior
@@ -447,55 +572,6 @@ pub unsafe extern "C" fn atmail_session_poll_host(
     })
 }
 
-/// Whether to open a connection now (once per mail, after SEND): sets
-/// `*connect`, and when true copies the server name into
-/// `host[0..host_cap]` with its length in `*host_len` (no NUL), the port
-/// to `*port`, and whether it is SMTPS (TLS from the first byte) to
-/// `*implicit_tls`. A `host_cap` of `ATMAIL_HOST_MAX` always fits; a
-/// smaller one that does not gets `INSUFFICIENT_SIZE` with the length
-/// needed in `*host_len`, and the request stays pending. No request comes
-/// while a close (`atmail_session_poll_close`) is still to be taken. Then call
-/// `atmail_session_handle_connected` (for SMTPS: once TLS is up) or
-/// `atmail_session_handle_closed`.
-///
-/// # Undefined behavior
-/// `session` NULL or from `_init`/`_new`; `host` writable for `host_cap`;
-/// the other pointers NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn atmail_session_poll_connect(
-    session: *mut atmail_session,
-    connect: *mut bool,
-    host: *mut u8,
-    host_cap: usize,
-    host_len: *mut usize,
-    port: *mut u16,
-    implicit_tls: *mut bool,
-) -> atmail_status {
-    boundary!(atmail_status::Panic, {
-        let session = try_mut!(session);
-        let connect = try_out!(connect);
-        let host = try_slice_mut!(host, host_cap);
-        let (host_len, port, implicit_tls) =
-            (try_out!(host_len), try_out!(port), try_out!(implicit_tls));
-        connect.set(false);
-        // Sized against the request due, if any: a long server name is no
-        // error while no connection is asked for.
-        let needed = session.inner.connect_due().map_or(0, |c| c.host.len());
-        if needed > host.len() {
-            host_len.set(needed);
-            return atmail_status::InsufficientSize;
-        }
-        if let Some(target) = session.inner.poll_connect() {
-            host[..target.host.len()].copy_from_slice(target.host);
-            connect.set(true);
-            host_len.set(target.host.len());
-            port.set(target.port);
-            implicit_tls.set(target.implicit_tls);
-        }
-        atmail_status::Ok
-    })
-}
-
 /// The connection asked for is open (for SMTPS: TLS is up).
 /// `local_ip[0..local_ip_len]` is the address of its local end, 4 bytes
 /// (IPv4) or 16 (IPv6) in network order, for the EHLO name when none was
@@ -526,41 +602,6 @@ pub unsafe extern "C" fn atmail_session_handle_connected(
         atmail_status::Ok
     })
 }
-
-/// Why the last mail failed without a reply code (or beyond what its code
-/// says), once: the text goes into `buf[0..buf_cap]` (no NUL) with its
-/// length in `*len`, 0 when there is nothing to say. A `buf_cap` under
-/// `ATMAIL_FAILURE_MAX` may get `INSUFFICIENT_SIZE`, and the text stays.
-///
-/// # Undefined behavior
-/// `session` NULL or from `_init`/`_new`; `buf` writable for `buf_cap`;
-/// `len` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn atmail_session_poll_failure(
-    session: *mut atmail_session,
-    buf: *mut u8,
-    buf_cap: usize,
-    len: *mut usize,
-) -> atmail_status {
-    boundary!(atmail_status::Panic, {
-        let session = try_mut!(session);
-        let (buf, len) = (try_slice_mut!(buf, buf_cap), try_out!(len));
-        len.set(0);
-        let Some(failure) = session.inner.poll_failure() else {
-            return atmail_status::Ok;
-        };
-        let mut text = Text { buf, len: 0 };
-        if core::fmt::write(&mut text, format_args!("{failure}")).is_err() {
-            session.inner.keep_failure(failure);
-            return atmail_status::InsufficientSize;
-        }
-        len.set(text.len);
-        atmail_status::Ok
-    })
-}
-
-/// The longest text `atmail_session_poll_failure` writes.
-pub const ATMAIL_FAILURE_MAX: usize = 160;
 
 /// A caller's buffer as a `fmt::Write`.
 struct Text<'b> {
@@ -593,26 +634,7 @@ pub unsafe extern "C" fn atmail_session_handle_closed(
     })
 }
 
-/// Sets `*start` to whether TLS must be started on the connection now
-/// (STARTTLS); then call `atmail_session_handle_tls_established`, or
-/// `atmail_session_handle_tls_failed` if the handshake fails. Never fall
-/// back to plaintext.
-///
-/// # Undefined behavior
-/// `session` NULL or from `_init`/`_new`; `start` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn atmail_session_poll_start_tls(
-    session: *mut atmail_session,
-    start: *mut bool,
-) -> atmail_status {
-    boundary!(atmail_status::Panic, {
-        let (session, start) = (try_mut!(session), try_out!(start));
-        start.set(session.inner.poll_start_tls());
-        atmail_status::Ok
-    })
-}
-
-/// TLS is up after `atmail_session_poll_start_tls` asked for it.
+/// TLS is up after `ATMAIL_EVENT_KIND_START_TLS`.
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`.
@@ -630,7 +652,7 @@ pub unsafe extern "C" fn atmail_session_handle_tls_established(
 /// The firmware's TLS failed: the handshake (the server's certificate was
 /// refused, no parameters were agreed; for SMTPS too, before
 /// `atmail_session_handle_connected`) or a record that did not verify. The
-/// connection is to be closed at once (`atmail_session_poll_close`); the
+/// connection is to be closed at once (`ATMAIL_EVENT_KIND_CLOSE`); the
 /// mail fails with `+GTSMTPSEND: 0` and a reason that says TLS.
 ///
 /// # Undefined behavior
@@ -641,24 +663,6 @@ pub unsafe extern "C" fn atmail_session_handle_tls_failed(
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         try_mut!(session).inner.handle_tls_failed();
-        atmail_status::Ok
-    })
-}
-
-/// Sets `*close` to whether the connection must be closed now: at once for
-/// a connection that cannot go on, and after the QUIT's reply (or
-/// `QUIT_MS`, 5 s) for one that ended politely.
-///
-/// # Undefined behavior
-/// `session` NULL or from `_init`/`_new`; `close` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn atmail_session_poll_close(
-    session: *mut atmail_session,
-    close: *mut bool,
-) -> atmail_status {
-    boundary!(atmail_status::Panic, {
-        let (session, close) = (try_mut!(session), try_out!(close));
-        close.set(session.inner.poll_close());
         atmail_status::Ok
     })
 }

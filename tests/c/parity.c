@@ -76,6 +76,8 @@ typedef struct {
     size_t host_len;
     uint8_t *wire;
     size_t wire_len, wire_cap;
+    /* Connections the session asked for. */
+    int connects;
 } rig;
 
 static int keep(rig *g, const uint8_t *bytes, size_t n) {
@@ -126,28 +128,39 @@ static int reply(rig *g, const char *text) {
     return 1;
 }
 
-/* Commands that are not the engine's get OK. */
-static int answer_pending(rig *g) {
-    atmail_pending pending;
-    uint8_t line[ATMAIL_LINE_MAX];
-    size_t line_len;
-    if (atmail_session_pending(g->s, &pending, line, sizeof line, &line_len) != ATMAIL_STATUS_OK) {
-        return 0;
+/* The session's events: commands that are not the engine's get OK, and
+ * a connection asked for is counted. */
+static int handle_events(rig *g) {
+    atmail_event ev;
+    uint8_t text[ATMAIL_EVENT_MAX];
+    for (;;) {
+        if (atmail_session_poll_event(g->s, &ev, text, sizeof text) != ATMAIL_STATUS_OK) {
+            return 0;
+        }
+        if (ev.kind == ATMAIL_EVENT_KIND_NONE) {
+            return 1;
+        }
+        if (ev.kind == ATMAIL_EVENT_KIND_COMMAND &&
+            atmail_session_answer_command(g->s, (const uint8_t *)"\r\nOK\r\n", 6) != ATMAIL_STATUS_OK) {
+            return 0;
+        }
+        if (ev.kind == ATMAIL_EVENT_KIND_CONNECT) {
+            g->connects++;
+        }
     }
-    return pending != ATMAIL_PENDING_COMMAND ||
-           atmail_session_answer_command(g->s, (const uint8_t *)"\r\nOK\r\n", 6) == ATMAIL_STATUS_OK;
 }
 
 /* Host bytes in in_chunk pieces, a millisecond apart. */
 static int serial(rig *g, const uint8_t *bytes, size_t len, size_t in_chunk) {
     size_t pos = 0, r, w;
     int any;
+    atmail_stopped stopped;
     while (pos < len) {
         size_t take = min(in_chunk, len - pos);
         g->now += 1;
         if (atmail_session_handle_host(g->s, g->now, bytes + pos, take, &r, g->serial_out,
-                                       g->serial_chunk, &w) != ATMAIL_STATUS_OK ||
-            !keep(g, g->serial_out, w) || !answer_pending(g)) {
+                                       g->serial_chunk, &w, &stopped) != ATMAIL_STATUS_OK ||
+            !keep(g, g->serial_out, w) || !handle_events(g)) {
             return 0;
         }
         pos += r;
@@ -181,10 +194,6 @@ static int session(const uint8_t *in, size_t len, size_t in_chunk, size_t out_ch
     static rig g;
     const char *date = "Wed, 25 Nov 2026 10:00:00 +0000", *id = "<parity@fibocom.com>";
     const char *body = "Hello from the G510.\r\n";
-    uint8_t host[ATMAIL_HOST_MAX];
-    size_t host_len;
-    uint16_t port;
-    bool connect = false, tls;
     const uint8_t local[4] = {10, 0, 0, 2};
     int rc = 1;
 
@@ -205,9 +214,7 @@ static int session(const uint8_t *in, size_t len, size_t in_chunk, size_t out_ch
         !at(&g, "AT+GTSMTPDST=1,2,\"cc@fibocom.com\"", in_chunk) ||
         !at(&g, "AT+GTSMTPHEAD=1,\"parity \xe4\xbd\xa0\xe5\xa5\xbd\"", in_chunk) ||
         !at(&g, "AT+GTSMTPSEND=300", in_chunk) ||
-        atmail_session_poll_connect(g.s, &connect, host, sizeof host, &host_len, &port, &tls) !=
-            ATMAIL_STATUS_OK ||
-        !connect || atmail_session_handle_connected(g.s, g.now, local, sizeof local) != ATMAIL_STATUS_OK ||
+        !handle_events(&g) || g.connects != 1 || atmail_session_handle_connected(g.s, g.now, local, sizeof local) != ATMAIL_STATUS_OK ||
         !reply(&g, "220 mx\r\n250-mx\r\n250-PIPELINING\r\n250 AUTH LOGIN\r\n334 VXNlcm5hbWU6\r\n"
                    "334 UGFzc3dvcmQ6\r\n235 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n") ||
         !at(&g, "AT+GTSMTPDATA=300", in_chunk) ||

@@ -38,7 +38,7 @@ static int test_version(void) {
     int ok = 0;
     const char *v = atmail_version();
     CHECK(v != NULL && strlen(v) >= 5);
-    CHECK(ATMAIL_ABI_VERSION == 2);
+    CHECK(ATMAIL_ABI_VERSION == 3);
     printf("  atmail_version() = %s, ATMAIL_ABI_VERSION = %d\n", v,
            ATMAIL_ABI_VERSION);
     ok = 1;
@@ -67,8 +67,6 @@ static int test_null_parameters(void) {
     int ok = 0;
     size_t n = 0, r = 0, w = 0;
     uint8_t buf[8];
-    bool flag = false;
-    uint16_t port = 0;
     uint64_t t = 0;
     const uint8_t *data = NULL;
     atmail_framer_event ev = 0;
@@ -76,7 +74,8 @@ static int test_null_parameters(void) {
     atmail_base64_encoder *enc = NULL;
     atmail_framer *fr = NULL;
     atmail_session *s = NULL;
-    atmail_pending pending = ATMAIL_PENDING_NONE;
+    atmail_event event;
+    atmail_stopped stopped = ATMAIL_STOPPED_INPUT_EMPTY;
 
     CHECK_STATUS(atmail_base64_encoded_len(3, NULL), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_base64_encoder_new(NULL), ATMAIL_STATUS_NULL_PARAMETER);
@@ -104,19 +103,14 @@ static int test_null_parameters(void) {
     CHECK_STATUS(atmail_session_set_network_up(NULL, true), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK(!atmail_session_in_data_mode(NULL));
     CHECK(atmail_session_state(NULL) == ATMAIL_STATE_IDLE);
-    CHECK_STATUS(atmail_session_handle_host(NULL, 0, buf, 1, &r, buf, 8, &w),
+    CHECK_STATUS(atmail_session_handle_host(NULL, 0, buf, 1, &r, buf, 8, &w, &stopped),
                  ATMAIL_STATUS_NULL_PARAMETER);
-    CHECK_STATUS(atmail_session_pending(NULL, &pending, buf, 8, &n), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll_event(NULL, &event, buf, 8), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_answer_command(NULL, buf, 1), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_poll_host(NULL, buf, 8, &w), ATMAIL_STATUS_NULL_PARAMETER);
-    CHECK_STATUS(atmail_session_poll_connect(NULL, &flag, buf, 8, &n, &port, &flag),
-                 ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_handle_connected(NULL, 0, NULL, 0), ATMAIL_STATUS_NULL_PARAMETER);
-    CHECK_STATUS(atmail_session_poll_failure(NULL, buf, 8, &n), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_handle_closed(NULL), ATMAIL_STATUS_NULL_PARAMETER);
-    CHECK_STATUS(atmail_session_poll_start_tls(NULL, &flag), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_handle_tls_established(NULL, 0), ATMAIL_STATUS_NULL_PARAMETER);
-    CHECK_STATUS(atmail_session_poll_close(NULL, &flag), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_handle_server(NULL, 0, buf, 1, &r), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_poll_server(NULL, 0, buf, 8, &w), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_handle_timeout(NULL, 0), ATMAIL_STATUS_NULL_PARAMETER);
@@ -125,8 +119,9 @@ static int test_null_parameters(void) {
     /* NULL out-parameters on a live object. */
     CHECK_STATUS(atmail_session_new(&s), ATMAIL_STATUS_OK);
     CHECK_STATUS(atmail_session_poll_host(s, buf, 8, NULL), ATMAIL_STATUS_NULL_PARAMETER);
-    CHECK_STATUS(atmail_session_poll_start_tls(s, NULL), ATMAIL_STATUS_NULL_PARAMETER);
-    CHECK_STATUS(atmail_session_poll_close(s, NULL), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_poll_event(s, NULL, buf, 8), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_handle_host(s, 0, buf, 1, &r, buf, 8, &w, NULL),
+                 ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_next_deadline(s, NULL), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_handle_server(s, 0, NULL, 5, &r), ATMAIL_STATUS_NULL_PARAMETER);
     /* A zero length may come with a NULL pointer. */
@@ -379,6 +374,11 @@ typedef struct {
     size_t host_len;
     char wire[1 << 16];
     size_t wire_len;
+    /* The last event's text and connection details. */
+    uint8_t text[ATMAIL_EVENT_MAX];
+    size_t text_len;
+    uint16_t port;
+    bool implicit_tls;
 } rig;
 
 static void clear_host(rig *g) {
@@ -417,6 +417,18 @@ done:
 
 static int serial(rig *g, const uint8_t *bytes, size_t len);
 
+/* The session's next event, its text into g->text. */
+static atmail_event_kind next_event(rig *g) {
+    atmail_event ev;
+    if (atmail_session_poll_event(g->s, &ev, g->text, sizeof g->text) != ATMAIL_STATUS_OK) {
+        return (atmail_event_kind)-1;
+    }
+    g->text_len = ev.len;
+    g->port = ev.port;
+    g->implicit_tls = ev.implicit_tls;
+    return ev.kind;
+}
+
 /* A command line and its CR, through the serial entry point. */
 static int at(rig *g, const char *line) {
     int ok = 0;
@@ -446,18 +458,20 @@ static int serial(rig *g, const uint8_t *bytes, size_t len) {
     int ok = 0;
     uint8_t out[200];
     size_t pos = 0, r, w;
+    atmail_stopped stopped;
     while (pos < len) {
         CHECK_STATUS(atmail_session_handle_host(g->s, g->now, bytes + pos, len - pos, &r, out,
-                                                sizeof out, &w),
+                                                sizeof out, &w, &stopped),
                      ATMAIL_STATUS_OK);
         CHECK(g->wire_len + w <= sizeof g->wire);
         memcpy(g->wire + g->wire_len, out, w);
         g->wire_len += w;
         pos += r;
-        if (r == 0 && w == 0) {
+        if (stopped == ATMAIL_STOPPED_HOST_FULL) {
             /* The host must read its answers first (backpressure). */
             CHECK(pump(g));
         }
+        CHECK(stopped != ATMAIL_STOPPED_CALLER);
     }
     ok = 1;
 done:
@@ -499,25 +513,19 @@ done:
 static int connect_and_greet(rig *g, const char *ehlo) {
     static const uint8_t local[4] = {192, 0, 2, 7};
     int ok = 0;
-    uint8_t host[ATMAIL_HOST_MAX];
-    size_t host_len = 0;
-    uint16_t port = 0;
-    bool connect = false, tls = true;
+    uint8_t small[4];
+    atmail_event ev;
     CHECK(at(g, "AT+GTSMTPSEND=300"));
     CHECK(strcmp(g->host, "\r\nOK\r\n") == 0);
     clear_host(g);
-    CHECK_STATUS(atmail_session_poll_connect(g->s, &connect, host, 4, &host_len, &port, &tls),
+    /* Too small a buffer: the size needed, and the event stays. */
+    CHECK_STATUS(atmail_session_poll_event(g->s, &ev, small, sizeof small),
                  ATMAIL_STATUS_INSUFFICIENT_SIZE);
-    CHECK(!connect && host_len == 16);
-    CHECK_STATUS(atmail_session_poll_connect(g->s, &connect, host, sizeof host, &host_len, &port,
-                                             &tls),
-                 ATMAIL_STATUS_OK);
-    CHECK(connect && host_len == 16 && memcmp(host, "mail.fibocom.com", 16) == 0);
-    CHECK(port == 25 && !tls);
-    CHECK_STATUS(atmail_session_poll_connect(g->s, &connect, host, sizeof host, &host_len, &port,
-                                             &tls),
-                 ATMAIL_STATUS_OK);
-    CHECK(!connect);
+    CHECK(ev.kind == ATMAIL_EVENT_KIND_CONNECT && ev.len == 16);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_CONNECT);
+    CHECK(g->text_len == 16 && memcmp(g->text, "mail.fibocom.com", 16) == 0);
+    CHECK(g->port == 25 && !g->implicit_tls);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
     /* The local address is 4 or 16 bytes; the EHLO name set wins over it. */
     CHECK_STATUS(atmail_session_handle_connected(g->s, g->now, local, 3),
                  ATMAIL_STATUS_INVALID_PARAMETER);
@@ -535,10 +543,10 @@ static int test_session_whole_mail(void) {
     rig *g = calloc(1, sizeof *g);
     uint8_t blob[3000];
     const char *body = "hello body\r\n";
-    bool flag = true;
     uint64_t deadline = 0;
     size_t w = 0;
     uint8_t out[8];
+    atmail_stopped stopped;
 
     CHECK(g != NULL);
     CHECK_STATUS(atmail_session_new(&g->s), ATMAIL_STATUS_OK);
@@ -562,9 +570,10 @@ static int test_session_whole_mail(void) {
     CHECK(atmail_session_state(g->s) == ATMAIL_STATE_DATA_MODE);
     /* In command mode a zero-length server buffer is fine; in data mode
      * nothing fits, so nothing is taken. */
-    CHECK_STATUS(atmail_session_handle_host(g->s, g->now, (const uint8_t *)"x", 1, &w, out, 0, &w),
+    CHECK_STATUS(atmail_session_handle_host(g->s, g->now, (const uint8_t *)"x", 1, &w, out, 0, &w,
+                                            &stopped),
                  ATMAIL_STATUS_OK);
-    CHECK(w == 0);
+    CHECK(w == 0 && stopped == ATMAIL_STOPPED_SERVER_FULL);
     g->now += 10;
     CHECK(serial(g, (const uint8_t *)body, strlen(body)));
     g->now += 1500;
@@ -596,11 +605,10 @@ static int test_session_whole_mail(void) {
     CHECK(reply(g, "250 queued\r\n"));
     CHECK(strcmp(g->host, "\r\nOK\r\n\r\n+GTSMTPSEND: 1\r\n") == 0);
     CHECK(ends_with(g->wire, g->wire_len, "QUIT\r\n"));
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
     CHECK(reply(g, "221 bye\r\n"));
-    CHECK_STATUS(atmail_session_poll_close(g->s, &flag), ATMAIL_STATUS_OK);
-    CHECK(flag);
-    CHECK_STATUS(atmail_session_poll_close(g->s, &flag), ATMAIL_STATUS_OK);
-    CHECK(!flag);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_CLOSE);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
     CHECK(strstr(g->wire, "ght64621178") == NULL);
     ok = 1;
 done:
@@ -614,11 +622,11 @@ done:
 static int test_session_states_and_failures(void) {
     int ok = 0;
     rig *g = calloc(1, sizeof *g);
-    bool start = false;
     uint64_t deadline = 0;
-    size_t r = 0, w = 0, line_len = 0;
-    atmail_pending pending = ATMAIL_PENDING_NONE;
-    uint8_t line[ATMAIL_LINE_MAX];
+    size_t r = 0, w = 0;
+    uint8_t small[8];
+    atmail_event ev;
+    atmail_stopped stopped;
 
     CHECK(g != NULL);
     CHECK_STATUS(atmail_session_new(&g->s), ATMAIL_STATUS_OK);
@@ -639,20 +647,17 @@ static int test_session_states_and_failures(void) {
     CHECK_STATUS(atmail_session_answer_command(g->s, (const uint8_t *)"x", 1),
                  ATMAIL_STATUS_WRONG_STATE);
     CHECK_STATUS(atmail_session_handle_host(g->s, 0, (const uint8_t *)"AT+MIPCALL?\rAT\r", 15, &r,
-                                            NULL, 0, &w),
+                                            NULL, 0, &w, &stopped),
                  ATMAIL_STATUS_OK);
-    CHECK(r == 12 && w == 0);
-    CHECK_STATUS(atmail_session_pending(g->s, &pending, line, 4, &line_len),
-                 ATMAIL_STATUS_INSUFFICIENT_SIZE);
-    CHECK(line_len == 11);
-    CHECK_STATUS(atmail_session_pending(g->s, &pending, line, sizeof line, &line_len),
-                 ATMAIL_STATUS_OK);
-    CHECK(pending == ATMAIL_PENDING_COMMAND && line_len == 11 && memcmp(line, "AT+MIPCALL?", 11) == 0);
+    CHECK(r == 12 && w == 0 && stopped == ATMAIL_STOPPED_CALLER);
+    CHECK_STATUS(atmail_session_poll_event(g->s, &ev, small, 4), ATMAIL_STATUS_INSUFFICIENT_SIZE);
+    CHECK(ev.kind == ATMAIL_EVENT_KIND_COMMAND && ev.len == 11);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_COMMAND);
+    CHECK(g->text_len == 11 && memcmp(g->text, "AT+MIPCALL?", 11) == 0);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
     CHECK_STATUS(atmail_session_answer_command(g->s, (const uint8_t *)"\r\nERROR\r\n", 9),
                  ATMAIL_STATUS_OK);
-    CHECK_STATUS(atmail_session_pending(g->s, &pending, line, sizeof line, &line_len),
-                 ATMAIL_STATUS_OK);
-    CHECK(pending == ATMAIL_PENDING_NONE);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
     /* A NULL out-parameter is refused before any output is taken. */
     CHECK_STATUS(atmail_session_poll_host(g->s, (uint8_t *)g->host, sizeof g->host, NULL),
                  ATMAIL_STATUS_NULL_PARAMETER);
@@ -674,8 +679,8 @@ static int test_session_states_and_failures(void) {
     CHECK(connect_and_greet(g, "250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"));
     CHECK(ends_with(g->wire, g->wire_len, "STARTTLS\r\n"));
     CHECK(reply(g, "220 go ahead\r\n"));
-    CHECK_STATUS(atmail_session_poll_start_tls(g->s, &start), ATMAIL_STATUS_OK);
-    CHECK(start);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_START_TLS);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
     CHECK_STATUS(atmail_session_handle_tls_established(g->s, g->now), ATMAIL_STATUS_OK);
     CHECK(pump(g));
     CHECK(ends_with(g->wire, g->wire_len, "STARTTLS\r\nEHLO [10.0.0.2]\r\n"));
@@ -686,12 +691,14 @@ static int test_session_states_and_failures(void) {
     CHECK_STATUS(atmail_session_handle_closed(g->s), ATMAIL_STATUS_OK);
     CHECK(pump(g));
     CHECK(strcmp(g->host, "\r\n+GTSMTPSEND: 0\r\n") == 0);
-    CHECK_STATUS(atmail_session_poll_failure(g->s, line, 8, &line_len),
+    CHECK_STATUS(atmail_session_poll_event(g->s, &ev, small, sizeof small),
                  ATMAIL_STATUS_INSUFFICIENT_SIZE);
-    CHECK_STATUS(atmail_session_poll_failure(g->s, line, sizeof line, &line_len), ATMAIL_STATUS_OK);
-    CHECK(line_len == 39 && memcmp(line, "connection closed by the server at EHLO", 39) == 0);
-    CHECK_STATUS(atmail_session_poll_failure(g->s, line, sizeof line, &line_len), ATMAIL_STATUS_OK);
-    CHECK(line_len == 0);
+    CHECK(ev.kind == ATMAIL_EVENT_KIND_MAIL_FAILED && ev.len == 39);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_MAIL_FAILED);
+    CHECK(g->text_len == 39 && memcmp(g->text, "connection closed by the server at EHLO", 39) == 0);
+    /* Then the close of the connection it was on, once. */
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_CLOSE);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
     clear_host(g);
     CHECK(at(g, "AT+GTSMTPDST?"));
     CHECK(strcmp(g->host, "\r\n+GTSMTPDST: 1,\"xiangj@fibocom.com\"\r\n\r\nOK\r\n") == 0);
@@ -710,11 +717,10 @@ done:
 static int test_session_endings(void) {
     int ok = 0;
     rig *g = calloc(1, sizeof *g);
-    uint8_t host[4], line[ATMAIL_FAILURE_MAX];
-    size_t host_len = 0, line_len = 0, r = 0, w = 0;
-    uint16_t port = 0;
-    bool connect = true, tls = false, flag = true;
-    atmail_pending pending = ATMAIL_PENDING_IDENTITY;
+    uint8_t small[4];
+    size_t r = 0, w = 0;
+    atmail_event ev;
+    atmail_stopped stopped;
     static const char long_host[] =
         "at+gtsmtpland=465,\"a-server-name-far-longer-than-the-four-bytes.example.com\",1";
 
@@ -728,46 +734,39 @@ static int test_session_endings(void) {
     CHECK(strcmp(g->host, "\r\n+GTSMTPSEND: 550\r\n") == 0);
     CHECK(reply(g, "554 no valid recipients\r\n"));
     CHECK(ends_with(g->wire, g->wire_len, "DATA\r\nQUIT\r\n"));
-    CHECK_STATUS(atmail_session_poll_close(g->s, &flag), ATMAIL_STATUS_OK);
-    CHECK(!flag);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
     CHECK(reply(g, "221 bye\r\n"));
-    CHECK_STATUS(atmail_session_poll_close(g->s, &flag), ATMAIL_STATUS_OK);
-    CHECK(flag);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_CLOSE);
 
     /* A long server name is no error while no connection is asked for. */
     clear_host(g);
     CHECK(at(g, long_host));
-    CHECK_STATUS(atmail_session_poll_connect(g->s, &connect, host, sizeof host, &host_len, &port,
-                                             &tls),
-                 ATMAIL_STATUS_OK);
-    CHECK(!connect);
+    CHECK_STATUS(atmail_session_poll_event(g->s, &ev, small, sizeof small), ATMAIL_STATUS_OK);
+    CHECK(ev.kind == ATMAIL_EVENT_KIND_NONE);
 
     /* No identity to give: SEND fails clearly, and nothing hangs. */
     CHECK_STATUS(atmail_session_set_verbose_errors(g->s, true), ATMAIL_STATUS_OK);
     clear_host(g);
-    CHECK_STATUS(atmail_session_handle_host(g->s, 0, (const uint8_t *)"AT+GTSMTPSEND=300\r", 18, &r,
-                                            NULL, 0, &w),
+    CHECK_STATUS(atmail_session_handle_host(g->s, 0, (const uint8_t *)"AT+GTSMTPSEND=300\rAT\r", 21,
+                                            &r, NULL, 0, &w, &stopped),
                  ATMAIL_STATUS_OK);
-    CHECK_STATUS(atmail_session_pending(g->s, &pending, line, sizeof line, &line_len),
-                 ATMAIL_STATUS_OK);
-    CHECK(pending == ATMAIL_PENDING_IDENTITY);
+    CHECK(r == 18 && stopped == ATMAIL_STOPPED_CALLER);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_IDENTITY && g->text_len == 0);
     CHECK_STATUS(atmail_session_refuse_identity(NULL), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_refuse_identity(g->s), ATMAIL_STATUS_OK);
     CHECK(pump(g));
     CHECK(strcmp(g->host, "\r\n+CME ERROR: no Date or Message-ID for the mail"
                           "\r\n\r\n+GTSMTPSEND: 0\r\n") == 0);
-    CHECK_STATUS(atmail_session_pending(g->s, &pending, line, sizeof line, &line_len),
-                 ATMAIL_STATUS_OK);
-    CHECK(pending == ATMAIL_PENDING_NONE);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
 
     /* A buffer too small for a handed-over line still says what waits. */
     CHECK_STATUS(atmail_session_handle_host(g->s, 0, (const uint8_t *)"AT+MIPCALL?\r", 12, &r, NULL,
-                                            0, &w),
+                                            0, &w, &stopped),
                  ATMAIL_STATUS_OK);
-    pending = ATMAIL_PENDING_IDENTITY;
-    CHECK_STATUS(atmail_session_pending(g->s, &pending, line, 4, &line_len),
+    CHECK_STATUS(atmail_session_poll_event(g->s, &ev, small, sizeof small),
                  ATMAIL_STATUS_INSUFFICIENT_SIZE);
-    CHECK(pending == ATMAIL_PENDING_COMMAND && line_len == 11);
+    CHECK(ev.kind == ATMAIL_EVENT_KIND_COMMAND && ev.len == 11);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_COMMAND);
     CHECK_STATUS(atmail_session_answer_command(g->s, (const uint8_t *)"\r\nOK\r\n", 6),
                  ATMAIL_STATUS_OK);
 
@@ -777,18 +776,16 @@ static int test_session_endings(void) {
                  ATMAIL_STATUS_OK);
     clear_host(g);
     CHECK(at(g, "AT+GTSMTPSEND=300"));
-    CHECK_STATUS(atmail_session_poll_connect(g->s, &connect, line, sizeof line, &host_len, &port,
-                                             &tls),
-                 ATMAIL_STATUS_OK);
-    CHECK(connect && tls && port == 465);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_CONNECT);
+    CHECK(g->implicit_tls && g->port == 465 && g->text_len == 56);
     CHECK_STATUS(atmail_session_handle_tls_failed(NULL), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_handle_tls_failed(g->s), ATMAIL_STATUS_OK);
     CHECK(pump(g));
     CHECK(ends_with(g->host, g->host_len, "\r\n+GTSMTPSEND: 0\r\n"));
-    CHECK_STATUS(atmail_session_poll_close(g->s, &flag), ATMAIL_STATUS_OK);
-    CHECK(flag);
-    CHECK_STATUS(atmail_session_poll_failure(g->s, line, sizeof line, &line_len), ATMAIL_STATUS_OK);
-    CHECK(line_len > 20 && memcmp(line, "the TLS handshake failed", 24) == 0);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_MAIL_FAILED);
+    CHECK(g->text_len > 20 && memcmp(g->text, "the TLS handshake failed", 24) == 0);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_CLOSE);
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
     ok = 1;
 done:
     if (g != NULL) {

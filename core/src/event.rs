@@ -1,0 +1,295 @@
+//! What the session asks of its caller, one event at a time.
+//!
+//! What it does: [`Event`] is everything a driver must act on besides
+//! moving bytes: a command line that is not the engine's, an identity for
+//! SEND, a connection to open, TLS to start, a connection to close, a
+//! mail's failure to report. [`Session::poll_event`] hands them out in
+//! the order they must be acted on, each once, from the small fixed
+//! `EventQueue` kept here.
+//!
+//! What it does not: move bytes (that is `handle_host`, `poll_host`,
+//! `handle_server` and `poll_server`) or decide when something is due
+//! (the session pushes; the connect request is the session's own state).
+//!
+//! Why it is built this way: one queue whose order is the engine's
+//! replaces flags a driver had to poll in a rule written in prose (close
+//! before connect, failure before the next mail). The queue holds at most
+//! one entry of each kind, so it is three entries and cannot overflow: a
+//! close drops a start-TLS not yet taken (no handshake on a connection
+//! that is going), and a newer failure replaces one not yet taken, as a
+//! log that keeps the last word would.
+//!
+//! [`Session::poll_event`]: crate::session::Session::poll_event
+
+use crate::smtp::{Failure as SmtpFailure, Step};
+
+/// What the caller must do next; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A command line that is not the engine's (`AT+MIPCALL=1,"apn"`,
+    /// `AT&K3`, ...), from its `AT`, without the CR. Answer it with
+    /// [`Session::answer_command`](crate::session::Session::answer_command),
+    /// final result code included (`b"\r\nERROR\r\n"` for a command the
+    /// firmware does not know); no host byte is taken until then.
+    Command(&'a [u8]),
+    /// `AT+GTSMTPSEND` needs the mail's `Date:` and `Message-ID:`: call
+    /// [`set_identity`](crate::session::Session::set_identity) (the
+    /// caller's clock and entropy) or
+    /// [`refuse_identity`](crate::session::Session::refuse_identity); no
+    /// host byte is taken until then.
+    Identity,
+    /// Open a connection, then call `handle_connected` (for SMTPS: once
+    /// TLS is up) or `handle_closed`.
+    Connect(Connect<'a>),
+    /// Start TLS on the connection now (STARTTLS), then call
+    /// `handle_tls_established` or `handle_tls_failed`; never go on in
+    /// plaintext.
+    StartTls,
+    /// Close the connection now (for TLS: close_notify first), then call
+    /// nothing: the session is done with it.
+    Close,
+    /// The last mail failed beyond what its URC says: for a log line or
+    /// the caller's own report.
+    MailFailed(MailFailure),
+}
+
+/// Where a connection should go, asked for once per mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connect<'a> {
+    /// Host name or IP literal, as `+GTSMTPLAND` gave it.
+    pub host: &'a [u8],
+    /// Port.
+    pub port: u16,
+    /// Start TLS before any SMTP (SMTPS).
+    pub implicit_tls: bool,
+}
+
+/// Why a mail failed without a reply code from the server
+/// (`+GTSMTPSEND: 0`), or beyond what the code says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The caller could not open the connection (it knows why).
+    NotConnected,
+    /// The SMTP conversation ended without a reply code.
+    Smtp(SmtpFailure),
+    /// The mail's `<time>` ran out, at this step (`None`: before the
+    /// connection was up).
+    TimeLimit(Option<Step>),
+    /// The message grew past the server's `SIZE` (`+GTSMTPSEND: 552`).
+    TooLarge {
+        /// The server's figure, in bytes.
+        limit: u64,
+    },
+    /// A state the engine should never reach; the mail was ended at once.
+    Internal,
+}
+
+/// A [`Failure`] with what its reason needs to say of the server. Its
+/// `Display` is the reason, at most [`FAILURE_MAX`] bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailFailure {
+    /// Why.
+    pub failure: Failure,
+    /// The port of `+GTSMTPLAND`.
+    pub port: u16,
+    /// Whether the mail used SMTPS (mode 1).
+    pub implicit_tls: bool,
+}
+
+/// The longest reason a [`MailFailure`] displays.
+pub const FAILURE_MAX: usize = 160;
+
+impl core::fmt::Display for MailFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let at_greeting = match self.failure {
+            Failure::NotConnected => return f.write_str("could not connect to the server"),
+            Failure::Smtp(failure) => {
+                write!(f, "{failure}")?;
+                matches!(
+                    failure,
+                    SmtpFailure::Closed(Step::Greeting) | SmtpFailure::TimedOut(Step::Greeting)
+                )
+            }
+            Failure::TimeLimit(None) => {
+                return f.write_str("the mail's time limit ran out before the connection was up")
+            }
+            Failure::TimeLimit(Some(step)) => {
+                write!(f, "the mail's time limit ran out {}", step.as_str())?;
+                step == Step::Greeting
+            }
+            Failure::TooLarge { limit } => {
+                return write!(
+                    f,
+                    "the message is larger than the server takes (SIZE {limit})"
+                )
+            }
+            Failure::Internal => return f.write_str("internal error: the mail was ended"),
+        };
+        if at_greeting && self.port == 465 && !self.implicit_tls {
+            f.write_str(
+                " (port 465 is SMTPS, TLS from the first byte: AT+GTSMTPLAND=465,\"<server>\",1)",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// An event the session pushes as it happens (the others are its state:
+/// a connection due, a line waiting for the caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Queued {
+    StartTls,
+    Close,
+    Failed(MailFailure),
+}
+
+impl Queued {
+    fn same_kind(self, other: Queued) -> bool {
+        core::mem::discriminant(&self) == core::mem::discriminant(&other)
+    }
+
+    pub(crate) fn event(self) -> Event<'static> {
+        match self {
+            Queued::StartTls => Event::StartTls,
+            Queued::Close => Event::Close,
+            Queued::Failed(failure) => Event::MailFailed(failure),
+        }
+    }
+}
+
+/// The pushed events in order, one of each kind at most.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EventQueue {
+    items: [Option<Queued>; 3],
+}
+
+impl EventQueue {
+    pub(crate) const EMPTY: EventQueue = EventQueue { items: [None; 3] };
+
+    pub(crate) fn push(&mut self, event: Queued) {
+        if event == Queued::Close {
+            self.remove(Queued::StartTls);
+        }
+        let slot = self
+            .items
+            .iter_mut()
+            .find(|item| item.is_none_or(|item| item.same_kind(event)));
+        // One entry per kind in as many slots: there is always one.
+        if let Some(slot) = slot {
+            *slot = Some(event);
+        }
+    }
+
+    pub(crate) fn front(&self) -> Option<Queued> {
+        self.items[0]
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Queued> {
+        let front = self.items[0].take();
+        self.items.rotate_left(1);
+        front
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items[0].is_none()
+    }
+
+    /// Whether an entry of `kind`'s kind is queued.
+    #[cfg(test)]
+    fn holds(&self, kind: Queued) -> bool {
+        self.items.iter().flatten().any(|item| item.same_kind(kind))
+    }
+
+    fn remove(&mut self, kind: Queued) {
+        if let Some(i) = self
+            .items
+            .iter()
+            .position(|item| item.is_some_and(|item| item.same_kind(kind)))
+        {
+            self.items[i] = None;
+            self.items[i..].rotate_left(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAILED: Queued = Queued::Failed(MailFailure {
+        failure: Failure::NotConnected,
+        port: 25,
+        implicit_tls: false,
+    });
+
+    fn drain(q: &mut EventQueue) -> std::vec::Vec<Queued> {
+        core::iter::from_fn(|| q.pop()).collect()
+    }
+
+    #[test]
+    fn events_come_in_the_order_pushed_one_of_each_kind() {
+        let later = Queued::Failed(MailFailure {
+            port: 587,
+            ..match FAILED {
+                Queued::Failed(f) => f,
+                _ => unreachable!(),
+            }
+        });
+        let table: &[(&[Queued], &[Queued])] = &[
+            (&[], &[]),
+            (&[Queued::StartTls], &[Queued::StartTls]),
+            (&[FAILED, Queued::Close], &[FAILED, Queued::Close]),
+            (&[Queued::Close, FAILED], &[Queued::Close, FAILED]),
+            // A newer failure keeps the older one's place.
+            (&[FAILED, Queued::Close, later], &[later, Queued::Close]),
+            // A close makes a handshake not yet started pointless.
+            (&[Queued::StartTls, Queued::Close], &[Queued::Close]),
+            (
+                &[Queued::StartTls, FAILED, Queued::Close],
+                &[FAILED, Queued::Close],
+            ),
+            (
+                &[Queued::Close, Queued::StartTls],
+                &[Queued::Close, Queued::StartTls],
+            ),
+            (&[Queued::Close, Queued::Close], &[Queued::Close]),
+        ];
+        for &(pushed, expected) in table {
+            let mut q = EventQueue::EMPTY;
+            for &event in pushed {
+                q.push(event);
+            }
+            assert_eq!(q.front(), expected.first().copied(), "{pushed:?}");
+            assert_eq!(drain(&mut q), expected, "{pushed:?}");
+            assert!(q.is_empty());
+        }
+    }
+
+    #[test]
+    fn any_push_sequence_keeps_one_of_each_kind_and_never_loses_the_last() {
+        let kinds = [Queued::StartTls, Queued::Close, FAILED];
+        // Every sequence of up to 6 pushes.
+        for len in 0..=6u32 {
+            for code in 0..3u32.pow(len) {
+                let mut q = EventQueue::EMPTY;
+                let mut c = code;
+                let mut last = None;
+                for _ in 0..len {
+                    let event = kinds[(c % 3) as usize];
+                    c /= 3;
+                    q.push(event);
+                    last = Some(event);
+                }
+                if let Some(last) = last {
+                    assert!(q.holds(last));
+                }
+                let out = drain(&mut q);
+                for kind in kinds {
+                    assert!(out.iter().filter(|e| e.same_kind(kind)).count() <= 1);
+                }
+            }
+        }
+    }
+}
