@@ -41,6 +41,7 @@ class VirtualModule:
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.after_handshake = False
         self.heard = b""  # everything the host heard
+        self.failure = ""  # why the last mail failed, as the engine said
         self.seen = 0
 
     @staticmethod
@@ -51,9 +52,10 @@ class VirtualModule:
 
     def host(self, data: bytes) -> None:
         while data:
-            taken, to_server = self.session.handle_host(self.now(), data)
-            self._send(to_server)
-            data = data[taken:]
+            self._send(self.session.poll_server(self.now()))
+            progress = self.session.handle_host(self.now(), data)
+            self._send(progress.to_server)
+            data = data[progress.read :]
             self.step(0.0)
 
     def wait_for(self, needle: bytes, timeout: float = 30.0) -> bytes:
@@ -87,38 +89,45 @@ class VirtualModule:
 
     def step(self, wait: float) -> None:
         s = self.session
-        pending, line = s.pending()
-        if pending == atmail.Pending.IDENTITY:
-            try:
-                local, domain = os.urandom(8).hex(), login_domain(self.user)
-                s.set_identity(email.utils.formatdate(usegmt=False), message_id(local, domain))
-            except ValueError as e:
-                print(f"virtual module: no identity for the mail: {e}", file=sys.stderr)
-                s.refuse_identity()
-        elif pending == atmail.Pending.COMMAND:
-            if line.upper().startswith(b"AT+MIPCALL=1"):
-                s.set_network_up(True)
-                s.answer_command(b"\r\nOK\r\n\r\n+MIPCALL: 127.0.0.1\r\n")
-            else:
-                s.answer_command(b"\r\nERROR\r\n")
-        if s.poll_close():
-            self._close()
-        request = s.poll_connect()
-        if request is not None:
-            self._connect(request)
-        if s.poll_start_tls():
-            try:
-                self._start_tls(request_name=self.tls_name)
-            except (ssl.SSLError, OSError) as e:
-                self._tls_failed(e)
-            else:
-                s.handle_tls_established(self.now())
+        while (event := s.poll_event()) is not None:
+            self._act(event)
         self._send(s.poll_server(self.now()))
         self._receive(wait)
         deadline = s.next_deadline()
         if deadline is not None and deadline <= self.now():
             s.handle_timeout(self.now())
         self.heard += s.poll_host()
+
+    def _act(self, event: atmail.Event) -> None:
+        """One thing the engine asks, in the engine's order."""
+        s = self.session
+        if event.kind == atmail.EventKind.IDENTITY:
+            try:
+                local, domain = os.urandom(8).hex(), login_domain(self.user)
+                s.set_identity(email.utils.formatdate(usegmt=False), message_id(local, domain))
+            except ValueError as e:
+                print(f"virtual module: no identity for the mail: {e}", file=sys.stderr)
+                s.refuse_identity()
+        elif event.kind == atmail.EventKind.COMMAND:
+            if event.line.upper().startswith(b"AT+MIPCALL=1"):
+                s.set_network_up(True)
+                s.answer_command(b"\r\nOK\r\n\r\n+MIPCALL: 127.0.0.1\r\n")
+            else:
+                s.answer_command(b"\r\nERROR\r\n")
+        elif event.kind == atmail.EventKind.CONNECT and event.connect is not None:
+            self._connect(event.connect)
+        elif event.kind == atmail.EventKind.START_TLS:
+            try:
+                self._start_tls(request_name=self.tls_name)
+            except (ssl.SSLError, OSError) as e:
+                self._tls_failed(e)
+            else:
+                s.handle_tls_established(self.now())
+        elif event.kind == atmail.EventKind.CLOSE:
+            self._close()
+        elif event.kind == atmail.EventKind.MAIL_FAILED:
+            self.failure = event.reason
+            print(f"virtual module: mail failed: {event.reason}", file=sys.stderr)
 
     def _connect(self, request: atmail.Connect) -> None:
         try:
@@ -293,7 +302,7 @@ def main() -> int:
         spec_case(module, args, body, bytes(attachment))
         module.finish()
     except TimeoutError as e:
-        print(f"virtual module: {e}; {module.session.poll_failure() or ''}", file=sys.stderr)
+        print(f"virtual module: {e}; {module.failure}", file=sys.stderr)
         return 1
     print(f"delivered: body {len(body)} bytes, attachment {len(attachment)} bytes")
     return 0

@@ -41,19 +41,20 @@ def session_calls() -> Optional[int]:
     s.set_helo_name("host.example.com")
     s.set_identity("Wed, 25 Nov 2026 10:00:00 +0000", "<1@example.com>")
     s.set_network_up(True)
-    taken, to_server = s.handle_host(0, b"AT\r")
-    assert taken == 3 and to_server == b""
-    pending: atmail.Pending
-    pending, line = s.pending()
-    assert pending == atmail.Pending.NONE and line == b""
+    progress: atmail.HostProgress = s.handle_host(0, b"AT\r")
+    assert progress.read == 3 and progress.to_server == b""
+    assert progress.stopped == atmail.Stopped.INPUT_EMPTY
+    event: Optional[atmail.Event] = s.poll_event()
+    assert event is None
     state: atmail.State = s.state()
     assert state == atmail.State.IDLE and not s.in_data_mode()
     assert s.poll_host() == b"AT\r\r\nOK\r\n"  # echo is on, as on a G510
-    request: Optional[atmail.Connect] = s.poll_connect()
-    assert request is None
-    failure: Optional[str] = s.poll_failure()
-    assert failure is None
-    assert not s.poll_start_tls() and not s.poll_close()
+    s.handle_host(0, b"AT&K3\r")
+    command = s.poll_event()
+    assert command is not None and command.kind == atmail.EventKind.COMMAND and command.line == b"AT&K3"
+    s.answer_command(b"\r\nOK\r\n")
+    request: Optional[atmail.Connect] = command.connect
+    assert request is None and command.reason == ""
     assert s.poll_server(0) == b""
     s.handle_timeout(1)
     return s.next_deadline()

@@ -18,7 +18,7 @@ from ._base64 import MimeBase64Encoder, mime_base64
 from ._charset import Charset
 from ._compose import compose
 from ._errors import AtmailError, MailError, ModemError, ModemTimeout, PortClosedError, StateError
-from ._session import Connect, Pending, Session, State
+from ._session import Connect, Event, EventKind, HostProgress, Session, State, Stopped
 from .g510 import G510
 
 try:
@@ -30,16 +30,19 @@ __all__ = [
     "AtmailError",
     "Charset",
     "Connect",
+    "Event",
+    "EventKind",
     "G510",
     "MailError",
     "MimeBase64Encoder",
     "ModemError",
     "ModemTimeout",
-    "Pending",
+    "HostProgress",
     "PortClosedError",
     "Session",
     "State",
     "StateError",
+    "Stopped",
     "__version__",
     "compose",
     "mime_base64",

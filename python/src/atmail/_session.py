@@ -5,17 +5,23 @@ The session never reads a clock or touches a socket: the caller passes
 and the server's bytes, and does what it asks (open a connection, start
 TLS, close, send these bytes, answer this command line). A Python program
 can so run a virtual module over its own sockets and `ssl.MemoryBIO`
-(`python/examples/virtual_module.py`).
+(`python/examples/virtual_module.py`). Its loop:
+
+    progress = session.handle_host(now, serial_bytes)   # then send
+    while (event := session.poll_event()) is not None:   # act on each
+        ...
+    sock.send(session.poll_server(now)); uart.write(session.poll_host())
 
 Methods return Python values where C fills out-parameters: `poll_host()`
-and `poll_server()` return everything waiting as `bytes`, `poll_connect()`
-a `Connect` or None, `next_deadline()` an int or None."""
+and `poll_server()` return everything waiting as `bytes`, `poll_event()`
+an `Event` or None, `handle_host()` a `HostProgress`, `next_deadline()`
+an int or None."""
 
 from __future__ import annotations
 
 import enum
 import ipaddress
-from typing import Any, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, List, NamedTuple, Optional, Union
 
 from ._abi import OK, check, ffi, lib, new_uninit, readable
 from ._errors import AtmailError
@@ -23,13 +29,24 @@ from ._errors import AtmailError
 _OUT = 16 * 1024
 
 
-class Pending(enum.IntEnum):
-    """What the session waits for from the caller before it takes more
-    host bytes."""
+class EventKind(enum.IntEnum):
+    """What an `Event` asks of the caller."""
 
-    NONE = lib.ATMAIL_PENDING_NONE
-    COMMAND = lib.ATMAIL_PENDING_COMMAND
-    IDENTITY = lib.ATMAIL_PENDING_IDENTITY
+    COMMAND = lib.ATMAIL_EVENT_KIND_COMMAND
+    IDENTITY = lib.ATMAIL_EVENT_KIND_IDENTITY
+    CONNECT = lib.ATMAIL_EVENT_KIND_CONNECT
+    START_TLS = lib.ATMAIL_EVENT_KIND_START_TLS
+    CLOSE = lib.ATMAIL_EVENT_KIND_CLOSE
+    MAIL_FAILED = lib.ATMAIL_EVENT_KIND_MAIL_FAILED
+
+
+class Stopped(enum.IntEnum):
+    """Why `handle_host` stopped taking host bytes."""
+
+    INPUT_EMPTY = lib.ATMAIL_STOPPED_INPUT_EMPTY
+    SERVER_FULL = lib.ATMAIL_STOPPED_SERVER_FULL
+    HOST_FULL = lib.ATMAIL_STOPPED_HOST_FULL
+    CALLER = lib.ATMAIL_STOPPED_CALLER
 
 
 class State(enum.IntEnum):
@@ -49,6 +66,26 @@ class Connect(NamedTuple):
     host: str
     port: int
     implicit_tls: bool
+
+
+class Event(NamedTuple):
+    """One thing the caller must do: answer `line` (COMMAND), set or
+    refuse an identity (IDENTITY), open `connect` (CONNECT), start TLS,
+    close the connection, or log `reason` (MAIL_FAILED)."""
+
+    kind: EventKind
+    line: bytes = b""
+    connect: Optional[Connect] = None
+    reason: str = ""
+
+
+class HostProgress(NamedTuple):
+    """What `handle_host` took, what it wrote for the server (send it
+    after anything sent before), and why it stopped."""
+
+    read: int
+    to_server: bytes
+    stopped: Stopped
 
 
 Text = Union[str, bytes]
@@ -72,7 +109,9 @@ class Session:
         self._out: Any = new_uninit("uint8_t[]", _OUT)
         self._read: Any = ffi.new("size_t *")
         self._written: Any = ffi.new("size_t *")
-        self._flag: Any = ffi.new("bool *")
+        self._stopped: Any = ffi.new("atmail_stopped *")
+        self._event: Any = ffi.new("atmail_event *")
+        self._text: Any = new_uninit("uint8_t[]", lib.ATMAIL_EVENT_MAX)
 
     # Configuration.
 
@@ -104,24 +143,34 @@ class Session:
 
     # The host side.
 
-    def handle_host(self, now_ms: int, data: Any) -> Tuple[int, bytes]:
-        """Takes host bytes; returns how many it took and the bytes it
-        wrote for the server meanwhile (payload in data mode)."""
+    def handle_host(self, now_ms: int, data: Any) -> HostProgress:
+        """Takes host bytes: how many it took, the bytes it wrote for the
+        server meanwhile (payload in data mode) and why it stopped."""
         src = readable(data, "data")
         status = lib.atmail_session_handle_host(
-            self._raw, _now(now_ms), src, len(src), self._read, self._out, _OUT, self._written
+            self._raw, _now(now_ms), src, len(src), self._read, self._out, _OUT, self._written, self._stopped
         )
         check(status, "host bytes")
-        return self._read[0], ffi.buffer(self._out, self._written[0])[:]
+        to_server = ffi.buffer(self._out, self._written[0])[:]
+        return HostProgress(int(self._read[0]), to_server, Stopped(self._stopped[0]))
 
-    def pending(self) -> Tuple[Pending, bytes]:
-        """What the session waits for, with the command line for
-        `Pending.COMMAND` (else b"")."""
-        kind = ffi.new("atmail_pending *")
-        line = new_uninit("uint8_t[]", lib.ATMAIL_LINE_MAX)
-        check(lib.atmail_session_pending(self._raw, kind, line, lib.ATMAIL_LINE_MAX, self._written), "pending")
-        which = Pending(kind[0])
-        return which, ffi.buffer(line, self._written[0])[:] if which == Pending.COMMAND else b""
+    def poll_event(self) -> Optional[Event]:
+        """The next thing to do, once each, in the order it must be done;
+        None when there is nothing. Call it after every other call until
+        it returns None."""
+        ev = self._event
+        check(lib.atmail_session_poll_event(self._raw, ev, self._text, lib.ATMAIL_EVENT_MAX), "event")
+        if ev.kind == lib.ATMAIL_EVENT_KIND_NONE:
+            return None
+        kind = EventKind(ev.kind)
+        text = ffi.buffer(self._text, ev.len)[:]
+        if kind == EventKind.COMMAND:
+            return Event(kind, line=text)
+        if kind == EventKind.CONNECT:
+            return Event(kind, connect=Connect(text.decode("ascii", "replace"), int(ev.port), bool(ev.implicit_tls)))
+        if kind == EventKind.MAIL_FAILED:
+            return Event(kind, reason=text.decode("utf-8", "replace"))
+        return Event(kind)
 
     def answer_command(self, answer: bytes) -> None:
         """The whole answer to the pending command, final result code
@@ -141,19 +190,6 @@ class Session:
 
     # The server side.
 
-    def poll_connect(self) -> Optional[Connect]:
-        host = new_uninit("uint8_t[]", lib.ATMAIL_HOST_MAX)
-        port = ffi.new("uint16_t *")
-        tls = ffi.new("bool *")
-        status = lib.atmail_session_poll_connect(
-            self._raw, self._flag, host, lib.ATMAIL_HOST_MAX, self._written, port, tls
-        )
-        check(status, "connect")
-        if not self._flag[0]:
-            return None
-        name = ffi.buffer(host, self._written[0])[:].decode("ascii", "replace")
-        return Connect(name, port[0], bool(tls[0]))
-
     def handle_connected(self, now_ms: int, local_ip: Optional[str] = None) -> None:
         """The connection is open (for SMTPS, TLS is up); `local_ip` is its
         local address, for the EHLO name."""
@@ -161,19 +197,8 @@ class Session:
         status = lib.atmail_session_handle_connected(self._raw, _now(now_ms), packed, len(packed))
         check(status, "connected")
 
-    def poll_failure(self) -> Optional[str]:
-        """Why the last mail failed, once; None when there is nothing to say."""
-        buf = new_uninit("uint8_t[]", lib.ATMAIL_FAILURE_MAX)
-        check(lib.atmail_session_poll_failure(self._raw, buf, lib.ATMAIL_FAILURE_MAX, self._written), "failure")
-        n = self._written[0]
-        return ffi.buffer(buf, n)[:].decode("utf-8", "replace") if n else None
-
     def handle_closed(self) -> None:
         check(lib.atmail_session_handle_closed(self._raw), "closed")
-
-    def poll_start_tls(self) -> bool:
-        check(lib.atmail_session_poll_start_tls(self._raw, self._flag), "start TLS")
-        return bool(self._flag[0])
 
     def handle_tls_established(self, now_ms: int) -> None:
         check(lib.atmail_session_handle_tls_established(self._raw, _now(now_ms)), "TLS established")
@@ -181,12 +206,8 @@ class Session:
     def handle_tls_failed(self) -> None:
         """The caller's TLS failed (a refused certificate, no common
         parameters, a bad record): the mail fails with a reason that says
-        TLS, and `poll_close` asks for the close."""
+        TLS, and a CLOSE event asks for the close."""
         check(lib.atmail_session_handle_tls_failed(self._raw), "TLS failed")
-
-    def poll_close(self) -> bool:
-        check(lib.atmail_session_poll_close(self._raw, self._flag), "close")
-        return bool(self._flag[0])
 
     def handle_server(self, now_ms: int, data: Any) -> int:
         """Takes server bytes; returns how many (the rest waits until the
@@ -234,4 +255,4 @@ def _now(now_ms: int) -> int:
     return _uint(now_ms, "now_ms", 64)
 
 
-__all__ = ["AtmailError", "Connect", "Pending", "Session", "State"]
+__all__ = ["AtmailError", "Connect", "Event", "EventKind", "HostProgress", "Session", "State", "Stopped"]
