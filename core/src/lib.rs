@@ -31,6 +31,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod answers;
 pub mod at;
 pub mod charset;
 mod cjk_cells;
@@ -43,6 +44,7 @@ pub mod header;
 pub mod host_queue;
 pub mod line;
 pub mod line_breaks;
+mod mail;
 pub mod message;
 pub mod mime_base64;
 pub mod out;

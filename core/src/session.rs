@@ -7,25 +7,26 @@
 //! `AT+CMEE` and the `+GTSMTP*` commands are the engine's, and any other
 //! line is handed to the caller ([`Event::Command`]), whose answer goes
 //! out through the same ordered host stream. Configuration commands change
-//! the [`Config`]; `+GTSMTPSEND` asks the caller for a connection and runs
-//! the [`SmtpClient`] over it; once the server waits for data the header
-//! block is written and the host hears `+GTSMTPSEND: 2`; `+GTSMTPDATA` and
-//! `+GTSMTPFILE=1` put the line in data mode through the [`Framer`] and
-//! stream each part through the [`MessageWriter`] straight into the
-//! caller's socket buffer; `+GTSMTPEND` closes the message and the host
-//! hears `+GTSMTPSEND: 1` or the reply code that ended the mail.
+//! the [`Config`]; `+GTSMTPSEND` starts the mail transaction (the crate's
+//! `mail` module: the connection request, the
+//! [`SmtpClient`](crate::smtp::SmtpClient), the
+//! [`MessageWriter`](crate::message::MessageWriter) and the data modes'
+//! [`Framer`](crate::framer::Framer)), whose URCs the host hears:
+//! `+GTSMTPSEND: 2` once the header block is written, then `1` or the
+//! reply code that ended the mail.
 //!
 //! What it does not: own a UART, a socket, TLS or a clock. The caller
 //! passes bytes and `now_ms` in and takes bytes out (the `handle_*` and
-//! `poll_*` methods), and answers the module commands that are not the
-//! engine's (`AT+MIPCALL`, `AT&K3`, ...).
+//! `poll_*` methods) and acts on [`Session::poll_event`]; it answers the
+//! module commands that are not the engine's (`AT+MIPCALL`, `AT&K3`, ...).
 //!
-//! Why it is built this way: the state is one typed value (`State`):
-//! idle, a mail in its phases (the SMTP client inside the connected phase,
-//! the framer inside data mode), or the rest of an aborted payload being
-//! dropped; a combination that cannot happen cannot be written. Answers
-//! are rendered into the [`HostQueue`] when they are said, so they are
-//! fixed from then on, and a command line is only executed when its whole
+//! Why it is built this way: this module is the serial line and the
+//! dispatch; everything a mail owns is one value in a fixed slot, whose
+//! phase is one enum (idle, connecting, connected in a stage, or the rest
+//! of an aborted payload being dropped), so a combination that cannot
+//! happen cannot be written. Answers are rendered into the
+//! [`HostQueue`](crate::host_queue::HostQueue) when they are said, so
+//! they are fixed from then on, and a command line is only executed when its whole
 //! answer fits: every command line gets exactly one final result. Serial
 //! data is taken only as far as the socket buffer can hold its encoding:
 //! backpressure, not buffering.
@@ -38,94 +39,22 @@
 //! taken as command lines. The URC of a failed connection comes at once,
 //! so a host that watches for it can stop streaming early.
 
-use crate::at::{self, AtError, Basic, Command, Request};
+use crate::answers::Answers;
+pub use crate::answers::SessionError;
+use crate::at::{self, Basic, Command, Request};
 use crate::config::{self, Bounded, Config};
 pub use crate::event::{Connect, Event, Failure, MailFailure};
-use crate::event::{EventQueue, Queued};
-use crate::framer::{DataLimits, End, Event as FrameEvent, Framer, DEFAULT_GUARD_MS, MAX_PAYLOAD};
+use crate::framer::{DataLimits, DEFAULT_GUARD_MS};
 use crate::header::{Address, Text, Token};
-use crate::host_queue::{HostQueue, ANSWER_ROOM, URC_ROOM};
+use crate::host_queue::{ANSWER_ROOM, URC_ROOM};
 use crate::line::{LineEditor, Step as LineStep};
-use crate::message::{
-    Boundary, MessageError, MessageHead, MessageId, MessageWriter, Recipient, MAX_ATTACHMENTS,
-};
+use crate::mail::{Cx, Identity, Mail, Part};
+use crate::message::MessageId;
 use crate::out::{put_decimal, Out};
-use crate::smtp::{
-    Envelope, Event as SmtpEvent, Failure as SmtpFailure, SmtpClient, Step, TlsPolicy,
-};
-use crate::CoderResult;
+use crate::smtp::TlsPolicy;
 use core::mem::MaybeUninit;
 use core::net::IpAddr;
 use core::ptr::addr_of_mut;
-
-/// Why the session answered `ERROR` (the text of `+CME ERROR:`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SessionError {
-    /// The line itself was refused.
-    Line(AtError),
-    /// The command line was longer than [`LINE_MAX`](crate::line::LINE_MAX).
-    LineTooLong,
-    /// A 21st recipient.
-    TooManyRecipients,
-    /// Deleting a recipient that is not there.
-    NoSuchRecipient,
-    /// Configuration is frozen while a mail is in progress.
-    MailInProgress,
-    /// SEND needs LAND, ID and a recipient.
-    Incomplete,
-    /// The GTSMTPID user is not a mail address, so it cannot be the sender.
-    UserNotAddress,
-    /// SEND while the caller says the network is down.
-    NoNetwork,
-    /// The command needs a connected mail (`+GTSMTPSEND: 2`) in this state.
-    WrongState,
-    /// The body may be sent once, before any attachment.
-    BodyNotAllowed,
-    /// More than 20 attachments.
-    TooManyAttachments,
-    /// Data already on the wire cannot be taken back.
-    CannotDelete,
-    /// The attachment name is not valid in the session charset.
-    BadFileName,
-    /// Data mode ran past `<time>`; the mail was aborted.
-    DataTimeout,
-    /// More than 20 MiB; the mail was aborted.
-    DataTooLarge,
-    /// The body was not valid in the session charset; the mail was aborted.
-    InvalidBody,
-    /// The mail failed while data was streaming (see `+GTSMTPSEND`).
-    MailAborted,
-    /// The caller gave SEND no Date and Message-ID
-    /// ([`Session::refuse_identity`]).
-    NoIdentity,
-}
-
-impl SessionError {
-    /// The text of `+CME ERROR: <text>`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SessionError::Line(e) => e.as_str(),
-            SessionError::LineTooLong => "command line too long (300 bytes at most)",
-            SessionError::TooManyRecipients => "too many recipients",
-            SessionError::NoSuchRecipient => "no such recipient",
-            SessionError::MailInProgress => "mail in progress",
-            SessionError::Incomplete => "server, login and a recipient are needed",
-            SessionError::UserNotAddress => "user name is not a mail address",
-            SessionError::NoNetwork => "network not up (AT+MIPCALL)",
-            SessionError::WrongState => "not allowed now",
-            SessionError::BodyNotAllowed => "body only once, before attachments",
-            SessionError::TooManyAttachments => "too many attachments",
-            SessionError::CannotDelete => "data already sent cannot be deleted",
-            SessionError::BadFileName => "file name not valid in the charset",
-            SessionError::DataTimeout => "data mode time limit exceeded",
-            SessionError::DataTooLarge => "more than 20 MiB",
-            SessionError::InvalidBody => "body not valid in the charset",
-            SessionError::MailAborted => "mail aborted",
-            SessionError::NoIdentity => "no Date or Message-ID for the mail",
-        }
-    }
-}
 
 /// Why [`Session::answer_command`] refused an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,172 +126,6 @@ pub enum Stopped {
     Caller,
 }
 
-/// Where [`Session::poll_event`]'s next event comes from.
-#[derive(Clone, Copy)]
-enum Next {
-    Queued,
-    Connect,
-    Waiting,
-}
-
-/// Which part data mode is feeding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Part {
-    Body,
-    File,
-}
-
-impl Part {
-    const fn command(self) -> Command {
-        match self {
-            Part::Body => Command::Data,
-            Part::File => Command::File,
-        }
-    }
-}
-
-/// A data command's payload being read.
-#[derive(Clone, Debug)]
-struct DataMode {
-    part: Part,
-    framer: Framer,
-    /// The LF of a CRLF host's data command line has not come yet: the
-    /// first byte, if it is LF, is line ending, not payload.
-    lf_due: bool,
-    /// `+` bytes the framer held as a possible escape and released as data
-    /// at a timer: written with the part's last line.
-    pluses: u8,
-}
-
-/// A data mode that ended normally; the part's last line is being written
-/// before the command's count and `OK` are said.
-#[derive(Clone, Copy, Debug)]
-struct Ending {
-    part: Part,
-    count: u64,
-    pluses: u8,
-}
-
-/// Where a connected mail is.
-#[derive(Clone, Debug)]
-enum Stage {
-    /// SMTP up to the server's 354.
-    Handshake,
-    /// Writing the header block.
-    Head,
-    /// `+GTSMTPSEND: 2` said; waiting for DATA, FILE or END.
-    Ready,
-    /// Host bytes are payload.
-    Data(DataMode),
-    /// Writing a part's last line.
-    EndingPart(Ending),
-    /// Writing the closing boundary.
-    Closing,
-    /// End-of-data sent; waiting for the server's verdict.
-    Verdict,
-}
-
-// The whole session is one fixed-size value (no heap to box into), so
-// the largest variant sets the size anyway.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug)]
-enum Phase {
-    /// Waiting for the caller to connect (`asked`: the connect event was taken).
-    Connecting { asked: bool },
-    /// The connection is up; the SMTP client speaks over it.
-    Connected { smtp: SmtpClient, stage: Stage },
-}
-
-/// The `Date:` and `Message-ID:` of a mail, validated when set.
-#[derive(Clone, Copy, Debug)]
-struct Identity {
-    date: Bounded<76>,
-    message_id: Bounded<76>,
-}
-
-/// One mail from SEND to its outcome. Its identity and attachment names
-/// (1.8 KB) live in the [`Engine`], not here: a new mail is built as a
-/// value and moved into the state, and firmware stacks are 1 KiB.
-#[derive(Debug)]
-struct Mail {
-    phase: Phase,
-    writer: MessageWriter,
-    deadline_ms: u64,
-    body_sent: bool,
-    attachment_bytes: u64,
-    /// Message bytes written so far, against the server's `SIZE`.
-    sent: u64,
-}
-
-impl Mail {
-    /// Counts message bytes written; false once they pass the server's
-    /// `SIZE` (`limit`).
-    fn count(&mut self, written: usize, limit: Option<u64>) -> bool {
-        self.sent += written as u64;
-        limit.is_none_or(|limit| self.sent <= limit)
-    }
-}
-
-/// Data mode after its mail failed: payload is read and dropped until the
-/// mode ends, then the data command answers `error`.
-#[derive(Debug)]
-struct Discard {
-    framer: Framer,
-    lf_due: bool,
-    error: SessionError,
-}
-
-/// The session's one state; see the module docs.
-#[allow(clippy::large_enum_variant)] // as `Phase`
-#[derive(Debug)]
-enum State {
-    Idle,
-    Mail(Mail),
-    Discarding(Discard),
-}
-
-/// The connection of a finished mail while it still says QUIT, in a slot
-/// of its own: the client (400 bytes) is swapped in, never moved through
-/// the stack, which on firmware is 1 KiB.
-#[derive(Debug)]
-struct Quitting {
-    client: SmtpClient,
-    active: bool,
-}
-
-impl Quitting {
-    /// An empty slot in `slot` (its client a placeholder until a mail's
-    /// is swapped in).
-    #[allow(unsafe_code)]
-    fn init_in(slot: &mut MaybeUninit<Quitting>) {
-        let p = slot.as_mut_ptr();
-        // SAFETY: as in `Session::init_in`: each field through its own place.
-        unsafe {
-            addr_of_mut!((*p).client).write(SmtpClient::new(TlsPolicy::Opportunistic, 0));
-            addr_of_mut!((*p).active).write(false);
-        }
-    }
-
-    fn get(&self) -> Option<&SmtpClient> {
-        self.active.then_some(&self.client)
-    }
-
-    fn get_mut(&mut self) -> Option<&mut SmtpClient> {
-        self.active.then_some(&mut self.client)
-    }
-
-    /// Takes the mail's client over; the mail is left with this slot's
-    /// old one, which it drops as it ends.
-    fn take_over(&mut self, smtp: &mut SmtpClient) {
-        core::mem::swap(&mut self.client, smtp);
-        self.active = true;
-    }
-
-    fn end(&mut self) {
-        self.active = false;
-    }
-}
-
 /// What the caller must do before the line in the editor can go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Waiting {
@@ -388,34 +151,16 @@ pub struct Session {
 #[derive(Debug)]
 struct Engine {
     config: Config,
-    state: State,
-    host: HostQueue,
-    /// The connection of a finished mail, still saying QUIT: it is no
-    /// longer the mail's, so configuration is free again.
-    quitting: Quitting,
+    host: Answers,
+    mail: Mail,
     /// The identity for the next SEND, taken by it.
     identity: Option<Identity>,
-    /// The identity of the mail in progress (or the last one).
-    mail_identity: Identity,
-    /// The mail's attachment names so far, validated in the session
-    /// charset when FILE came.
-    files: [Bounded<80>; MAX_ATTACHMENTS],
-    file_count: u8,
-    cmee: u8,
     echo: bool,
     network_up: bool,
     guard_ms: u32,
     require_tls: bool,
     /// The EHLO name the caller set, if any.
     helo_name: Option<Bounded<80>>,
-    /// The EHLO name of the connection: the caller's, or an address
-    /// literal of the local end.
-    helo: Bounded<80>,
-    /// What the caller must act on, in order (see [`Event`]).
-    events: EventQueue,
-    /// The latest `now_ms` the caller gave: when a mail ends inside a call
-    /// that has no clock of its own, its QUIT is timed from this.
-    clock_ms: u64,
 }
 
 impl Engine {
@@ -426,52 +171,38 @@ impl Engine {
         let _ = |e: Engine| {
             let Engine {
                 config: _,
-                state: _,
                 host: _,
-                quitting: _,
+                mail: _,
                 identity: _,
-                mail_identity: _,
-                files: _,
-                file_count: _,
-                cmee: _,
                 echo: _,
                 network_up: _,
                 guard_ms: _,
                 require_tls: _,
                 helo_name: _,
-                helo: _,
-                events: _,
-                clock_ms: _,
             } = e;
         };
         let p = slot.as_mut_ptr();
-        // SAFETY: as in `Session::init_in`; each attachment name is written
-        // through its own element, in bounds of the array.
+        // SAFETY: as in `Session::init_in`.
         unsafe {
             Config::init_in(&mut *addr_of_mut!((*p).config).cast());
-            addr_of_mut!((*p).state).write(State::Idle);
-            HostQueue::init_in(&mut *addr_of_mut!((*p).host).cast());
-            Quitting::init_in(&mut *addr_of_mut!((*p).quitting).cast());
+            Answers::init_in(&mut *addr_of_mut!((*p).host).cast());
+            Mail::init_in(&mut *addr_of_mut!((*p).mail).cast());
             addr_of_mut!((*p).identity).write(None);
-            addr_of_mut!((*p).mail_identity).write(Identity {
-                date: Bounded::EMPTY,
-                message_id: Bounded::EMPTY,
-            });
-            let files = addr_of_mut!((*p).files).cast::<Bounded<80>>();
-            for i in 0..MAX_ATTACHMENTS {
-                files.add(i).write(Bounded::EMPTY);
-            }
-            addr_of_mut!((*p).file_count).write(0);
-            addr_of_mut!((*p).cmee).write(0);
             addr_of_mut!((*p).echo).write(true);
             addr_of_mut!((*p).network_up).write(true);
             addr_of_mut!((*p).guard_ms).write(DEFAULT_GUARD_MS);
             addr_of_mut!((*p).require_tls).write(false);
             addr_of_mut!((*p).helo_name).write(None);
-            addr_of_mut!((*p).helo).write(Bounded::from_slice(LOOPBACK_LITERAL));
-            addr_of_mut!((*p).events).write(EventQueue::EMPTY);
-            addr_of_mut!((*p).clock_ms).write(0);
         }
+    }
+
+    /// The mail and what it reads of the rest, borrowed apart.
+    fn split(&mut self) -> (&mut Mail, Cx<'_>) {
+        let cx = Cx {
+            config: &self.config,
+            host: &mut self.host,
+        };
+        (&mut self.mail, cx)
     }
 }
 
@@ -542,7 +273,7 @@ impl Session {
 
     /// `+CME ERROR: <text>` instead of `ERROR`, as `AT+CMEE=2` sets it.
     pub fn set_verbose_errors(&mut self, on: bool) {
-        self.engine.cmee = if on { 2 } else { 0 };
+        self.engine.host.cmee = if on { 2 } else { 0 };
     }
 
     /// The `+++` guard time (default 1000 ms).
@@ -575,52 +306,28 @@ impl Session {
     /// done: see [`Event`]. Call it after every other call until it
     /// returns `None`.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        match self.next_event()? {
-            Next::Queued => self.engine.events.pop().map(Queued::event),
-            Next::Connect => {
-                if let State::Mail(mail) = &mut self.engine.state {
-                    mail.phase = Phase::Connecting { asked: true };
-                }
-                self.engine.connect_target().map(Event::Connect)
-            }
-            Next::Waiting => {
-                self.told = true;
-                self.waiting_event()
-            }
+        if self.engine.mail.has_event() {
+            let e = &mut self.engine;
+            return e.mail.poll_event(&e.config);
         }
+        if self.told {
+            return None;
+        }
+        self.told = self.waiting.is_some();
+        self.waiting_event()
     }
 
     /// What [`poll_event`](Self::poll_event) would return now, without
     /// taking it (for a caller that must size a buffer first).
     pub fn peek_event(&self) -> Option<Event<'_>> {
-        match self.next_event()? {
-            Next::Queued => self.engine.events.front().map(Queued::event),
-            Next::Connect => self.engine.connect_target().map(Event::Connect),
-            Next::Waiting => self.waiting_event(),
-        }
-    }
-
-    /// Where the next event comes from: the pushed ones first (a close
-    /// before the next connection, a failure before the next mail's
-    /// events), then a connection due, then a line waiting for the caller.
-    fn next_event(&self) -> Option<Next> {
         let e = &self.engine;
-        if !e.events.is_empty() {
-            return Some(Next::Queued);
+        if e.mail.has_event() {
+            return e.mail.peek_event(&e.config);
         }
-        // One connection at a time: a new one once the last is closed.
-        let connect = e.quitting.get().is_none()
-            && matches!(
-                e.state,
-                State::Mail(Mail {
-                    phase: Phase::Connecting { asked: false },
-                    ..
-                })
-            );
-        if connect {
-            return Some(Next::Connect);
+        if self.told {
+            return None;
         }
-        (self.waiting.is_some() && !self.told).then_some(Next::Waiting)
+        self.waiting_event()
     }
 
     fn waiting_event(&self) -> Option<Event<'_>> {
@@ -639,10 +346,7 @@ impl Session {
     /// entropy). Each SEND takes the identity set before it; a SEND with
     /// none waits for it ([`Event::Identity`]) and runs when it is set.
     pub fn set_identity(&mut self, date: Token<'_>, message_id: MessageId<'_>) {
-        self.engine.identity = Some(Identity {
-            date: Bounded::from_slice(date.as_bytes()),
-            message_id: Bounded::from_slice(message_id.as_bytes()),
-        });
+        self.engine.identity = Some(Identity::new(date, message_id));
         if let Some(Waiting::Identity { at_ms }) = self.waiting {
             self.stop_waiting();
             self.run_line(at_ms);
@@ -658,8 +362,8 @@ impl Session {
         if let Some(Waiting::Identity { .. }) = self.waiting {
             self.stop_waiting();
             self.line.clear();
-            self.engine.say_error(SessionError::NoIdentity);
-            self.engine.say_urc(0);
+            self.engine.host.error(SessionError::NoIdentity);
+            self.engine.host.urc(0);
         }
     }
 
@@ -692,7 +396,7 @@ impl Session {
         if answer.len() > ANSWER_ROOM {
             return Err(AnswerError::TooLong);
         }
-        let queued = self.engine.host.push(answer);
+        let queued = self.engine.host.queue.push(answer);
         debug_assert!(
             queued,
             "a line is only handed over with room for its answer"
@@ -715,7 +419,7 @@ impl Session {
         now_ms: u64,
         server_out: &mut [u8],
     ) -> HostProgress {
-        self.engine.tick(now_ms);
+        self.engine.mail.tick(now_ms);
         let (mut read, mut written) = (0, 0);
         let stopped = loop {
             if read == input.len() {
@@ -725,17 +429,16 @@ impl Session {
                 break Stopped::Caller;
             }
             let before = self.engine.state();
+            let (mail, mut cx) = self.engine.split();
             let (r, w) = match before {
                 SessionState::DataMode | SessionState::Discarding => {
-                    self.engine
-                        .data_input(&input[read..], now_ms, &mut server_out[written..])
+                    mail.data_input(&mut cx, &input[read..], now_ms, &mut server_out[written..])
                 }
                 // The part's last line goes before the data command's
                 // count and OK, and before any later line runs.
-                SessionState::Finishing if self.engine.owes_result() => (
+                SessionState::Finishing if mail.owes_result() => (
                     0,
-                    self.engine
-                        .write_message(&mut server_out[written..], now_ms),
+                    mail.write_message(&mut cx, &mut server_out[written..], now_ms),
                 ),
                 _ if self.command_byte(input[read], now_ms) => (1, 0),
                 _ => break Stopped::HostFull,
@@ -758,7 +461,7 @@ impl Session {
     /// One command-mode byte; returns whether it was taken (there must be
     /// room for its echo and, past it, for a whole answer).
     fn command_byte(&mut self, b: u8, now_ms: u64) -> bool {
-        let host = &mut self.engine.host;
+        let host = &mut self.engine.host.queue;
         if host.free() < ANSWER_ROOM + URC_ROOM + ECHO_MAX {
             return false;
         }
@@ -773,7 +476,7 @@ impl Session {
         }
         match step {
             LineStep::Line => self.run_line(now_ms),
-            LineStep::Overlong => self.engine.say_error(SessionError::LineTooLong),
+            LineStep::Overlong => self.engine.host.error(SessionError::LineTooLong),
             LineStep::Silent | LineStep::Echo | LineStep::Erase => {}
         }
         true
@@ -796,46 +499,28 @@ impl Session {
     /// Moves answers, echo and URCs for the host into `dst`; returns how
     /// many bytes. Any `dst` of one byte or more makes progress.
     pub fn poll_host(&mut self, dst: &mut [u8]) -> usize {
-        self.engine.host.poll(dst)
+        self.engine.host.queue.poll(dst)
     }
 
     /// The connection is open (for SMTPS: TLS is up); `local` is the
     /// address of its local end, for the EHLO name when the caller set
     /// none (`None`: not known; then `[127.0.0.1]`).
     pub fn handle_connected(&mut self, now_ms: u64, local: Option<IpAddr>) {
-        self.engine.tick(now_ms);
-        let e = &mut self.engine;
-        e.helo = match (&e.helo_name, local) {
-            (Some(name), _) => *name,
-            (None, Some(ip)) => address_literal(ip),
-            (None, None) => Bounded::from_slice(LOOPBACK_LITERAL),
-        };
-        let policy = match (e.config.server().map(|s| s.implicit_tls), e.require_tls) {
-            (Some(true), _) => TlsPolicy::Implicit,
-            (_, true) => TlsPolicy::Required,
-            _ => TlsPolicy::Opportunistic,
-        };
-        if let State::Mail(mail) = &mut e.state {
-            if let Phase::Connecting { asked: true } = mail.phase {
-                mail.phase = Phase::Connected {
-                    smtp: SmtpClient::new(policy, now_ms),
-                    stage: Stage::Handshake,
-                };
-            }
-        }
+        self.engine.mail.tick(now_ms);
+        let (helo, policy) = self.engine.connection(local);
+        self.engine.mail.handle_connected(helo, policy, now_ms);
     }
 
     /// The connection could not be made, or it closed.
     pub fn handle_closed(&mut self) {
-        self.engine.handle_closed();
+        let (mail, mut cx) = self.engine.split();
+        mail.handle_closed(&mut cx);
     }
 
     /// TLS is up after [`Event::StartTls`].
     pub fn handle_tls_established(&mut self, now_ms: u64) {
-        self.engine.tick(now_ms);
-        if let Some(smtp) = self.engine.smtp() {
-            smtp.handle_tls_established(now_ms);
-        }
+        self.engine.mail.tick(now_ms);
+        self.engine.mail.handle_tls_established(now_ms);
     }
 
     /// The caller's TLS failed: the handshake (the server's certificate
@@ -844,7 +529,8 @@ impl Session {
     /// ([`Event::Close`]); the mail fails with URC 0 and a
     /// reason that says TLS.
     pub fn handle_tls_failed(&mut self) {
-        self.engine.handle_tls_failed();
+        let (mail, mut cx) = self.engine.split();
+        mail.handle_tls_failed(&mut cx);
     }
 
     /// Feeds bytes from the server; returns how many were consumed. Replies
@@ -852,28 +538,31 @@ impl Session {
     /// [`poll_server`](Self::poll_server): offer unconsumed bytes again
     /// after that.
     pub fn handle_server(&mut self, input: &[u8], now_ms: u64) -> usize {
-        self.engine.tick(now_ms);
-        self.engine.handle_server(input, now_ms)
+        self.engine.mail.tick(now_ms);
+        let (mail, mut cx) = self.engine.split();
+        mail.handle_server(&mut cx, input, now_ms)
     }
 
     /// Writes bytes for the server (SMTP commands and message parts that
     /// are not serial payload) into `dst`; returns how many.
     pub fn poll_server(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
-        self.engine.tick(now_ms);
-        self.engine.poll_server(dst, now_ms)
+        self.engine.mail.tick(now_ms);
+        let (mail, mut cx) = self.engine.split();
+        mail.poll_server(&mut cx, dst, now_ms)
     }
 
     /// Advances the timers to `now_ms`: data-mode ends, SMTP step timeouts,
     /// the mail's `<time>` limit. Call it at
     /// [`next_deadline`](Self::next_deadline) (earlier is harmless).
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        self.engine.tick(now_ms);
-        self.engine.handle_timeout(now_ms);
+        self.engine.mail.tick(now_ms);
+        let (mail, mut cx) = self.engine.split();
+        mail.handle_timeout(&mut cx, now_ms);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) needs calling next, if ever.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.engine.next_deadline()
+        self.engine.mail.next_deadline()
     }
 }
 
@@ -882,79 +571,11 @@ const ECHO_MAX: usize = 3;
 
 impl Engine {
     fn state(&self) -> SessionState {
-        let mail = match &self.state {
-            State::Idle => return SessionState::Idle,
-            State::Discarding(_) => return SessionState::Discarding,
-            State::Mail(mail) => mail,
-        };
-        match &mail.phase {
-            Phase::Connecting { .. } => SessionState::Sending,
-            Phase::Connected { stage, .. } => match stage {
-                Stage::Handshake | Stage::Head => SessionState::Sending,
-                Stage::Ready => SessionState::Ready,
-                Stage::Data(_) => SessionState::DataMode,
-                Stage::EndingPart(_) | Stage::Closing | Stage::Verdict => SessionState::Finishing,
-            },
-        }
-    }
-
-    /// Whether a data command's final result is still owed after its data
-    /// mode ended.
-    fn owes_result(&self) -> bool {
-        matches!(self.stage(), Some(Stage::EndingPart(_)))
-    }
-
-    fn stage(&self) -> Option<&Stage> {
-        match &self.state {
-            State::Mail(Mail {
-                phase: Phase::Connected { stage, .. },
-                ..
-            }) => Some(stage),
-            _ => None,
-        }
-    }
-
-    /// The SMTP client speaking now: the mail's, or the one saying QUIT.
-    fn smtp(&mut self) -> Option<&mut SmtpClient> {
-        match &mut self.state {
-            State::Mail(Mail {
-                phase: Phase::Connected { smtp, .. },
-                ..
-            }) => Some(smtp),
-            _ => self.quitting.get_mut(),
-        }
+        self.mail.state()
     }
 
     fn say(&mut self, piece: impl Fn(&mut dyn Out)) {
-        let queued = self.host.say(piece);
-        // Lines run only with ANSWER_ROOM + URC_ROOM free, which holds
-        // any answer and what can follow it before the next line.
-        debug_assert!(queued, "host queue full");
-    }
-
-    fn say_ok(&mut self) {
-        self.say(|out| out.put(b"\r\nOK\r\n"));
-    }
-
-    fn say_error(&mut self, e: SessionError) {
-        let verbose = self.cmee > 0;
-        self.say(|out| {
-            if verbose {
-                out.put(b"\r\n+CME ERROR: ");
-                out.put(e.as_str().as_bytes());
-                out.put(b"\r\n");
-            } else {
-                out.put(b"\r\nERROR\r\n");
-            }
-        });
-    }
-
-    fn say_urc(&mut self, code: u16) {
-        self.say(|out| {
-            out.put(b"\r\n+GTSMTPSEND: ");
-            put_decimal(out, code.into());
-            out.put(b"\r\n");
-        });
+        self.host.say(piece);
     }
 
     /// One command line, from its `AT`.
@@ -965,17 +586,17 @@ impl Engine {
             return self.gtsmtp(line, now_ms, crlf);
         }
         match at::parse_basic(body) {
-            Some(Ok(Basic::At)) => self.say_ok(),
+            Some(Ok(Basic::At)) => self.host.ok(),
             Some(Ok(Basic::Echo(on))) => {
                 self.echo = on;
-                self.say_ok();
+                self.host.ok();
             }
             Some(Ok(Basic::SetCmee(level))) => {
-                self.cmee = level;
-                self.say_ok();
+                self.host.cmee = level;
+                self.host.ok();
             }
             Some(Ok(Basic::ReadCmee)) => {
-                let level = self.cmee;
+                let level = self.host.cmee;
                 self.say(|out| {
                     out.put(b"\r\n+CMEE: ");
                     put_decimal(out, level.into());
@@ -983,7 +604,7 @@ impl Engine {
                 });
             }
             Some(Ok(Basic::TestCmee)) => self.say(|out| out.put(b"\r\n+CMEE: (0-2)\r\n\r\nOK\r\n")),
-            Some(Err(e)) => self.say_error(SessionError::Line(e)),
+            Some(Err(e)) => self.host.error(SessionError::Line(e)),
             None => return Outcome::Caller,
         }
         Outcome::Done
@@ -994,7 +615,7 @@ impl Engine {
         let request = match at::parse(line) {
             Ok(request) => request,
             Err(e) => {
-                self.say_error(SessionError::Line(e));
+                self.host.error(SessionError::Line(e));
                 return Outcome::Done;
             }
         };
@@ -1006,23 +627,18 @@ impl Engine {
             }),
             request => match self.execute_request(&request, now_ms, crlf) {
                 Ok(outcome) => return outcome,
-                Err(e) => self.say_error(e),
+                Err(e) => self.host.error(e),
             },
         }
         Outcome::Done
     }
 
     fn say_read(&mut self, command: Command) {
-        let (config, state) = (&self.config, &self.state);
-        let files = match state {
-            State::Mail(_) => &self.files[..self.file_count as usize],
-            _ => &[][..],
-        };
-        let queued = self.host.say(|out| {
+        let (config, files) = (&self.config, self.mail.files());
+        self.host.say(|out| {
             config::write_read(out, config, command, files.iter().map(|f| f.as_bytes()));
             out.put(b"\r\nOK\r\n");
         });
-        debug_assert!(queued, "host queue full");
     }
 
     fn execute_request(
@@ -1036,7 +652,7 @@ impl Engine {
             | Request::Id { .. }
             | Request::Dst { .. }
             | Request::Head { .. } => {
-                if !matches!(self.state, State::Idle) {
+                if !self.mail.is_idle() {
                     return Err(SessionError::MailInProgress);
                 }
                 self.config.apply(request).map_err(|e| match e {
@@ -1044,14 +660,12 @@ impl Engine {
                     config::ConfigError::NoSuchRecipient => SessionError::NoSuchRecipient,
                     _ => SessionError::WrongState,
                 })?;
-                self.say_ok();
-                Ok(Outcome::Done)
             }
-            Request::Send { time_s } => self.send(time_s, now_ms),
+            Request::Send { time_s } => return self.send(time_s, now_ms),
             Request::Data { time_s, break_s } => {
-                self.enter_data(Part::Body, time_s, break_s, now_ms, crlf)
+                return self.enter_data(Part::Body, time_s, break_s, now_ms, crlf)
             }
-            Request::File { add: false, .. } => Err(SessionError::CannotDelete),
+            Request::File { add: false, .. } => return Err(SessionError::CannotDelete),
             Request::File {
                 add: true,
                 name,
@@ -1059,61 +673,22 @@ impl Engine {
             } => {
                 Text::file_name(self.config.charset(), name)
                     .map_err(|_| SessionError::BadFileName)?;
-                self.ready_mail()?;
-                if self.file_count as usize == MAX_ATTACHMENTS {
-                    return Err(SessionError::TooManyAttachments);
-                }
-                self.files[self.file_count as usize].set(name);
-                self.file_count += 1;
-                self.enter_data(Part::File, 48000, break_s, now_ms, crlf)
+                self.mail.add_file(name)?;
+                return self.enter_data(Part::File, 48000, break_s, now_ms, crlf);
             }
-            Request::End => {
-                self.ready_mail()?;
-                self.set_stage(Stage::Closing);
-                self.say_ok();
-                Ok(Outcome::Done)
-            }
+            Request::End => self.mail.end_message()?,
             Request::Clr => {
-                self.release_connection();
-                self.state = State::Idle;
+                self.mail.clear();
                 self.config.clear();
-                self.say_ok();
-                Ok(Outcome::Done)
             }
-            _ => Err(SessionError::WrongState),
+            _ => return Err(SessionError::WrongState),
         }
-    }
-
-    /// The mail, when it waits for DATA, FILE or END.
-    fn ready_mail(&mut self) -> Result<&mut Mail, SessionError> {
-        match &mut self.state {
-            State::Mail(mail)
-                if matches!(
-                    mail.phase,
-                    Phase::Connected {
-                        stage: Stage::Ready,
-                        ..
-                    }
-                ) =>
-            {
-                Ok(mail)
-            }
-            _ => Err(SessionError::WrongState),
-        }
-    }
-
-    fn set_stage(&mut self, next: Stage) {
-        if let State::Mail(Mail {
-            phase: Phase::Connected { stage, .. },
-            ..
-        }) = &mut self.state
-        {
-            *stage = next;
-        }
+        self.host.ok();
+        Ok(Outcome::Done)
     }
 
     fn send(&mut self, time_s: u32, now_ms: u64) -> Result<Outcome, SessionError> {
-        if !matches!(self.state, State::Idle) {
+        if !self.mail.is_idle() {
             return Err(SessionError::MailInProgress);
         }
         let (user, _) = self.config.login().ok_or(SessionError::Incomplete)?;
@@ -1129,18 +704,10 @@ impl Engine {
         };
         // A connection of the last mail still saying QUIT finishes first
         // (within QUIT_MS): the new one is asked for once it is closed.
-        let boundary = Boundary::from_seed(identity.message_id.as_bytes());
-        self.mail_identity = identity;
-        self.file_count = 0;
-        self.state = State::Mail(Mail {
-            phase: Phase::Connecting { asked: false },
-            writer: MessageWriter::new(self.config.charset(), boundary),
-            deadline_ms: now_ms + time_s as u64 * 1000,
-            body_sent: false,
-            attachment_bytes: 0,
-            sent: 0,
-        });
-        self.say_ok();
+        let deadline_ms = now_ms + time_s as u64 * 1000;
+        self.mail
+            .start(self.config.charset(), identity, deadline_ms);
+        self.host.ok();
         Ok(Outcome::Done)
     }
 
@@ -1152,595 +719,30 @@ impl Engine {
         now_ms: u64,
         crlf: bool,
     ) -> Result<Outcome, SessionError> {
-        let (guard_ms, files) = (self.guard_ms, self.file_count);
-        let mail = self.ready_mail()?;
-        if part == Part::Body && (mail.body_sent || files > 0) {
-            return Err(SessionError::BodyNotAllowed);
-        }
         let mut limits = DataLimits::from_seconds(time_s, break_s);
-        limits.guard_ms = guard_ms;
-        limits.max_bytes = match part {
-            Part::Body => MAX_PAYLOAD,
-            Part::File => MAX_PAYLOAD - mail.attachment_bytes,
-        };
-        mail.body_sent |= part == Part::Body;
-        self.set_stage(Stage::Data(DataMode {
-            part,
-            framer: Framer::new(limits, now_ms),
-            lf_due: crlf,
-            pluses: 0,
-        }));
+        limits.guard_ms = self.guard_ms;
+        self.mail.enter_data(part, limits, now_ms, crlf)?;
         self.say(|out| out.put(b"\r\n> "));
         Ok(Outcome::DataMode)
     }
 
-    fn handle_closed(&mut self) {
-        if let Some(smtp) = self.smtp() {
-            smtp.handle_closed();
-            self.take_smtp_events();
-        } else if let State::Mail(Mail {
-            phase: Phase::Connecting { asked: true },
-            ..
-        }) = self.state
-        {
-            self.fail(Failure::NotConnected, 0);
-        }
-        // Otherwise the close is of a connection already given up (a
-        // server that closes after its 221 races the caller's own close):
-        // nothing of the next mail's.
-    }
-
-    /// Ends the mail with URC `urc` and says why. Not inlined: its frame
-    /// is then on the stack only while a mail fails, never beside the
-    /// header block's (the 1 KiB firmware stack).
-    #[inline(never)]
-    fn fail(&mut self, failure: Failure, urc: u16) {
-        if let Some(server) = self.config.server() {
-            self.events.push(Queued::Failed(MailFailure {
-                failure,
-                port: server.port,
-                implicit_tls: server.implicit_tls,
-            }));
-        }
-        self.abort(None, urc);
-    }
-
-    fn handle_server(&mut self, input: &[u8], now_ms: u64) -> usize {
-        let mut used = 0;
-        while used < input.len() {
-            let Some(n) = self.feed_smtp(&input[used..], now_ms) else {
-                // No conversation: nothing to read the bytes.
-                return input.len();
-            };
-            used += n;
-            let had_event = self.take_smtp_events();
-            if n == 0 && !had_event {
-                break;
-            }
-        }
-        used
-    }
-
-    /// Server bytes into the SMTP client of the mail or of the connection
-    /// still saying QUIT; `None` if there is neither. Not inlined: its
-    /// frame is then off the stack while the events it causes are acted
-    /// on.
-    #[inline(never)]
-    fn feed_smtp(&mut self, input: &[u8], now_ms: u64) -> Option<usize> {
-        let mail = matches!(self.state, State::Mail(_));
-        let envelope = envelope(&self.config, &self.helo, mail);
-        let smtp = match &mut self.state {
-            State::Mail(Mail {
-                phase: Phase::Connected { smtp, .. },
-                ..
-            }) => smtp,
-            _ => self.quitting.get_mut()?,
+    /// The EHLO name and TLS policy of a connection whose local end is
+    /// `local`.
+    fn connection(&self, local: Option<IpAddr>) -> (Bounded<80>, TlsPolicy) {
+        let helo = match (&self.helo_name, local) {
+            (Some(name), _) => *name,
+            (None, Some(ip)) => address_literal(ip),
+            (None, None) => Bounded::from_slice(LOOPBACK_LITERAL),
         };
-        Some(smtp.handle_input(&envelope, input, now_ms))
-    }
-
-    /// Acts on everything the SMTP client says; returns whether it said
-    /// anything.
-    fn take_smtp_events(&mut self) -> bool {
-        let mut any = false;
-        while self.take_smtp_event() {
-            any = true;
-        }
-        any
-    }
-
-    /// Acts on the SMTP client's next event; returns whether there was one.
-    fn take_smtp_event(&mut self) -> bool {
-        let mine = matches!(
-            self.state,
-            State::Mail(Mail {
-                phase: Phase::Connected { .. },
-                ..
-            })
-        );
-        let Some(event) = self.smtp().and_then(SmtpClient::poll_event) else {
-            return false;
+        let policy = match (
+            self.config.server().map(|s| s.implicit_tls),
+            self.require_tls,
+        ) {
+            (Some(true), _) => TlsPolicy::Implicit,
+            (_, true) => TlsPolicy::Required,
+            _ => TlsPolicy::Opportunistic,
         };
-        match (event, mine) {
-            (SmtpEvent::StartTls, true) => self.events.push(Queued::StartTls),
-            (SmtpEvent::ReadyForData, true) if matches!(self.stage(), Some(Stage::Handshake)) => {
-                self.set_stage(Stage::Head)
-            }
-            (SmtpEvent::Delivered, true) if matches!(self.stage(), Some(Stage::Verdict)) => {
-                self.say_urc(1);
-                self.release_connection();
-                // Configuration is free again as soon as the URC is said.
-                self.state = State::Idle;
-            }
-            (SmtpEvent::Failed(code), true) => match self.smtp().and_then(|smtp| smtp.failure()) {
-                Some(failure) => self.fail(Failure::Smtp(failure), code),
-                None => self.abort(None, code),
-            },
-            (_, true) => self.impossible(),
-            (SmtpEvent::Closed, false) => {
-                self.quitting.end();
-                self.events.push(Queued::Close);
-            }
-            (_, false) => {}
-        }
-        true
-    }
-
-    fn connect_target(&self) -> Option<Connect<'_>> {
-        let server = self.config.server()?;
-        Some(Connect {
-            host: server.host.as_bytes(),
-            port: server.port,
-            implicit_tls: server.implicit_tls,
-        })
-    }
-
-    fn tick(&mut self, now_ms: u64) {
-        self.clock_ms = self.clock_ms.max(now_ms);
-    }
-
-    /// The mail's connection is no longer the mail's: its client ends the
-    /// conversation on its own (QUIT, kept as `quitting` until it says
-    /// closed), or the caller closes it now.
-    fn release_connection(&mut self) {
-        let State::Mail(mail) = &mut self.state else {
-            return;
-        };
-        match &mut mail.phase {
-            Phase::Connected { smtp, .. } => {
-                smtp.quit(self.clock_ms);
-                if smtp.is_done() {
-                    self.events.push(Queued::Close);
-                } else {
-                    self.quitting.take_over(smtp);
-                }
-            }
-            Phase::Connecting { asked: true } => self.events.push(Queued::Close),
-            // No connection asked for yet (the last mail's may still be
-            // saying QUIT: it is not this mail's to close).
-            Phase::Connecting { asked: false } => {}
-        }
-    }
-
-    fn handle_tls_failed(&mut self) {
-        let tls = SmtpFailure::Tls(Step::TlsHandshake);
-        match &mut self.state {
-            State::Mail(Mail {
-                phase: Phase::Connected { smtp, .. },
-                ..
-            }) => {
-                smtp.handle_tls_failed();
-                self.take_smtp_events();
-            }
-            // SMTPS: the handshake comes before the SMTP client.
-            State::Mail(Mail {
-                phase: Phase::Connecting { asked: true },
-                ..
-            }) => self.fail(Failure::Smtp(tls), 0),
-            _ => self.handle_closed(),
-        }
-    }
-
-    /// A state the design rules out: debug builds stop here; release builds
-    /// end the mail at once rather than waiting for `<time>`.
-    fn impossible(&mut self) {
-        debug_assert!(false, "impossible session state");
-        self.fail(Failure::Internal, 0);
-    }
-
-    /// Ends the mail without delivering it: the end-of-data is never sent.
-    /// The host hears the URC (`urc`) or, for an error of its own data
-    /// (`error`), `ERROR`; a data command still open gets its final result,
-    /// after the mode's end when the host is still streaming (see the
-    /// module docs).
-    fn abort(&mut self, error: Option<SessionError>, urc: u16) {
-        self.release_connection();
-        let (streaming, owed) = match self.stage() {
-            Some(Stage::Data(dm)) if dm.framer.end().is_none() => {
-                (Some((dm.framer.clone(), dm.lf_due)), true)
-            }
-            Some(Stage::Data(_) | Stage::EndingPart(_)) => (None, true),
-            _ => (None, false),
-        };
-        let given = error.is_some();
-        if !given {
-            self.say_urc(urc);
-        }
-        let error = error.unwrap_or(SessionError::MailAborted);
-        self.state = match streaming {
-            Some((framer, lf_due)) => State::Discarding(Discard {
-                framer,
-                lf_due,
-                error,
-            }),
-            None => {
-                if owed || given {
-                    self.say_error(error);
-                }
-                State::Idle
-            }
-        };
-    }
-
-    /// Data-mode host bytes: payload, or the rest of an aborted one.
-    fn data_input(&mut self, input: &[u8], now_ms: u64, out: &mut [u8]) -> (usize, usize) {
-        let lf_due = match &mut self.state {
-            State::Discarding(d) => &mut d.lf_due,
-            State::Mail(Mail {
-                phase:
-                    Phase::Connected {
-                        stage: Stage::Data(dm),
-                        ..
-                    },
-                ..
-            }) => &mut dm.lf_due,
-            _ => return (0, 0),
-        };
-        if core::mem::take(lf_due) && input.first() == Some(&b'\n') {
-            // The LF of a CRLF host's data command line: never payload.
-            return (1, 0);
-        }
-        match self.state {
-            State::Discarding(_) => (self.discard(input, now_ms), 0),
-            _ => self.payload(input, now_ms, out),
-        }
-    }
-
-    /// Data mode of a failed mail: reads to the mode's end; returns how
-    /// much of `input` it took.
-    fn discard(&mut self, input: &[u8], now_ms: u64) -> usize {
-        let State::Discarding(discard) = &mut self.state else {
-            return 0;
-        };
-        let mut read = 0;
-        while read < input.len() {
-            let (event, n) = discard.framer.push(now_ms, &input[read..]);
-            read += n;
-            if let FrameEvent::End(_) = event {
-                self.end_discard();
-                break;
-            }
-        }
-        read
-    }
-
-    fn end_discard(&mut self) {
-        if let State::Discarding(discard) = &self.state {
-            let error = discard.error;
-            self.state = State::Idle;
-            self.say_error(error);
-        }
-    }
-
-    /// Payload through the message writer into `out`. Returns
-    /// `(bytes read, bytes written)`.
-    fn payload(&mut self, input: &[u8], now_ms: u64, out: &mut [u8]) -> (usize, usize) {
-        let (mut read, mut written) = (0, 0);
-        while let State::Mail(mail) = &mut self.state {
-            let Phase::Connected {
-                stage: Stage::Data(dm),
-                smtp,
-            } = &mut mail.phase
-            else {
-                break;
-            };
-            let limit = smtp.size_limit();
-            let name = &self.files[(self.file_count as usize).saturating_sub(1)];
-            let step = part_step(
-                &mut mail.writer,
-                dm.part,
-                name,
-                b"",
-                &mut out[written..],
-                false,
-            );
-            let Ok((_, _, w)) = step else {
-                self.abort(Some(SessionError::InvalidBody), 0);
-                break;
-            };
-            if w > 0 {
-                // The part header (or encoder output held back) went first.
-                if !mail.count(w, limit) {
-                    return self.too_large(limit, read, written);
-                }
-                written += w;
-                continue;
-            }
-            // The framer's bytes are gone once it passes them on: take
-            // only what the encoder surely takes whole.
-            let take = mail
-                .writer
-                .input_fits(out.len() - written)
-                .min(input.len() - read);
-            if take == 0 {
-                break;
-            }
-            let (event, n) = dm.framer.push(now_ms, &input[read..read + take]);
-            read += n;
-            match event {
-                FrameEvent::Data(data) => {
-                    let step = part_step(
-                        &mut mail.writer,
-                        dm.part,
-                        name,
-                        data,
-                        &mut out[written..],
-                        false,
-                    );
-                    let Ok((_, r, w)) = step else {
-                        self.abort(Some(SessionError::InvalidBody), 0);
-                        break;
-                    };
-                    if r < data.len() {
-                        // Payload would be lost: the mail fails whole.
-                        self.impossible();
-                        break;
-                    }
-                    if !mail.count(w, limit) {
-                        return self.too_large(limit, read, written);
-                    }
-                    written += w;
-                }
-                FrameEvent::NeedMore if read == input.len() => break,
-                FrameEvent::NeedMore => {}
-                FrameEvent::End(end) => {
-                    self.end_data_mode(end);
-                    break;
-                }
-            }
-        }
-        (read, written)
-    }
-
-    /// The message passed the server's `SIZE`: the mail ends with 552, and
-    /// the bytes that passed it are not reported as written (so never sent).
-    fn too_large(&mut self, limit: Option<u64>, read: usize, written: usize) -> (usize, usize) {
-        let limit = limit.unwrap_or_default();
-        self.fail(Failure::TooLarge { limit }, 552);
-        (read, written)
-    }
-
-    fn end_data_mode(&mut self, end: End) {
-        match end {
-            End::TimeLimit => self.abort(Some(SessionError::DataTimeout), 0),
-            End::Oversize => self.abort(Some(SessionError::DataTooLarge), 0),
-            End::Escape | End::Idle => {
-                if let Some(Stage::Data(dm)) = self.stage() {
-                    let ending = Ending {
-                        part: dm.part,
-                        count: dm.framer.payload_len(),
-                        pluses: dm.pluses,
-                    };
-                    self.set_stage(Stage::EndingPart(ending));
-                }
-            }
-        }
-    }
-
-    fn poll_server(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
-        let written = self.write_message(dst, now_ms);
-        written + self.transmit(&mut dst[written..])
-    }
-
-    /// SMTP commands of the mail's client, or of the connection still
-    /// saying QUIT. Not inlined, for the reason `feed_smtp` is not.
-    #[inline(never)]
-    fn transmit(&mut self, dst: &mut [u8]) -> usize {
-        let mail = matches!(self.state, State::Mail(_));
-        let envelope = envelope(&self.config, &self.helo, mail);
-        let smtp = match &mut self.state {
-            State::Mail(Mail {
-                phase: Phase::Connected { smtp, .. },
-                ..
-            }) => Some(smtp),
-            _ => self.quitting.get_mut(),
-        };
-        smtp.map_or(0, |smtp| smtp.poll_transmit(&envelope, dst))
-    }
-
-    /// The message pieces the session writes itself: the header block,
-    /// a part's last line, the closing boundary. Not inlined: it is called
-    /// from `poll_server` and `handle_host`, and inlined into either it
-    /// adds its frame to theirs (past the 1 KiB firmware stack).
-    #[inline(never)]
-    fn write_message(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
-        let State::Mail(mail) = &mut self.state else {
-            return 0;
-        };
-        let Phase::Connected { smtp, stage } = &mut mail.phase else {
-            return 0;
-        };
-        let limit = smtp.size_limit();
-        let written = match stage {
-            Stage::Head => {
-                match write_head(&self.config, &self.mail_identity, &mut mail.writer, dst) {
-                    Ok((CoderResult::InputEmpty, w)) => {
-                        *stage = Stage::Ready;
-                        self.say_urc(2);
-                        w
-                    }
-                    Ok((CoderResult::OutputFull, w)) => w,
-                    Err(_) => {
-                        self.impossible();
-                        0
-                    }
-                }
-            }
-            Stage::EndingPart(ending) => {
-                let held = &b"+++"[..ending.pluses as usize];
-                let name = &self.files[(self.file_count as usize).saturating_sub(1)];
-                match part_step(&mut mail.writer, ending.part, name, held, dst, true) {
-                    Ok((r, read, w)) => {
-                        ending.pluses -= read as u8;
-                        if r == CoderResult::InputEmpty {
-                            let Ending { part, count, .. } = *ending;
-                            if part == Part::File {
-                                mail.attachment_bytes += count;
-                            }
-                            *stage = Stage::Ready;
-                            self.say(|out| {
-                                out.put(b"\r\n+");
-                                out.put(part.command().name().as_bytes());
-                                out.put(b": ");
-                                put_decimal(out, count);
-                                out.put(b"\r\n\r\nOK\r\n");
-                            });
-                        }
-                        w
-                    }
-                    Err(_) => {
-                        self.abort(Some(SessionError::InvalidBody), 0);
-                        0
-                    }
-                }
-            }
-            Stage::Closing => match mail.writer.finish(dst) {
-                Ok((CoderResult::InputEmpty, w)) => {
-                    *stage = Stage::Verdict;
-                    smtp.end_data(now_ms);
-                    w
-                }
-                Ok((CoderResult::OutputFull, w)) => w,
-                Err(_) => {
-                    self.impossible();
-                    0
-                }
-            },
-            _ => 0,
-        };
-        let over = match &mut self.state {
-            State::Mail(mail) => !mail.count(written, limit),
-            // The step ended the mail.
-            _ => false,
-        };
-        if over {
-            return self.too_large(limit, 0, 0).1;
-        }
-        written
-    }
-
-    fn handle_timeout(&mut self, now_ms: u64) {
-        if let State::Discarding(discard) = &mut self.state {
-            loop {
-                match discard.framer.poll(now_ms) {
-                    FrameEvent::Data(_) => {}
-                    FrameEvent::NeedMore => break,
-                    FrameEvent::End(_) => {
-                        self.end_discard();
-                        break;
-                    }
-                }
-            }
-        }
-        if let State::Mail(mail) = &self.state {
-            // Once the end of data is sent, the verdict is the server's:
-            // a mail it may have accepted is never reported as failed.
-            let verdict = matches!(self.stage(), Some(Stage::Verdict));
-            if now_ms >= mail.deadline_ms && !verdict {
-                let step = match &mail.phase {
-                    Phase::Connecting { .. } => None,
-                    Phase::Connected { smtp, .. } => Some(smtp.step()),
-                };
-                return self.fail(Failure::TimeLimit(step), 0);
-            }
-        }
-        if let Some(Stage::Data(_)) = self.stage() {
-            self.data_timers(now_ms);
-        }
-        if let Some(smtp) = self.smtp() {
-            smtp.handle_timeout(now_ms);
-            self.take_smtp_events();
-        }
-    }
-
-    fn data_timers(&mut self, now_ms: u64) {
-        let State::Mail(Mail {
-            phase:
-                Phase::Connected {
-                    stage: Stage::Data(dm),
-                    ..
-                },
-            ..
-        }) = &mut self.state
-        else {
-            return;
-        };
-        loop {
-            match dm.framer.poll(now_ms) {
-                // Held `+` bytes that were data after all: written with the part's end.
-                FrameEvent::Data(d) => dm.pluses += d.len() as u8,
-                FrameEvent::NeedMore => break,
-                FrameEvent::End(end) => {
-                    self.end_data_mode(end);
-                    break;
-                }
-            }
-        }
-    }
-
-    fn next_deadline(&self) -> Option<u64> {
-        let quit = self.quitting.get().and_then(SmtpClient::next_deadline);
-        let mail = match &self.state {
-            State::Idle => return quit,
-            State::Discarding(discard) => {
-                return [discard.framer.next_deadline(), quit]
-                    .into_iter()
-                    .flatten()
-                    .min()
-            }
-            State::Mail(mail) => mail,
-        };
-        let (framer, smtp, limit) = match &mail.phase {
-            Phase::Connecting { .. } => (None, None, Some(mail.deadline_ms)),
-            Phase::Connected { smtp, stage } => (
-                match stage {
-                    Stage::Data(dm) => dm.framer.next_deadline(),
-                    _ => None,
-                },
-                smtp.next_deadline(),
-                (!matches!(stage, Stage::Verdict)).then_some(mail.deadline_ms),
-            ),
-        };
-        [limit, framer, smtp, quit].into_iter().flatten().min()
-    }
-}
-
-/// One step of the part data mode feeds.
-fn part_step(
-    writer: &mut MessageWriter,
-    part: Part,
-    name: &Bounded<80>,
-    src: &[u8],
-    dst: &mut [u8],
-    last: bool,
-) -> Result<(CoderResult, usize, usize), MessageError> {
-    match part {
-        Part::Body => writer.body(src, dst, last),
-        Part::File => {
-            // Validated in the session charset when FILE came.
-            let name = Text::trusted(writer.charset(), name.as_bytes());
-            writer.attachment(&name, src, dst, last)
-        }
+        (helo, policy)
     }
 }
 
@@ -1771,44 +773,10 @@ fn address_literal(ip: IpAddr) -> Bounded<80> {
     Bounded::from_slice(&buf.0[..buf.1])
 }
 
-/// What the SMTP client reads of the mail: the configuration, frozen and
-/// validated by SEND while `mail` is in progress; nothing of it for the
-/// QUIT of a finished mail, whose configuration may have changed since.
-fn envelope<'a>(config: &'a Config, helo: &'a Bounded<80>, mail: bool) -> Envelope<'a> {
-    const NONE: &[Recipient<'static>; 0] = &[];
-    let login = config.login().filter(|_| mail);
-    let (user, password) = login.unwrap_or((b"", b""));
-    Envelope {
-        helo_name: helo.as_bytes(),
-        user,
-        password,
-        from: login.map_or(Address::NONE, |_| Address::trusted(user)),
-        recipients: if mail { config.recipient_list() } else { NONE },
-    }
-}
-
-/// The mail's header block into `dst`. Not inlined: its frame is then not
-/// on the stack while the other pieces of a message are written.
-#[inline(never)]
-fn write_head(
-    config: &Config,
-    identity: &Identity,
-    writer: &mut MessageWriter,
-    dst: &mut [u8],
-) -> Result<(CoderResult, usize), MessageError> {
-    let head = MessageHead {
-        from: Address::trusted(config.login().map_or(&b""[..], |(user, _)| user)),
-        recipients: config.recipient_list(),
-        subject: config.subject(),
-        date: Token::trusted(identity.date.as_bytes()),
-        message_id: MessageId::trusted(identity.message_id.as_bytes()),
-    };
-    writer.head(&head, dst)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smtp::{Failure as SmtpFailure, Step};
     use base64::Engine as _;
     use std::string::String;
     use std::vec::Vec;
