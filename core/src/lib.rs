@@ -20,7 +20,10 @@
 //!   extensions.
 //! - [`smtp`]: the SMTP conversation (EHLO, STARTTLS, AUTH, PIPELINING,
 //!   DATA, QUIT) as a state machine over the caller's socket and clock.
-//! - [`session`]: all of it wired together as the G510 engine firmware links.
+//! - [`session`]: all of it wired together as the G510 engine firmware links: the
+//!   serial line and command dispatch, over two private modules, `mail`
+//!   (the mail transaction in one fixed slot) and `answers` (what the
+//!   engine itself says to the host).
 //! - [`event`]: what the session asks of its caller, one event at a time.
 //!
 //! Streaming calls follow one shape, taken from `encoding_rs`: they consume
