@@ -21,7 +21,7 @@
 //!
 //! [`Session::poll_event`]: crate::session::Session::poll_event
 
-use crate::smtp::{Failure as SmtpFailure, Step};
+use crate::smtp::{Fault, Step};
 
 /// What the caller must do next; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub enum Failure {
     /// The caller could not open the connection (it knows why).
     NotConnected,
     /// The SMTP conversation ended without a reply code.
-    Smtp(SmtpFailure),
+    Smtp(Fault),
     /// The mail's `<time>` ran out, at this step (`None`: before the
     /// connection was up).
     TimeLimit(Option<Step>),
@@ -109,7 +109,7 @@ impl core::fmt::Display for MailFailure {
                 write!(f, "{failure}")?;
                 matches!(
                     failure,
-                    SmtpFailure::Closed(Step::Greeting) | SmtpFailure::TimedOut(Step::Greeting)
+                    Fault::Closed(Step::Greeting) | Fault::TimedOut(Step::Greeting)
                 )
             }
             Failure::TimeLimit(None) => {

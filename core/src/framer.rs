@@ -94,7 +94,7 @@ impl End {
 
 /// What a [`Framer`] call produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event<'a> {
+pub enum Framed<'a> {
     /// Payload, in order. Borrowed from the input, or `+` bytes that were
     /// held back as a possible escape and turned out to be data.
     Data(&'a [u8]),
@@ -107,12 +107,12 @@ pub enum Event<'a> {
 /// The data-mode state machine; see the module docs.
 ///
 /// ```
-/// use atmail_core::framer::{DataLimits, End, Event, Framer};
+/// use atmail_core::framer::{DataLimits, End, Framed, Framer};
 /// let mut f = Framer::new(DataLimits::from_seconds(300, None), 0);
-/// assert_eq!(f.push(10, b"hello"), (Event::Data(b"hello"), 5));
-/// assert_eq!(f.push(1500, b"+++"), (Event::NeedMore, 3)); // maybe the escape
+/// assert_eq!(f.push(10, b"hello"), (Framed::Data(b"hello"), 5));
+/// assert_eq!(f.push(1500, b"+++"), (Framed::NeedMore, 3)); // maybe the escape
 /// assert_eq!(f.next_deadline(), Some(2500));
-/// assert_eq!(f.poll(2500), Event::End(End::Escape));
+/// assert_eq!(f.poll(2500), Framed::End(End::Escape));
 /// assert_eq!(f.payload_len(), 5);
 /// ```
 #[derive(Clone, Debug)]
@@ -153,11 +153,11 @@ impl Framer {
 
     /// Feeds bytes that arrived at `now_ms`. Returns an event and how many
     /// bytes of `input` it consumed; call again with the rest until it
-    /// returns [`Event::NeedMore`] (all consumed) or [`Event::End`] (the rest
+    /// returns [`Framed::NeedMore`] (all consumed) or [`Framed::End`] (the rest
     /// is not payload). A `Data` slice must be used before the next call.
-    pub fn push<'a>(&mut self, now_ms: u64, input: &'a [u8]) -> (Event<'a>, usize) {
+    pub fn push<'a>(&mut self, now_ms: u64, input: &'a [u8]) -> (Framed<'a>, usize) {
         let due = self.poll(now_ms);
-        if due != Event::NeedMore || input.is_empty() {
+        if due != Framed::NeedMore || input.is_empty() {
             return (due, 0);
         }
         let silent = now_ms.saturating_sub(self.last_ms) >= self.guard();
@@ -172,7 +172,7 @@ impl Framer {
         }
         self.held += run as u8;
         if run == input.len() {
-            return (Event::NeedMore, run);
+            return (Framed::NeedMore, run);
         }
         // Another byte follows the run at the same instant: the run is data.
         let held = core::mem::take(&mut self.held) as usize;
@@ -181,15 +181,15 @@ impl Framer {
 
     /// Checks the clock: ends data mode when a deadline has passed. Call it
     /// on timer ticks, at least at [`next_deadline`](Self::next_deadline).
-    pub fn poll(&mut self, now_ms: u64) -> Event<'static> {
+    pub fn poll(&mut self, now_ms: u64) -> Framed<'static> {
         if let Some(end) = self.ended {
-            return Event::End(end);
+            return Framed::End(end);
         }
         let [escape_at, idle_at, limit_at] = self.deadlines();
         let earliest = [escape_at, idle_at, limit_at].into_iter().flatten().min();
         let due = |at: Option<u64>| at.is_some_and(|t| t <= now_ms);
         if !due(earliest) {
-            return Event::NeedMore;
+            return Framed::NeedMore;
         }
         if escape_at == earliest {
             self.held = 0;
@@ -230,18 +230,18 @@ impl Framer {
         self.limits.guard_ms.max(1) as u64
     }
 
-    fn emit<'a>(&mut self, data: &'a [u8]) -> Event<'a> {
+    fn emit<'a>(&mut self, data: &'a [u8]) -> Framed<'a> {
         let total = self.payload + data.len() as u64;
         if total > self.limits.max_bytes {
             return self.finish(End::Oversize);
         }
         self.payload = total;
-        Event::Data(data)
+        Framed::Data(data)
     }
 
-    fn finish(&mut self, end: End) -> Event<'static> {
+    fn finish(&mut self, end: End) -> Framed<'static> {
         self.ended = Some(end);
-        Event::End(end)
+        Framed::End(end)
     }
 }
 
@@ -280,9 +280,9 @@ mod tests {
                         let (ev, used) = f.push(*at, piece);
                         piece = &piece[used..];
                         match ev {
-                            Event::Data(d) => out.extend_from_slice(d),
-                            Event::NeedMore => break,
-                            Event::End(e) => return (out, Some((e, *at))),
+                            Framed::Data(d) => out.extend_from_slice(d),
+                            Framed::NeedMore => break,
+                            Framed::End(e) => return (out, Some((e, *at))),
                         }
                     }
                 }
@@ -290,9 +290,9 @@ mod tests {
         }
         while let Some(t) = f.next_deadline().filter(|&t| t <= until_ms) {
             match f.poll(t) {
-                Event::Data(d) => out.extend_from_slice(d),
-                Event::NeedMore => unreachable!("polled at its own deadline"),
-                Event::End(e) => return (out, Some((e, t))),
+                Framed::Data(d) => out.extend_from_slice(d),
+                Framed::NeedMore => unreachable!("polled at its own deadline"),
+                Framed::End(e) => return (out, Some((e, t))),
             }
         }
         (out, None)
@@ -420,8 +420,8 @@ mod tests {
     #[test]
     fn ended_framer_takes_nothing() {
         let mut f = Framer::new(limits(None), 0);
-        assert_eq!(f.poll(100_000), Event::End(End::TimeLimit));
-        assert_eq!(f.push(100_001, b"AT\r"), (Event::End(End::TimeLimit), 0));
+        assert_eq!(f.poll(100_000), Framed::End(End::TimeLimit));
+        assert_eq!(f.push(100_001, b"AT\r"), (Framed::End(End::TimeLimit), 0));
         assert_eq!(f.next_deadline(), None);
     }
 

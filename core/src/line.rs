@@ -7,7 +7,7 @@
 //! backspace (S5, 0x08) erases the previous character (echoed as
 //! BS SP BS, as modems do), and a line longer than [`LINE_MAX`] is
 //! refused whole, never cut into a different command. Each byte says
-//! what to echo ([`Step`]).
+//! what to echo ([`Edit`]).
 //!
 //! It also learns how the host ends its lines ([`LineEditor::crlf_host`]),
 //! from the byte after each CR: that is what a data command needs, where
@@ -39,7 +39,7 @@ pub const BACKSPACE: u8 = 0x08;
 /// What one byte did, and so what the line echoes for it (when echo is on).
 #[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum Edit {
     /// Nothing to echo: the LF of a CRLF line ending, or a backspace with
     /// nothing to erase.
     Silent,
@@ -69,19 +69,19 @@ enum Prefix {
 /// The command-line editor; see the module docs.
 ///
 /// ```
-/// use atmail_core::line::{LineEditor, Step, BACKSPACE};
+/// use atmail_core::line::{LineEditor, Edit, BACKSPACE};
 /// let mut e = LineEditor::new();
 /// for &b in b"xxAT+GTSMTPLANX" {
 ///     let _ = e.push(b);
 /// }
-/// assert_eq!(e.push(BACKSPACE), Step::Erase);
+/// assert_eq!(e.push(BACKSPACE), Edit::Erase);
 /// for &b in b"D?" {
 ///     let _ = e.push(b);
 /// }
-/// assert_eq!(e.push(b'\r'), Step::Line);
+/// assert_eq!(e.push(b'\r'), Edit::Line);
 /// assert_eq!(e.line(), b"AT+GTSMTPLAND?");
 /// e.clear();
-/// assert_eq!(e.push(b'\n'), Step::Silent); // the LF of CRLF
+/// assert_eq!(e.push(b'\n'), Edit::Silent); // the LF of CRLF
 /// assert!(e.crlf_host());
 /// ```
 #[derive(Clone, Debug)]
@@ -151,11 +151,11 @@ impl LineEditor {
     }
 
     /// Takes one host byte in command mode; says what to echo.
-    pub fn push(&mut self, b: u8) -> Step {
+    pub fn push(&mut self, b: u8) -> Edit {
         if core::mem::take(&mut self.after_cr) {
             self.crlf = b == b'\n';
             if self.crlf {
-                return Step::Silent;
+                return Edit::Silent;
             }
         }
         match b {
@@ -163,12 +163,12 @@ impl LineEditor {
             BACKSPACE => self.erase(),
             _ => {
                 self.keep(b);
-                Step::Echo
+                Edit::Echo
             }
         }
     }
 
-    /// The line that [`Step::Line`] announced, from its `AT`.
+    /// The line that [`Edit::Line`] announced, from its `AT`.
     pub fn line(&self) -> &[u8] {
         &self.buf[..self.len as usize]
     }
@@ -193,25 +193,25 @@ impl LineEditor {
         self.after_cr = false;
     }
 
-    fn end(&mut self) -> Step {
+    fn end(&mut self) -> Edit {
         self.after_cr = true;
         let step = match (self.prefix, self.overflow) {
-            (Prefix::Line, 0) => return Step::Line,
-            (Prefix::Line, _) => Step::Overlong,
+            (Prefix::Line, 0) => return Edit::Line,
+            (Prefix::Line, _) => Edit::Overlong,
             // No `AT`: not a command line; V.250 ignores it.
-            _ => Step::Echo,
+            _ => Edit::Echo,
         };
         self.clear();
         step
     }
 
-    fn erase(&mut self) -> Step {
+    fn erase(&mut self) -> Edit {
         if self.overflow > 0 {
             self.overflow -= 1;
-            return Step::Erase;
+            return Edit::Erase;
         }
         if self.len == 0 {
-            return Step::Silent;
+            return Edit::Silent;
         }
         self.len -= 1;
         self.prefix = match self.len {
@@ -219,7 +219,7 @@ impl LineEditor {
             1 => Prefix::A,
             _ => Prefix::Line,
         };
-        Step::Erase
+        Edit::Erase
     }
 
     fn keep(&mut self, b: u8) {
@@ -255,15 +255,15 @@ mod tests {
         let (mut lines, mut echo) = (Vec::new(), Vec::new());
         for &b in input {
             match e.push(b) {
-                Step::Silent => {}
-                Step::Echo => echo.push(b),
-                Step::Erase => echo.extend_from_slice(b"\x08 \x08"),
-                Step::Line => {
+                Edit::Silent => {}
+                Edit::Echo => echo.push(b),
+                Edit::Erase => echo.extend_from_slice(b"\x08 \x08"),
+                Edit::Line => {
                     echo.push(b);
                     lines.push(Some(e.line().to_vec()));
                     e.clear();
                 }
-                Step::Overlong => {
+                Edit::Overlong => {
                     echo.push(b);
                     lines.push(None);
                 }
@@ -348,7 +348,7 @@ mod tests {
         let _ = run(&mut e, b"AT\r\nAT\r");
         assert!(e.crlf_host());
         e.hand_over();
-        assert_eq!(e.push(b'\n'), Step::Echo, "no longer the line's LF");
+        assert_eq!(e.push(b'\n'), Edit::Echo, "no longer the line's LF");
     }
 
     proptest::proptest! {

@@ -28,16 +28,14 @@ use crate::at::Command;
 use crate::charset::Charset;
 use crate::config::{Bounded, Config};
 use crate::event::{Connect, Event, EventQueue, Failure, MailFailure, Queued};
-use crate::framer::{DataLimits, End, Event as FrameEvent, Framer};
+use crate::framer::{DataLimits, End, Framed, Framer};
 use crate::header::{Address, Text, Token};
 use crate::message::{
     Boundary, MessageError, MessageHead, MessageId, MessageWriter, Recipient, MAX_ATTACHMENTS,
 };
 use crate::out::put_decimal;
 use crate::session::SessionState;
-use crate::smtp::{
-    Envelope, Event as SmtpEvent, Failure as SmtpFailure, SmtpClient, Step, TlsPolicy,
-};
+use crate::smtp::{Envelope, Fault, Signal, SmtpClient, Step, TlsPolicy};
 use crate::CoderResult;
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
@@ -461,7 +459,7 @@ impl Mail {
     }
 
     pub(crate) fn handle_tls_failed(&mut self, cx: &mut Cx<'_>) {
-        let tls = SmtpFailure::Tls(Step::TlsHandshake);
+        let tls = Fault::Tls(Step::TlsHandshake);
         match &mut self.phase {
             Phase::Connected { smtp, .. } => {
                 smtp.handle_tls_failed();
@@ -596,26 +594,26 @@ impl Mail {
     /// Acts on the SMTP client's next event; returns whether there was one.
     fn take_smtp_event(&mut self, cx: &mut Cx<'_>) -> bool {
         let mine = matches!(self.phase, Phase::Connected { .. });
-        let Some(event) = self.smtp().and_then(SmtpClient::poll_event) else {
+        let Some(event) = self.smtp().and_then(SmtpClient::poll_signal) else {
             return false;
         };
         match (event, mine) {
-            (SmtpEvent::StartTls, true) => self.events.push(Queued::StartTls),
-            (SmtpEvent::ReadyForData, true) if matches!(self.stage(), Some(Stage::Handshake)) => {
+            (Signal::StartTls, true) => self.events.push(Queued::StartTls),
+            (Signal::ReadyForData, true) if matches!(self.stage(), Some(Stage::Handshake)) => {
                 self.set_stage(Stage::Head)
             }
-            (SmtpEvent::Delivered, true) if matches!(self.stage(), Some(Stage::Verdict)) => {
+            (Signal::Delivered, true) if matches!(self.stage(), Some(Stage::Verdict)) => {
                 cx.host.urc(1);
                 self.release_connection();
                 // Configuration is free again as soon as the URC is said.
                 self.phase = Phase::Idle;
             }
-            (SmtpEvent::Failed(code), true) => match self.smtp().and_then(|smtp| smtp.failure()) {
+            (Signal::Failed(code), true) => match self.smtp().and_then(|smtp| smtp.failure()) {
                 Some(failure) => self.fail(cx, Failure::Smtp(failure), code),
                 None => self.abort(cx, None, code),
             },
             (_, true) => self.impossible(cx),
-            (SmtpEvent::Closed, false) => {
+            (Signal::Closed, false) => {
                 self.quitting.active = false;
                 self.events.push(Queued::Close);
             }
@@ -664,7 +662,7 @@ impl Mail {
         while read < input.len() {
             let (event, n) = discard.framer.push(now_ms, &input[read..]);
             read += n;
-            if let FrameEvent::End(_) = event {
+            if let Framed::End(_) = event {
                 self.end_discard(cx);
                 break;
             }
@@ -730,7 +728,7 @@ impl Mail {
             let (event, n) = dm.framer.push(now_ms, &input[read..read + take]);
             read += n;
             match event {
-                FrameEvent::Data(data) => {
+                Framed::Data(data) => {
                     let step = part_step(
                         &mut self.writer,
                         dm.part,
@@ -754,9 +752,9 @@ impl Mail {
                     }
                     written += w;
                 }
-                FrameEvent::NeedMore if read == input.len() => break,
-                FrameEvent::NeedMore => {}
-                FrameEvent::End(end) => {
+                Framed::NeedMore if read == input.len() => break,
+                Framed::NeedMore => {}
+                Framed::End(end) => {
                     self.end_data_mode(cx, end);
                     break;
                 }
@@ -891,9 +889,9 @@ impl Mail {
         if let Phase::Discarding(discard) = &mut self.phase {
             loop {
                 match discard.framer.poll(now_ms) {
-                    FrameEvent::Data(_) => {}
-                    FrameEvent::NeedMore => break,
-                    FrameEvent::End(_) => {
+                    Framed::Data(_) => {}
+                    Framed::NeedMore => break,
+                    Framed::End(_) => {
                         self.end_discard(cx);
                         break;
                     }
@@ -932,9 +930,9 @@ impl Mail {
         loop {
             match dm.framer.poll(now_ms) {
                 // Held `+` bytes that were data after all: written with the part's end.
-                FrameEvent::Data(d) => dm.pluses += d.len() as u8,
-                FrameEvent::NeedMore => break,
-                FrameEvent::End(end) => {
+                Framed::Data(d) => dm.pluses += d.len() as u8,
+                Framed::NeedMore => break,
+                Framed::End(end) => {
                     self.end_data_mode(cx, end);
                     break;
                 }

@@ -47,7 +47,7 @@ pub use crate::event::{Connect, Event, Failure, MailFailure};
 use crate::framer::{DataLimits, DEFAULT_GUARD_MS};
 use crate::header::{Address, Text, Token};
 use crate::host_queue::{ANSWER_ROOM, URC_ROOM};
-use crate::line::{LineEditor, Step as LineStep};
+use crate::line::{Edit, LineEditor};
 use crate::mail::{Cx, Identity, Mail, Part};
 use crate::message::MessageId;
 use crate::out::{put_decimal, Out};
@@ -468,16 +468,16 @@ impl Session {
         let step = self.line.push(b);
         if self.engine.echo {
             let echo: &[u8] = match step {
-                LineStep::Silent => b"",
-                LineStep::Erase => b"\x08 \x08",
-                LineStep::Echo | LineStep::Line | LineStep::Overlong => core::slice::from_ref(&b),
+                Edit::Silent => b"",
+                Edit::Erase => b"\x08 \x08",
+                Edit::Echo | Edit::Line | Edit::Overlong => core::slice::from_ref(&b),
             };
             host.push(echo);
         }
         match step {
-            LineStep::Line => self.run_line(now_ms),
-            LineStep::Overlong => self.engine.host.error(SessionError::LineTooLong),
-            LineStep::Silent | LineStep::Echo | LineStep::Erase => {}
+            Edit::Line => self.run_line(now_ms),
+            Edit::Overlong => self.engine.host.error(SessionError::LineTooLong),
+            Edit::Silent | Edit::Echo | Edit::Erase => {}
         }
         true
     }
@@ -776,7 +776,7 @@ fn address_literal(ip: IpAddr) -> Bounded<80> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::{Failure as SmtpFailure, Step};
+    use crate::smtp::{Fault, Step};
     use base64::Engine as _;
     use std::string::String;
     use std::vec::Vec;
@@ -1532,7 +1532,7 @@ mod tests {
             seen.push(Seen::from(event));
         }
         let failure = MailFailure {
-            failure: Failure::Smtp(SmtpFailure::Closed(Step::Message)),
+            failure: Failure::Smtp(Fault::Closed(Step::Message)),
             port: 25,
             implicit_tls: false,
         };
@@ -2148,7 +2148,7 @@ mod tests {
         let failure = rig.poll_failure().unwrap();
         assert_eq!(
             failure.failure,
-            Failure::Smtp(SmtpFailure::TimedOut(Step::EndOfData))
+            Failure::Smtp(Fault::TimedOut(Step::EndOfData))
         );
     }
 

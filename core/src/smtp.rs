@@ -2,24 +2,24 @@
 //!
 //! What it does: from the greeting to QUIT, [`SmtpClient`] decides what to
 //! send and reads what comes back: EHLO (HELO when EHLO is refused),
-//! STARTTLS when offered or required (as [`Event::StartTls`]: the caller
+//! STARTTLS when offered or required (as [`Signal::StartTls`]: the caller
 //! runs TLS and says when it is up), AUTH PLAIN or LOGIN as EHLO offers,
 //! MAIL, every RCPT and DATA in one flight when the server offers
 //! PIPELINING (RFC 2920), then end-of-data and QUIT. Every way a mail can
-//! fail ends in [`Event::Failed`] with the reply code that ended it, or 0
+//! fail ends in [`Signal::Failed`] with the reply code that ended it, or 0
 //! when the server closed, timed out or did not speak SMTP.
 //!
-//! The verdict ([`Event::Delivered`] or [`Event::Failed`]) comes as soon as
+//! The verdict ([`Signal::Delivered`] or [`Signal::Failed`]) comes as soon as
 //! it is known; the conversation then ends with QUIT whenever the
 //! connection can carry one (RFC 5321 4.1.1.10: after a refusal too, once
 //! the replies still due to a pipelined flight are read), waits up to
-//! [`QUIT_MS`] for the reply, and only then says [`Event::Closed`]. A
+//! [`QUIT_MS`] for the reply, and only then says [`Signal::Closed`]. A
 //! connection that cannot carry a QUIT (the server closed it, is not
 //! speaking SMTP, is inside DATA or a TLS handshake) is closed at once.
 //!
 //! What it does not: touch a socket or clock, or carry the message. The
 //! caller writes the message bytes to the connection itself after
-//! [`Event::ReadyForData`] (the message writer's output needs no dot-stuffing)
+//! [`Signal::ReadyForData`] (the message writer's output needs no dot-stuffing)
 //! and then calls [`SmtpClient::end_data`]; a mail that fails inside DATA
 //! has its connection closed, so end-of-data is never sent for a mail that
 //! failed: a mail is delivered whole or not at all.
@@ -80,7 +80,7 @@ pub struct Envelope<'a> {
 /// What the caller must act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum Signal {
     /// Start TLS on the connection now, then call
     /// [`SmtpClient::handle_tls_established`].
     StartTls,
@@ -91,7 +91,7 @@ pub enum Event {
     Delivered,
     /// The mail failed: the SMTP code that ended it, or 0 (closed, timed
     /// out, not SMTP). The conversation goes on to its QUIT; wait for
-    /// [`Event::Closed`].
+    /// [`Signal::Closed`].
     Failed(u16),
     /// The conversation is over; close the connection now.
     Closed,
@@ -139,7 +139,7 @@ impl Step {
 /// Why a mail ended without an SMTP reply code (`+GTSMTPSEND: 0`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Failure {
+pub enum Fault {
     /// The server closed the connection.
     Closed(Step),
     /// No reply within RFC 5321's timeout for the step.
@@ -156,24 +156,24 @@ pub enum Failure {
     Tls(Step),
 }
 
-impl core::fmt::Display for Failure {
+impl core::fmt::Display for Fault {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Failure::Closed(step) => write!(f, "connection closed by the server {}", step.as_str()),
-            Failure::TimedOut(step) => write!(f, "no reply in time {}", step.as_str()),
-            Failure::NotSmtp(step) => {
+            Fault::Closed(step) => write!(f, "connection closed by the server {}", step.as_str()),
+            Fault::TimedOut(step) => write!(f, "no reply in time {}", step.as_str()),
+            Fault::NotSmtp(step) => {
                 write!(f, "the server does not speak SMTP ({})", step.as_str())
             }
-            Failure::TlsNotOffered => {
+            Fault::TlsNotOffered => {
                 f.write_str("TLS is required and the server does not offer STARTTLS")
             }
-            Failure::StartTlsInjection => f.write_str(
+            Fault::StartTlsInjection => f.write_str(
                 "bytes after the server's 220 to STARTTLS, before TLS (plaintext injection)",
             ),
-            Failure::Tls(Step::TlsHandshake) => f.write_str(
+            Fault::Tls(Step::TlsHandshake) => f.write_str(
                 "the TLS handshake failed (certificate refused or no common parameters)",
             ),
-            Failure::Tls(step) => write!(f, "TLS failed {}", step.as_str()),
+            Fault::Tls(step) => write!(f, "TLS failed {}", step.as_str()),
         }
     }
 }
@@ -230,14 +230,14 @@ pub struct SmtpClient {
     sending: Option<Command>,
     replayed: usize,
     deadline: Option<u64>,
-    event: Option<Event>,
-    /// [`Event::Closed`] is due after `event`.
+    event: Option<Signal>,
+    /// [`Signal::Closed`] is due after `event`.
     closed: bool,
     /// The verdict is given (`Delivered` or `Failed`).
     ended: bool,
     delivered: bool,
     /// Why the mail failed without a reply code, once it has.
-    failure: Option<Failure>,
+    failure: Option<Fault>,
 }
 
 impl SmtpClient {
@@ -262,7 +262,7 @@ impl SmtpClient {
     }
 
     /// Why the mail failed without a reply code, if it did.
-    pub fn failure(&self) -> Option<Failure> {
+    pub fn failure(&self) -> Option<Fault> {
         self.failure
     }
 
@@ -290,11 +290,11 @@ impl SmtpClient {
         self.extensions.size.filter(|&n| n > 0)
     }
 
-    /// The next event, if any; call after every `handle_*` until `None`.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    /// The next signal, if any; call after every `handle_*` until `None`.
+    pub fn poll_signal(&mut self) -> Option<Signal> {
         self.event
             .take()
-            .or_else(|| core::mem::take(&mut self.closed).then_some(Event::Closed))
+            .or_else(|| core::mem::take(&mut self.closed).then_some(Signal::Closed))
     }
 
     /// Whether an event is waiting to be taken.
@@ -332,15 +332,15 @@ impl SmtpClient {
             // The end of the conversation took too long: close.
             return self.close_now();
         }
-        self.failure = Some(Failure::TimedOut(self.step()));
-        self.verdict(Event::Failed(0));
+        self.failure = Some(Fault::TimedOut(self.step()));
+        self.verdict(Signal::Failed(0));
         let due = self.replies_owed();
         self.wind_down(due, now_ms);
     }
 
     /// The caller gives the mail up (its time limit ran out, the host
     /// aborted it): no verdict is said; the conversation ends with QUIT
-    /// when the connection can carry one, else [`Event::Closed`] comes at
+    /// when the connection can carry one, else [`Signal::Closed`] comes at
     /// once. Nothing happens once a verdict was given.
     pub fn quit(&mut self, now_ms: u64) {
         if !self.ended && self.state != State::Done {
@@ -354,11 +354,11 @@ impl SmtpClient {
     /// verify): the connection is closed at once.
     pub fn handle_tls_failed(&mut self) {
         if self.state != State::Done {
-            self.fail_without_code(Failure::Tls(self.step()));
+            self.fail_without_code(Fault::Tls(self.step()));
         }
     }
 
-    /// The caller's TLS handshake after [`Event::StartTls`] is done.
+    /// The caller's TLS handshake after [`Signal::StartTls`] is done.
     pub fn handle_tls_established(&mut self, now_ms: u64) {
         if self.state == State::TlsHandshake {
             self.tls = true;
@@ -373,18 +373,18 @@ impl SmtpClient {
     /// The connection closed (or failed) under the client.
     pub fn handle_closed(&mut self) {
         if self.state != State::Done {
-            self.fail_without_code(Failure::Closed(self.step()));
+            self.fail_without_code(Fault::Closed(self.step()));
         }
     }
 
     /// Whether the conversation is over and the connection closed (or to
-    /// be closed at [`Event::Closed`]).
+    /// be closed at [`Signal::Closed`]).
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// The caller has written the whole message after
-    /// [`Event::ReadyForData`]; the client sends end-of-data.
+    /// [`Signal::ReadyForData`]; the client sends end-of-data.
     pub fn end_data(&mut self, now_ms: u64) {
         if self.state == State::Data {
             self.send(Command::EndOfData, now_ms, END_OF_DATA_MS);
@@ -401,7 +401,7 @@ impl SmtpClient {
         let mut used = 0;
         if self.state == State::TlsHandshake && !input.is_empty() {
             // Nothing may come between the 220 and the handshake.
-            self.fail_without_code(Failure::StartTlsInjection);
+            self.fail_without_code(Fault::StartTlsInjection);
             return input.len();
         }
         while used < input.len()
@@ -417,7 +417,7 @@ impl SmtpClient {
                     }
                 }
                 Err(_) => {
-                    self.fail_without_code(Failure::NotSmtp(self.step()));
+                    self.fail_without_code(Fault::NotSmtp(self.step()));
                     return input.len();
                 }
             }
@@ -425,7 +425,7 @@ impl SmtpClient {
         if self.state == State::TlsHandshake && used < input.len() {
             // Bytes in the same read as the 220 to STARTTLS: an injection
             // (Poddebniak et al., 2021), never to be read as if under TLS.
-            self.fail_without_code(Failure::StartTlsInjection);
+            self.fail_without_code(Fault::StartTlsInjection);
             return input.len();
         }
         used
@@ -448,7 +448,7 @@ impl SmtpClient {
             State::Awaiting(Command::StartTls) if code == 220 => {
                 self.state = State::TlsHandshake;
                 self.deadline = Some(now_ms + TLS_HANDSHAKE_MS);
-                self.event = Some(Event::StartTls);
+                self.event = Some(Signal::StartTls);
             }
             State::Awaiting(Command::AuthLogin) if code == 334 => {
                 self.send(Command::LoginUser, now_ms, COMMAND_MS)
@@ -469,7 +469,7 @@ impl SmtpClient {
             State::Envelope { next, last } => self.on_flight_reply(next, last, reply, now_ms),
             State::Awaiting(Command::EndOfData) if reply.is_positive() => {
                 self.delivered = true;
-                self.verdict(Event::Delivered);
+                self.verdict(Signal::Delivered);
                 self.wind_down(Some(0), now_ms);
             }
             State::Awaiting(Command::Quit) => self.close_now(),
@@ -493,7 +493,7 @@ impl SmtpClient {
         if self.ended {
             return self.close_now();
         }
-        self.verdict(Event::Failed(code));
+        self.verdict(Signal::Failed(code));
         self.wind_down(Some(due), now_ms);
     }
 
@@ -538,7 +538,7 @@ impl SmtpClient {
         self.deadline = deadline;
     }
 
-    fn verdict(&mut self, event: Event) {
+    fn verdict(&mut self, event: Signal) {
         self.ended = true;
         self.event = Some(event);
     }
@@ -553,8 +553,8 @@ impl SmtpClient {
         if wants_tls && !self.tls {
             if !self.extensions.starttls {
                 // Required but not offered: refuse rather than downgrade.
-                self.failure = Some(Failure::TlsNotOffered);
-                self.verdict(Event::Failed(0));
+                self.failure = Some(Fault::TlsNotOffered);
+                self.verdict(Signal::Failed(0));
                 return self.wind_down(Some(0), now_ms);
             }
             return self.send(Command::StartTls, now_ms, COMMAND_MS);
@@ -618,7 +618,7 @@ impl SmtpClient {
     fn ready_for_data(&mut self) {
         self.state = State::Data;
         self.deadline = None;
-        self.event = Some(Event::ReadyForData);
+        self.event = Some(Signal::ReadyForData);
     }
 
     fn send(&mut self, command: Command, now_ms: u64, timeout_ms: u64) {
@@ -630,10 +630,10 @@ impl SmtpClient {
 
     /// The connection cannot go on (closed, not SMTP, TLS failed or
     /// injected into): the verdict, if none was given, then the close.
-    fn fail_without_code(&mut self, failure: Failure) {
+    fn fail_without_code(&mut self, failure: Fault) {
         if !self.ended {
             self.failure = Some(failure);
-            self.verdict(Event::Failed(0));
+            self.verdict(Signal::Failed(0));
         }
         self.close_now();
     }
@@ -728,7 +728,7 @@ mod tests {
 
     struct Run {
         sent: Vec<u8>,
-        events: Vec<Event>,
+        events: Vec<Signal>,
         flights: usize,
     }
 
@@ -760,11 +760,11 @@ mod tests {
                 while !rest.is_empty() {
                     let n = client.handle_input(env, rest, now);
                     rest = &rest[n..];
-                    while let Some(event) = client.poll_event() {
+                    while let Some(event) = client.poll_signal() {
                         run.events.push(event);
                         match event {
-                            Event::StartTls => client.handle_tls_established(now),
-                            Event::ReadyForData => {
+                            Signal::StartTls => client.handle_tls_established(now),
+                            Signal::ReadyForData => {
                                 run.sent.extend_from_slice(b"<message>\r\n");
                                 client.end_data(now);
                             }
@@ -822,7 +822,7 @@ mod tests {
             let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, cut);
             assert_eq!(
                 r.events,
-                [Event::ReadyForData, Event::Delivered, Event::Closed],
+                [Signal::ReadyForData, Signal::Delivered, Signal::Closed],
                 "cut {cut}"
             );
         }
@@ -851,7 +851,7 @@ mod tests {
             (&replies, b"<message>\r\n.\r\n"),
         ];
         let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 64);
-        assert_eq!(r.events, [Event::ReadyForData]);
+        assert_eq!(r.events, [Signal::ReadyForData]);
         assert_eq!(
             r.flights, 3,
             "EHLO, the envelope, the message: one flight each"
@@ -884,7 +884,7 @@ mod tests {
         let r = run(TlsPolicy::Required, &env, Script { steps }, 5);
         assert_eq!(
             r.events,
-            [Event::StartTls, Event::ReadyForData, Event::Delivered]
+            [Signal::StartTls, Signal::ReadyForData, Signal::Delivered]
         );
     }
 
@@ -897,16 +897,16 @@ mod tests {
         let env = envelope(&rcpt);
         let plain_ehlo: &[u8] = b"250-mx\r\n250 AUTH PLAIN\r\n";
         let auth: &[u8] = b"AUTH PLAIN AHdhbmd3d0BmaWJvY29tLmNvbQBnaHQ2NDYyMTE3OA==\r\n";
-        let cases: &[(&str, &[(&[u8], &[u8])], Event)] = &[
+        let cases: &[(&str, &[(&[u8], &[u8])], Signal)] = &[
             (
                 "greeting 554",
                 &[(b"554 go away\r\n", b"QUIT\r\n"), (b"221 bye\r\n", b"")],
-                Event::Failed(554),
+                Signal::Failed(554),
             ),
             (
                 "greeting 421",
                 &[(b"421 busy\r\n", b"QUIT\r\n"), (b"221 bye\r\n", b"")],
-                Event::Failed(421),
+                Signal::Failed(421),
             ),
             (
                 "helo refused too",
@@ -916,7 +916,7 @@ mod tests {
                     (b"501 no\r\n", b"QUIT\r\n"),
                     (b"221 bye\r\n", b""),
                 ],
-                Event::Failed(501),
+                Signal::Failed(501),
             ),
             (
                 "ehlo 421",
@@ -925,7 +925,7 @@ mod tests {
                     (b"421 bye\r\n", b"QUIT\r\n"),
                     (b"221 bye\r\n", b""),
                 ],
-                Event::Failed(421),
+                Signal::Failed(421),
             ),
             (
                 "auth 535",
@@ -935,7 +935,7 @@ mod tests {
                     (b"535 bad\r\n", b"QUIT\r\n"),
                     (b"221 bye\r\n", b""),
                 ],
-                Event::Failed(535),
+                Signal::Failed(535),
             ),
             (
                 "mail 550",
@@ -946,7 +946,7 @@ mod tests {
                     (b"550 no\r\n", b"QUIT\r\n"),
                     (b"221 bye\r\n", b""),
                 ],
-                Event::Failed(550),
+                Signal::Failed(550),
             ),
             (
                 "rcpt 450",
@@ -958,7 +958,7 @@ mod tests {
                     (b"450 later\r\n", b"QUIT\r\n"),
                     (b"221 bye\r\n", b""),
                 ],
-                Event::Failed(450),
+                Signal::Failed(450),
             ),
             (
                 "data 554",
@@ -971,16 +971,16 @@ mod tests {
                     (b"554 no\r\n", b"QUIT\r\n"),
                     (b"221 bye\r\n", b""),
                 ],
-                Event::Failed(554),
+                Signal::Failed(554),
             ),
-            ("not smtp", &[(b"HTTP/1.1 400\r\n", b"")], Event::Failed(0)),
+            ("not smtp", &[(b"HTTP/1.1 400\r\n", b"")], Signal::Failed(0)),
         ];
         for (name, steps, want) in cases {
             let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 4);
-            assert_eq!(r.events, [*want, Event::Closed], "{name}");
+            assert_eq!(r.events, [*want, Signal::Closed], "{name}");
             assert!(!r.sent.ends_with(b".\r\n"), "{name}: end-of-data sent");
             let quits = r.sent.windows(6).filter(|w| w == b"QUIT\r\n").count();
-            assert_eq!(quits, usize::from(*want != Event::Failed(0)), "{name}");
+            assert_eq!(quits, usize::from(*want != Signal::Failed(0)), "{name}");
         }
     }
 
@@ -1002,7 +1002,7 @@ mod tests {
         let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 100);
         // The server takes whatever comes now as the message: no QUIT, the
         // connection closes at once.
-        assert_eq!(r.events, [Event::Failed(553), Event::Closed]);
+        assert_eq!(r.events, [Signal::Failed(553), Signal::Closed]);
     }
 
     #[test]
@@ -1031,7 +1031,7 @@ mod tests {
         ];
         for cut in [1, 7, 100] {
             let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, cut);
-            assert_eq!(r.events, [Event::Failed(550), Event::Closed], "cut {cut}");
+            assert_eq!(r.events, [Signal::Failed(550), Signal::Closed], "cut {cut}");
         }
     }
 
@@ -1051,7 +1051,7 @@ mod tests {
         let mut buf = [0u8; 64];
         let mut c = at_ehlo();
         c.quit(1000);
-        assert_eq!(c.poll_event(), None, "the caller gave up: no verdict");
+        assert_eq!(c.poll_signal(), None, "the caller gave up: no verdict");
         assert_eq!(c.poll_transmit(&env, &mut buf), 0, "EHLO is still owed");
         assert_eq!(c.handle_input(&env, b"250 mx\r\n", 1100), 8);
         let n = c.poll_transmit(&env, &mut buf);
@@ -1062,7 +1062,7 @@ mod tests {
             "bounded from the start"
         );
         assert_eq!(c.handle_input(&env, b"221 bye\r\n", 1200), 9);
-        assert_eq!(c.poll_event(), Some(Event::Closed));
+        assert_eq!(c.poll_signal(), Some(Signal::Closed));
         assert!(c.is_done());
         // A command not yet on the wire is never sent: QUIT goes instead.
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
@@ -1079,38 +1079,38 @@ mod tests {
         // No reply to QUIT: closed at QUIT_MS after the verdict.
         let mut c = at_ehlo();
         assert_eq!(c.handle_input(&env, b"451 later\r\n", 50), 11);
-        assert_eq!(c.poll_event(), Some(Event::Failed(451)));
+        assert_eq!(c.poll_signal(), Some(Signal::Failed(451)));
         assert_eq!(c.poll_transmit(&env, &mut buf), 6);
         c.handle_timeout(50 + QUIT_MS - 1);
-        assert_eq!(c.poll_event(), None);
+        assert_eq!(c.poll_signal(), None);
         c.handle_timeout(50 + QUIT_MS);
-        assert_eq!(c.poll_event(), Some(Event::Closed));
+        assert_eq!(c.poll_signal(), Some(Signal::Closed));
         assert_eq!(c.failure(), None, "a refusal has its code, not a reason");
         // The server closing after the refusal closes, with no second verdict.
         let mut c = at_ehlo();
         assert_eq!(c.handle_input(&env, b"421 bye\r\n", 50), 9);
-        assert_eq!(c.poll_event(), Some(Event::Failed(421)));
+        assert_eq!(c.poll_signal(), Some(Signal::Failed(421)));
         c.handle_closed();
-        assert_eq!(c.poll_event(), Some(Event::Closed));
-        assert_eq!(c.poll_event(), None);
+        assert_eq!(c.poll_signal(), Some(Signal::Closed));
+        assert_eq!(c.poll_signal(), None);
         // Inside DATA there is nothing polite to say: closed at once.
         let mut c = at_ehlo();
         c.state = State::Data;
         c.quit(50);
-        assert_eq!(c.poll_event(), Some(Event::Closed));
+        assert_eq!(c.poll_signal(), Some(Signal::Closed));
         assert_eq!(c.poll_transmit(&env, &mut buf), 0);
     }
 
     #[test]
     fn a_failed_tls_says_tls_and_closes() {
         let (mut c, _) = at_starttls(b"");
-        assert_eq!(c.poll_event(), Some(Event::StartTls));
+        assert_eq!(c.poll_signal(), Some(Signal::StartTls));
         c.handle_tls_failed();
-        assert_eq!(c.poll_event(), Some(Event::Failed(0)));
-        assert_eq!(c.poll_event(), Some(Event::Closed));
-        assert_eq!(c.failure(), Some(Failure::Tls(Step::TlsHandshake)));
+        assert_eq!(c.poll_signal(), Some(Signal::Failed(0)));
+        assert_eq!(c.poll_signal(), Some(Signal::Closed));
+        assert_eq!(c.failure(), Some(Fault::Tls(Step::TlsHandshake)));
         assert_eq!(
-            std::format!("{}", Failure::Tls(Step::TlsHandshake)),
+            std::format!("{}", Fault::Tls(Step::TlsHandshake)),
             "the TLS handshake failed (certificate refused or no common parameters)"
         );
     }
@@ -1124,7 +1124,7 @@ mod tests {
             (b"221 bye\r\n", b""),
         ];
         let r = run(TlsPolicy::Required, &env, Script { steps }, 100);
-        assert_eq!(r.events, [Event::Failed(0), Event::Closed]);
+        assert_eq!(r.events, [Signal::Failed(0), Signal::Closed]);
     }
 
     #[test]
@@ -1151,12 +1151,12 @@ mod tests {
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 1000);
         assert_eq!(c.next_deadline(), Some(1000 + GREETING_MS));
         c.handle_timeout(1000 + GREETING_MS - 1);
-        assert_eq!(c.poll_event(), None);
+        assert_eq!(c.poll_signal(), None);
         c.handle_timeout(1000 + GREETING_MS);
-        assert_eq!(c.poll_event(), Some(Event::Failed(0)));
+        assert_eq!(c.poll_signal(), Some(Signal::Failed(0)));
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
         c.handle_closed();
-        assert_eq!(c.poll_event(), Some(Event::Failed(0)));
+        assert_eq!(c.poll_signal(), Some(Signal::Failed(0)));
     }
 
     /// The client at the 220 to STARTTLS, with `after` in the same read.
@@ -1183,8 +1183,8 @@ mod tests {
             b"2",
         ] {
             let (mut c, _) = at_starttls(after);
-            assert_eq!(c.poll_event(), Some(Event::Failed(0)), "{after:?}");
-            assert_eq!(c.failure(), Some(Failure::StartTlsInjection));
+            assert_eq!(c.poll_signal(), Some(Signal::Failed(0)), "{after:?}");
+            assert_eq!(c.failure(), Some(Fault::StartTlsInjection));
             let mut buf = [0u8; 64];
             assert_eq!(
                 c.poll_transmit(&envelope(&NOBODY), &mut buf),
@@ -1195,17 +1195,17 @@ mod tests {
         // Bytes that come in a later read, before the handshake, too.
         let (mut c, n) = at_starttls(b"");
         assert_eq!(n, 14);
-        assert_eq!(c.poll_event(), Some(Event::StartTls));
+        assert_eq!(c.poll_signal(), Some(Signal::StartTls));
         assert_eq!(c.handle_input(&envelope(&NOBODY), b"250 ok\r\n", 5), 8);
-        assert_eq!(c.poll_event(), Some(Event::Failed(0)));
-        assert_eq!(c.failure(), Some(Failure::StartTlsInjection));
+        assert_eq!(c.poll_signal(), Some(Signal::Failed(0)));
+        assert_eq!(c.failure(), Some(Fault::StartTlsInjection));
     }
 
     #[test]
     fn tls_forgets_the_extensions_and_has_a_deadline() {
         let env = envelope(&NOBODY);
         let (mut c, _) = at_starttls(b"");
-        assert_eq!(c.poll_event(), Some(Event::StartTls));
+        assert_eq!(c.poll_signal(), Some(Signal::StartTls));
         assert_eq!(c.next_deadline(), Some(TLS_HANDSHAKE_MS));
         c.handle_tls_established(100);
         assert_eq!(c.extensions, Extensions::default());
@@ -1213,25 +1213,25 @@ mod tests {
         assert!(c.poll_transmit(&env, &mut buf) > 0, "EHLO again");
         // A handshake that never ends fails at its deadline.
         let (mut c, _) = at_starttls(b"");
-        c.poll_event();
+        c.poll_signal();
         c.handle_timeout(TLS_HANDSHAKE_MS);
-        assert_eq!(c.poll_event(), Some(Event::Failed(0)));
-        assert_eq!(c.failure(), Some(Failure::TimedOut(Step::TlsHandshake)));
+        assert_eq!(c.poll_signal(), Some(Signal::Failed(0)));
+        assert_eq!(c.failure(), Some(Fault::TimedOut(Step::TlsHandshake)));
     }
 
     #[test]
     fn failures_without_a_code_say_where() {
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
         c.handle_closed();
-        assert_eq!(c.failure(), Some(Failure::Closed(Step::Greeting)));
+        assert_eq!(c.failure(), Some(Fault::Closed(Step::Greeting)));
         let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
         assert_eq!(
             c.handle_input(&envelope(&NOBODY), b"HTTP/1.1 400\r\n", 0),
             14
         );
-        assert_eq!(c.failure(), Some(Failure::NotSmtp(Step::Greeting)));
+        assert_eq!(c.failure(), Some(Fault::NotSmtp(Step::Greeting)));
         assert_eq!(
-            std::format!("{}", Failure::Closed(Step::Greeting)),
+            std::format!("{}", Fault::Closed(Step::Greeting)),
             "connection closed by the server waiting for the greeting"
         );
     }

@@ -6,7 +6,7 @@
 //! caller's thread, so only that thread's allocations are the core's.
 
 use atmail_core::charset::Charset;
-use atmail_core::framer::{DataLimits, Event, Framer};
+use atmail_core::framer::{DataLimits, Framed, Framer};
 use atmail_core::header::{Address, Text, Token};
 use atmail_core::message::{
     Boundary, MessageHead, MessageId, MessageWriter, Recipient, RecipientKind,
@@ -82,12 +82,12 @@ fn encoding_framing_and_writing_never_allocate() {
         let mut f = Framer::new(DataLimits::from_seconds(300, Some(3)), 0);
         for (i, chunk) in input.chunks(512).enumerate() {
             let mut rest = chunk;
-            while let (Event::Data(d), n) = f.push(i as u64, rest) {
+            while let (Framed::Data(d), n) = f.push(i as u64, rest) {
                 total += d.len();
                 rest = &rest[n..];
             }
         }
-        assert!(matches!(f.poll(u64::MAX / 2), Event::End(_)));
+        assert!(matches!(f.poll(u64::MAX / 2), Framed::End(_)));
     });
     assert_eq!(framer, 0, "framer allocated");
 

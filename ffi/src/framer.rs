@@ -6,7 +6,7 @@ use crate::atmail_status;
 #[cfg(feature = "std")]
 use crate::boundary::{free_boxed, new_boxed};
 use crate::boundary::{init_in_place, OutPtr};
-use atmail_core::framer::{DataLimits, End, Event, Framer};
+use atmail_core::framer::{DataLimits, End, Framed, Framer};
 use core::ffi::c_void;
 use core::mem::{align_of, size_of};
 
@@ -249,18 +249,18 @@ fn set_event(
     len_out.set(len);
 }
 
-fn convert(event: Event<'_>) -> (atmail_framer_event, *const u8, usize) {
+fn convert(event: Framed<'_>) -> (atmail_framer_event, *const u8, usize) {
     let none = core::ptr::null();
     match event {
-        Event::Data(d) => (atmail_framer_event::Data, d.as_ptr(), d.len()),
-        Event::NeedMore => (atmail_framer_event::NeedMore, none, 0),
-        Event::End(End::Escape) => (atmail_framer_event::EndEscape, none, 0),
-        Event::End(End::Idle) => (atmail_framer_event::EndIdle, none, 0),
-        Event::End(End::TimeLimit) => (atmail_framer_event::EndTimeLimit, none, 0),
-        Event::End(End::Oversize) => (atmail_framer_event::EndOversize, none, 0),
+        Framed::Data(d) => (atmail_framer_event::Data, d.as_ptr(), d.len()),
+        Framed::NeedMore => (atmail_framer_event::NeedMore, none, 0),
+        Framed::End(End::Escape) => (atmail_framer_event::EndEscape, none, 0),
+        Framed::End(End::Idle) => (atmail_framer_event::EndIdle, none, 0),
+        Framed::End(End::TimeLimit) => (atmail_framer_event::EndTimeLimit, none, 0),
+        Framed::End(End::Oversize) => (atmail_framer_event::EndOversize, none, 0),
         // `End` is non-exhaustive; an end this ABI does not know yet is an
         // error end, since the caller cannot know it went well.
-        Event::End(_) => (atmail_framer_event::EndTimeLimit, none, 0),
+        Framed::End(_) => (atmail_framer_event::EndTimeLimit, none, 0),
     }
 }
 

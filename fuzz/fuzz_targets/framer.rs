@@ -5,7 +5,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use atmail_core::framer::{DataLimits, End, Event, Framer};
+use atmail_core::framer::{DataLimits, End, Framed, Framer};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -36,9 +36,9 @@ fuzz_target!(|input: Input| {
             sent.extend_from_slice(&rest[..n]);
             rest = &rest[n..];
             match event {
-                Event::Data(d) => payload.extend_from_slice(d),
-                Event::End(end) => ended = Some(end),
-                Event::NeedMore => break,
+                Framed::Data(d) => payload.extend_from_slice(d),
+                Framed::End(end) => ended = Some(end),
+                Framed::NeedMore => break,
             }
         }
         if ended.is_some() {
@@ -48,9 +48,9 @@ fuzz_target!(|input: Input| {
     // Time runs out at last: the mode ends one way or another.
     while ended.is_none() {
         match framer.poll(u64::MAX / 4) {
-            Event::Data(d) => payload.extend_from_slice(d),
-            Event::End(end) => ended = Some(end),
-            Event::NeedMore => unreachable!("a time limit always ends data mode"),
+            Framed::Data(d) => payload.extend_from_slice(d),
+            Framed::End(end) => ended = Some(end),
+            Framed::NeedMore => unreachable!("a time limit always ends data mode"),
         }
     }
     assert_eq!(framer.payload_len(), payload.len() as u64);

@@ -12,7 +12,7 @@ use arbitrary::Arbitrary;
 use atmail_core::header::Address;
 use atmail_core::message::{Recipient, RecipientKind};
 use atmail_core::reply::ReplyParser;
-use atmail_core::smtp::{Envelope, Event, SmtpClient, TlsPolicy};
+use atmail_core::smtp::{Envelope, Signal, SmtpClient, TlsPolicy};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -118,21 +118,21 @@ fuzz_target!(|input: Input| {
             assert!(n <= rest.len());
             rest = &rest[n..];
             let mut moved = n > 0;
-            while let Some(event) = client.poll_event() {
+            while let Some(event) = client.poll_signal() {
                 moved = true;
                 assert!(!done, "an event after the end");
                 match event {
-                    Event::StartTls => in_handshake = true,
-                    Event::ReadyForData => {
+                    Signal::StartTls => in_handshake = true,
+                    Signal::ReadyForData => {
                         ready = true;
                         wire.extend_from_slice(b"<message>\r\n");
                         client.end_data(now);
                     }
-                    Event::Failed(_) | Event::Delivered => {
+                    Signal::Failed(_) | Signal::Delivered => {
                         assert!(verdict_at.is_none(), "two verdicts");
                         verdict_at = Some(wire.len());
                     }
-                    Event::Closed => done = true,
+                    Signal::Closed => done = true,
                     _ => {}
                 }
             }
