@@ -21,6 +21,7 @@
 //!
 //! [`Session::poll_event`]: crate::session::Session::poll_event
 
+use crate::out::{put_decimal, Out};
 use crate::smtp::{Fault, Step};
 
 /// What the caller must do next; see the module docs.
@@ -101,38 +102,45 @@ pub struct MailFailure {
 /// The longest reason a [`MailFailure`] displays.
 pub const FAILURE_MAX: usize = 160;
 
-impl core::fmt::Display for MailFailure {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl MailFailure {
+    /// The reason as text (ASCII, at most [`FAILURE_MAX`] bytes), into
+    /// `out`; `Display` writes the same.
+    pub fn write_to(&self, out: &mut dyn Out) {
         let at_greeting = match self.failure {
-            Failure::NotConnected => return f.write_str("could not connect to the server"),
-            Failure::Smtp(failure) => {
-                write!(f, "{failure}")?;
+            Failure::NotConnected => return out.put(b"could not connect to the server"),
+            Failure::Smtp(fault) => {
+                fault.write_to(out);
                 matches!(
-                    failure,
+                    fault,
                     Fault::Closed(Step::Greeting) | Fault::TimedOut(Step::Greeting)
                 )
             }
             Failure::TimeLimit(None) => {
-                return f.write_str("the mail's time limit ran out before the connection was up")
+                return out.put(b"the mail's time limit ran out before the connection was up")
             }
             Failure::TimeLimit(Some(step)) => {
-                write!(f, "the mail's time limit ran out {}", step.as_str())?;
+                out.put(b"the mail's time limit ran out ");
+                out.put(step.as_str().as_bytes());
                 step == Step::Greeting
             }
             Failure::TooLarge { limit } => {
-                return write!(
-                    f,
-                    "the message is larger than the server takes (SIZE {limit})"
-                )
+                out.put(b"the message is larger than the server takes (SIZE ");
+                put_decimal(out, limit);
+                return out.put(b")");
             }
-            Failure::Internal => return f.write_str("internal error: the mail was ended"),
+            Failure::Internal => return out.put(b"internal error: the mail was ended"),
         };
         if at_greeting && self.port == 465 && !self.implicit_tls {
-            f.write_str(
-                " (port 465 is SMTPS, TLS from the first byte: AT+GTSMTPLAND=465,\"<server>\",1)",
-            )?;
+            out.put(
+                b" (port 465 is SMTPS, TLS from the first byte: AT+GTSMTPLAND=465,\"<server>\",1)",
+            );
         }
-        Ok(())
+    }
+}
+
+impl core::fmt::Display for MailFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        crate::out::display(f, |out| self.write_to(out))
     }
 }
 

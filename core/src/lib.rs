@@ -40,6 +40,7 @@ pub mod charset;
 mod cjk_cells;
 pub mod config;
 pub mod content_type;
+mod ehlo;
 pub mod event;
 pub mod framer;
 mod gb2312_big5_tables;

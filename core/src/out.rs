@@ -141,3 +141,26 @@ pub(crate) fn put_decimal(out: &mut dyn Out, mut n: u64) {
     }
     out.put(&buf[i..]);
 }
+
+/// `Display` for text written through an [`Out`] (ASCII, as every piece
+/// of this crate writes): firmware that only calls the `write_to` forms
+/// links no `core::fmt` for them.
+pub(crate) fn display(
+    f: &mut core::fmt::Formatter<'_>,
+    piece: impl FnOnce(&mut dyn Out),
+) -> core::fmt::Result {
+    struct Fmt<'a, 'b>(&'a mut core::fmt::Formatter<'b>, core::fmt::Result);
+    impl Out for Fmt<'_, '_> {
+        fn put(&mut self, bytes: &[u8]) {
+            if self.1.is_ok() {
+                self.1 = match core::str::from_utf8(bytes) {
+                    Ok(text) => self.0.write_str(text),
+                    Err(_) => write!(self.0, "{}", bytes.escape_ascii()),
+                };
+            }
+        }
+    }
+    let mut out = Fmt(f, Ok(()));
+    piece(&mut out);
+    out.1
+}

@@ -43,6 +43,7 @@ use crate::answers::Answers;
 pub use crate::answers::SessionError;
 use crate::at::{self, Basic, Command, Request};
 use crate::config::{self, Bounded, Config};
+use crate::ehlo::{address_literal, LOOPBACK_LITERAL};
 pub use crate::event::{Connect, Event, Failure, MailFailure};
 use crate::framer::{DataLimits, DEFAULT_GUARD_MS};
 use crate::header::{Address, Text, Token};
@@ -744,33 +745,6 @@ impl Engine {
         };
         (helo, policy)
     }
-}
-
-/// The EHLO name when neither the caller's name nor the local address is
-/// known.
-const LOOPBACK_LITERAL: &[u8] = b"[127.0.0.1]";
-
-/// An RFC 5321 address literal: `[192.0.2.7]`, `[IPv6:2001:db8::7]`.
-fn address_literal(ip: IpAddr) -> Bounded<80> {
-    struct Buf([u8; 64], usize);
-    impl core::fmt::Write for Buf {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            let end = self.1 + s.len();
-            self.0
-                .get_mut(self.1..end)
-                .ok_or(core::fmt::Error)?
-                .copy_from_slice(s.as_bytes());
-            self.1 = end;
-            Ok(())
-        }
-    }
-    let mut buf = Buf([0; 64], 0);
-    // The longest IPv6 text (45 bytes) fits: this cannot fail.
-    let _ = match ip {
-        IpAddr::V4(v4) => core::fmt::write(&mut buf, format_args!("[{v4}]")),
-        IpAddr::V6(v6) => core::fmt::write(&mut buf, format_args!("[IPv6:{v6}]")),
-    };
-    Bounded::from_slice(&buf.0[..buf.1])
 }
 
 #[cfg(test)]

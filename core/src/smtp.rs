@@ -156,25 +156,41 @@ pub enum Fault {
     Tls(Step),
 }
 
+impl Fault {
+    /// The reason as text (ASCII), into `out`; `Display` writes the same.
+    pub fn write_to(&self, out: &mut dyn Out) {
+        let (text, step): (&[u8], Option<Step>) = match *self {
+            Fault::Closed(step) => (b"connection closed by the server ", Some(step)),
+            Fault::TimedOut(step) => (b"no reply in time ", Some(step)),
+            Fault::NotSmtp(step) => {
+                out.put(b"the server does not speak SMTP (");
+                out.put(step.as_str().as_bytes());
+                return out.put(b")");
+            }
+            Fault::TlsNotOffered => (
+                b"TLS is required and the server does not offer STARTTLS",
+                None,
+            ),
+            Fault::StartTlsInjection => (
+                b"bytes after the server's 220 to STARTTLS, before TLS (plaintext injection)",
+                None,
+            ),
+            Fault::Tls(Step::TlsHandshake) => (
+                b"the TLS handshake failed (certificate refused or no common parameters)",
+                None,
+            ),
+            Fault::Tls(step) => (b"TLS failed ", Some(step)),
+        };
+        out.put(text);
+        if let Some(step) = step {
+            out.put(step.as_str().as_bytes());
+        }
+    }
+}
+
 impl core::fmt::Display for Fault {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Fault::Closed(step) => write!(f, "connection closed by the server {}", step.as_str()),
-            Fault::TimedOut(step) => write!(f, "no reply in time {}", step.as_str()),
-            Fault::NotSmtp(step) => {
-                write!(f, "the server does not speak SMTP ({})", step.as_str())
-            }
-            Fault::TlsNotOffered => {
-                f.write_str("TLS is required and the server does not offer STARTTLS")
-            }
-            Fault::StartTlsInjection => f.write_str(
-                "bytes after the server's 220 to STARTTLS, before TLS (plaintext injection)",
-            ),
-            Fault::Tls(Step::TlsHandshake) => f.write_str(
-                "the TLS handshake failed (certificate refused or no common parameters)",
-            ),
-            Fault::Tls(step) => write!(f, "TLS failed {}", step.as_str()),
-        }
+        crate::out::display(f, |out| self.write_to(out))
     }
 }
 

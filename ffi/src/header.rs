@@ -11,9 +11,9 @@ use atmail_core::header::{
 use atmail_core::out::{Count, Out};
 
 /// Writes into a C buffer known to be large enough.
-struct SliceOut<'a> {
-    dst: &'a mut [u8],
-    len: usize,
+pub(crate) struct SliceOut<'a> {
+    pub(crate) dst: &'a mut [u8],
+    pub(crate) len: usize,
 }
 
 impl Out for SliceOut<'_> {

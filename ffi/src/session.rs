@@ -443,14 +443,13 @@ fn describe(event: Event<'_>, out: &mut atmail_event, buf: &mut [u8]) -> atmail_
         }
         Event::MailFailed(failure) => {
             out.kind = atmail_event_kind::MailFailed;
-            let mut text = Text { buf, len: 0 };
-            if core::fmt::write(&mut text, format_args!("{failure}")).is_err() {
-                let mut count = Count(0);
-                let _ = core::fmt::write(&mut count, format_args!("{failure}"));
-                out.len = count.0;
+            let mut count = atmail_core::out::Count(0);
+            failure.write_to(&mut count);
+            out.len = count.0;
+            let Some(dst) = buf.get_mut(..count.0) else {
                 return atmail_status::InsufficientSize;
-            }
-            out.len = text.len;
+            };
+            failure.write_to(&mut crate::header::SliceOut { dst, len: 0 });
             return atmail_status::Ok;
         }
         // An event this ABI does not name yet is left for a newer caller.
@@ -463,16 +462,6 @@ fn describe(event: Event<'_>, out: &mut atmail_event, buf: &mut [u8]) -> atmail_
             atmail_status::Ok
         }
         None => atmail_status::InsufficientSize,
-    }
-}
-
-/// Counts what a `fmt::Write` is given.
-struct Count(usize);
-
-impl core::fmt::Write for Count {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0 += s.len();
-        Ok(())
     }
 }
 
@@ -601,22 +590,6 @@ pub unsafe extern "C" fn atmail_session_handle_connected(
         session.inner.handle_connected(now_ms, local);
         atmail_status::Ok
     })
-}
-
-/// A caller's buffer as a `fmt::Write`.
-struct Text<'b> {
-    buf: &'b mut [u8],
-    len: usize,
-}
-
-impl core::fmt::Write for Text<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len + s.len();
-        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
 }
 
 /// The connection could not be made, failed, or closed. The mail in
