@@ -709,8 +709,7 @@ impl Mail {
             };
             if w > 0 {
                 // The part header (or encoder output held back) went first.
-                self.sent += w as u64;
-                if limit.is_some_and(|limit| self.sent > limit) {
+                if !self.count(w, limit) {
                     return self.too_large(cx, limit, read, written);
                 }
                 written += w;
@@ -746,8 +745,7 @@ impl Mail {
                         self.impossible(cx);
                         break;
                     }
-                    self.sent += w as u64;
-                    if limit.is_some_and(|limit| self.sent > limit) {
+                    if !self.count(w, limit) {
                         return self.too_large(cx, limit, read, written);
                     }
                     written += w;

@@ -11,9 +11,9 @@ use atmail_core::header::{
 use atmail_core::out::{Count, Out};
 
 /// Writes into a C buffer known to be large enough.
-pub(crate) struct SliceOut<'a> {
-    pub(crate) dst: &'a mut [u8],
-    pub(crate) len: usize,
+struct SliceOut<'a> {
+    dst: &'a mut [u8],
+    len: usize,
 }
 
 impl Out for SliceOut<'_> {
@@ -37,21 +37,28 @@ pub(crate) fn status_of(error: HeaderError) -> atmail_status {
     }
 }
 
-/// Writes the lines of `write` into `dst` if they fit whole; else writes
-/// nothing and reports the size needed, as `rustls` does.
+/// Writes what `write` writes into `dst` if it fits whole; else writes
+/// nothing. Returns its length either way (the size needed, as `rustls`
+/// does) and the status.
+pub(crate) fn put_whole(dst: &mut [u8], write: impl Fn(&mut dyn Out)) -> (usize, atmail_status) {
+    let mut count = Count::default();
+    write(&mut count);
+    if count.0 > dst.len() {
+        return (count.0, atmail_status::InsufficientSize);
+    }
+    write(&mut SliceOut { dst, len: 0 });
+    (count.0, atmail_status::Ok)
+}
+
+/// [`put_whole`], its length into `*written`.
 fn write_whole(
     dst: &mut [u8],
     written: OutPtr<usize>,
     write: impl Fn(&mut dyn Out),
 ) -> atmail_status {
-    let mut count = Count::default();
-    write(&mut count);
-    written.set(count.0);
-    if count.0 > dst.len() {
-        return atmail_status::InsufficientSize;
-    }
-    write(&mut SliceOut { dst, len: 0 });
-    atmail_status::Ok
+    let (len, status) = put_whole(dst, write);
+    written.set(len);
+    status
 }
 
 /// Writes `Subject: ...\r\n` (folded at 78 columns; RFC 2047 encoded-words

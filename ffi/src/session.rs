@@ -16,6 +16,7 @@ use crate::boundary::init_in_place;
 #[cfg(feature = "std")]
 use crate::boundary::{free_boxed, new_boxed};
 use crate::framer::ATMAIL_NO_DEADLINE;
+use crate::header::put_whole;
 use atmail_core::event::{Event, FAILURE_MAX};
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
@@ -443,26 +444,16 @@ fn describe(event: Event<'_>, out: &mut atmail_event, buf: &mut [u8]) -> atmail_
         }
         Event::MailFailed(failure) => {
             out.kind = atmail_event_kind::MailFailed;
-            let mut count = atmail_core::out::Count(0);
-            failure.write_to(&mut count);
-            out.len = count.0;
-            let Some(dst) = buf.get_mut(..count.0) else {
-                return atmail_status::InsufficientSize;
-            };
-            failure.write_to(&mut crate::header::SliceOut { dst, len: 0 });
-            return atmail_status::Ok;
+            let (len, status) = put_whole(buf, |text| failure.write_to(text));
+            out.len = len;
+            return status;
         }
         // An event this ABI does not name yet is left for a newer caller.
         _ => return atmail_status::WrongState,
     };
-    out.len = text.len();
-    match buf.get_mut(..text.len()) {
-        Some(dst) => {
-            dst.copy_from_slice(text);
-            atmail_status::Ok
-        }
-        None => atmail_status::InsufficientSize,
-    }
+    let (len, status) = put_whole(buf, |dst| dst.put(text));
+    out.len = len;
+    status
 }
 
 /// The caller's whole answer (`answer[0..answer_len]`, final result code
