@@ -307,6 +307,10 @@ enum atmail_state
    A failed mail's payload is read and dropped until data mode ends.
    */
   ATMAIL_STATE_DISCARDING = 5,
+  /*
+   Host bytes are the token of `AT+GTSMTPTOKEN`.
+   */
+  ATMAIL_STATE_TOKEN_INPUT = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -916,6 +920,24 @@ atmail_status atmail_session_set_require_tls(atmail_session *session, bool on);
 atmail_status atmail_session_set_helo_name(atmail_session *session,
                                            const uint8_t *name,
                                            size_t name_len);
+
+/*
+ Memory for the OAuth 2.0 token of `AT+GTSMTPTOKEN`: `cap` bytes at
+ `mem`, of which up to 8192 are used (a token is as long as the
+ storage at most; Microsoft's are 1.5-3 KB). Without storage,
+ `AT+GTSMTPTOKEN` answers `+CME ERROR: no token storage (the firmware
+ gives none)`. `mem` NULL (with `cap` 0) takes the storage back. Every
+ time a token goes (`AT+GTSMTPCLR`, `AT+GTSMTPTOKEN=0`, a failed read,
+ storage taken back or replaced, `atmail_session_free`) the session
+ writes zeros over it; before reusing the memory of an `_init` session,
+ call this with NULL so the token is wiped.
+
+ # Undefined behavior
+ `session` NULL or from `_init`/`_new`; `mem` NULL, or valid for
+ reads and writes of `cap` bytes, touched by nothing else, until the
+ session is freed (or its memory reused) or this is called again.
+ */
+atmail_status atmail_session_set_token_storage(atmail_session *session, uint8_t *mem, size_t cap);
 
 /*
  The `Date:` (RFC 5322 date) and `Message-ID:` (`<id@domain>`) of the

@@ -23,6 +23,7 @@ use crate::serial::{self, Paced, Pty};
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
 use atmail_core::session::{Event, Session, Stopped};
+use atmail_core::token::TOKEN_MAX;
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -144,6 +145,10 @@ pub fn run(args: Args) -> Result<(), String> {
             .set_helo_name(name.as_bytes())
             .map_err(|e| format!("--helo {name:?}: {}", e.as_str()))?;
     }
+    // The token of AT+GTSMTPTOKEN, 8 KiB as DESIGN.md gives hosts: one
+    // buffer for the process's one session, which wipes it when a token
+    // goes (CLR, =0, a failed read) and when it is dropped.
+    session.set_token_storage(Box::leak(vec![0u8; TOKEN_MAX].into_boxed_slice()));
     // Like the module, no mail before `AT+MIPCALL=1` brings the network up.
     session.set_network_up(false);
     let mut modem = Modem {

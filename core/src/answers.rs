@@ -63,6 +63,17 @@ pub enum SessionError {
     /// The caller gave SEND no Date and Message-ID
     /// ([`Session::refuse_identity`](crate::session::Session::refuse_identity)).
     NoIdentity,
+    /// `AT+GTSMTPTOKEN` without token storage from the firmware.
+    NoTokenStorage,
+    /// A token longer than the token storage.
+    TokenTooLong,
+    /// The token's bytes stopped coming before its length was reached.
+    TokenTimeout,
+    /// The token holds a byte no bearer token has (a control, a space,
+    /// non-ASCII).
+    BadToken,
+    /// SEND with `AT+GTSMTPAUTH=1` or `2` and no token.
+    NoToken,
 }
 
 impl SessionError {
@@ -87,6 +98,11 @@ impl SessionError {
             SessionError::InvalidBody => "body not valid in the charset",
             SessionError::MailAborted => "mail aborted",
             SessionError::NoIdentity => "no Date or Message-ID for the mail",
+            SessionError::NoTokenStorage => "no token storage (the firmware gives none)",
+            SessionError::TokenTooLong => "token longer than the token storage",
+            SessionError::TokenTimeout => "token incomplete: no byte for 20 s",
+            SessionError::BadToken => "token bytes must be printable ASCII",
+            SessionError::NoToken => "no token (AT+GTSMTPTOKEN)",
         }
     }
 }

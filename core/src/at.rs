@@ -21,6 +21,8 @@
 use crate::charset::Charset;
 use crate::header::{Address, HeaderError, Text};
 use crate::message::RecipientKind;
+use crate::sasl::Mechanism;
+use crate::token::TOKEN_MAX;
 
 /// The `+GTSMTP*` commands, by their canonical names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +46,11 @@ pub enum Command {
     End,
     /// `+GTSMTPCLR`: clear the configuration.
     Clr,
+    /// `+GTSMTPAUTH`: how the mail signs in (an extension: OAuth 2.0).
+    Auth,
+    /// `+GTSMTPTOKEN`: the OAuth 2.0 access token, in data mode (an
+    /// extension).
+    Token,
 }
 
 /// Every accepted spelling (upper case) and its command: the canonical
@@ -58,6 +65,8 @@ const NAMES: &[(&str, Command)] = &[
     ("GTSMTPFILE", Command::File),
     ("GTSMTPEND", Command::End),
     ("GTSMTPCLR", Command::Clr),
+    ("GTSMTPAUTH", Command::Auth),
+    ("GTSMTPTOKEN", Command::Token),
     ("GTSMPDST", Command::Dst),
     ("GTSMPHEAD", Command::Head),
     ("GTSMTPEHEAD", Command::Head),
@@ -87,6 +96,8 @@ impl Command {
             Command::File => "GTSMTPFILE",
             Command::End => "GTSMTPEND",
             Command::Clr => "GTSMTPCLR",
+            Command::Auth => "GTSMTPAUTH",
+            Command::Token => "GTSMTPTOKEN",
         }
     }
 
@@ -229,6 +240,16 @@ pub enum Request<'a> {
     End,
     /// `+GTSMTPCLR`.
     Clr,
+    /// `+GTSMTPAUTH=<mech>`, 0-2.
+    Auth {
+        /// Password, XOAUTH2 or OAUTHBEARER.
+        mechanism: Mechanism,
+    },
+    /// `+GTSMTPTOKEN=<length>`, 0-8192 (0 clears the token).
+    Token {
+        /// The token's length in bytes.
+        len: u16,
+    },
 }
 
 /// One parameter as written.
@@ -440,6 +461,18 @@ fn set<'a>(command: Command, p: &Params<'a>) -> Result<Request<'a>, AtError> {
                 add,
                 name,
                 break_s: p.optional(2, 3..=20)?,
+            })
+        }
+        Command::Auth => {
+            p.at_most(1)?;
+            let code = p.number(0, 0..=2)? as u8;
+            let mechanism = Mechanism::from_code(code).ok_or(AtError::OutOfRange)?;
+            Ok(Request::Auth { mechanism })
+        }
+        Command::Token => {
+            p.at_most(1)?;
+            Ok(Request::Token {
+                len: p.number(0, 0..=TOKEN_MAX as u32)? as u16,
             })
         }
         Command::End | Command::Clr => Err(AtError::Parameters),
@@ -672,6 +705,26 @@ mod tests {
             (b"at+gtsmtpend", Request::End),
             (b"At+gtsmtpclr", Request::Clr),
             (b"AT+GTSMTPLR", Request::Clr),
+            (
+                b"AT+GTSMTPAUTH=1",
+                Request::Auth {
+                    mechanism: Mechanism::XOAuth2,
+                },
+            ),
+            (
+                b"at+gtsmtpauth=2",
+                Request::Auth {
+                    mechanism: Mechanism::OAuthBearer,
+                },
+            ),
+            (
+                b"AT+GTSMTPAUTH=0",
+                Request::Auth {
+                    mechanism: Mechanism::Password,
+                },
+            ),
+            (b"AT+GTSMTPTOKEN=8192", Request::Token { len: 8192 }),
+            (b"AT+GTSMTPTOKEN=0", Request::Token { len: 0 }),
         ];
         for (line, want) in cases {
             assert_eq!(
@@ -699,6 +752,13 @@ mod tests {
             (b"", AtError::Syntax),
             (b"ATD123", AtError::Syntax),
             (b"AT+CGMI", AtError::UnknownCommand),
+            (b"AT+GTSMTPAUTH=3", AtError::OutOfRange),
+            (b"AT+GTSMTPAUTH=", AtError::Parameters),
+            (b"AT+GTSMTPAUTH=1,1", AtError::Parameters),
+            (b"AT+GTSMTPAUTH=\"1\"", AtError::Parameters),
+            (b"AT+GTSMTPAUTH", AtError::Parameters),
+            (b"AT+GTSMTPTOKEN=8193", AtError::OutOfRange),
+            (b"AT+GTSMTPTOKEN", AtError::Parameters),
             (b"AT+GTSMTPLAND=0,\"m\"", AtError::OutOfRange),
             (b"AT+GTSMTPLAND=65536,\"m\"", AtError::OutOfRange),
             (b"AT+GTSMTPLAND=99999999999,\"m\"", AtError::OutOfRange),

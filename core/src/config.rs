@@ -23,6 +23,7 @@ use crate::charset::Charset;
 use crate::header::{Address, Text};
 use crate::message::{Recipient, RecipientKind, Recipients, MAX_RECIPIENTS};
 use crate::out::{put_decimal, Out};
+use crate::sasl::Mechanism;
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 
@@ -123,6 +124,8 @@ pub struct Config {
     subject: Option<Bounded<200>>,
     /// Whether `+GTSMTPHEAD` has been set (its read form answers 0 if not).
     head_set: bool,
+    /// `+GTSMTPAUTH`.
+    mechanism: Mechanism,
 }
 
 impl Default for Config {
@@ -156,6 +159,7 @@ impl Config {
                 charset: _,
                 subject: _,
                 head_set: _,
+                mechanism: _,
             } = c;
         };
         let p = slot.as_mut_ptr();
@@ -174,6 +178,7 @@ impl Config {
             addr_of_mut!((*p).charset).write(Charset::UsAscii);
             addr_of_mut!((*p).subject).write(None);
             addr_of_mut!((*p).head_set).write(false);
+            addr_of_mut!((*p).mechanism).write(Mechanism::Password);
             slot.assume_init_mut()
         }
     }
@@ -234,6 +239,7 @@ impl Config {
                 }
                 self.head_set = true;
             }
+            Request::Auth { mechanism } => self.mechanism = mechanism,
             _ => return Err(ConfigError::NotConfiguration),
         }
         Ok(())
@@ -287,6 +293,11 @@ impl Config {
         self.login
             .as_ref()
             .map(|(u, p)| (u.as_bytes(), p.0.as_bytes()))
+    }
+
+    /// How the mail signs in (`+GTSMTPAUTH`; a password until it is set).
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
     }
 
     /// The session charset (US-ASCII until `+GTSMTPHEAD` sets one).
@@ -414,6 +425,11 @@ pub fn write_read<'f>(
             out.put(b"\r\n");
         }
         Command::Head => nothing(out),
+        Command::Auth => {
+            start(out);
+            put_decimal(out, config.mechanism.code().into());
+            out.put(b"\r\n");
+        }
         Command::File => {
             let mut any = false;
             for f in files {
@@ -426,7 +442,8 @@ pub fn write_read<'f>(
                 nothing(out);
             }
         }
-        // SEND, DATA, END, CLR: the read form answers just OK.
+        // SEND, DATA, END, CLR: the read form answers just OK; TOKEN's is
+        // the session's, which holds the token.
         _ => {}
     }
 }
@@ -441,6 +458,8 @@ pub fn write_test(out: &mut dyn Out, command: Command) {
         Command::Send => b"(100-48000)",
         Command::Data => b"(1-48000),(3-20)",
         Command::File => b"(0-1),(\"file name\"),(3-20)",
+        Command::Auth => b"(0-2)",
+        Command::Token => b"(0-8192)",
         _ => return,
     };
     out.put(b"\r\n+");
@@ -655,6 +674,23 @@ mod tests {
         let mut out = Vec::new();
         write_test(&mut out, Command::End);
         assert!(out.is_empty());
+        let mut out = Vec::new();
+        write_test(&mut out, Command::Auth);
+        assert_eq!(out, b"\r\n+GTSMTPAUTH: (0-2)\r\n");
+        let mut out = Vec::new();
+        write_test(&mut out, Command::Token);
+        assert_eq!(out, b"\r\n+GTSMTPTOKEN: (0-8192)\r\n");
+    }
+
+    #[test]
+    fn auth_is_set_read_and_cleared() {
+        let mut config = Config::new();
+        assert_eq!(read(&config, Command::Auth), b"\r\n+GTSMTPAUTH: 0\r\n");
+        apply(&mut config, b"AT+GTSMTPAUTH=2").unwrap();
+        assert_eq!(config.mechanism(), Mechanism::OAuthBearer);
+        assert_eq!(read(&config, Command::Auth), b"\r\n+GTSMTPAUTH: 2\r\n");
+        config.clear();
+        assert_eq!(config.mechanism(), Mechanism::Password);
     }
 
     #[test]

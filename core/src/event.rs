@@ -22,6 +22,7 @@
 //! [`Session::poll_event`]: crate::session::Session::poll_event
 
 use crate::out::{put_decimal, Out};
+use crate::sasl::{ErrorStatus, Mechanism};
 use crate::smtp::{Fault, Step};
 
 /// What the caller must do next; see the module docs.
@@ -83,8 +84,57 @@ pub enum Failure {
         /// The server's figure, in bytes.
         limit: u64,
     },
+    /// The server refused the OAuth 2.0 token (`+GTSMTPSEND: <code>`, a
+    /// 535 as a rule).
+    TokenRefused {
+        /// XOAUTH2 or OAUTHBEARER.
+        mechanism: Mechanism,
+        /// The `status` of the server's error challenge (empty if none).
+        status: ErrorStatus,
+        /// The refusal's reply code.
+        code: u16,
+        /// The start of the refusal's text.
+        text: ServerText,
+    },
     /// A state the engine should never reach; the mail was ended at once.
     Internal,
+}
+
+/// The start of a server's reply text, kept for a reason: printable ASCII
+/// (any other byte shown as `?`), at most [`ServerText::MAX`] bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ServerText {
+    bytes: [u8; ServerText::MAX],
+    len: u8,
+}
+
+impl ServerText {
+    /// The most kept.
+    pub const MAX: usize = 64;
+
+    /// The first [`ServerText::MAX`] bytes of `text`, made printable.
+    pub fn new(text: &[u8]) -> Self {
+        let mut kept = ServerText {
+            bytes: [0; ServerText::MAX],
+            len: 0,
+        };
+        for (dst, &b) in kept.bytes.iter_mut().zip(text) {
+            *dst = if b == b' ' || b.is_ascii_graphic() { b } else { b'?' };
+            kept.len += 1;
+        }
+        kept
+    }
+
+    /// The kept bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl core::fmt::Debug for ServerText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        crate::out::display(f, |out| out.put(self.as_bytes()))
+    }
 }
 
 /// A [`Failure`] with what its reason needs to say of the server. Its
@@ -128,6 +178,12 @@ impl MailFailure {
                 put_decimal(out, limit);
                 return out.put(b")");
             }
+            Failure::TokenRefused {
+                mechanism,
+                status,
+                code,
+                text,
+            } => return token_refused(out, mechanism, &status, code, &text),
             Failure::Internal => return out.put(b"internal error: the mail was ended"),
         };
         if at_greeting && self.port == 465 && !self.implicit_tls {
@@ -135,6 +191,29 @@ impl MailFailure {
                 b" (port 465 is SMTPS, TLS from the first byte: AT+GTSMTPLAND=465,\"<server>\",1)",
             );
         }
+    }
+}
+
+/// "the server refused the XOAUTH2 token: 535 5.7.8 ... (status 401)".
+fn token_refused(
+    out: &mut dyn Out,
+    mechanism: Mechanism,
+    status: &ErrorStatus,
+    code: u16,
+    text: &ServerText,
+) {
+    out.put(b"the server refused the ");
+    out.put(mechanism.name().as_bytes());
+    out.put(b" token: ");
+    put_decimal(out, code.into());
+    if !text.as_bytes().is_empty() {
+        out.put(b" ");
+        out.put(text.as_bytes());
+    }
+    if !status.as_bytes().is_empty() {
+        out.put(b" (status ");
+        out.put(status.as_bytes());
+        out.put(b")");
     }
 }
 
@@ -154,10 +233,6 @@ pub(crate) enum Queued {
 }
 
 impl Queued {
-    fn same_kind(self, other: Queued) -> bool {
-        core::mem::discriminant(&self) == core::mem::discriminant(&other)
-    }
-
     pub(crate) fn event(self) -> Event<'static> {
         match self {
             Queued::StartTls => Event::StartTls,
@@ -167,57 +242,92 @@ impl Queued {
     }
 }
 
-/// The pushed events in order, one of each kind at most.
+/// The pushed events in order, one of each kind at most: their kinds in
+/// order, and the one failure beside them (the largest entry, so it is
+/// stored once rather than in every slot).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct EventQueue {
-    items: [Option<Queued>; 3],
+    order: [Option<Kind>; 3],
+    failure: Option<MailFailure>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    StartTls,
+    Close,
+    Failed,
+}
+
+impl Queued {
+    fn kind(self) -> Kind {
+        match self {
+            Queued::StartTls => Kind::StartTls,
+            Queued::Close => Kind::Close,
+            Queued::Failed(_) => Kind::Failed,
+        }
+    }
 }
 
 impl EventQueue {
-    pub(crate) const EMPTY: EventQueue = EventQueue { items: [None; 3] };
+    pub(crate) const EMPTY: EventQueue = EventQueue {
+        order: [None; 3],
+        failure: None,
+    };
 
     pub(crate) fn push(&mut self, event: Queued) {
-        if event == Queued::Close {
-            self.remove(Queued::StartTls);
+        let kind = event.kind();
+        if kind == Kind::Close {
+            self.remove(Kind::StartTls);
+        }
+        if let Queued::Failed(failure) = event {
+            self.failure = Some(failure);
         }
         let slot = self
-            .items
+            .order
             .iter_mut()
-            .find(|item| item.is_none_or(|item| item.same_kind(event)));
+            .find(|item| item.is_none_or(|item| item == kind));
         // One entry per kind in as many slots: there is always one.
         if let Some(slot) = slot {
-            *slot = Some(event);
+            *slot = Some(kind);
         }
     }
 
     pub(crate) fn front(&self) -> Option<Queued> {
-        self.items[0]
+        self.queued(self.order[0]?)
     }
 
     pub(crate) fn pop(&mut self) -> Option<Queued> {
-        let front = self.items[0].take();
-        self.items.rotate_left(1);
+        let front = self.front();
+        if front.is_some_and(|q| q.kind() == Kind::Failed) {
+            self.failure = None;
+        }
+        self.order[0] = None;
+        self.order.rotate_left(1);
         front
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.items[0].is_none()
+        self.order[0].is_none()
+    }
+
+    fn queued(&self, kind: Kind) -> Option<Queued> {
+        Some(match kind {
+            Kind::StartTls => Queued::StartTls,
+            Kind::Close => Queued::Close,
+            Kind::Failed => Queued::Failed(self.failure?),
+        })
     }
 
     /// Whether an entry of `kind`'s kind is queued.
     #[cfg(test)]
     fn holds(&self, kind: Queued) -> bool {
-        self.items.iter().flatten().any(|item| item.same_kind(kind))
+        self.order.contains(&Some(kind.kind()))
     }
 
-    fn remove(&mut self, kind: Queued) {
-        if let Some(i) = self
-            .items
-            .iter()
-            .position(|item| item.is_some_and(|item| item.same_kind(kind)))
-        {
-            self.items[i] = None;
-            self.items[i..].rotate_left(1);
+    fn remove(&mut self, kind: Kind) {
+        if let Some(i) = self.order.iter().position(|&item| item == Some(kind)) {
+            self.order[i] = None;
+            self.order[i..].rotate_left(1);
         }
     }
 }
@@ -295,7 +405,7 @@ mod tests {
                 }
                 let out = drain(&mut q);
                 for kind in kinds {
-                    assert!(out.iter().filter(|e| e.same_kind(kind)).count() <= 1);
+                    assert!(out.iter().filter(|e| e.kind() == kind.kind()).count() <= 1);
                 }
             }
         }

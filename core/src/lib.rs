@@ -18,6 +18,10 @@
 //!   read and test forms' answers.
 //! - [`reply`]: SMTP replies from server bytes split anyhow, with the EHLO
 //!   extensions.
+//! - [`sasl`]: AUTH's mechanisms (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER) and
+//!   their responses, streamed as base64.
+//! - [`token`]: the OAuth 2.0 token in the caller's storage, read from the
+//!   serial line, wiped when it goes.
 //! - [`smtp`]: the SMTP conversation (EHLO, STARTTLS, AUTH, PIPELINING,
 //!   DATA, QUIT) as a state machine over the caller's socket and clock.
 //! - [`session`]: all of it wired together as the G510 engine firmware links: the
@@ -53,8 +57,10 @@ pub mod message;
 pub mod mime_base64;
 pub mod out;
 pub mod reply;
+pub mod sasl;
 pub mod session;
 pub mod smtp;
+pub mod token;
 
 /// Why a streaming call returned.
 #[must_use]

@@ -27,7 +27,7 @@ use crate::answers::{Answers, SessionError};
 use crate::at::Command;
 use crate::charset::Charset;
 use crate::config::{Bounded, Config};
-use crate::event::{Connect, Event, EventQueue, Failure, MailFailure, Queued};
+use crate::event::{Connect, Event, EventQueue, Failure, MailFailure, Queued, ServerText};
 use crate::framer::{DataLimits, End, Framed, Framer};
 use crate::header::{Address, Text, Token};
 use crate::message::{
@@ -35,6 +35,7 @@ use crate::message::{
 };
 use crate::out::put_decimal;
 use crate::session::SessionState;
+use crate::sasl::{Credentials, Mechanism};
 use crate::smtp::{Envelope, Fault, Signal, SmtpClient, Step, TlsPolicy};
 use crate::CoderResult;
 use core::mem::MaybeUninit;
@@ -56,10 +57,12 @@ impl Part {
     }
 }
 
-/// What the mail reads of the session while it runs: the configuration,
-/// frozen by SEND, and the host's answers.
+/// What the mail reads of the session while it runs: the configuration
+/// and the token, frozen by SEND, and the host's answers.
 pub(crate) struct Cx<'a> {
     pub(crate) config: &'a Config,
+    /// The OAuth 2.0 token (empty for none).
+    pub(crate) token: &'a [u8],
     pub(crate) host: &'a mut Answers,
 }
 
@@ -553,7 +556,7 @@ impl Mail {
     pub(crate) fn handle_server(&mut self, cx: &mut Cx<'_>, input: &[u8], now_ms: u64) -> usize {
         let mut used = 0;
         while used < input.len() {
-            let Some(n) = self.feed_smtp(cx.config, &input[used..], now_ms) else {
+            let Some(n) = self.feed_smtp(cx, &input[used..], now_ms) else {
                 // No conversation: nothing to read the bytes.
                 return input.len();
             };
@@ -571,9 +574,9 @@ impl Mail {
     /// frame is then off the stack while the events it causes are acted
     /// on.
     #[inline(never)]
-    fn feed_smtp(&mut self, config: &Config, input: &[u8], now_ms: u64) -> Option<usize> {
+    fn feed_smtp(&mut self, cx: &Cx<'_>, input: &[u8], now_ms: u64) -> Option<usize> {
         let mail = matches!(self.phase, Phase::Connected { .. });
-        let envelope = envelope(config, &self.helo, mail);
+        let envelope = envelope(cx, &self.helo, mail);
         let smtp = match &mut self.phase {
             Phase::Connected { smtp, .. } => smtp,
             _ => self.quitting.get_mut()?,
@@ -608,8 +611,8 @@ impl Mail {
                 // Configuration is free again as soon as the URC is said.
                 self.phase = Phase::Idle;
             }
-            (Signal::Failed(code), true) => match self.smtp().and_then(|smtp| smtp.failure()) {
-                Some(failure) => self.fail(cx, Failure::Smtp(failure), code),
+            (Signal::Failed(code), true) => match self.failure_of(cx.config, code) {
+                Some(failure) => self.fail(cx, failure, code),
                 None => self.abort(cx, None, code),
             },
             (_, true) => self.impossible(cx),
@@ -620,6 +623,22 @@ impl Mail {
             (_, false) => {}
         }
         true
+    }
+
+    /// What the reason says of the mail's failure with `code`, beyond the
+    /// code (`None`: the code says it all).
+    fn failure_of(&mut self, config: &Config, code: u16) -> Option<Failure> {
+        let smtp = self.smtp()?;
+        if let Some(fault) = smtp.failure() {
+            return Some(Failure::Smtp(fault));
+        }
+        let (status, text) = smtp.token_refusal()?;
+        Some(Failure::TokenRefused {
+            mechanism: config.mechanism(),
+            status: *status,
+            code,
+            text: ServerText::new(text),
+        })
     }
 
     /// Data-mode host bytes: payload into `out`, or the rest of an aborted
@@ -794,15 +813,15 @@ impl Mail {
 
     pub(crate) fn poll_server(&mut self, cx: &mut Cx<'_>, dst: &mut [u8], now_ms: u64) -> usize {
         let written = self.write_message(cx, dst, now_ms);
-        written + self.transmit(cx.config, &mut dst[written..])
+        written + self.transmit(cx, &mut dst[written..])
     }
 
     /// SMTP commands of the mail's client, or of the connection still
     /// saying QUIT. Not inlined, for the reason `feed_smtp` is not.
     #[inline(never)]
-    fn transmit(&mut self, config: &Config, dst: &mut [u8]) -> usize {
+    fn transmit(&mut self, cx: &Cx<'_>, dst: &mut [u8]) -> usize {
         let mail = matches!(self.phase, Phase::Connected { .. });
-        let envelope = envelope(config, &self.helo, mail);
+        let envelope = envelope(cx, &self.helo, mail);
         let smtp = match &mut self.phase {
             Phase::Connected { smtp, .. } => Some(smtp),
             _ => self.quitting.get_mut(),
@@ -988,16 +1007,30 @@ fn part_step(
 /// What the SMTP client reads of the mail: the configuration, frozen and
 /// validated by SEND while `mail` is in progress; nothing of it for the
 /// QUIT of a finished mail, whose configuration may have changed since.
-fn envelope<'a>(config: &'a Config, helo: &'a Bounded<80>, mail: bool) -> Envelope<'a> {
+fn envelope<'a>(cx: &Cx<'a>, helo: &'a Bounded<80>, mail: bool) -> Envelope<'a> {
     const NONE: &[Recipient<'static>; 0] = &[];
+    let config = cx.config;
     let login = config.login().filter(|_| mail);
     let (user, password) = login.unwrap_or((b"", b""));
     Envelope {
         helo_name: helo.as_bytes(),
         user,
-        password,
+        credentials: credentials(config, cx.token, password),
         from: login.map_or(Address::NONE, |_| Address::trusted(user)),
         recipients: if mail { config.recipient_list() } else { NONE },
+    }
+}
+
+/// What the mail signs in with, as `+GTSMTPAUTH` chose.
+fn credentials<'a>(config: &'a Config, token: &'a [u8], password: &'a [u8]) -> Credentials<'a> {
+    match config.mechanism() {
+        Mechanism::XOAuth2 => Credentials::XOAuth2 { token },
+        Mechanism::OAuthBearer => Credentials::OAuthBearer {
+            token,
+            host: config.server().map_or(&b""[..], |s| s.host.as_bytes()),
+            port: config.server().map_or(0, |s| s.port),
+        },
+        _ => Credentials::Password(password),
     }
 }
 

@@ -30,6 +30,10 @@ pub struct Extensions {
     pub auth_plain: bool,
     /// AUTH LOGIN is offered.
     pub auth_login: bool,
+    /// AUTH XOAUTH2 is offered.
+    pub auth_xoauth2: bool,
+    /// AUTH OAUTHBEARER (RFC 7628) is offered.
+    pub auth_oauthbearer: bool,
     /// RFC 1870: the largest message the server takes, if it says.
     pub size: Option<u64>,
 }
@@ -82,6 +86,8 @@ pub struct ReplyParser {
     extensions: Extensions,
     /// The first line of a reply is the greeting/domain, not an extension.
     first_line: bool,
+    /// The text of the last reply's last line, as kept: `line[text]`.
+    text: (u8, u8),
 }
 
 impl Default for ReplyParser {
@@ -99,7 +105,16 @@ impl ReplyParser {
             code: None,
             extensions: Extensions::default_const(),
             first_line: true,
+            text: (0, 0),
         }
+    }
+
+    /// The text of the reply [`feed`](Self::feed) just returned (its last
+    /// line after the code, up to [`LINE_KEEP`] bytes of the line; a 334's
+    /// base64 challenge, a 535's reason), until the next call to `feed`.
+    pub fn text(&self) -> &[u8] {
+        let (at, len) = self.text;
+        &self.line[at as usize..][..len as usize]
     }
 
     /// Feeds server bytes. Returns a reply if one completed, and how many
@@ -149,6 +164,9 @@ impl ReplyParser {
         if !last {
             return Ok(None);
         }
+        // `text` is a suffix of the kept line, which stays in `line`
+        // until the next byte is fed.
+        self.text = ((kept.len() - text.len()) as u8, text.len() as u8);
         let reply = Reply {
             code,
             extensions: self.extensions,
@@ -171,6 +189,8 @@ impl Extensions {
             starttls: false,
             auth_plain: false,
             auth_login: false,
+            auth_xoauth2: false,
+            auth_oauthbearer: false,
             size: None,
         }
     }
@@ -208,6 +228,8 @@ fn note_extension(ext: &mut Extensions, text: &[u8]) {
         for mechanism in words {
             ext.auth_plain |= mechanism.eq_ignore_ascii_case(b"PLAIN");
             ext.auth_login |= mechanism.eq_ignore_ascii_case(b"LOGIN");
+            ext.auth_xoauth2 |= mechanism.eq_ignore_ascii_case(b"XOAUTH2");
+            ext.auth_oauthbearer |= mechanism.eq_ignore_ascii_case(b"OAUTHBEARER");
         }
     } else if keyword.eq_ignore_ascii_case(b"SIZE") {
         ext.size = words.next().and_then(parse_u64).filter(|&n| n > 0);
@@ -255,12 +277,33 @@ mod tests {
     const EHLO: &[u8] = b"250-smtp.example.com Hello\r\n250-SIZE 35882577\r\n250-8BITMIME\r\n250-STARTTLS\r\n250-auth=LOGIN\r\n250-AUTH PLAIN XOAUTH2\r\n250-pipelining\r\n250 SMTPUTF8\r\n";
 
     #[test]
+    fn the_last_lines_text_is_kept_until_the_next_feed() {
+        let mut p = ReplyParser::new();
+        let input = b"334 eyJzdGF0dXMiOiI0MDEifQ==\r\n535-5.7.8 first\r\n535 5.7.8 Authentication failed\r\n";
+        let (reply, used) = p.feed(input).unwrap();
+        assert_eq!(reply.unwrap().code, 334);
+        assert_eq!(p.text(), b"eyJzdGF0dXMiOiI0MDEifQ==");
+        let (reply, _) = p.feed(&input[used..]).unwrap();
+        assert_eq!(reply.unwrap().code, 535);
+        assert_eq!(p.text(), b"5.7.8 Authentication failed");
+        let long = [b'x'; 300];
+        let mut line = b"535 ".to_vec();
+        line.extend_from_slice(&long);
+        line.extend_from_slice(b"\r\n");
+        let (reply, _) = p.feed(&line).unwrap();
+        assert_eq!(reply.unwrap().code, 535);
+        assert_eq!(p.text(), &long[..LINE_KEEP - 4]);
+    }
+
+    #[test]
     fn replies_table() {
         let ext = Extensions {
             pipelining: true,
             starttls: true,
             auth_plain: true,
             auth_login: true,
+            auth_xoauth2: true,
+            auth_oauthbearer: false,
             size: Some(35882577),
         };
         let cases: &[(&str, &[u8], &[Result<Reply, ReplyError>])] = &[

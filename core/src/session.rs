@@ -53,6 +53,7 @@ use crate::mail::{Cx, Identity, Mail, Part};
 use crate::message::MessageId;
 use crate::out::{put_decimal, Out};
 use crate::smtp::TlsPolicy;
+use crate::token::{ReadStep, TokenRead, TokenStore};
 use core::mem::MaybeUninit;
 use core::net::IpAddr;
 use core::ptr::addr_of_mut;
@@ -95,6 +96,9 @@ pub enum SessionState {
     /// The mail failed while the host streamed: its payload is read and
     /// dropped until the data mode ends.
     Discarding,
+    /// Host bytes are the token of `AT+GTSMTPTOKEN` (no mail is in
+    /// progress).
+    TokenInput,
 }
 
 /// What [`Session::handle_host`] did, and why it stopped.
@@ -162,6 +166,10 @@ struct Engine {
     require_tls: bool,
     /// The EHLO name the caller set, if any.
     helo_name: Option<Bounded<80>>,
+    /// The OAuth 2.0 token, in the caller's storage.
+    token: TokenStore,
+    /// `AT+GTSMTPTOKEN=<length>` taking host bytes.
+    token_read: Option<TokenRead>,
 }
 
 impl Engine {
@@ -180,6 +188,8 @@ impl Engine {
                 guard_ms: _,
                 require_tls: _,
                 helo_name: _,
+                token: _,
+                token_read: _,
             } = e;
         };
         let p = slot.as_mut_ptr();
@@ -194,6 +204,8 @@ impl Engine {
             addr_of_mut!((*p).guard_ms).write(DEFAULT_GUARD_MS);
             addr_of_mut!((*p).require_tls).write(false);
             addr_of_mut!((*p).helo_name).write(None);
+            addr_of_mut!((*p).token).write(TokenStore::new());
+            addr_of_mut!((*p).token_read).write(None);
         }
     }
 
@@ -201,6 +213,7 @@ impl Engine {
     fn split(&mut self) -> (&mut Mail, Cx<'_>) {
         let cx = Cx {
             config: &self.config,
+            token: self.token.token(),
             host: &mut self.host,
         };
         (&mut self.mail, cx)
@@ -303,6 +316,21 @@ impl Session {
         Ok(())
     }
 
+    /// Memory for the OAuth 2.0 token of `AT+GTSMTPTOKEN` (up to 8 KiB of
+    /// it is used; the CLI and Python give 8 KiB, firmware what it can
+    /// spare). Without it, `AT+GTSMTPTOKEN` answers `+CME ERROR: no token
+    /// storage`. The storage given before is wiped and returned.
+    pub fn set_token_storage(&mut self, mem: &'static mut [u8]) -> Option<&'static mut [u8]> {
+        self.engine.token_read = None;
+        self.engine.token.set_storage(mem)
+    }
+
+    /// Takes the token storage back, wiped: no token from now on.
+    pub fn take_token_storage(&mut self) -> Option<&'static mut [u8]> {
+        self.engine.token_read = None;
+        self.engine.token.take_storage()
+    }
+
     /// What the caller must do next, once each, in the order it must be
     /// done: see [`Event`]. Call it after every other call until it
     /// returns `None`.
@@ -378,12 +406,12 @@ impl Session {
         self.engine.state()
     }
 
-    /// Whether host bytes are payload now (data mode, or the rest of an
-    /// aborted payload being dropped).
+    /// Whether host bytes are payload now (data mode, the rest of an
+    /// aborted payload being dropped, or a token).
     pub fn in_data_mode(&self) -> bool {
         matches!(
             self.state(),
-            SessionState::DataMode | SessionState::Discarding
+            SessionState::DataMode | SessionState::Discarding | SessionState::TokenInput
         )
     }
 
@@ -428,6 +456,13 @@ impl Session {
             }
             if self.waiting.is_some() {
                 break Stopped::Caller;
+            }
+            if self.engine.token_read.is_some() {
+                match self.engine.token_input(&input[read..], now_ms) {
+                    0 => break Stopped::HostFull,
+                    n => read += n,
+                }
+                continue;
             }
             let before = self.engine.state();
             let (mail, mut cx) = self.engine.split();
@@ -556,6 +591,7 @@ impl Session {
     /// the mail's `<time>` limit. Call it at
     /// [`next_deadline`](Self::next_deadline) (earlier is harmless).
     pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.engine.token_timeout(now_ms);
         self.engine.mail.tick(now_ms);
         let (mail, mut cx) = self.engine.split();
         mail.handle_timeout(&mut cx, now_ms);
@@ -563,7 +599,11 @@ impl Session {
 
     /// When [`handle_timeout`](Self::handle_timeout) needs calling next, if ever.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.engine.mail.next_deadline()
+        let token = self.engine.token_read.map(|r| r.deadline());
+        [self.engine.mail.next_deadline(), token]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -572,7 +612,63 @@ const ECHO_MAX: usize = 3;
 
 impl Engine {
     fn state(&self) -> SessionState {
-        self.mail.state()
+        match self.token_read {
+            Some(_) => SessionState::TokenInput,
+            None => self.mail.state(),
+        }
+    }
+
+    /// Host bytes of `AT+GTSMTPTOKEN`; returns how many were taken (0:
+    /// the host queue has no room for the final result yet).
+    fn token_input(&mut self, input: &[u8], now_ms: u64) -> usize {
+        let Some(read) = self.token_read.as_mut() else {
+            return 0;
+        };
+        if self.host.queue.free() < ANSWER_ROOM {
+            return 0;
+        }
+        let (n, step) = self.token.read(read, input, now_ms);
+        match step {
+            ReadStep::More => {}
+            ReadStep::Stored => {
+                self.token_read = None;
+                self.host.ok();
+            }
+            ReadStep::Invalid => {
+                self.token_read = None;
+                self.host.error(SessionError::BadToken);
+            }
+        }
+        n
+    }
+
+    /// A token read whose bytes stopped coming ends: `ERROR`, no token.
+    fn token_timeout(&mut self, now_ms: u64) {
+        if self.token_read.is_some_and(|r| now_ms >= r.deadline()) {
+            self.token_read = None;
+            self.token.wipe();
+            self.host.error(SessionError::TokenTimeout);
+        }
+    }
+
+    /// `AT+GTSMTPTOKEN=<len>`: the prompt and the read, or (0) no token.
+    fn start_token(&mut self, len: u16, now_ms: u64) -> Result<Outcome, SessionError> {
+        if !self.mail.is_idle() {
+            return Err(SessionError::MailInProgress);
+        }
+        if len == 0 {
+            self.token.wipe();
+            self.host.ok();
+            return Ok(Outcome::Done);
+        }
+        match self.token.capacity() {
+            0 => return Err(SessionError::NoTokenStorage),
+            cap if len as usize > cap => return Err(SessionError::TokenTooLong),
+            _ => {}
+        }
+        self.token_read = Some(self.token.begin(len, now_ms));
+        self.say(|out| out.put(b"\r\n> "));
+        Ok(Outcome::DataMode)
     }
 
     fn say(&mut self, piece: impl Fn(&mut dyn Out)) {
@@ -635,6 +731,14 @@ impl Engine {
     }
 
     fn say_read(&mut self, command: Command) {
+        if command == Command::Token {
+            let len = self.token.token().len();
+            return self.say(|out| {
+                out.put(b"\r\n+GTSMTPTOKEN: ");
+                put_decimal(out, len as u64);
+                out.put(b"\r\n\r\nOK\r\n");
+            });
+        }
         let (config, files) = (&self.config, self.mail.files());
         self.host.say(|out| {
             config::write_read(out, config, command, files.iter().map(|f| f.as_bytes()));
@@ -652,7 +756,8 @@ impl Engine {
             Request::Land { .. }
             | Request::Id { .. }
             | Request::Dst { .. }
-            | Request::Head { .. } => {
+            | Request::Head { .. }
+            | Request::Auth { .. } => {
                 if !self.mail.is_idle() {
                     return Err(SessionError::MailInProgress);
                 }
@@ -663,6 +768,7 @@ impl Engine {
                 })?;
             }
             Request::Send { time_s } => return self.send(time_s, now_ms),
+            Request::Token { len } => return self.start_token(len, now_ms),
             Request::Data { time_s, break_s } => {
                 return self.enter_data(Part::Body, time_s, break_s, now_ms, crlf)
             }
@@ -681,6 +787,7 @@ impl Engine {
             Request::Clr => {
                 self.mail.clear();
                 self.config.clear();
+                self.token.wipe();
             }
             _ => return Err(SessionError::WrongState),
         }
@@ -697,6 +804,9 @@ impl Engine {
             return Err(SessionError::Incomplete);
         }
         Address::new(user).map_err(|_| SessionError::UserNotAddress)?;
+        if self.config.mechanism().uses_token() && self.token.token().is_empty() {
+            return Err(SessionError::NoToken);
+        }
         if !self.network_up {
             return Err(SessionError::NoNetwork);
         }
@@ -977,6 +1087,141 @@ mod tests {
             rig.reply(b"250 ok\r\n250 ok\r\n354 go\r\n"),
             "\r\n+GTSMTPSEND: 2\r\n"
         );
+    }
+
+    /// A rig whose session has `cap` bytes of token storage.
+    fn token_rig(cap: usize) -> Rig {
+        let mut rig = Rig::new();
+        let mem = std::boxed::Box::leak(std::vec![0u8; cap].into_boxed_slice());
+        assert!(rig.s.set_token_storage(mem).is_none());
+        rig
+    }
+
+    /// `AT+GTSMTPTOKEN=<n>` and its bytes, as a host sends them.
+    fn set_token(rig: &mut Rig, token: &[u8]) -> String {
+        let before = rig.host.len();
+        let line = std::format!("AT+GTSMTPTOKEN={}", token.len());
+        rig.at(line.as_bytes());
+        rig.serial(token);
+        rig.pump();
+        String::from_utf8_lossy(&rig.host[before..]).into_owned()
+    }
+
+    #[test]
+    fn the_token_commands() {
+        let mut rig = token_rig(8192);
+        rig.s.engine.echo = true;
+        rig.eol = b"\r\n";
+        let token = b"eyJhbGciOiJIUzI1NiJ9.+++.\x41SECRETsig_-~/=";
+        let heard = set_token(&mut rig, token);
+        // The command line is echoed (its LF is the token read's to drop);
+        // not one byte of the token is.
+        assert_eq!(heard, "AT+GTSMTPTOKEN=40\r\r\n> \r\nOK\r\n");
+        assert_eq!(rig.s.engine.token.token(), token);
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN?"), "AT+GTSMTPTOKEN?\r\r\n+GTSMTPTOKEN: 40\r\n\r\nOK\r\n");
+        rig.s.engine.echo = false;
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN=?"), "\r\n+GTSMTPTOKEN: (0-8192)\r\n\r\nOK\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPAUTH?"), "\r\n+GTSMTPAUTH: 0\r\n\r\nOK\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPAUTH=1"), "\r\nOK\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPAUTH?"), "\r\n+GTSMTPAUTH: 1\r\n\r\nOK\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPAUTH=?"), "\r\n+GTSMTPAUTH: (0-2)\r\n\r\nOK\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPAUTH=3"), "\r\nERROR\r\n");
+        // =0 clears; CLR clears the token and the mechanism.
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN=0"), "\r\nOK\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN?"), "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n");
+        set_token(&mut rig, b"abc");
+        assert_eq!(rig.at(b"AT+GTSMTPCLR"), "\r\nOK\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN?"), "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPAUTH?"), "\r\n+GTSMTPAUTH: 0\r\n\r\nOK\r\n");
+        let mem = rig.s.take_token_storage().unwrap();
+        assert!(mem.iter().all(|&b| b == 0), "the token is wiped, not forgotten");
+    }
+
+    #[test]
+    fn token_reads_that_fail_store_nothing_and_say_why() {
+        let mut rig = Rig::new();
+        rig.at(b"AT+CMEE=2");
+        assert_eq!(
+            rig.at(b"AT+GTSMTPTOKEN=10"),
+            "\r\n+CME ERROR: no token storage (the firmware gives none)\r\n"
+        );
+        let mut rig = token_rig(16);
+        rig.at(b"AT+CMEE=2");
+        assert_eq!(
+            rig.at(b"AT+GTSMTPTOKEN=17"),
+            "\r\n+CME ERROR: token longer than the token storage\r\n"
+        );
+        assert_eq!(
+            set_token(&mut rig, b"ab\x01cd"),
+            "\r\n> \r\n+CME ERROR: token bytes must be printable ASCII\r\n"
+        );
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN?"), "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n");
+        // A host that stops early: the read ends after 20 s of silence.
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN=8"), "\r\n> ");
+        rig.serial(b"abc");
+        assert_eq!(rig.s.state(), SessionState::TokenInput);
+        assert!(rig.s.in_data_mode());
+        assert_eq!(rig.s.next_deadline(), Some(rig.now + 20_000));
+        assert_eq!(rig.wait(19_999), "");
+        assert_eq!(rig.wait(1), "\r\n+CME ERROR: token incomplete: no byte for 20 s\r\n");
+        assert_eq!(rig.s.state(), SessionState::Idle);
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN?"), "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n");
+        // SEND with a token mechanism and no token.
+        configure(&mut rig);
+        rig.at(b"AT+GTSMTPAUTH=2");
+        assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\n+CME ERROR: no token (AT+GTSMTPTOKEN)\r\n");
+    }
+
+    #[test]
+    fn configuration_is_frozen_while_a_mail_is_in_progress() {
+        let mut rig = token_rig(64);
+        configure(&mut rig);
+        set_token(&mut rig, b"tok");
+        rig.at(b"AT+GTSMTPAUTH=1");
+        send_and_connect(&mut rig);
+        assert_eq!(rig.at(b"AT+GTSMTPAUTH=0"), "\r\nERROR\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN=3"), "\r\nERROR\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN=0"), "\r\nERROR\r\n");
+        assert_eq!(rig.s.engine.token.token(), b"tok");
+    }
+
+    #[test]
+    fn a_refused_token_is_answered_then_reported_with_the_servers_words() {
+        for (mech, answer) in [(&b"1"[..], &b"\r\n"[..]), (b"2", b"AQ==\r\n")] {
+            let mut rig = token_rig(8192);
+            configure(&mut rig);
+            rig.at(&[&b"AT+GTSMTPAUTH="[..], mech].concat());
+            let token = [b'k'; 2600];
+            assert_eq!(set_token(&mut rig, &token), "\r\n> \r\nOK\r\n");
+            send_and_connect(&mut rig);
+            rig.reply(b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN XOAUTH2 OAUTHBEARER\r\n");
+            let wire = String::from_utf8(rig.server.clone()).unwrap();
+            let auth = wire.lines().last().unwrap();
+            assert!(auth == "AUTH XOAUTH2" || auth == "AUTH OAUTHBEARER", "{auth}");
+            rig.reply(b"334 \r\n");
+            let response = &rig.server[wire.len()..];
+            assert!(response.len() > 3400 && response.ends_with(b"\r\n"));
+            let before = rig.server.len();
+            let challenge = base64::engine::general_purpose::STANDARD
+                .encode(br#"{"status":"401","schemes":"bearer","scope":"mail"}"#);
+            rig.reply(std::format!("334 {challenge}\r\n").as_bytes());
+            assert_eq!(&rig.server[before..], answer);
+            let before = rig.server.len();
+            assert_eq!(
+                rig.reply(b"535 5.7.8 Error: authentication failed: \x07bad\r\n"),
+                "\r\n+GTSMTPSEND: 535\r\n"
+            );
+            assert_eq!(&rig.server[before..], b"QUIT\r\n");
+            let reason = std::format!("{}", rig.poll_failure().unwrap());
+            let name = if mech == b"1" { "XOAUTH2" } else { "OAUTHBEARER" };
+            assert_eq!(
+                reason,
+                std::format!("the server refused the {name} token: 535 5.7.8 Error: authentication failed: ?bad (status 401)")
+            );
+            assert!(!reason.contains("kkkk"));
+            rig.reply(b"221 bye\r\n");
+            assert!(rig.poll_close());
+        }
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! What it does: from the greeting to QUIT, [`SmtpClient`] decides what to
 //! send and reads what comes back: EHLO (HELO when EHLO is refused),
 //! STARTTLS when offered or required (as [`Signal::StartTls`]: the caller
-//! runs TLS and says when it is up), AUTH PLAIN or LOGIN as EHLO offers,
+//! runs TLS and says when it is up), AUTH PLAIN or LOGIN as EHLO offers
+//! (or, with a token, XOAUTH2 or OAUTHBEARER: the initial response on the
+//! AUTH line when the line fits in 512 octets, else after the server's
+//! 334; an error challenge answered before the 535 it announces),
 //! MAIL, every RCPT and DATA in one flight when the server offers
 //! PIPELINING (RFC 2920), then end-of-data and QUIT. Every way a mail can
 //! fail ends in [`Signal::Failed`] with the reply code that ended it, or 0
@@ -32,8 +35,8 @@
 
 use crate::header::Address;
 use crate::message::Recipients;
-use crate::mime_base64::encode_group;
 use crate::out::Out;
+use crate::sasl::{self, Credentials, ErrorStatus, Mechanism};
 use crate::reply::{Extensions, Reply, ReplyParser};
 
 /// RFC 5321 §4.5.3.2 timeouts, in ms.
@@ -69,8 +72,9 @@ pub struct Envelope<'a> {
     pub helo_name: &'a [u8],
     /// AUTH user name.
     pub user: &'a [u8],
-    /// AUTH password (never written anywhere but the AUTH command).
-    pub password: &'a [u8],
+    /// What AUTH signs in with (never written anywhere but the AUTH
+    /// exchange).
+    pub credentials: Credentials<'a>,
     /// MAIL FROM.
     pub from: Address<'a>,
     /// RCPT TO, in order: To, Cc and Bcc alike.
@@ -151,6 +155,9 @@ pub enum Fault {
     /// Bytes came after the 220 to STARTTLS and before the handshake: a
     /// plaintext injection (the connection is dropped).
     StartTlsInjection,
+    /// The mail signs in with a token and the server does not offer the
+    /// mechanism (`AUTH XOAUTH2`, `AUTH OAUTHBEARER`).
+    MechanismNotOffered(Mechanism),
     /// The caller's TLS failed at this step: the server's certificate was
     /// refused, no parameters were agreed, or a record did not verify.
     Tls(Step),
@@ -175,6 +182,10 @@ impl Fault {
                 b"bytes after the server's 220 to STARTTLS, before TLS (plaintext injection)",
                 None,
             ),
+            Fault::MechanismNotOffered(mechanism) => {
+                out.put(b"the server does not offer AUTH ");
+                return out.put(mechanism.name().as_bytes());
+            }
             Fault::Tls(Step::TlsHandshake) => (
                 b"the TLS handshake failed (certificate refused or no common parameters)",
                 None,
@@ -204,6 +215,15 @@ enum Command {
     AuthLogin,
     LoginUser,
     LoginPassword,
+    /// `AUTH XOAUTH2` or `AUTH OAUTHBEARER`, with the initial response on
+    /// the line when `inline`.
+    AuthToken {
+        inline: bool,
+    },
+    /// The token's response on its own line, after the server's 334.
+    TokenResponse,
+    /// The answer to an error challenge (RFC 7628 3.2.3).
+    ErrorAnswer,
     /// MAIL, every RCPT and DATA (PIPELINING).
     Flight,
     Mail,
@@ -254,6 +274,10 @@ pub struct SmtpClient {
     delivered: bool,
     /// Why the mail failed without a reply code, once it has.
     failure: Option<Fault>,
+    /// The `status` of the server's error challenge to the token.
+    token_status: ErrorStatus,
+    /// The server refused the token (its reply is the verdict).
+    token_refused: bool,
 }
 
 impl SmtpClient {
@@ -274,7 +298,19 @@ impl SmtpClient {
             ended: false,
             delivered: false,
             failure: None,
+            token_status: ErrorStatus::EMPTY,
+            token_refused: false,
         }
+    }
+
+    /// Why the server refused the token, while [`Signal::Failed`] for
+    /// that refusal is being taken: the status of its error challenge
+    /// (empty if it sent none) and the text of its refusal (as much as the
+    /// reply parser keeps; valid until the next call to
+    /// [`handle_input`](Self::handle_input)).
+    pub fn token_refusal(&self) -> Option<(&ErrorStatus, &[u8])> {
+        self.token_refused
+            .then(|| (&self.token_status, self.parser.text()))
     }
 
     /// Why the mail failed without a reply code, if it did.
@@ -289,8 +325,15 @@ impl SmtpClient {
             State::Awaiting(Command::Ehlo | Command::Helo) => Step::Hello,
             State::Awaiting(Command::StartTls) => Step::StartTls,
             State::TlsHandshake => Step::TlsHandshake,
-            State::Awaiting(Command::AuthPlain | Command::AuthLogin)
-            | State::Awaiting(Command::LoginUser | Command::LoginPassword) => Step::Auth,
+            State::Awaiting(
+                Command::AuthPlain
+                | Command::AuthLogin
+                | Command::LoginUser
+                | Command::LoginPassword
+                | Command::AuthToken { .. }
+                | Command::TokenResponse
+                | Command::ErrorAnswer,
+            ) => Step::Auth,
             State::Awaiting(Command::Flight | Command::Mail | Command::Rcpt(_) | Command::Data)
             | State::Envelope { .. } => Step::Envelope,
             State::Data => Step::Message,
@@ -472,9 +515,22 @@ impl SmtpClient {
             State::Awaiting(Command::LoginUser) if code == 334 => {
                 self.send(Command::LoginPassword, now_ms, COMMAND_MS)
             }
-            State::Awaiting(Command::AuthPlain | Command::LoginPassword) if code == 235 => {
-                self.start_envelope(envelope, now_ms)
+            State::Awaiting(Command::AuthToken { inline: false }) if code == 334 => {
+                self.send(Command::TokenResponse, now_ms, COMMAND_MS)
             }
+            State::Awaiting(Command::AuthToken { inline: true } | Command::TokenResponse)
+                if code == 334 =>
+            {
+                // The token is refused; the 535 comes once this is answered.
+                self.token_status = ErrorStatus::from_challenge(self.parser.text());
+                self.send(Command::ErrorAnswer, now_ms, COMMAND_MS)
+            }
+            State::Awaiting(
+                Command::AuthPlain
+                | Command::LoginPassword
+                | Command::AuthToken { .. }
+                | Command::TokenResponse,
+            ) if code == 235 => self.start_envelope(envelope, now_ms),
             State::Awaiting(Command::Mail) if reply.is_positive() => {
                 self.next_rcpt(envelope, 0, now_ms)
             }
@@ -509,6 +565,12 @@ impl SmtpClient {
         if self.ended {
             return self.close_now();
         }
+        self.token_refused = matches!(
+            self.state,
+            State::Awaiting(
+                Command::AuthToken { .. } | Command::TokenResponse | Command::ErrorAnswer
+            )
+        );
         self.verdict(Signal::Failed(code));
         self.wind_down(Some(due), now_ms);
     }
@@ -575,6 +637,10 @@ impl SmtpClient {
             }
             return self.send(Command::StartTls, now_ms, COMMAND_MS);
         }
+        let mechanism = envelope.credentials.mechanism();
+        if mechanism.uses_token() {
+            return self.auth_token(envelope, mechanism, now_ms);
+        }
         match (self.extensions.auth_plain, self.extensions.auth_login) {
             (true, _) => self.send(Command::AuthPlain, now_ms, COMMAND_MS),
             (false, true) => self.send(Command::AuthLogin, now_ms, COMMAND_MS),
@@ -582,6 +648,25 @@ impl SmtpClient {
             // takes the mail without it.
             (false, false) => self.start_envelope(envelope, now_ms),
         }
+    }
+
+    /// AUTH with a token, when the server offers its mechanism (never a
+    /// password instead: the host chose the token).
+    fn auth_token(&mut self, envelope: &Envelope<'_>, mechanism: Mechanism, now_ms: u64) {
+        let offered = match mechanism {
+            Mechanism::XOAuth2 => self.extensions.auth_xoauth2,
+            _ => self.extensions.auth_oauthbearer,
+        };
+        if !offered {
+            self.failure = Some(Fault::MechanismNotOffered(mechanism));
+            self.verdict(Signal::Failed(0));
+            return self.wind_down(Some(0), now_ms);
+        }
+        // RFC 4954 4: "AUTH", the name, the response and CRLF within the
+        // 512 octets of a command line, else the response after a 334.
+        let line = 5 + mechanism.name().len() + 1 + sasl::response_len(envelope.user, &envelope.credentials) + 2;
+        let inline = line <= 512;
+        self.send(Command::AuthToken { inline }, now_ms, COMMAND_MS)
     }
 
     fn start_envelope(&mut self, envelope: &Envelope<'_>, now_ms: u64) {
@@ -670,18 +755,38 @@ fn write_command(out: &mut dyn Out, command: Command, env: &Envelope<'_>) {
         Command::StartTls => out.put(b"STARTTLS\r\n"),
         Command::AuthPlain => {
             out.put(b"AUTH PLAIN ");
-            put_base64(out, &[b"\0", env.user, b"\0", env.password]);
+            sasl::write_response(out, env.user, &env.credentials);
             out.put(b"\r\n");
         }
         Command::AuthLogin => out.put(b"AUTH LOGIN\r\n"),
         Command::LoginUser => {
-            put_base64(out, &[env.user]);
+            sasl::write_base64(out, env.user);
             out.put(b"\r\n");
         }
         Command::LoginPassword => {
-            put_base64(out, &[env.password]);
+            if let Credentials::Password(password) = env.credentials {
+                sasl::write_base64(out, password);
+            }
             out.put(b"\r\n");
         }
+        Command::AuthToken { inline } => {
+            out.put(b"AUTH ");
+            out.put(env.credentials.mechanism().name().as_bytes());
+            if inline {
+                out.put(b" ");
+                sasl::write_response(out, env.user, &env.credentials);
+            }
+            out.put(b"\r\n");
+        }
+        Command::TokenResponse => {
+            sasl::write_response(out, env.user, &env.credentials);
+            out.put(b"\r\n");
+        }
+        // XOAUTH2: an empty response; OAUTHBEARER: %x01 (RFC 7628 3.2.3).
+        Command::ErrorAnswer => match env.credentials.mechanism() {
+            Mechanism::OAuthBearer => out.put(b"AQ==\r\n"),
+            _ => out.put(b"\r\n"),
+        },
         Command::Flight => {
             write_command(out, Command::Mail, env);
             for i in 0..env.recipients.count() {
@@ -709,30 +814,13 @@ fn line(out: &mut dyn Out, parts: &[&[u8]]) {
     out.put(b"\r\n");
 }
 
-/// Base64 of the concatenated parts (at most 1 + 80 + 1 + 80 bytes: AUTH).
-fn put_base64(out: &mut dyn Out, parts: &[&[u8]]) {
-    // Group by group, with no buffer of the whole: a login is 162 bytes,
-    // and firmware stacks are 1 KiB.
-    let mut group = [0u8; 3];
-    let mut n = 0;
-    for &b in parts.iter().flat_map(|part| part.iter()) {
-        group[n] = b;
-        n += 1;
-        if n == 3 {
-            out.put(&encode_group(&group));
-            n = 0;
-        }
-    }
-    if n > 0 {
-        out.put(&encode_group(&group[..n]));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::message::{Recipient, RecipientKind};
     use std::vec::Vec;
+    use base64::Engine as _;
+    use std::vec;
 
     const NOBODY: [Recipient<'static>; 0] = [];
 
@@ -746,13 +834,15 @@ mod tests {
         sent: Vec<u8>,
         events: Vec<Signal>,
         flights: usize,
+        /// What `token_refusal` said while the failure was taken.
+        refusal: Option<(Vec<u8>, Vec<u8>)>,
     }
 
     fn envelope<'a>(recipients: &'a dyn Recipients) -> Envelope<'a> {
         Envelope {
             helo_name: b"[10.44.221.130]",
             user: b"wangww@fibocom.com",
-            password: b"ght64621178",
+            credentials: Credentials::Password(b"ght64621178"),
             from: Address::new(b"wangww@fibocom.com").unwrap(),
             recipients,
         }
@@ -761,11 +851,21 @@ mod tests {
     /// Plays `script`, feeding each server reply in `cut`-byte pieces; the
     /// caller writes `message` at ReadyForData and starts TLS at StartTls.
     fn run(policy: TlsPolicy, env: &Envelope<'_>, script: Script<'_>, cut: usize) -> Run {
-        let mut client = SmtpClient::new(policy, 0);
+        run_with(&mut SmtpClient::new(policy, 0), env, script, cut)
+    }
+
+    /// As [`run`], with a client the caller looks at afterwards.
+    fn run_with(
+        client: &mut SmtpClient,
+        env: &Envelope<'_>,
+        script: Script<'_>,
+        cut: usize,
+    ) -> Run {
         let mut run = Run {
             sent: Vec::new(),
             events: Vec::new(),
             flights: 0,
+            refusal: None,
         };
         let mut buf = [0u8; 7];
         for (i, (replies, expect)) in script.steps.iter().enumerate() {
@@ -778,6 +878,9 @@ mod tests {
                     rest = &rest[n..];
                     while let Some(event) = client.poll_signal() {
                         run.events.push(event);
+                        if let Some((status, text)) = client.token_refusal() {
+                            run.refusal = Some((status.as_bytes().to_vec(), text.to_vec()));
+                        }
                         match event {
                             Signal::StartTls => client.handle_tls_established(now),
                             Signal::ReadyForData => {
@@ -872,6 +975,128 @@ mod tests {
             r.flights, 3,
             "EHLO, the envelope, the message: one flight each"
         );
+    }
+
+    fn b64(bytes: &[u8]) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .encode(bytes)
+            .into_bytes()
+    }
+
+    fn with_crlf(mut line: Vec<u8>) -> Vec<u8> {
+        line.extend_from_slice(b"\r\n");
+        line
+    }
+
+    /// The token exchanges: inline when the AUTH line fits in 512 octets,
+    /// else after the 334; accepted, and refused after an error challenge.
+    #[test]
+    fn token_auth_inline_or_after_334_and_the_error_challenge() {
+        let rcpt = [Recipient {
+            kind: RecipientKind::To,
+            address: Address::new(b"xiangj@fibocom.com").unwrap(),
+        }];
+        let ehlo: &[u8] = b"250-mx\r\n250 AUTH PLAIN XOAUTH2 OAUTHBEARER\r\n";
+        let challenge = with_crlf(
+            [&b"334 "[..], &b64(br#"{"status":"401","schemes":"bearer","scope":"mail"}"#)].concat(),
+        );
+        let short = [b'T'; 40];
+        let long = [b'L'; 2600];
+        for (token, mechanism) in [
+            (&short[..], Mechanism::XOAuth2),
+            (&long[..], Mechanism::XOAuth2),
+            (&short[..], Mechanism::OAuthBearer),
+            (&long[..], Mechanism::OAuthBearer),
+        ] {
+            let credentials = match mechanism {
+                Mechanism::XOAuth2 => Credentials::XOAuth2 { token },
+                _ => Credentials::OAuthBearer {
+                    token,
+                    host: b"mail.fibocom.com",
+                    port: 587,
+                },
+            };
+            let env = Envelope {
+                credentials,
+                ..envelope(&rcpt)
+            };
+            let mut response = Vec::new();
+            sasl::write_response(&mut response, env.user, &credentials);
+            let name = mechanism.name().as_bytes();
+            let inline = with_crlf([&b"AUTH "[..], name, b" ", &response].concat());
+            let first: Vec<u8> = if inline.len() <= 512 {
+                inline.clone()
+            } else {
+                with_crlf([&b"AUTH "[..], name].concat())
+            };
+            assert_eq!(inline.len() <= 512, token.len() == 40);
+            let mut steps: Vec<(&[u8], Vec<u8>)> = vec![
+                (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n".to_vec()),
+                (ehlo, first.clone()),
+            ];
+            let response_line = with_crlf(response.clone());
+            if inline.len() > 512 {
+                steps.push((b"334 \r\n", response_line.clone()));
+            }
+            let accepted = [
+                &steps[..],
+                &[
+                    (&b"235 2.7.0 ok\r\n"[..], b"MAIL FROM:<wangww@fibocom.com>\r\n".to_vec()),
+                    (b"250 ok\r\n", b"RCPT TO:<xiangj@fibocom.com>\r\n".to_vec()),
+                ][..],
+            ]
+            .concat();
+            let answer: &[u8] = match mechanism {
+                Mechanism::XOAuth2 => b"\r\n",
+                _ => b"AQ==\r\n",
+            };
+            let refused = [
+                &steps[..],
+                &[
+                    (&challenge[..], answer.to_vec()),
+                    (b"535 5.7.8 Error: authentication failed\r\n", b"QUIT\r\n".to_vec()),
+                ][..],
+            ]
+            .concat();
+            for cut in [1, 7, 1000] {
+                let steps: Vec<(&[u8], &[u8])> =
+                    accepted.iter().map(|(a, b)| (*a, &b[..])).collect();
+                let r = run(TlsPolicy::Opportunistic, &env, Script { steps: &steps }, cut);
+                assert!(r.events.is_empty(), "{mechanism:?} {cut}: {:?}", r.events);
+
+                let steps: Vec<(&[u8], &[u8])> =
+                    refused.iter().map(|(a, b)| (*a, &b[..])).collect();
+                let r = run(TlsPolicy::Opportunistic, &env, Script { steps: &steps }, cut);
+                assert_eq!(r.events, [Signal::Failed(535)], "{mechanism:?} {cut}");
+                let (status, text) = r.refusal.unwrap();
+                assert_eq!(status, b"401");
+                assert_eq!(text, b"5.7.8 Error: authentication failed");
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_for_a_mechanism_not_offered_fails_with_a_reason_and_quits() {
+        let rcpt: [Recipient<'static>; 0] = [];
+        let env = Envelope {
+            credentials: Credentials::OAuthBearer {
+                token: b"t",
+                host: b"mx",
+                port: 25,
+            },
+            ..envelope(&rcpt)
+        };
+        let steps: &[(&[u8], &[u8])] = &[
+            (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+            (b"250-mx\r\n250 AUTH PLAIN LOGIN XOAUTH2\r\n", b"QUIT\r\n"),
+            (b"221 bye\r\n", b""),
+        ];
+        let mut client = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let r = run_with(&mut client, &env, Script { steps }, 100);
+        assert_eq!(r.events, [Signal::Failed(0), Signal::Closed]);
+        let fault = client.failure().unwrap();
+        assert_eq!(fault, Fault::MechanismNotOffered(Mechanism::OAuthBearer));
+        assert_eq!(std::format!("{fault}"), "the server does not offer AUTH OAUTHBEARER");
     }
 
     #[test]

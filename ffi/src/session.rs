@@ -204,6 +204,45 @@ pub unsafe extern "C" fn atmail_session_set_helo_name(
     })
 }
 
+/// Memory for the OAuth 2.0 token of `AT+GTSMTPTOKEN`: `cap` bytes at
+/// `mem`, of which up to 8192 are used (a token is as long as the
+/// storage at most; Microsoft's are 1.5-3 KB). Without storage,
+/// `AT+GTSMTPTOKEN` answers `+CME ERROR: no token storage (the firmware
+/// gives none)`. `mem` NULL (with `cap` 0) takes the storage back. Every
+/// time a token goes (`AT+GTSMTPCLR`, `AT+GTSMTPTOKEN=0`, a failed read,
+/// storage taken back or replaced, `atmail_session_free`) the session
+/// writes zeros over it; before reusing the memory of an `_init` session,
+/// call this with NULL so the token is wiped.
+///
+/// # Undefined behavior
+/// `session` NULL or from `_init`/`_new`; `mem` NULL, or valid for
+/// reads and writes of `cap` bytes, touched by nothing else, until the
+/// session is freed (or its memory reused) or this is called again.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_set_token_storage(
+    session: *mut atmail_session,
+    mem: *mut u8,
+    cap: usize,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        let session = try_mut!(session);
+        if mem.is_null() {
+            if cap != 0 {
+                return atmail_status::NullParameter;
+            }
+            let _ = session.inner.take_token_storage();
+            return atmail_status::Ok;
+        }
+        // SAFETY: this function's own contract: `mem` is the session's
+        // alone for as long as the session may use it, which is what the
+        // `'static` stands for here; the session gives it up (wiped) when
+        // it is freed or the storage is replaced.
+        let mem: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(mem, cap) };
+        let _ = session.inner.set_token_storage(mem);
+        atmail_status::Ok
+    })
+}
+
 /// The `Date:` (RFC 5322 date) and `Message-ID:` (`<id@domain>`) of the
 /// next mail: the firmware's clock and entropy. Each `AT+GTSMTPSEND`
 /// takes the identity set before it, and waits for one
@@ -495,6 +534,8 @@ pub enum atmail_state {
     Finishing = 4,
     /// A failed mail's payload is read and dropped until data mode ends.
     Discarding = 5,
+    /// Host bytes are the token of `AT+GTSMTPTOKEN`.
+    TokenInput = 6,
 }
 
 /// Where the session is; `ATMAIL_STATE_IDLE` for NULL.
@@ -512,6 +553,7 @@ pub unsafe extern "C" fn atmail_session_state(session: *const atmail_session) ->
             Some(SessionState::DataMode) => atmail_state::DataMode,
             Some(SessionState::Finishing) => atmail_state::Finishing,
             Some(SessionState::Discarding) => atmail_state::Discarding,
+            Some(SessionState::TokenInput) => atmail_state::TokenInput,
             Some(_) => atmail_state::Idle,
         }
     })

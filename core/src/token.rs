@@ -1,0 +1,258 @@
+//! The OAuth 2.0 access token: in storage the caller gives, read from the
+//! serial line by `AT+GTSMTPTOKEN`, wiped when it goes.
+//!
+//! What it does: [`TokenStore`] holds the caller's memory and the length
+//! of the token in it; [`TokenRead`] is one `AT+GTSMTPTOKEN=<length>` in
+//! progress: exactly `<length>` host bytes, taken as they come (no line
+//! editing, no echo, no `+++`), until the last one or a silence of
+//! [`TOKEN_IDLE_MS`]. A token is stored only whole and only when every
+//! byte can be in a bearer token (RFC 6750's `b64token` and the rest of
+//! printable ASCII); a read that fails leaves no token.
+//!
+//! What it does not: know mechanisms or SMTP. The session decides when a
+//! read may start and answers the host; the SMTP client borrows the token.
+//!
+//! Why it is built this way: a Microsoft token is 1.5-3 KB and the session
+//! must stay within 8 KiB on a Cortex-M4, so the session holds a slice of
+//! memory the firmware chose (the CLI and Python give 8 KiB). Every way a
+//! token leaves (cleared, replaced, a failed read, the storage taken back,
+//! the session dropped) writes zeros over it first: a secret is not left
+//! in RAM that is handed to something else. `Debug` shows the length only.
+
+/// The longest token `AT+GTSMTPTOKEN` takes.
+pub const TOKEN_MAX: usize = 8192;
+
+/// Silence that ends an unfinished token read (`ERROR`, nothing stored):
+/// the longest idle end a data command may set (`break_time` 20 s).
+pub const TOKEN_IDLE_MS: u64 = 20_000;
+
+/// The caller's token memory and the token in it; see the module docs.
+#[derive(Default)]
+pub struct TokenStore {
+    mem: Option<&'static mut [u8]>,
+    len: u16,
+}
+
+/// One `AT+GTSMTPTOKEN=<length>` being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenRead {
+    /// Bytes still due.
+    due: u16,
+    /// When the last byte (or the prompt) came.
+    last_ms: u64,
+    /// An LF right after the prompt is the command line's (a CRLF host),
+    /// never the token's: no token has one.
+    lf_due: bool,
+}
+
+/// How a token read stands after some host bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStep {
+    /// More bytes are due.
+    More,
+    /// The whole token is stored.
+    Stored,
+    /// The token holds a byte no bearer token has: nothing is stored.
+    Invalid,
+}
+
+impl core::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TokenStore")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Drop for TokenStore {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+impl TokenStore {
+    /// No storage: `AT+GTSMTPTOKEN` is refused.
+    pub const fn new() -> Self {
+        TokenStore { mem: None, len: 0 }
+    }
+
+    /// Uses `mem` for the token from now on (the first [`TOKEN_MAX`]
+    /// bytes of it); the storage given before, and its token, are wiped
+    /// and given back.
+    pub fn set_storage(&mut self, mem: &'static mut [u8]) -> Option<&'static mut [u8]> {
+        let old = self.take_storage();
+        mem.fill(0);
+        self.mem = Some(mem);
+        old
+    }
+
+    /// Gives the storage back, wiped; no token from now on.
+    pub fn take_storage(&mut self) -> Option<&'static mut [u8]> {
+        self.wipe();
+        self.mem.take()
+    }
+
+    /// The most a token may be here: the storage's size, at most
+    /// [`TOKEN_MAX`]; 0 without storage.
+    pub fn capacity(&self) -> usize {
+        self.mem.as_ref().map_or(0, |m| m.len().min(TOKEN_MAX))
+    }
+
+    /// The stored token (empty for none).
+    pub fn token(&self) -> &[u8] {
+        self.mem.as_ref().map_or(&[], |m| &m[..self.len as usize])
+    }
+
+    /// Wipes the token: zeros over every byte it had.
+    pub fn wipe(&mut self) {
+        if let Some(mem) = self.mem.as_mut() {
+            mem[..self.len as usize].fill(0);
+        }
+        self.len = 0;
+    }
+
+    /// Starts reading a token of `len` bytes (1 to [`capacity`](Self::capacity),
+    /// which the caller checked) at `now_ms`; the token before it is wiped.
+    pub fn begin(&mut self, len: u16, now_ms: u64) -> TokenRead {
+        self.wipe();
+        TokenRead {
+            due: len,
+            last_ms: now_ms,
+            lf_due: true,
+        }
+    }
+
+    /// Host bytes of the read at `now_ms`; returns how many it took (never
+    /// past its last byte) and how it stands.
+    pub fn read(&mut self, read: &mut TokenRead, input: &[u8], now_ms: u64) -> (usize, ReadStep) {
+        let mut skipped = 0;
+        if read.lf_due && !input.is_empty() {
+            read.lf_due = false;
+            skipped = usize::from(input[0] == b'\n');
+        }
+        let rest = &input[skipped..];
+        let n = rest.len().min(read.due as usize);
+        let Some(mem) = self.mem.as_mut() else {
+            return (input.len(), ReadStep::Invalid);
+        };
+        let at = self.len as usize;
+        let Some(dst) = mem.get_mut(at..at + n) else {
+            return (input.len(), ReadStep::Invalid);
+        };
+        dst.copy_from_slice(&rest[..n]);
+        self.len += n as u16;
+        read.due -= n as u16;
+        if !input.is_empty() {
+            read.last_ms = now_ms;
+        }
+        let step = match read.due {
+            0 if self.token().iter().all(|b| b.is_ascii_graphic()) => ReadStep::Stored,
+            0 => {
+                self.wipe();
+                ReadStep::Invalid
+            }
+            _ => ReadStep::More,
+        };
+        (skipped + n, step)
+    }
+}
+
+impl TokenRead {
+    /// When the read gives up if no byte comes.
+    pub fn deadline(&self) -> u64 {
+        self.last_ms + TOKEN_IDLE_MS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::boxed::Box;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn store(cap: usize) -> TokenStore {
+        let mut s = TokenStore::new();
+        let _ = s.set_storage(Box::leak(vec![0xAA; cap].into_boxed_slice()));
+        s
+    }
+
+    #[test]
+    fn a_token_is_taken_exactly_and_wiped_when_it_goes() {
+        let mut s = store(64);
+        let mut r = s.begin(5, 0);
+        assert_eq!(s.read(&mut r, b"\nab", 1), (3, ReadStep::More));
+        assert_eq!(s.read(&mut r, b"c+++\r\nAT", 2), (3, ReadStep::Stored));
+        assert_eq!(s.token(), b"abc++");
+        s.wipe();
+        assert_eq!(s.token(), b"");
+        let mem = s.take_storage().unwrap();
+        assert!(mem.iter().all(|&b| b == 0), "wiped, not just forgotten");
+    }
+
+    #[test]
+    fn bytes_no_bearer_token_has_store_nothing() {
+        let mut s = store(64);
+        for bad in [&b"ab\x01c"[..], b"ab c", b"ab\r\n", b"\xc3\xa9ab"] {
+            let mut r = s.begin(bad.len() as u16, 0);
+            assert_eq!(s.read(&mut r, bad, 1), (bad.len(), ReadStep::Invalid));
+            assert_eq!(s.token(), b"");
+        }
+    }
+
+    #[test]
+    fn only_the_first_lf_is_the_command_lines() {
+        let mut s = store(8);
+        let mut r = s.begin(2, 0);
+        assert_eq!(s.read(&mut r, b"\n", 1), (1, ReadStep::More));
+        assert_eq!(s.read(&mut r, b"\nx", 1), (2, ReadStep::Invalid));
+    }
+
+    #[test]
+    fn silence_is_measured_from_the_last_byte() {
+        let mut s = store(8);
+        let mut r = s.begin(4, 100);
+        assert_eq!(r.deadline(), 100 + TOKEN_IDLE_MS);
+        let _ = s.read(&mut r, b"ab", 5_000);
+        assert_eq!(r.deadline(), 5_000 + TOKEN_IDLE_MS);
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let mut s = store(16);
+        let mut r = s.begin(6, 0);
+        let _ = s.read(&mut r, b"SECRET", 0);
+        let shown = std::format!("{s:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_chunking_stores_the_same_token(
+            token in proptest::collection::vec(0x21u8..0x7f, 1..200),
+            cuts in proptest::collection::vec(1usize..40, 1..50),
+        ) {
+            let mut s = store(256);
+            let mut r = s.begin(token.len() as u16, 0);
+            let mut input: Vec<u8> = b"\n".to_vec();
+            input.extend_from_slice(&token);
+            input.extend_from_slice(b"AT\r");
+            let mut at = 0;
+            let mut step = ReadStep::More;
+            for cut in cuts.iter().cycle() {
+                if step != ReadStep::More {
+                    break;
+                }
+                let end = (at + cut).min(input.len());
+                let (n, st) = s.read(&mut r, &input[at..end], 1);
+                at += n;
+                step = st;
+            }
+            prop_assert_eq!(step, ReadStep::Stored);
+            prop_assert_eq!(s.token(), &token[..]);
+            prop_assert_eq!(&input[at..], b"AT\r");
+        }
+    }
+}
