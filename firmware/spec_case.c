@@ -10,9 +10,12 @@
  * painted before the call and scanned after it, and the deepest call is
  * printed as "stack <bytes> <call>".
  *
- * Two mails: the spec case (GB2312 subject, a body, an attachment with
- * "+++" inside, over a server offering AUTH), then one the server refuses
- * at RCPT, so failure paths run too. */
+ * Mails: the spec case (GB2312 subject, a body, an attachment with "+++"
+ * inside, over a server offering AUTH), one the server refuses at RCPT,
+ * so failure paths run too, then two that sign in with an OAuth 2.0
+ * token from storage the firmware gives: a 2,600-byte XOAUTH2 token sent
+ * after the server's 334 and refused after an error challenge, and a
+ * short OAUTHBEARER token on the AUTH line, accepted. */
 
 #include "atmail.h"
 
@@ -115,6 +118,8 @@ typedef struct {
     int in_data;
     int login_step; /* AUTH LOGIN: 1 after the user name prompt, 2 after the password's */
     int refuse_rcpt;
+    int oauth;      /* offers XOAUTH2 and OAUTHBEARER */
+    int sasl_step;  /* 1: the response is due after 334; 2: the answer to the error challenge */
     int closing; /* said 221: closes once the engine has read it, as servers do */
     char line[1024];
     size_t line_len;
@@ -151,6 +156,18 @@ static void server_line(server *s, const char *line) {
             s->in_data = 0;
             reply(s, "250 2.0.0 Ok: queued as 1A2B3C\r\n");
         }
+    } else if (s->sasl_step == 1) {
+        s->sasl_step = 2;
+        /* {"status":"401","schemes":"bearer","scope":"mail"} */
+        reply(s, "334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0=\r\n");
+    } else if (s->sasl_step == 2) {
+        s->sasl_step = 0;
+        reply(s, "535 5.7.8 Error: authentication failed\r\n");
+    } else if (starts(line, "AUTH XOAUTH2") && line[12] == 0) {
+        s->sasl_step = 1;
+        reply(s, "334 \r\n");
+    } else if (starts(line, "AUTH OAUTHBEARER ")) {
+        reply(s, "235 2.7.0 Authentication successful\r\n");
     } else if (s->login_step == 1) {
         s->login_step = 2;
         reply(s, "334 UGFzc3dvcmQ6\r\n");
@@ -158,7 +175,8 @@ static void server_line(server *s, const char *line) {
         s->login_step = 0;
         reply(s, "235 2.7.0 Authentication successful\r\n");
     } else if (starts(line, "EHLO")) {
-        reply(s, "250-mail.fibocom.com\r\n250-SIZE 20971520\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n");
+        reply(s, s->oauth ? "250-mail.fibocom.com\r\n250-AUTH PLAIN XOAUTH2 OAUTHBEARER\r\n250 8BITMIME\r\n"
+                          : "250-mail.fibocom.com\r\n250-SIZE 20971520\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n");
     } else if (starts(line, "AUTH LOGIN")) {
         s->login_step = 1;
         reply(s, "334 VXNlcm5hbWU6\r\n");
@@ -192,6 +210,10 @@ static void server_receive(server *s, const uint8_t *bytes, size_t len) {
             s->line_len = 0;
         } else if (s->line_len < sizeof s->line - 1) {
             s->line[s->line_len++] = (char)bytes[i];
+        } else {
+            /* A longer line (a token's SASL response) keeps its start and
+             * its last byte, so its CR still ends it. */
+            s->line[s->line_len - 1] = (char)bytes[i];
         }
     }
 }
@@ -453,6 +475,8 @@ static void standalone_layers(void) {
 
 int main(void) {
     static uint8_t attachment[256 * 64 + 23];
+    static uint8_t token_memory[3072];
+    static uint8_t token[2600];
     static const char body[] = "Hello from the G510.\r\n";
     size_t i;
     char note[64];
@@ -508,6 +532,35 @@ int main(void) {
     line("AT+GTSMTPSEND=300");
     advance(100);
     line("AT+GTSMTPCLR");
+
+    /* OAuth 2.0: the token lives in the firmware's memory, not the
+     * session's. */
+    M(atmail_session_set_token_storage(session, token_memory, sizeof token_memory));
+    for (i = 0; i < 2600; i++) {
+        token[i] = (uint8_t)("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~+/"[i % 66]);
+    }
+    srv.refuse_rcpt = 0;
+    srv.oauth = 1;
+    line("AT+GTSMTPLAND=587,\"mail.fibocom.com\"");
+    line("AT+GTSMTPID=\"wangww@fibocom.com\",\"\"");
+    line("AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"");
+    line("AT+GTSMTPAUTH=1");
+    line("AT+GTSMTPTOKEN=2600");
+    host(token, 1000);
+    host(token + 1000, 1600);
+    line("AT+GTSMTPTOKEN?");
+    line("AT+GTSMTPSEND=300");
+    advance(100);
+    line("AT+GTSMTPAUTH=2");
+    line("AT+GTSMTPTOKEN=40");
+    host(token, 40);
+    line("AT+GTSMTPSEND=300");
+    line("AT+GTSMTPDATA=300");
+    payload((const uint8_t *)body, strlen(body), 512);
+    line("AT+GTSMTPEND");
+    advance(100);
+    line("AT+GTSMTPCLR");
+    line("AT+GTSMTPTOKEN?");
 
     sprintf(note, "session_size %u", (unsigned)atmail_session_size());
     puts(note);

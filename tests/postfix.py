@@ -89,8 +89,8 @@ smtpd_helo_restrictions = reject_invalid_helo_hostname, reject_non_fqdn_helo_hos
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = check_recipient_access inline:{{ {{ {refused} = {refusal} }} }}, permit_sasl_authenticated, reject
 smtpd_sasl_auth_enable = yes
-smtpd_sasl_type = cyrus
-smtpd_sasl_path = smtpd
+smtpd_sasl_type = {sasl_type}
+smtpd_sasl_path = {sasl_path}
 smtpd_sasl_security_options = noanonymous
 smtpd_tls_security_level = {tls_level}
 smtpd_tls_auth_only = {tls_auth_only}
@@ -111,9 +111,11 @@ class Postfix:
     however the test ends). `smtp` is the STARTTLS port, `smtps` the
     implicit-TLS one; `messages()` reads what was delivered."""
 
-    def __init__(self, certificates, size_limit=10_240_000, plain=False):
+    def __init__(self, certificates, size_limit=10_240_000, plain=False, dovecot=None):
         """`plain`: port `smtp` offers no STARTTLS and takes AUTH in the
-        clear (a relay on a private APN)."""
+        clear (a relay on a private APN). `dovecot`: a running
+        `dovecot.Dovecot` is the SASL server (XOAUTH2 and OAUTHBEARER)
+        instead of Cyrus's sasldb (PLAIN and LOGIN)."""
         # Postfix's daemons run as `postfix` and `nobody`: their directories
         # must be reachable by them, which a test's own tmp_path is not.
         directory = pathlib.Path(tempfile.mkdtemp(prefix="atmail-postfix-"))
@@ -150,6 +152,8 @@ class Postfix:
                 refusal=REFUSAL,
                 cert=cert,
                 key=key,
+                sasl_type="dovecot" if dovecot else "cyrus",
+                sasl_path=dovecot.socket if dovecot else "smtpd",
             )
         )
         sasldb = directory / "sasldb2"

@@ -109,11 +109,19 @@ def test_the_spec_case_runs_on_a_cortex_m4_as_on_this_host(runs):
     assert b"+CME ERROR: no Date or Message-ID for the mail\r\n\r\n+GTSMTPSEND: 0\r\n" in said
     assert on_arm["F"].startswith(b"the TLS handshake failed")  # the fourth
     sent = on_arm["S"]
-    # The refused mail ends with QUIT (RFC 5321 4.1.1.10), and so does the
-    # delivered one.
-    assert sent.count(b"QUIT\r\n") == 2
+    # Every conversation ends with QUIT (RFC 5321 4.1.1.10): the delivered
+    # mails, the one refused at RCPT and the one whose token was refused.
+    assert sent.count(b"QUIT\r\n") == 4
     assert b"EHLO [10.0.0.7]\r\n" in sent and b"EHLO g510.example\r\n" in sent
-    assert b'name="eee.wma"' in sent and sent.count(b"\r\n.\r\n") == 1
+    assert b'name="eee.wma"' in sent and sent.count(b"\r\n.\r\n") == 2
+    # The OAuth mails, with the token in the firmware's storage: 2,600
+    # bytes of XOAUTH2 after the 334, its error challenge answered with an
+    # empty line, the 535; then OAUTHBEARER on the AUTH line, delivered.
+    assert b"+GTSMTPTOKEN: 2600\r\n" in said and b"+GTSMTPSEND: 535\r\n" in said
+    assert b"\r\nAUTH XOAUTH2\r\n" in sent and b"AQ==\r\n\r\nQUIT\r\n" in sent
+    assert b"\r\nAUTH OAUTHBEARER bixhPXdhbmd3d0BmaWJvY29tLmNvbSwB" in sent
+    assert on_arm["F"].count(b"the server refused the XOAUTH2 token: 535 5.7.8") == 1
+    assert said.endswith(b"\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n")  # CLR wiped it
 
 
 def test_the_session_fits_8_kib_on_a_cortex_m4(runs):

@@ -54,8 +54,13 @@ def start(modems, atmail, postfix, port, *args, eol=b"\r"):
     return modem
 
 
-def spec_case(modem, attachment: bytes, land=None):
-    configure_spec_case(modem, **({"land": land} if land else {}))
+def spec_case(modem, attachment: bytes, land=None, configure=None):
+    """The spec's mail; `configure(modem)` instead of the spec's
+    configuration when given."""
+    if configure is None:
+        configure_spec_case(modem, **({"land": land} if land else {}))
+    else:
+        configure(modem)
     modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=30)
     body = "你好，这是正文。\n第二行\r\n".encode("gb2312")
     modem.at(b"AT+GTSMTPDATA=300", b"> ")

@@ -119,7 +119,11 @@ impl ServerText {
             len: 0,
         };
         for (dst, &b) in kept.bytes.iter_mut().zip(text) {
-            *dst = if b == b' ' || b.is_ascii_graphic() { b } else { b'?' };
+            *dst = if b == b' ' || b.is_ascii_graphic() {
+                b
+            } else {
+                b'?'
+            };
             kept.len += 1;
         }
         kept

@@ -34,8 +34,8 @@ use crate::message::{
     Boundary, MessageError, MessageHead, MessageId, MessageWriter, Recipient, MAX_ATTACHMENTS,
 };
 use crate::out::put_decimal;
-use crate::session::SessionState;
 use crate::sasl::{Credentials, Mechanism};
+use crate::session::SessionState;
 use crate::smtp::{Envelope, Fault, Signal, SmtpClient, Step, TlsPolicy};
 use crate::CoderResult;
 use core::mem::MaybeUninit;

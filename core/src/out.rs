@@ -133,13 +133,32 @@ pub(crate) fn put_decimal(out: &mut dyn Out, mut n: u64) {
     let mut i = buf.len();
     loop {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
+        let (q, r) = div_rem_10(n);
+        buf[i] = b'0' + r;
+        n = q;
         if n == 0 {
             break;
         }
     }
     out.put(&buf[i..]);
+}
+
+/// `(n / 10, n % 10)` by shifts and one multiply (Hacker's Delight 10-20,
+/// widened to 64 bits): a 32-bit core has no 64-bit divide, and the
+/// library routine that stands in for it is 1 KB of flash.
+const fn div_rem_10(n: u64) -> (u64, u8) {
+    let mut q = (n >> 1) + (n >> 2);
+    q += q >> 4;
+    q += q >> 8;
+    q += q >> 16;
+    q += q >> 32;
+    q >>= 3;
+    let r = n - q * 10;
+    if r > 9 {
+        (q + 1, (r - 10) as u8)
+    } else {
+        (q, r as u8)
+    }
 }
 
 /// `Display` for text written through an [`Out`] (ASCII, as every piece
@@ -163,4 +182,37 @@ pub(crate) fn display(
     let mut out = Fmt(f, Ok(()));
     piece(&mut out);
     out.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decimals_at_the_edges() {
+        for n in [
+            0,
+            9,
+            10,
+            19,
+            99,
+            100,
+            4_294_967_295,
+            4_294_967_296,
+            10u64.pow(19),
+            u64::MAX,
+        ] {
+            let mut out = std::vec::Vec::new();
+            put_decimal(&mut out, n);
+            assert_eq!(out, std::format!("{n}").into_bytes());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn div_rem_10_is_division(n in any::<u64>()) {
+            prop_assert_eq!(div_rem_10(n), (n / 10, (n % 10) as u8));
+        }
+    }
 }

@@ -599,11 +599,14 @@ impl Session {
 
     /// When [`handle_timeout`](Self::handle_timeout) needs calling next, if ever.
     pub fn next_deadline(&self) -> Option<u64> {
-        let token = self.engine.token_read.map(|r| r.deadline());
-        [self.engine.mail.next_deadline(), token]
-            .into_iter()
-            .flatten()
-            .min()
+        let mail = self.engine.mail.next_deadline();
+        // A token is read only while no mail is in progress, but the last
+        // mail's QUIT may still be due.
+        match (self.engine.token_read, mail) {
+            (Some(read), Some(mail)) => Some(read.deadline().min(mail)),
+            (Some(read), None) => Some(read.deadline()),
+            (None, mail) => mail,
+        }
     }
 }
 
@@ -1118,23 +1121,50 @@ mod tests {
         // not one byte of the token is.
         assert_eq!(heard, "AT+GTSMTPTOKEN=40\r\r\n> \r\nOK\r\n");
         assert_eq!(rig.s.engine.token.token(), token);
-        assert_eq!(rig.at(b"AT+GTSMTPTOKEN?"), "AT+GTSMTPTOKEN?\r\r\n+GTSMTPTOKEN: 40\r\n\r\nOK\r\n");
+        assert_eq!(
+            rig.at(b"AT+GTSMTPTOKEN?"),
+            "AT+GTSMTPTOKEN?\r\r\n+GTSMTPTOKEN: 40\r\n\r\nOK\r\n"
+        );
         rig.s.engine.echo = false;
-        assert_eq!(rig.at(b"AT+GTSMTPTOKEN=?"), "\r\n+GTSMTPTOKEN: (0-8192)\r\n\r\nOK\r\n");
-        assert_eq!(rig.at(b"AT+GTSMTPAUTH?"), "\r\n+GTSMTPAUTH: 0\r\n\r\nOK\r\n");
+        assert_eq!(
+            rig.at(b"AT+GTSMTPTOKEN=?"),
+            "\r\n+GTSMTPTOKEN: (0-8192)\r\n\r\nOK\r\n"
+        );
+        assert_eq!(
+            rig.at(b"AT+GTSMTPAUTH?"),
+            "\r\n+GTSMTPAUTH: 0\r\n\r\nOK\r\n"
+        );
         assert_eq!(rig.at(b"AT+GTSMTPAUTH=1"), "\r\nOK\r\n");
-        assert_eq!(rig.at(b"AT+GTSMTPAUTH?"), "\r\n+GTSMTPAUTH: 1\r\n\r\nOK\r\n");
-        assert_eq!(rig.at(b"AT+GTSMTPAUTH=?"), "\r\n+GTSMTPAUTH: (0-2)\r\n\r\nOK\r\n");
+        assert_eq!(
+            rig.at(b"AT+GTSMTPAUTH?"),
+            "\r\n+GTSMTPAUTH: 1\r\n\r\nOK\r\n"
+        );
+        assert_eq!(
+            rig.at(b"AT+GTSMTPAUTH=?"),
+            "\r\n+GTSMTPAUTH: (0-2)\r\n\r\nOK\r\n"
+        );
         assert_eq!(rig.at(b"AT+GTSMTPAUTH=3"), "\r\nERROR\r\n");
         // =0 clears; CLR clears the token and the mechanism.
         assert_eq!(rig.at(b"AT+GTSMTPTOKEN=0"), "\r\nOK\r\n");
-        assert_eq!(rig.at(b"AT+GTSMTPTOKEN?"), "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n");
+        assert_eq!(
+            rig.at(b"AT+GTSMTPTOKEN?"),
+            "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n"
+        );
         set_token(&mut rig, b"abc");
         assert_eq!(rig.at(b"AT+GTSMTPCLR"), "\r\nOK\r\n");
-        assert_eq!(rig.at(b"AT+GTSMTPTOKEN?"), "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n");
-        assert_eq!(rig.at(b"AT+GTSMTPAUTH?"), "\r\n+GTSMTPAUTH: 0\r\n\r\nOK\r\n");
+        assert_eq!(
+            rig.at(b"AT+GTSMTPTOKEN?"),
+            "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n"
+        );
+        assert_eq!(
+            rig.at(b"AT+GTSMTPAUTH?"),
+            "\r\n+GTSMTPAUTH: 0\r\n\r\nOK\r\n"
+        );
         let mem = rig.s.take_token_storage().unwrap();
-        assert!(mem.iter().all(|&b| b == 0), "the token is wiped, not forgotten");
+        assert!(
+            mem.iter().all(|&b| b == 0),
+            "the token is wiped, not forgotten"
+        );
     }
 
     #[test]
@@ -1155,7 +1185,10 @@ mod tests {
             set_token(&mut rig, b"ab\x01cd"),
             "\r\n> \r\n+CME ERROR: token bytes must be printable ASCII\r\n"
         );
-        assert_eq!(rig.at(b"AT+GTSMTPTOKEN?"), "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n");
+        assert_eq!(
+            rig.at(b"AT+GTSMTPTOKEN?"),
+            "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n"
+        );
         // A host that stops early: the read ends after 20 s of silence.
         assert_eq!(rig.at(b"AT+GTSMTPTOKEN=8"), "\r\n> ");
         rig.serial(b"abc");
@@ -1163,13 +1196,22 @@ mod tests {
         assert!(rig.s.in_data_mode());
         assert_eq!(rig.s.next_deadline(), Some(rig.now + 20_000));
         assert_eq!(rig.wait(19_999), "");
-        assert_eq!(rig.wait(1), "\r\n+CME ERROR: token incomplete: no byte for 20 s\r\n");
+        assert_eq!(
+            rig.wait(1),
+            "\r\n+CME ERROR: token incomplete: no byte for 20 s\r\n"
+        );
         assert_eq!(rig.s.state(), SessionState::Idle);
-        assert_eq!(rig.at(b"AT+GTSMTPTOKEN?"), "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n");
+        assert_eq!(
+            rig.at(b"AT+GTSMTPTOKEN?"),
+            "\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n"
+        );
         // SEND with a token mechanism and no token.
         configure(&mut rig);
         rig.at(b"AT+GTSMTPAUTH=2");
-        assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\n+CME ERROR: no token (AT+GTSMTPTOKEN)\r\n");
+        assert_eq!(
+            rig.at(b"AT+GTSMTPSEND=300"),
+            "\r\n+CME ERROR: no token (AT+GTSMTPTOKEN)\r\n"
+        );
     }
 
     #[test]
@@ -1197,7 +1239,10 @@ mod tests {
             rig.reply(b"250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN XOAUTH2 OAUTHBEARER\r\n");
             let wire = String::from_utf8(rig.server.clone()).unwrap();
             let auth = wire.lines().last().unwrap();
-            assert!(auth == "AUTH XOAUTH2" || auth == "AUTH OAUTHBEARER", "{auth}");
+            assert!(
+                auth == "AUTH XOAUTH2" || auth == "AUTH OAUTHBEARER",
+                "{auth}"
+            );
             rig.reply(b"334 \r\n");
             let response = &rig.server[wire.len()..];
             assert!(response.len() > 3400 && response.ends_with(b"\r\n"));
@@ -1213,7 +1258,11 @@ mod tests {
             );
             assert_eq!(&rig.server[before..], b"QUIT\r\n");
             let reason = std::format!("{}", rig.poll_failure().unwrap());
-            let name = if mech == b"1" { "XOAUTH2" } else { "OAUTHBEARER" };
+            let name = if mech == b"1" {
+                "XOAUTH2"
+            } else {
+                "OAUTHBEARER"
+            };
             assert_eq!(
                 reason,
                 std::format!("the server refused the {name} token: 535 5.7.8 Error: authentication failed: ?bad (status 401)")

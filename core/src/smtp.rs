@@ -36,8 +36,8 @@
 use crate::header::Address;
 use crate::message::Recipients;
 use crate::out::Out;
-use crate::sasl::{self, Credentials, ErrorStatus, Mechanism};
 use crate::reply::{Extensions, Reply, ReplyParser};
+use crate::sasl::{self, Credentials, ErrorStatus, Mechanism};
 
 /// RFC 5321 §4.5.3.2 timeouts, in ms.
 const GREETING_MS: u64 = 5 * 60_000;
@@ -664,7 +664,11 @@ impl SmtpClient {
         }
         // RFC 4954 4: "AUTH", the name, the response and CRLF within the
         // 512 octets of a command line, else the response after a 334.
-        let line = 5 + mechanism.name().len() + 1 + sasl::response_len(envelope.user, &envelope.credentials) + 2;
+        let line = 5
+            + mechanism.name().len()
+            + 1
+            + sasl::response_len(envelope.user, &envelope.credentials)
+            + 2;
         let inline = line <= 512;
         self.send(Command::AuthToken { inline }, now_ms, COMMAND_MS)
     }
@@ -818,9 +822,9 @@ fn line(out: &mut dyn Out, parts: &[&[u8]]) {
 mod tests {
     use super::*;
     use crate::message::{Recipient, RecipientKind};
-    use std::vec::Vec;
     use base64::Engine as _;
     use std::vec;
+    use std::vec::Vec;
 
     const NOBODY: [Recipient<'static>; 0] = [];
 
@@ -998,7 +1002,11 @@ mod tests {
         }];
         let ehlo: &[u8] = b"250-mx\r\n250 AUTH PLAIN XOAUTH2 OAUTHBEARER\r\n";
         let challenge = with_crlf(
-            [&b"334 "[..], &b64(br#"{"status":"401","schemes":"bearer","scope":"mail"}"#)].concat(),
+            [
+                &b"334 "[..],
+                &b64(br#"{"status":"401","schemes":"bearer","scope":"mail"}"#),
+            ]
+            .concat(),
         );
         let short = [b'T'; 40];
         let long = [b'L'; 2600];
@@ -1041,7 +1049,10 @@ mod tests {
             let accepted = [
                 &steps[..],
                 &[
-                    (&b"235 2.7.0 ok\r\n"[..], b"MAIL FROM:<wangww@fibocom.com>\r\n".to_vec()),
+                    (
+                        &b"235 2.7.0 ok\r\n"[..],
+                        b"MAIL FROM:<wangww@fibocom.com>\r\n".to_vec(),
+                    ),
                     (b"250 ok\r\n", b"RCPT TO:<xiangj@fibocom.com>\r\n".to_vec()),
                 ][..],
             ]
@@ -1054,19 +1065,32 @@ mod tests {
                 &steps[..],
                 &[
                     (&challenge[..], answer.to_vec()),
-                    (b"535 5.7.8 Error: authentication failed\r\n", b"QUIT\r\n".to_vec()),
+                    (
+                        b"535 5.7.8 Error: authentication failed\r\n",
+                        b"QUIT\r\n".to_vec(),
+                    ),
                 ][..],
             ]
             .concat();
             for cut in [1, 7, 1000] {
                 let steps: Vec<(&[u8], &[u8])> =
                     accepted.iter().map(|(a, b)| (*a, &b[..])).collect();
-                let r = run(TlsPolicy::Opportunistic, &env, Script { steps: &steps }, cut);
+                let r = run(
+                    TlsPolicy::Opportunistic,
+                    &env,
+                    Script { steps: &steps },
+                    cut,
+                );
                 assert!(r.events.is_empty(), "{mechanism:?} {cut}: {:?}", r.events);
 
                 let steps: Vec<(&[u8], &[u8])> =
                     refused.iter().map(|(a, b)| (*a, &b[..])).collect();
-                let r = run(TlsPolicy::Opportunistic, &env, Script { steps: &steps }, cut);
+                let r = run(
+                    TlsPolicy::Opportunistic,
+                    &env,
+                    Script { steps: &steps },
+                    cut,
+                );
                 assert_eq!(r.events, [Signal::Failed(535)], "{mechanism:?} {cut}");
                 let (status, text) = r.refusal.unwrap();
                 assert_eq!(status, b"401");
@@ -1096,7 +1120,10 @@ mod tests {
         assert_eq!(r.events, [Signal::Failed(0), Signal::Closed]);
         let fault = client.failure().unwrap();
         assert_eq!(fault, Fault::MechanismNotOffered(Mechanism::OAuthBearer));
-        assert_eq!(std::format!("{fault}"), "the server does not offer AUTH OAUTHBEARER");
+        assert_eq!(
+            std::format!("{fault}"),
+            "the server does not offer AUTH OAUTHBEARER"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ echo, a closed port, and `python -m atmail send`."""
 
 import email
 import email.policy
+import logging
 import os
 import subprocess
 import sys
@@ -79,7 +80,8 @@ def send_spec_case(module, port, attachment, progress=None, **overrides):
         progress=progress,
     )
     kwargs.update(overrides)
-    module.send_mail(SERVER_NAME, port, USER.decode(), PASSWORD.decode(), **kwargs)
+    password = kwargs.pop("password", PASSWORD.decode())
+    module.send_mail(SERVER_NAME, port, USER.decode(), password, **kwargs)
 
 
 def check_mail(raw, attachment):
@@ -259,3 +261,79 @@ def test_python_m_atmail_send(atmail_bin, server, modems, tmp_path):
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1] == "atmail: mail failed (SMTP code 550): the server refused the mail: +GTSMTPSEND: 550"
+
+
+def test_send_mail_with_an_oauth_token_through_postfix_and_dovecot(atmail_bin, tmp_path, modems, caplog):
+    """`oauth_token=`: Dovecot validates the JWT; a good token delivers,
+    an expired one raises `MailError` 535, and the token is in no
+    exception, repr, log record or output of the modem."""
+    from dovecot import Dovecot
+
+    caplog.set_level(logging.DEBUG)
+    dovecot = Dovecot()
+    certificates = Certificates(tmp_path / "certs")
+    postfix = Postfix(certificates, dovecot=dovecot)
+    try:
+        modem = start(modems, atmail_bin, postfix.smtp, "--tls-ca", str(certificates.ca_file))
+        module = atmail.G510(modem.port, guard=GUARD_MS / 1000)
+        attachment = os.urandom(64 * 1024)
+        token = dovecot.token(USER.decode(), size=2600)
+        send_spec_case(module, 25, attachment, password="", oauth_token=token.decode(), oauth_mechanism="oauthbearer")
+        (raw,) = postfix.messages()
+        check_mail(raw, attachment)
+        assert "sasl_method=OAUTHBEARER" in postfix.log_text()
+
+        expired = dovecot.token(USER.decode(), lifetime=-300)
+        with pytest.raises(atmail.MailError) as refused:
+            send_spec_case(module, 25, attachment, password="", oauth_token=expired, oauth_mechanism="xoauth2")
+        assert refused.value.code == 535
+        shown = [str(refused.value), repr(refused.value), repr(module), caplog.text,
+                 "".join(map(str, refused.traceback))]
+        with pytest.raises(ValueError) as bad:
+            module.send_mail(SERVER_NAME, 25, USER.decode(), "", ["xiangj@fibocom.com"],
+                             oauth_token=expired + b" ", oauth_mechanism="xoauth2")
+        shown += [str(bad.value), repr(bad.value)]
+        modems.remove(modem)
+        stderr = modem.stop().decode()
+        assert "the server refused the XOAUTH2 token: 535" in stderr
+        for text in shown + [stderr]:
+            for secret in (token.decode(), expired.decode()):
+                # The whole token, and its signature alone (every token
+                # here starts with the same JWT header).
+                assert secret not in text and secret[-43:] not in text
+    finally:
+        postfix.stop()
+        dovecot.stop()
+
+
+def test_python_m_atmail_send_with_an_oauth_token_file(atmail_bin, tmp_path, modems):
+    from dovecot import Dovecot
+
+    dovecot = Dovecot()
+    certificates = Certificates(tmp_path / "certs")
+    postfix = Postfix(certificates, dovecot=dovecot)
+    try:
+        modem = start(modems, atmail_bin, postfix.smtp, "--tls-ca", str(certificates.ca_file))
+        path = modem.path
+        modem.port.close()
+        token = dovecot.token(USER.decode())
+        token_file = tmp_path / "token"
+        token_file.write_bytes(token + b"\n")
+        command = [sys.executable, "-m", "atmail", "send", "--port", path, "--server", SERVER_NAME,
+                   "--user", USER.decode(), "--oauth-token-file", str(token_file),
+                   "--oauth-mechanism", "xoauth2", "--to", "xiangj@fibocom.com", "--subject", "token",
+                   "--guard", str(GUARD_MS / 1000), "--quiet"]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        (raw,) = postfix.messages()
+        assert "sasl_method=XOAUTH2" in postfix.log_text()
+        token_file.write_bytes(dovecot.token("xiangj@fibocom.com"))
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1
+        assert refused.stderr.strip().endswith("(SMTP code 535): the server refused the mail: +GTSMTPSEND: 535")
+        modems.remove(modem)
+        for text in (run.stdout, run.stderr, refused.stdout, refused.stderr, modem.stop().decode()):
+            assert token.decode()[-43:] not in text
+    finally:
+        postfix.stop()
+        dovecot.stop()

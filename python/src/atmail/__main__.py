@@ -5,6 +5,9 @@
         --password-env SMTP_PASSWORD --to you@example.com \\
         --subject "report" --body body.txt --attach data.bin
 
+`--oauth-token-file FILE` (with `--oauth-mechanism xoauth2` or
+`oauthbearer`) signs in with the OAuth 2.0 access token in FILE instead.
+
 A progress bar follows the payload on stderr (a 20 MiB attachment at
 115200 baud takes about half an hour); a failure is one line on stderr and
 exit status 1."""
@@ -35,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     password = send.add_mutually_exclusive_group(required=True)
     password.add_argument("--password", help="password (visible in the process list; prefer --password-env)")
     password.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
+    password.add_argument("--oauth-token-file", metavar="FILE",
+                          help="sign in with the OAuth 2.0 access token in FILE instead of a password")
+    send.add_argument("--oauth-mechanism", default="xoauth2", choices=["xoauth2", "oauthbearer"],
+                      help="SASL mechanism for --oauth-token-file")
     send.add_argument("--to", action="append", default=[], required=True)
     send.add_argument("--cc", action="append", default=[])
     send.add_argument("--bcc", action="append", default=[])
@@ -84,7 +91,15 @@ def _attachments(specs: Sequence[str]) -> List[Tuple[str, bytes]]:
 def send(args: argparse.Namespace) -> int:
     import serial  # type: ignore[import-untyped]  # pyserial: `pip install atmail[serial]`
 
-    password = args.password if args.password is not None else os.environ.get(args.password_env)
+    token: Optional[bytes] = None
+    if args.oauth_token_file is not None:
+        with open(args.oauth_token_file, "rb") as f:
+            token = f.read().strip()
+        password: Optional[str] = ""
+    elif args.password is not None:
+        password = args.password
+    else:
+        password = os.environ.get(args.password_env)
     if password is None:
         raise AtmailError(f"${args.password_env} is not set")
     body: Optional[bytes] = None
@@ -99,6 +114,7 @@ def send(args: argparse.Namespace) -> int:
             to=args.to, cc=args.cc, bcc=args.bcc, subject=args.subject, charset=args.charset,
             body=body, attachments=attachments, mode=args.mode, timeout=args.timeout,
             progress=Bar(not args.quiet), apn=args.apn,
+            oauth_token=token, oauth_mechanism=args.oauth_mechanism,
         )
     print("sent", file=sys.stderr)
     return 0

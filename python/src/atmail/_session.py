@@ -27,6 +27,8 @@ from ._abi import OK, check, ffi, lib, new_uninit, readable
 from ._errors import AtmailError
 
 _OUT = 16 * 1024
+# The token storage a host gives (DESIGN.md): the longest AT+GTSMTPTOKEN.
+_TOKEN_MAX = 8192
 
 
 class EventKind(enum.IntEnum):
@@ -58,6 +60,7 @@ class State(enum.IntEnum):
     DATA_MODE = lib.ATMAIL_STATE_DATA_MODE
     FINISHING = lib.ATMAIL_STATE_FINISHING
     DISCARDING = lib.ATMAIL_STATE_DISCARDING
+    TOKEN_INPUT = lib.ATMAIL_STATE_TOKEN_INPUT
 
 
 class Connect(NamedTuple):
@@ -105,7 +108,11 @@ class Session:
     def __init__(self) -> None:
         out = ffi.new("atmail_session **")
         check(lib.atmail_session_new(out), "creating a session")
-        self._raw: Any = ffi.gc(out[0], lib.atmail_session_free)
+        # The session writes zeros over its token when it is freed, so
+        # the storage must outlive it: the destructor holds it.
+        token = ffi.new("uint8_t[]", _TOKEN_MAX)
+        self._raw: Any = ffi.gc(out[0], lambda raw, _token=token: lib.atmail_session_free(raw))
+        check(lib.atmail_session_set_token_storage(self._raw, token, _TOKEN_MAX), "token storage")
         self._out: Any = new_uninit("uint8_t[]", _OUT)
         self._read: Any = ffi.new("size_t *")
         self._written: Any = ffi.new("size_t *")

@@ -42,6 +42,8 @@ Progress = Callable[[int, int], None]
 _FINAL = re.compile(rb"^(OK|ERROR|\+CME ERROR: ?(.*))$")
 _INFO = re.compile(rb"^\+([A-Z0-9]+): ?(.*)$")
 _CHUNK = 4096
+# The longest token AT+GTSMTPTOKEN takes.
+TOKEN_MAX = 8192
 
 
 class G510:
@@ -244,6 +246,8 @@ class G510:
         timeout: int = 300,
         progress: Optional[Progress] = None,
         apn: str = "",
+        oauth_token: Optional[Union[str, bytes]] = None,
+        oauth_mechanism: str = "xoauth2",
     ) -> None:
         """Sends one mail through the module, the spec's whole sequence:
         network up, `AT+GTSMTPCLR`, LAND, ID, DST, HEAD, SEND (waiting for
@@ -251,8 +255,15 @@ class G510:
         says the server took the mail. `mode` 1 is SMTPS (TLS from the
         first byte). `progress(sent, total)` follows the payload (body and
         attachments together). Raises `MailError` with the SMTP code when
-        the mail fails, `ModemError` when the module refuses a command."""
+        the mail fails, `ModemError` when the module refuses a command.
+
+        With `oauth_token` (an OAuth 2.0 access token), the mail signs in
+        with `oauth_mechanism`, "xoauth2" or "oauthbearer", instead of the
+        password, which is then not sent (pass ""): `AT+GTSMTPAUTH` and
+        `AT+GTSMTPTOKEN`, atmail's extensions. The token is written to the
+        port and nowhere else: no exception or repr holds it."""
         code = Charset.parse(charset)
+        token = _token(oauth_token, oauth_mechanism)
         lists = ((1, to), (2, cc), (3, bcc))
         recipients = [(kind, _quoted(a, "address")) for kind, group in lists for a in _strings(group, "recipients")]
         if not 1 <= len(recipients) <= MAX_RECIPIENTS:
@@ -272,6 +283,8 @@ class G510:
         self.command("AT+GTSMTPCLR")
         self.command(f'AT+GTSMTPLAND={int(port)},"{_quoted(server, "server")}",{int(mode)}')
         self.command(f'AT+GTSMTPID="{_quoted(user, "user")}","{_quoted(password, "password")}"')
+        if token is not None:
+            self._sign_in_with(*token)
         for kind, address in recipients:
             self.command(f'AT+GTSMTPDST=1,{kind},"{address}"')
         self._command(b"AT+GTSMTPHEAD=%d,\"%s\"" % (code.value, head), "AT+GTSMTPHEAD", None, False)
@@ -286,6 +299,20 @@ class G510:
         verdict = self._wait_verdict(timeout + 60)
         if verdict != 1:
             raise MailError(verdict, f"the mail failed: +GTSMTPSEND: {verdict}")
+
+    def _sign_in_with(self, mechanism: int, token: bytes) -> None:
+        """`AT+GTSMTPAUTH` and the token after `AT+GTSMTPTOKEN`'s prompt."""
+        self.command(f"AT+GTSMTPAUTH={mechanism}")
+        shown = f"AT+GTSMTPTOKEN={len(token)}"
+        self._command(shown.encode("ascii"), shown, None, True)
+        self._write(token)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            final = _FINAL.match(self._next_line(deadline, shown))
+            if final and final.group(1) == b"OK":
+                return
+            if final:
+                raise ModemError(shown, (final.group(2) or b"ERROR").decode("latin-1"))
 
     def _start(self, timeout: int) -> None:
         self.command(f"AT+GTSMTPSEND={timeout}")
@@ -336,6 +363,31 @@ class G510:
         time.sleep(self.guard * 1.2)
         self._write(b"+++")
         time.sleep(self.guard * 1.2)
+
+
+_MECHANISMS = {"xoauth2": 1, "oauthbearer": 2}
+
+
+def _token(token: Optional[Union[str, bytes]], mechanism: str) -> Optional[Tuple[int, bytes]]:
+    """(AT+GTSMTPAUTH's code, the token's bytes), checked without the
+    token in any message."""
+    if token is None:
+        return None
+    code = _MECHANISMS.get(str(mechanism).lower())
+    if code is None:
+        raise ValueError(f"oauth_mechanism must be 'xoauth2' or 'oauthbearer', not {mechanism!r}")
+    if isinstance(token, str):
+        try:
+            token = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError("the OAuth token must be printable ASCII") from None
+    if not isinstance(token, (bytes, bytearray)):
+        raise TypeError(f"oauth_token must be str or bytes, not {type(token).__name__}")
+    if not 1 <= len(token) <= TOKEN_MAX:
+        raise ValueError(f"the OAuth token is {len(token)} bytes; 1 to {TOKEN_MAX} are taken")
+    if not all(0x21 <= b <= 0x7E for b in token):
+        raise ValueError("the OAuth token must be printable ASCII (no spaces or line breaks)")
+    return code, bytes(token)
 
 
 def _name(line: bytes) -> Optional[bytes]:
