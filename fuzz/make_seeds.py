@@ -72,6 +72,15 @@ def session_seeds():
         yield f"refused-{at}", configure + b"".join(steps[:at]) + reply(9) + data + finish
         yield f"closed-{at}", configure + b"".join(steps[:at]) + CLOSED + data + finish
     yield "closed-streaming", configure + handshake + line(8) + payload(b"x" * 300) + CLOSED + payload(b"y" * 50) + ESCAPE
+    # OAuth 2.0 (LINES 17-23, REPLIES 11-14): a 12-byte token on the AUTH
+    # line, accepted; a 600-byte one after the 334; one refused after the
+    # error challenge, then QUIT.
+    token = line(17) + line(19) + payload(b"ya29.a0AfB_x")
+    oauth = reply(0) + reply(11)
+    yield "oauth-inline", token + configure + oauth + reply(4) + reply(7) + data + finish
+    long_token = line(17, True) + line(20) + payload(b"eyJhbGciOiJIUzI1NiJ9." + b"Q" * 579)
+    yield "oauth-334", long_token + configure + oauth + reply(12) + reply(4) + reply(7) + data + finish
+    yield "oauth-refused", line(18) + line(19) + payload(b"expired.tokn") + configure + oauth + reply(13) + reply(14) + reply(10)
 
 
 def main():

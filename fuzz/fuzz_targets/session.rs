@@ -4,8 +4,11 @@
 //! input. Asserts on every run: the host stream is V.250 items (no torn or
 //! unframed answer), every command line gets exactly one final result, an
 //! end-of-data only follows a closing boundary and comes at most once per
-//! MAIL FROM, and a mail the server accepted carries exactly the payload
-//! the host sent (the text in canonical form).
+//! MAIL FROM, a mail the server accepted carries exactly the payload
+//! the host sent (the text in canonical form), and the token storage is
+//! wiped when it is taken back. The lines include `AT+GTSMTPAUTH` and
+//! `AT+GTSMTPTOKEN` (whose bytes are the payload actions') and the
+//! replies a token exchange meets (334, the error challenge, 535).
 //!
 //! The input is a list of actions, each an opcode byte and its operands
 //! (see `actions`): a hand-made structure rather than `arbitrary`'s, so the
@@ -50,6 +53,13 @@ const LINES: &[&[u8]] = &[
     b"AT",
     b"AT+CMEE=2",
     b"AT+MIPCALL?",
+    b"AT+GTSMTPAUTH=1",
+    b"AT+GTSMTPAUTH=2",
+    b"AT+GTSMTPTOKEN=12",
+    b"AT+GTSMTPTOKEN=600",
+    b"AT+GTSMTPTOKEN=0",
+    b"AT+GTSMTPTOKEN?",
+    b"AT+GTSMTPAUTH=0",
 ];
 
 const REPLIES: &[&[u8]] = &[
@@ -64,6 +74,10 @@ const REPLIES: &[&[u8]] = &[
     b"354 go\r\n",
     b"550 no\r\n",
     b"221 bye\r\n",
+    b"250-mx\r\n250-PIPELINING\r\n250 AUTH XOAUTH2 OAUTHBEARER\r\n",
+    b"334 \r\n",
+    b"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0=\r\n",
+    b"535 5.7.8 Error: authentication failed\r\n",
 ];
 
 struct Drive {
@@ -166,6 +180,11 @@ impl Drive {
             "a whole line is taken once its answer has room"
         );
         self.lines += usize::from(command);
+        if self.s.state() == SessionState::TokenInput {
+            // A token, not a part of the mail: its bytes are the
+            // Payload actions' until it is whole or times out.
+            return;
+        }
         let body = upper.windows(10).any(|w| w == b"+GTSMTPDAT");
         if self.s.in_data_mode() {
             // A CRLF host that showed CR before: its LF here is payload.
@@ -323,10 +342,19 @@ fn actions(data: &[u8]) -> Vec<Action> {
     actions
 }
 
+static STORAGE: std::sync::Mutex<Option<&'static mut [u8]>> = std::sync::Mutex::new(None);
+
 fuzz_target!(|data: &[u8]| {
     let actions = actions(data);
+    let mut s = Session::new();
+    // One token storage for every run, lent to each session and taken
+    // back (wiped) at its end: a leak per run would be one to the fuzzer.
+    let storage = STORAGE.lock().unwrap().take();
+    let _ = s.set_token_storage(
+        storage.unwrap_or_else(|| Box::leak(vec![0u8; 8192].into_boxed_slice())),
+    );
     let mut d = Drive {
-        s: Session::new(),
+        s,
         now: 0,
         host: Vec::new(),
         wire: Vec::new(),
@@ -365,6 +393,17 @@ fuzz_target!(|data: &[u8]| {
                     continue;
                 }
                 let payload: Vec<u8> = bytes.iter().copied().filter(|&b| b != b'+').collect();
+                if d.s.state() == SessionState::TokenInput {
+                    // Byte by byte while the token is due: what follows
+                    // it would be command bytes no line accounts for.
+                    for b in bytes {
+                        if d.s.state() != SessionState::TokenInput {
+                            break;
+                        }
+                        d.send(&[*b]);
+                    }
+                    continue;
+                }
                 let taken = d.send(&payload);
                 let mut sent = &payload[..taken];
                 if taken > 0 && core::mem::take(&mut d.lf_due) {
@@ -444,4 +483,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     assert!(ends.len() <= count(&d.wire, b"MAIL FROM:"));
+    let storage = d.s.take_token_storage().expect("the storage lent");
+    assert!(storage.iter().all(|&b| b == 0), "a token left behind");
+    *STORAGE.lock().unwrap() = Some(storage);
 });
