@@ -305,7 +305,11 @@ int main(int argc, char **argv) {
     fw.connect_to = argc > 1 ? argv[1] : NULL;
     fw.sock = -1;
     fw.start = now_ms();
-    if (atmail_session_new(&fw.session) != ATMAIL_STATUS_OK) {
+    /* The OAuth 2.0 token of AT+GTSMTPTOKEN lives in the firmware's own
+     * memory: 3 KiB holds a Microsoft access token. */
+    static uint8_t token[3072];
+    if (atmail_session_new(&fw.session) != ATMAIL_STATUS_OK ||
+        atmail_session_set_token_storage(fw.session, token, sizeof token) != ATMAIL_STATUS_OK) {
         return 1;
     }
     for (;;) {

@@ -714,6 +714,54 @@ done:
 /* The end of a conversation and what the firmware can say about it: QUIT
  * after a refusal (the close after its 221), a SEND the firmware has no
  * identity for, a TLS handshake that failed, and the buffers' edges. */
+/* AT+GTSMTPTOKEN into storage the caller gives: refused without it, read
+ * without echo, its length in the read form, wiped by CLR and when the
+ * storage is taken back. */
+static int test_session_token_storage(void) {
+    int ok = 0;
+    rig *g = calloc(1, sizeof *g);
+    static uint8_t mem[64];
+    size_t i;
+    CHECK(g != NULL);
+    CHECK_STATUS(atmail_session_set_token_storage(NULL, mem, sizeof mem), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_new(&g->s), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_session_set_token_storage(g->s, NULL, 8), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_set_verbose_errors(g->s, true), ATMAIL_STATUS_OK);
+    CHECK(at(g, "AT+GTSMTPTOKEN=5"));
+    CHECK(strcmp(g->host, "AT+GTSMTPTOKEN=5\r\r\n+CME ERROR: no token storage (the firmware gives none)\r\n") == 0);
+    clear_host(g);
+    memset(mem, 0xA5, sizeof mem);
+    CHECK_STATUS(atmail_session_set_token_storage(g->s, mem, sizeof mem), ATMAIL_STATUS_OK);
+    CHECK(at(g, "AT+GTSMTPTOKEN=65"));
+    CHECK(strcmp(g->host, "AT+GTSMTPTOKEN=65\r\r\n+CME ERROR: token longer than the token storage\r\n") == 0);
+    clear_host(g);
+    CHECK(at(g, "AT+GTSMTPTOKEN=5"));
+    CHECK(atmail_session_state(g->s) == ATMAIL_STATE_TOKEN_INPUT && atmail_session_in_data_mode(g->s));
+    CHECK(serial(g, (const uint8_t *)"s3cr+", 5));
+    CHECK(pump(g));
+    /* Echo is on: the line is echoed, the token is not. */
+    CHECK(strcmp(g->host, "AT+GTSMTPTOKEN=5\r\r\n> \r\nOK\r\n") == 0);
+    CHECK(memcmp(mem, "s3cr+", 5) == 0);
+    clear_host(g);
+    CHECK(at(g, "AT+GTSMTPTOKEN?"));
+    CHECK(ends_with(g->host, g->host_len, "\r\n+GTSMTPTOKEN: 5\r\n\r\nOK\r\n"));
+    CHECK(at(g, "AT+GTSMTPCLR"));
+    for (i = 0; i < sizeof mem; i++) {
+        CHECK(mem[i] == 0);
+    }
+    CHECK(at(g, "AT+GTSMTPTOKEN=2"));
+    CHECK(serial(g, (const uint8_t *)"ok", 2));
+    CHECK_STATUS(atmail_session_set_token_storage(g->s, NULL, 0), ATMAIL_STATUS_OK);
+    CHECK(mem[0] == 0 && mem[1] == 0);
+    ok = 1;
+done:
+    if (g != NULL) {
+        atmail_session_free(g->s);
+    }
+    free(g);
+    return ok;
+}
+
 static int test_session_endings(void) {
     int ok = 0;
     rig *g = calloc(1, sizeof *g);
@@ -900,6 +948,7 @@ int main(void) {
         {test_session_whole_mail, "session: a whole mail"},
         {test_session_states_and_failures, "session: states, STARTTLS, failures"},
         {test_session_endings, "session: QUIT, refused identity, TLS failure, buffer edges"},
+        {test_session_token_storage, "session: token storage, AT+GTSMTPTOKEN"},
         {test_message_and_transcode, "message composer and transcoder"},
     };
     size_t i, failed = 0;
