@@ -74,6 +74,9 @@ pub enum SessionError {
     BadToken,
     /// SEND with `AT+GTSMTPAUTH=1` or `2` and no token.
     NoToken,
+    /// The caller replaced or took back the token storage while a token
+    /// was being read.
+    TokenStorageGone,
 }
 
 impl SessionError {
@@ -103,6 +106,7 @@ impl SessionError {
             SessionError::TokenTimeout => "token incomplete: no byte for 20 s",
             SessionError::BadToken => "token bytes must be printable ASCII",
             SessionError::NoToken => "no token (AT+GTSMTPTOKEN)",
+            SessionError::TokenStorageGone => "token storage taken back during the read",
         }
     }
 }

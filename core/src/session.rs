@@ -320,14 +320,16 @@ impl Session {
     /// it is used; the CLI and Python give 8 KiB, firmware what it can
     /// spare). Without it, `AT+GTSMTPTOKEN` answers `+CME ERROR: no token
     /// storage`. The storage given before is wiped and returned.
+    /// A token being read then ends with `ERROR` and no token.
     pub fn set_token_storage(&mut self, mem: &'static mut [u8]) -> Option<&'static mut [u8]> {
-        self.engine.token_read = None;
+        self.engine.end_token_read();
         self.engine.token.set_storage(mem)
     }
 
-    /// Takes the token storage back, wiped: no token from now on.
+    /// Takes the token storage back, wiped: no token from now on (a token
+    /// being read ends with `ERROR`).
     pub fn take_token_storage(&mut self) -> Option<&'static mut [u8]> {
-        self.engine.token_read = None;
+        self.engine.end_token_read();
         self.engine.token.take_storage()
     }
 
@@ -643,6 +645,14 @@ impl Engine {
             }
         }
         n
+    }
+
+    /// The storage goes under a token being read: its command still gets
+    /// its one final result.
+    fn end_token_read(&mut self) {
+        if self.token_read.take().is_some() {
+            self.host.error(SessionError::TokenStorageGone);
+        }
     }
 
     /// A token read whose bytes stopped coming ends: `ERROR`, no token.
@@ -1212,6 +1222,22 @@ mod tests {
             rig.at(b"AT+GTSMTPSEND=300"),
             "\r\n+CME ERROR: no token (AT+GTSMTPTOKEN)\r\n"
         );
+    }
+
+    #[test]
+    fn storage_taken_back_mid_read_still_answers_the_command() {
+        let mut rig = token_rig(16);
+        rig.at(b"AT+CMEE=2");
+        assert_eq!(rig.at(b"AT+GTSMTPTOKEN=8"), "\r\n> ");
+        rig.serial(b"abc");
+        let mem = rig.s.take_token_storage().unwrap();
+        assert!(mem.iter().all(|&b| b == 0));
+        assert_eq!(
+            rig.pump(),
+            "\r\n+CME ERROR: token storage taken back during the read\r\n"
+        );
+        assert_eq!(rig.s.state(), SessionState::Idle);
+        assert_eq!(rig.at(b"AT"), "\r\nOK\r\n");
     }
 
     #[test]
