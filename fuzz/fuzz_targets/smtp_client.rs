@@ -1,6 +1,7 @@
 //! The SMTP reply parser and client fed arbitrary server bytes, in
 //! arbitrary pieces, at every step of a conversation (greeting, EHLO,
-//! STARTTLS, AUTH, the pipelined envelope, DATA, end of data, QUIT), with
+//! STARTTLS, AUTH with a password or an OAuth 2.0 token, the pipelined
+//! envelope, DATA, end of data, QUIT), with
 //! timeouts, closes, TLS failures and the caller giving up from the input.
 //! Asserts: nothing is consumed twice or beyond the input, the client
 //! sends nothing between the 220 to STARTTLS and the handshake, the end of
@@ -12,6 +13,7 @@ use arbitrary::Arbitrary;
 use atmail_core::header::Address;
 use atmail_core::message::{Recipient, RecipientKind};
 use atmail_core::reply::ReplyParser;
+use atmail_core::sasl::Credentials;
 use atmail_core::smtp::{Envelope, Signal, SmtpClient, TlsPolicy};
 use libfuzzer_sys::fuzz_target;
 
@@ -29,6 +31,9 @@ enum Step {
 #[derive(Arbitrary, Debug)]
 struct Input {
     policy: u8,
+    /// 0: a password; 1: a short XOAUTH2 token (on the AUTH line); 2: a
+    /// 600-byte OAUTHBEARER token (after the 334).
+    credentials: u8,
     steps: Vec<Step>,
 }
 
@@ -44,6 +49,10 @@ const REPLIES: &[&[u8]] = &[
     b"550 no\r\n",
     b"221 bye\r\n",
     b"250-mx\r\n250 AUTH LOGIN\r\n",
+    b"250-mx\r\n250-PIPELINING\r\n250 AUTH XOAUTH2 OAUTHBEARER\r\n",
+    b"334 \r\n",
+    b"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0=\r\n",
+    b"535 5.7.8 Error: authentication failed\r\n",
 ];
 
 fuzz_target!(|input: Input| {
@@ -61,7 +70,15 @@ fuzz_target!(|input: Input| {
     let env = Envelope {
         helo_name: b"[10.0.0.1]",
         user: b"u@b.c",
-        password: b"pw",
+        credentials: match input.credentials % 3 {
+            0 => Credentials::Password(b"pw"),
+            1 => Credentials::XOAuth2 { token: b"ya29.a0AfB_x" },
+            _ => Credentials::OAuthBearer {
+                token: &[b'T'; 600],
+                host: b"mx.b.c",
+                port: 587,
+            },
+        },
         from: Address::new(b"u@b.c").unwrap(),
         recipients: &to,
     };
