@@ -1,4 +1,5 @@
-"""Shared fixtures: the atmail binary built by `cargo build`."""
+"""Shared fixtures: the atmail binary built by `cargo build`, the C
+programs, and the modems a test starts."""
 
 import os
 import pathlib
@@ -26,3 +27,14 @@ def c_programs() -> pathlib.Path:
     subprocess.run(["cargo", "build", "-q", "-p", "atmail-ffi", "--lib", "--examples"], cwd=ROOT, check=True)
     subprocess.run(["make", "-s", "-C", "tests/c", "all", "sanitize"], cwd=ROOT, check=True)
     return ROOT / "target" / "c-tests"
+
+
+@pytest.fixture
+def modems():
+    """The `g510.Modem`s a test starts, killed at its end, pass or fail
+    (tests/test_modem.py has its own, which runs each test with CR and
+    CRLF hosts)."""
+    started = []
+    yield started
+    for modem in started:
+        modem.kill()

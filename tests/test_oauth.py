@@ -39,14 +39,6 @@ def postfix(tmp_path, dovecot):
         server.stop()
 
 
-@pytest.fixture
-def modems():
-    started = []
-    yield started
-    for modem in started:
-        modem.kill()
-
-
 def give_token(modem, mechanism: bytes, token: bytes):
     """AUTH, then the token after TOKEN's prompt, as a host sends them."""
     modem.at(b"AT+GTSMTPAUTH=" + mechanism)

@@ -30,14 +30,6 @@ def postfix(tmp_path):
         server.stop()
 
 
-@pytest.fixture
-def modems():
-    started = []
-    yield started
-    for modem in started:
-        modem.kill()
-
-
 def start(modems, atmail, postfix, port, *args, eol=b"\r"):
     modem = Modem(
         atmail,
