@@ -96,6 +96,8 @@ smtpd_tls_security_level = {tls_level}
 smtpd_tls_auth_only = {tls_auth_only}
 smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
 """
 
 SASL_CONF = """\
