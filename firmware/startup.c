@@ -1,7 +1,9 @@
 /* The least a Cortex-M4 image needs before main (QEMU mps2-an386): the
  * vector table, .data copied from flash, .bss zeroed and the FPU enabled
  * (the library is built for the hard-float ABI). A fault ends QEMU with
- * exit code 86 through semihosting, so a test sees it. */
+ * exit code 86 through semihosting, so a test sees it. The interrupts an
+ * image may serve (SysTick, the receive interrupts of UART0 and UART1)
+ * are weak names for that fault until the image defines them. */
 
 #include <stdint.h>
 
@@ -19,7 +21,10 @@ void firmware_exit(int code) {
     }
 }
 
-static void fault(void) { firmware_exit(86); }
+void default_handler(void) { firmware_exit(86); }
+void systick_handler(void) __attribute__((weak, alias("default_handler")));
+void uart0_rx_handler(void) __attribute__((weak, alias("default_handler")));
+void uart1_rx_handler(void) __attribute__((weak, alias("default_handler")));
 
 __attribute__((noreturn)) void reset_handler(void) {
     volatile uint32_t *cpacr = (volatile uint32_t *)0xE000ED88u;
@@ -34,8 +39,10 @@ __attribute__((noreturn)) void reset_handler(void) {
     firmware_exit(main());
 }
 
-__attribute__((section(".vectors"), used)) static const void *const vectors[16] = {
-    &_stack_top, (void *)reset_handler, (void *)fault, (void *)fault,
-    (void *)fault, (void *)fault, (void *)fault, 0, 0, 0, 0,
-    (void *)fault, (void *)fault, 0, (void *)fault, (void *)fault,
+#define F ((void *)default_handler)
+/* The core's 16, then the board's IRQ 0-3 (mps2-an386: UART0 RX, TX,
+ * UART1 RX, TX). */
+__attribute__((section(".vectors"), used)) static const void *const vectors[20] = {
+    &_stack_top, (void *)reset_handler, F, F, F, F, F, 0, 0, 0, 0, F, F, 0, F,
+    (void *)systick_handler, (void *)uart0_rx_handler, F, (void *)uart1_rx_handler, F,
 };
