@@ -24,6 +24,7 @@ import argparse
 import os
 import pathlib
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -35,7 +36,14 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 IMAGE = ROOT / "target" / "cortex-m4" / "live.elf"
-SOURCES = [HERE / n for n in ("live.c", "startup.c", "mps2-an386.ld", "Makefile")] + [ROOT / "include" / "atmail.h"]
+
+def sources():
+    """What the image is built from: the chip's C, the engine's Rust."""
+    yield from (HERE / n for n in ("live.c", "startup.c", "mps2-an386.ld", "Makefile"))
+    yield ROOT / "include" / "atmail.h"
+    for crate in ("core", "ffi"):
+        yield ROOT / crate / "Cargo.toml"
+        yield from (ROOT / crate / "src").rglob("*.rs")
 CHUNK = 1024  # the chip's frame and server buffer size
 # A module's TCP stack holds a few KiB per connection, not the megabytes a
 # host's loopback socket grows to: a server that stops reading stops the
@@ -45,7 +53,7 @@ SEND_BUFFER = 16384
 
 def build():
     """Builds live.elf (and the firmware library) when missing or stale."""
-    stale = not IMAGE.exists() or any(src.stat().st_mtime > IMAGE.stat().st_mtime for src in SOURCES)
+    stale = not IMAGE.exists() or any(src.stat().st_mtime > IMAGE.stat().st_mtime for src in sources())
     if stale:
         subprocess.run(["make", "-s", "-C", str(HERE), str(IMAGE)], check=True, stdout=sys.stderr)
 
@@ -194,6 +202,8 @@ def main():
     if args.connect:
         host, _, port = args.connect.rpartition(":")
         connect_to = (host.strip("[]"), int(port))
+    if shutil.which("qemu-system-arm") is None:
+        sys.exit("live.py: qemu-system-arm is not installed (Debian: qemu-system-arm)")
     build()
     listener = socket.create_server(("127.0.0.1", 0))
     qemu, pty = start_qemu(listener.getsockname()[1])

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """The firmware figures: flash of the whole engine (every function linked
 into a Cortex-M4 program, `target/cortex-m4/flash.elf`), its largest
-symbols, the session's size on the Cortex-M4, and the stack each atmail
-call used in the spec case under QEMU (`spec_case.elf`).
+symbols, the session's size on the Cortex-M4, the stack each atmail
+call used in the spec case under QEMU (`spec_case.elf`), and the live
+G510's flash (`live.elf`, firmware/live.c) with libatmail's part of it
+read from the linker's map. The live image's session and stack are the
+chip's own figures, which firmware/live.py prints after each mail.
 
     make -C firmware && python3 firmware/report.py
 
@@ -54,6 +57,26 @@ def largest_symbols(elf: pathlib.Path, count: int) -> list:
     return sorted(symbols, reverse=True)[:count]
 
 
+# An input section placed in the image, from a GNU ld map: its name (on
+# its own line when long), address, size and the object it came from.
+MAP_SECTION = re.compile(r"^ (\.[^\s]+)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+) (\S.*)$", re.M)
+
+
+def map_flash(map_text: str, archive: str = "libatmail.a(") -> tuple:
+    """(bytes of flash from objects of `archive`, bytes of flash in all)
+    of a linked image, from its map."""
+    placed = map_text.split("Linker script and memory map", 1)[1]
+    placed = re.sub(r"^ (\.\S+)\n\s+0x", r" \1 0x", placed, flags=re.M)
+    ours = total = 0
+    for name, _addr, size, source in MAP_SECTION.findall(placed):
+        if not name.startswith(FLASH_SECTIONS) or name.startswith(".bss"):
+            continue
+        total += int(size, 16)
+        if archive in source:
+            ours += int(size, 16)
+    return ours, total
+
+
 def run_qemu(elf: pathlib.Path) -> str:
     """The spec case on QEMU's mps2-an386; its semihosting output."""
     run = subprocess.run(
@@ -93,6 +116,9 @@ def main() -> int:
     print(f"worst stack: {sites[0][0]} bytes, in {sites[0][1]}")
     for used, call in sites[:8]:
         print(f"  {used:6d}  {call}")
+    live = sum(flash_bytes(BUILD / "live.elf").values())
+    ours, _ = map_flash((BUILD / "live.map").read_text())
+    print(f"live G510 (live.elf): flash {live} bytes, of which libatmail {ours} of 65536")
     return 0
 
 

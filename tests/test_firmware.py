@@ -96,6 +96,19 @@ def test_the_whole_engine_fits_64_kib_of_flash(build):
     assert not any("encoding_rs" in n or "memmem" in n for n in names), names
 
 
+def test_the_live_image_keeps_libatmail_within_64_kib(build):
+    """live.elf (firmware/live.c, linked with no C library): libatmail's
+    part of its flash, read from the linker's map, is within the budget
+    and no more than the whole engine's part of flash.elf; the map
+    reading agrees with the ELF's own section sizes."""
+    ours, placed = report.map_flash((build / "live.map").read_text())
+    whole, _ = report.map_flash((build / "flash.map").read_text())
+    image = sum(report.flash_bytes(build / "live.elf").values())
+    assert 30_000 < ours <= whole <= 64 * 1024, (ours, whole)
+    # What the map places is the image, but for the linker's padding.
+    assert 0 <= image - placed < 512, (image, placed)
+
+
 def test_the_spec_case_runs_on_a_cortex_m4_as_on_this_host(runs):
     arm, host = runs
     on_arm, on_host = streams(arm), streams(host)
