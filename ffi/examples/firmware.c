@@ -143,10 +143,17 @@ static int tls_write_all(tls *t, const uint8_t *bytes, size_t len) {
     return 1;
 }
 
-/* The connection's bytes to the server, in TLS once it is up. */
+/* The connection's bytes to the server, in TLS once it is up; none while
+ * a handshake runs (they would go out in plaintext). */
 static int to_server(firmware *fw, const uint8_t *bytes, size_t len) {
-    return fw->tls.state == TLS_UP ? tls_write_all(&fw->tls, bytes, len)
-                                   : write_all(fw->sock, bytes, len);
+    switch (fw->tls.state) {
+    case TLS_UP:
+        return tls_write_all(&fw->tls, bytes, len);
+    case TLS_OFF:
+        return write_all(fw->sock, bytes, len);
+    default:
+        return 0;
+    }
 }
 
 /* Ends the connection's TLS: close_notify when it was up (so the server
