@@ -317,7 +317,9 @@ static int read_link(void) {
     return total > 0;
 }
 
-/* ---- what the engine asks ---- */
+/* ---- what the engine asks ----
+ * The answers are built in static buffers: the loop is the only caller,
+ * and a frame here adds to the stack of the engine call beneath it. */
 
 static size_t put_decimal(uint8_t *at, uint64_t value, int width) {
     uint8_t digits[20];
@@ -364,7 +366,8 @@ static size_t format_date(uint8_t *at, uint64_t secs) {
 /* Date from the network's time (the bridge's hello), Message-ID from it
  * and the count of mails. */
 static void give_identity(void) {
-    uint8_t date[40], id[64], *p = id;
+    static uint8_t date[40], id[64];
+    uint8_t *p = id;
     uint64_t now = m.epoch_ms + now_ms();
     size_t date_len = format_date(date, now / 1000);
     *p++ = '<';
@@ -394,7 +397,8 @@ static int line_is(const uint8_t *line, size_t len, const char *text) {
 
 /* The module's own commands: flow control and the data call. */
 static void answer_command(const uint8_t *line, size_t len) {
-    uint8_t answer[48], *p = answer;
+    static uint8_t answer[48];
+    uint8_t *p = answer;
     const char *fixed = "\r\nERROR\r\n";
     if (line_is(line, len, "AT&K3") || line_is(line, len, "AT&K0")) {
         fixed = "\r\nOK\r\n";
@@ -557,8 +561,9 @@ static uint32_t stack_used(void) {
 
 /* "stack <below the top> loop <below the loop> session <bytes> host-ring
  * <peak>/<size> link-ring <peak>/<size> mails <n>" */
-static void report_figures(void) {
-    uint8_t text[160], *p = text;
+__attribute__((noinline)) static void report_figures(void) {
+    static uint8_t text[160];
+    uint8_t *p = text;
     uint32_t used = stack_used();
     const struct {
         const char *name;
