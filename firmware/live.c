@@ -204,8 +204,7 @@ void firmware_exit(int code) __attribute__((noreturn));
 static uint8_t out[FRAME_MAX];
 static uint8_t event_text[ATMAIL_EVENT_MAX];
 
-/* Server bytes: the engine reads a reply once the command it answers is
- * sent, so unread bytes wait for a transmit. */
+/* Bytes to the server close the window by as much. */
 static void send_data(const uint8_t *bytes, size_t len) {
     frame('D', m.id, bytes, len, NULL, 0);
     m.window -= (uint32_t)len;
@@ -225,6 +224,8 @@ static int transmit(void) {
     return sent;
 }
 
+/* Server bytes: the engine reads a reply once the command it answers is
+ * sent, so unread bytes wait for a transmit. */
 static void feed_server(void) {
     size_t used = 0;
     while (m.server_len > 0 && m.link == LINK_OPEN) {
