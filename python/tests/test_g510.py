@@ -7,6 +7,7 @@ import email
 import email.policy
 import logging
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -261,6 +262,36 @@ def test_python_m_atmail_send(atmail_bin, server, modems, tmp_path):
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1] == "atmail: mail failed (SMTP code 550): the server refused the mail: +GTSMTPSEND: 550"
+
+
+def test_python_m_atmail_send_to_the_live_chip(server, tmp_path):
+    """`python -m atmail send` drives the live G510 (the engine on QEMU's
+    Cortex-M4, firmware/live.py) through its pty: AT+MIPCALL, a GB2312
+    subject and body, an attachment, delivered byte-exact. The pty holds
+    a few KiB QEMU's UART has not read and cannot say when they have left,
+    so the host's guard wait is the chip's 1 s plus 1 s."""
+    controller, handler = server
+    live = pathlib.Path(__file__).resolve().parents[2] / "firmware" / "live.py"
+    chip = subprocess.Popen([sys.executable, str(live), "--connect", f"127.0.0.1:{controller.port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        path = chip.stdout.readline().decode().strip()
+        body, data = tmp_path / "body.txt", tmp_path / "data.bin"
+        body.write_bytes(BODY.encode("gbk"))
+        data.write_bytes(os.urandom(20_000))
+        command = [sys.executable, "-m", "atmail", "send", "--port", path, "--server", SERVER_NAME,
+                   "--user", USER.decode(), "--password-env", "SMTP_PASSWORD", "--to", "xiangj@fibocom.com",
+                   "--subject", "你好 smtp", "--charset", "gb2312", "--body", str(body),
+                   "--attach", f"{data}=eee.wma", "--apn", "cmnet", "--guard", "2"]
+        env = dict(os.environ, SMTP_PASSWORD=PASSWORD.decode())
+        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
+    finally:
+        chip.terminate()
+        chip_err = chip.communicate(timeout=20)[1].decode(errors="replace")
+    assert run.returncode == 0, run.stderr + chip_err
+    assert run.stderr.rstrip().endswith("sent")
+    ((_, _, raw),) = handler.messages
+    check_mail(raw, data.read_bytes())
 
 
 def test_send_mail_with_an_oauth_token_through_postfix_and_dovecot(atmail_bin, tmp_path, modems, caplog):
