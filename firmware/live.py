@@ -93,7 +93,12 @@ class Bridge:
 
     def serve(self):
         """Reads the chip's frames until QEMU closes the link."""
-        stream = self.chip.makefile("rb")
+        try:
+            self._serve(self.chip.makefile("rb"))
+        except OSError:
+            pass  # QEMU ended: the link is gone
+
+    def _serve(self, stream):
         while True:
             head = stream.read(4)
             if len(head) < 4:

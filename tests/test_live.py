@@ -53,8 +53,14 @@ class Host:
     def finals(self):
         return len(FINAL.findall(self.modem.out))
 
-    def stop(self):
-        """Stops the chip; returns live.py's stderr."""
+    def stop(self, mails=1):
+        """Stops the chip once it has reported its figures after `mails`
+        mails (the URC does not wait for the QUIT, the report comes after
+        the connection closes); returns live.py's stderr."""
+        deadline = time.monotonic() + 30
+        while f" mails {mails}\n" not in self.modem.err.decode(errors="replace"):
+            assert time.monotonic() < deadline, self.modem.err
+            time.sleep(0.05)
         self.modem.proc.terminate()
         assert self.modem.proc.wait(timeout=20) == 0, self.modem.err
         for reader in self.modem.readers:
@@ -139,7 +145,7 @@ def test_a_refused_recipient_then_a_second_mail_on_the_same_chip(modems):
         attachment = binary(4096)
         body = send_spec_mail(host, attachment)
         assert host.finals() == host.lines, host.modem.out
-        err = host.stop()
+        err = host.stop(mails=2)
     finally:
         server.stop()
     assert_spec_mail_arrived(handler, body, attachment)
