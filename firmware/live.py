@@ -179,6 +179,13 @@ class Bridge:
             sock.close()
 
 
+def relay(stream):
+    """What QEMU says after its start, on stderr."""
+    for line in stream:
+        sys.stderr.buffer.write(b"qemu: " + line)
+        sys.stderr.flush()
+
+
 def start_qemu(link_port):
     """QEMU with UART0 on a new pty and UART1 connected to the bridge;
     returns the process and the pty's path."""
@@ -193,7 +200,7 @@ def start_qemu(link_port):
     for line in qemu.stdout:
         found = re.search(rb"char device redirected to (\S+) \(label serial0\)", line)
         if found:
-            threading.Thread(target=lambda: [sys.stderr.buffer.write(b"qemu: " + l) for l in qemu.stdout], daemon=True).start()
+            threading.Thread(target=relay, args=(qemu.stdout,), daemon=True).start()
             return qemu, found[1].decode()
     raise RuntimeError(f"QEMU did not start (exit code {qemu.wait()})")
 

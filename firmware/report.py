@@ -69,7 +69,7 @@ def map_flash(map_text: str, archive: str = "libatmail.a(") -> tuple:
     placed = re.sub(r"^ (\.\S+)\n\s+0x", r" \1 0x", placed, flags=re.M)
     ours = total = 0
     for name, _addr, size, source in MAP_SECTION.findall(placed):
-        if not name.startswith(FLASH_SECTIONS) or name.startswith(".bss"):
+        if not name.startswith(FLASH_SECTIONS):
             continue
         total += int(size, 16)
         if archive in source:

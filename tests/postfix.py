@@ -214,12 +214,21 @@ class Postfix:
 
 class CountingProxy:
     """Forwards loopback connections to a port and counts the bytes the
-    client sent through it (`sent`): how much of a mail reached the server."""
+    client sent through it (`sent`): how much of a mail reached the server.
+    With `stall_after`, it stops reading the client for `pause` seconds once
+    that many bytes have come (a network that stalls mid-mail; `stalled`
+    says it did), with a small receive buffer so the stall reaches the
+    sender at once."""
 
-    def __init__(self, target):
+    def __init__(self, target, stall_after=None, pause=0.0):
         self.target = target
         self.sent = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.stall_after, self.pause, self.stalled = stall_after, pause, False
+        self.listener = socket.socket()
+        if stall_after is not None:
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -239,6 +248,9 @@ class CountingProxy:
                 if count:
                     self.sent += len(chunk)
                 dst.sendall(chunk)
+                if count and self.stall_after is not None and self.sent > self.stall_after and not self.stalled:
+                    self.stalled = True
+                    time.sleep(self.pause)
         except OSError:
             pass
         finally:

@@ -52,6 +52,16 @@ def tls_sessions(postfix, count=1, timeout=10.0):
         time.sleep(0.05)
 
 
+def logged(postfix, text, timeout=10.0):
+    """Postfix's log once it has `text` (it writes after the client has
+    gone)."""
+    deadline = time.monotonic() + timeout
+    while text not in (log := postfix.log_text()):
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
+    return log
+
+
 def finished(modem):
     """The firmware ran to the end of its input, valgrind found nothing."""
     assert modem.close(timeout=60) == 0, modem.err
@@ -140,10 +150,7 @@ def test_require_tls_refuses_a_server_without_starttls(tmp_path, postfixes, mode
     assert b"TLS is required and the server does not offer STARTTLS" in modem.err, modem.err
     log = postfix.log_text()
     assert "sasl_method" not in log and postfix.messages(count=1, timeout=1) == []
-    deadline = time.monotonic() + 10
-    while " quit=1 " not in postfix.log_text():
-        assert time.monotonic() < deadline, postfix.log_text()
-        time.sleep(0.05)
+    logged(postfix, " quit=1 ")
 
 
 def test_smtps_to_a_port_that_speaks_plaintext_fails_the_handshake(tmp_path, postfixes, modems, c_programs):
@@ -160,9 +167,6 @@ def test_smtps_to_a_port_that_speaks_plaintext_fails_the_handshake(tmp_path, pos
     err = modem.err.decode()
     assert "firmware: TLS: the handshake failed: SSL - " in err, err
     assert "the TLS handshake failed" in err, err
-    deadline = time.monotonic() + 10
-    while "disconnect from" not in (log := postfix.log_text()):
-        assert time.monotonic() < deadline, log
-        time.sleep(0.05)
+    log = logged(postfix, "disconnect from")
     # The ClientHello is not a command Postfix knows; EHLO, AUTH, MAIL never came.
     assert "ehlo=" not in log and "auth=" not in log and "mail=" not in log, log

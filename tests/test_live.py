@@ -5,18 +5,17 @@ server's side: the message aiosmtpd received, the commands it saw."""
 
 import email
 import email.policy
-import os
 import pathlib
 import re
-import socket
 import sys
-import threading
 import time
 
 import pytest
 
 from g510 import Modem
+from postfix import CountingProxy
 from smtp_server import Handler, assert_spec_mail_arrived, configure_spec_case, start_server
+from test_postfix import blob
 
 LIVE = pathlib.Path(__file__).resolve().parent.parent / "firmware" / "live.py"
 FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: [^\r]*)\r\n")
@@ -70,31 +69,23 @@ class Host:
 
 
 def figures(err):
-    """The chip's figures after its last mail, as a dict of ints."""
+    """The chip's figures after its last mail, by name (`"stack"`: `"976"`,
+    `"host-ring"`: `"512/512"`, ...)."""
     last = [line for line in err.splitlines() if line.startswith("live: figures: ")][-1]
     words = last.removeprefix("live: figures: ").split()
     return {k: v for k, v in zip(words[::2], words[1::2])}
 
 
 def binary(size):
-    data = bytearray(os.urandom(size))
-    data[1000:1003] = b"+++"
+    """Random bytes with `+++` at 1,000 (test_postfix's blob) and `\r+++\n`
+    in the middle."""
+    data = bytearray(blob(size))
     data[size // 2 : size // 2 + 5] = b"\r+++\n"
     return bytes(data)
 
 
-class Counted:
-    """`configure_spec_case` through a Host, so its lines are counted."""
-
-    def __init__(self, host):
-        self.host = host
-
-    def at(self, line, expect=b"\r\nOK\r\n", timeout=30.0):
-        return self.host.at(line, expect, timeout)
-
-
 def send_spec_mail(host, attachment, urc=b"+GTSMTPSEND: 1"):
-    configure_spec_case(Counted(host))
+    configure_spec_case(host)
     host.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=60)
     body = "你好，这是正文。\r\n第二行\r\n".encode("gb2312")
     host.data(b"AT+GTSMTPDATA=300", body, b"+GTSMTPDATA: %d" % len(body))
@@ -138,7 +129,7 @@ def test_a_refused_recipient_then_a_second_mail_on_the_same_chip(modems):
     server = start_server(handler, mechanism="LOGIN")
     try:
         host = Host(modems, server.port, b"\r")
-        configure_spec_case(Counted(host))
+        configure_spec_case(host)
         host.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 550\r\n", timeout=60)
         del handler.fail["RCPT"]
         host.at(b"AT+GTSMTPCLR")
@@ -156,53 +147,6 @@ def test_a_refused_recipient_then_a_second_mail_on_the_same_chip(modems):
     assert figures(err)["mails"] == "2", err
 
 
-class StallingProxy:
-    """Forwards one connection to `port`, and stops reading the client
-    for `pause` seconds once `after` bytes have come: a network that
-    stalls mid-mail. Its small receive buffer lets the stall reach the
-    sender at once."""
-
-    def __init__(self, port, after, pause):
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen()
-        self.port = self.listener.getsockname()[1]
-        self.target, self.after, self.pause, self.stalled = port, after, pause, False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
-
-    def _pump(self, src, dst, upstream):
-        seen = 0
-        try:
-            while chunk := src.recv(4096):
-                seen += len(chunk)
-                dst.sendall(chunk)
-                if upstream and seen > self.after and not self.stalled:
-                    self.stalled = True
-                    time.sleep(self.pause)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.listener.close()
-
-
 def test_a_megabyte_streamed_as_fast_as_the_pty_takes_it(modems):
     """1 MiB of binary attachment written to the pty at once, while the
     network stalls for 3 s mid-mail: the chip's loop waits on the link,
@@ -211,10 +155,10 @@ def test_a_megabyte_streamed_as_fast_as_the_pty_takes_it(modems):
     write), and nothing is lost."""
     handler = Handler()
     server = start_server(handler, mechanism="LOGIN", data_size_limit=None)
-    proxy = StallingProxy(server.port, after=300_000, pause=3.0)
+    proxy = CountingProxy(server.port, stall_after=300_000, pause=3.0)
     try:
         host = Host(modems, proxy.port, b"\r\n")
-        configure_spec_case(Counted(host))
+        configure_spec_case(host)
         host.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=60)
         attachment = binary(1024 * 1024)
         started = time.monotonic()

@@ -239,24 +239,31 @@ def test_send_mail_to_postfix_over_starttls(atmail_bin, tmp_path, modems):
         postfix.stop()
 
 
+def send_command(path, tmp_path, size, *options):
+    """`python -m atmail send` of the spec's mail (GB2312 subject and body,
+    a `size`-byte `eee.wma`) to the port at `path`, with `options` added:
+    the command, its environment (the password) and the attachment."""
+    body, data = tmp_path / "body.txt", tmp_path / "data.bin"
+    body.write_bytes(BODY.encode("gbk"))
+    data.write_bytes(os.urandom(size))
+    command = [sys.executable, "-m", "atmail", "send", "--port", path, "--server", SERVER_NAME,
+               "--user", USER.decode(), "--password-env", "SMTP_PASSWORD", "--to", "xiangj@fibocom.com",
+               "--subject", "你好 smtp", "--charset", "gb2312", "--body", str(body),
+               "--attach", f"{data}=eee.wma", *options]
+    return command, dict(os.environ, SMTP_PASSWORD=PASSWORD.decode()), data.read_bytes()
+
+
 def test_python_m_atmail_send(atmail_bin, server, modems, tmp_path):
     controller, handler = server
     modem = start(modems, atmail_bin, controller.port)
     path = modem.path
     modem.port.close()  # the command opens the port itself
-    body, data = tmp_path / "body.txt", tmp_path / "data.bin"
-    body.write_bytes(BODY.encode("gbk"))
-    data.write_bytes(os.urandom(100_000))
-    command = [sys.executable, "-m", "atmail", "send", "--port", path, "--server", SERVER_NAME,
-               "--user", USER.decode(), "--password-env", "SMTP_PASSWORD", "--to", "xiangj@fibocom.com",
-               "--subject", "你好 smtp", "--charset", "gb2312", "--body", str(body),
-               "--attach", f"{data}=eee.wma", "--guard", str(GUARD_MS / 1000), "--rtscts"]
-    env = dict(os.environ, SMTP_PASSWORD=PASSWORD.decode())
+    command, env, attachment = send_command(path, tmp_path, 100_000, "--guard", str(GUARD_MS / 1000), "--rtscts")
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "100.0%" in run.stderr and run.stderr.rstrip().endswith("sent")
     ((_, _, raw),) = handler.messages
-    check_mail(raw, data.read_bytes())
+    check_mail(raw, attachment)
 
     handler.fail["RCPT"] = "550 5.1.1 no such user"
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
@@ -276,14 +283,7 @@ def test_python_m_atmail_send_to_the_live_chip(server, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         path = chip.stdout.readline().decode().strip()
-        body, data = tmp_path / "body.txt", tmp_path / "data.bin"
-        body.write_bytes(BODY.encode("gbk"))
-        data.write_bytes(os.urandom(20_000))
-        command = [sys.executable, "-m", "atmail", "send", "--port", path, "--server", SERVER_NAME,
-                   "--user", USER.decode(), "--password-env", "SMTP_PASSWORD", "--to", "xiangj@fibocom.com",
-                   "--subject", "你好 smtp", "--charset", "gb2312", "--body", str(body),
-                   "--attach", f"{data}=eee.wma", "--apn", "cmnet", "--guard", "2"]
-        env = dict(os.environ, SMTP_PASSWORD=PASSWORD.decode())
+        command, env, attachment = send_command(path, tmp_path, 20_000, "--apn", "cmnet", "--guard", "2")
         run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
     finally:
         chip.terminate()
@@ -291,7 +291,7 @@ def test_python_m_atmail_send_to_the_live_chip(server, tmp_path):
     assert run.returncode == 0, run.stderr + chip_err
     assert run.stderr.rstrip().endswith("sent")
     ((_, _, raw),) = handler.messages
-    check_mail(raw, data.read_bytes())
+    check_mail(raw, attachment)
 
 
 def test_send_mail_with_an_oauth_token_through_postfix_and_dovecot(atmail_bin, tmp_path, modems, caplog):
