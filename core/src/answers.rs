@@ -3,18 +3,23 @@
 //!
 //! What it does: [`SessionError`] names every reason a command line is
 //! answered with an error, with the text `AT+CMEE=2` shows; `Answers`
-//! renders results into the [`HostQueue`] as `AT+CMEE` says, so the
-//! serial line (`session`) and the mail transaction (`mail`) speak in
-//! one voice and one order.
+//! renders results into the [`HostQueue`] as `AT+CMEE` says, and frames
+//! every answer as V.250's `V` and `Q` say (`Reframe`), so the serial
+//! line (`session`), the mail transaction (`mail`) and the caller's own
+//! answers speak in one voice and one order.
 //!
 //! What it does not: decide when there is room. Lines run only with
 //! [`ANSWER_ROOM`](crate::host_queue::ANSWER_ROOM) plus
 //! [`URC_ROOM`](crate::host_queue::URC_ROOM) free, which holds any answer
 //! and what can follow it before the next line (see `host_queue`).
 //!
-//! Why it is built this way: the error level (`AT+CMEE`) is the one piece
-//! of state every answer depends on; keeping it beside the queue means no
-//! caller renders an error without it.
+//! Why it is built this way: the error level (`AT+CMEE`) and the result
+//! code format (`ATV`, `ATQ`) are the state every answer depends on;
+//! keeping them beside the queue means no caller renders an answer
+//! without them. Every answer is written once, in verbose form
+//! (`\r\n<text>\r\n` frames), and reframed on its way into the queue
+//! when `ATV0` or `ATQ1` is in force: one small state machine instead of
+//! a second form of every answer.
 
 use crate::at::AtError;
 use crate::host_queue::HostQueue;
@@ -111,12 +116,19 @@ impl SessionError {
     }
 }
 
-/// The host queue and the error level its answers are rendered at.
+/// The host queue and the error level and format its answers are
+/// rendered at.
 #[derive(Debug)]
 pub(crate) struct Answers {
     pub(crate) queue: HostQueue,
     /// `AT+CMEE`: 0 `ERROR`, 1 and 2 `+CME ERROR: <text>`.
     pub(crate) cmee: u8,
+    /// `ATV0`: numeric result codes (`0`, `4`) and information text
+    /// without its leading CR LF.
+    pub(crate) numeric: bool,
+    /// `ATQ1`: no result codes (final or unsolicited); information text
+    /// is still sent.
+    pub(crate) quiet: bool,
 }
 
 impl Answers {
@@ -125,47 +137,225 @@ impl Answers {
     pub(crate) fn init_in(slot: &mut MaybeUninit<Answers>) {
         // Stops compiling when a field is added, so none is left unwritten.
         let _ = |a: Answers| {
-            let Answers { queue: _, cmee: _ } = a;
+            let Answers {
+                queue: _,
+                cmee: _,
+                numeric: _,
+                quiet: _,
+            } = a;
         };
         let p = slot.as_mut_ptr();
         // SAFETY: as in `Session::init_in`: each field through its own place.
         unsafe {
             HostQueue::init_in(&mut *addr_of_mut!((*p).queue).cast());
             addr_of_mut!((*p).cmee).write(0);
+            addr_of_mut!((*p).numeric).write(false);
+            addr_of_mut!((*p).quiet).write(false);
         }
     }
 
-    /// Renders `piece` into the queue.
+    /// Renders `piece`, an answer in verbose form, into the queue in the
+    /// format in force.
     pub(crate) fn say(&mut self, piece: impl Fn(&mut dyn Out)) {
-        let queued = self.queue.say(piece);
+        self.say_framed(&piece);
+    }
+
+    /// [`say`](Self::say) through a trait object: one copy of the queue
+    /// and reframing code, not one per answer.
+    #[inline(never)]
+    fn say_framed(&mut self, piece: &dyn Fn(&mut dyn Out)) {
+        let (numeric, quiet) = (self.numeric, self.quiet);
+        let queued = self.queue.say(|out| {
+            piece(&mut Reframe {
+                out,
+                numeric,
+                quiet,
+                between: true,
+            })
+        });
         // Lines run only with ANSWER_ROOM + URC_ROOM free, which holds
         // any answer and what can follow it before the next line.
         debug_assert!(queued, "host queue full");
     }
 
     pub(crate) fn ok(&mut self) {
-        self.say(|out| out.put(b"\r\nOK\r\n"));
+        self.say(|out| out.put(OK));
     }
 
     pub(crate) fn error(&mut self, e: SessionError) {
-        let verbose = self.cmee > 0;
-        self.say(|out| {
-            if verbose {
-                out.put(b"\r\n+CME ERROR: ");
+        if self.quiet {
+            return;
+        }
+        let (verbose, numeric) = (self.cmee > 0, self.numeric);
+        let queued = self.queue.say(|out| match (verbose, numeric) {
+            (true, _) => {
+                if !numeric {
+                    out.put(b"\r\n");
+                }
+                out.put(b"+CME ERROR: ");
                 out.put(e.as_str().as_bytes());
-                out.put(b"\r\n");
-            } else {
-                out.put(b"\r\nERROR\r\n");
+                out.put(if numeric { &b"\r"[..] } else { b"\r\n" });
             }
+            (false, true) => out.put(b"4\r"),
+            (false, false) => out.put(b"\r\nERROR\r\n"),
         });
+        debug_assert!(queued, "host queue full");
     }
 
-    /// `+GTSMTPSEND: <code>`.
+    /// `+GTSMTPSEND: <code>`, an unsolicited result code: under `ATV0`
+    /// framed as one (no header, a CR), under `ATQ1` not sent.
     pub(crate) fn urc(&mut self, code: u16) {
-        self.say(|out| {
-            out.put(b"\r\n+GTSMTPSEND: ");
+        if self.quiet {
+            return;
+        }
+        let numeric = self.numeric;
+        let queued = self.queue.say(|out| {
+            if !numeric {
+                out.put(b"\r\n");
+            }
+            out.put(b"+GTSMTPSEND: ");
             put_decimal(out, code.into());
-            out.put(b"\r\n");
+            out.put(if numeric { &b"\r"[..] } else { b"\r\n" });
         });
+        debug_assert!(queued, "host queue full");
+    }
+}
+
+/// The final result code of the engine's answers, as they write it: the
+/// last bytes of one `put`, which is how [`Reframe`] knows it.
+const OK: &[u8] = b"\r\nOK\r\n";
+
+/// An [`Out`] that takes an answer of the engine in verbose form
+/// (`\r\n<text>\r\n` frames ending in [`OK`], or the `\r\n> ` prompt)
+/// and writes it as V.250 frames it under `ATV0` (information text
+/// `<text>\r\n`, `0\r` for `OK`) and `ATQ1` (no `OK`). Errors and URCs
+/// do not come through it: they are result codes throughout, rendered
+/// in the format at once.
+struct Reframe<'o> {
+    out: &'o mut dyn Out,
+    numeric: bool,
+    quiet: bool,
+    /// Between frames: a CR or LF here is a header's.
+    between: bool,
+}
+
+impl Out for Reframe<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let (text, ok) = match bytes.strip_suffix(OK) {
+            Some(text) => (text, true),
+            None => (bytes, false),
+        };
+        for &b in text {
+            if !(self.numeric && self.between && (b == b'\r' || b == b'\n')) {
+                // Text holds no line end but its trailer's.
+                self.between = b == b'\n';
+                self.out.put(&[b]);
+            }
+        }
+        if ok && !self.quiet {
+            self.out.put(if self.numeric { b"0\r" } else { OK });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    fn answers(numeric: bool, quiet: bool) -> Answers {
+        Answers {
+            queue: HostQueue::new(),
+            cmee: 0,
+            numeric,
+            quiet,
+        }
+    }
+
+    fn drain(a: &mut Answers) -> Vec<u8> {
+        let mut got = std::vec![0u8; 4096];
+        let n = a.queue.poll(&mut got);
+        got.truncate(n);
+        got
+    }
+
+    /// Verbose answers as the engine writes them (each `put` as the
+    /// engine makes it: the final OK is the end of one), and what `ATV0`,
+    /// `ATQ1` and both make of them.
+    const CASES: &[(&[&[u8]], &[u8], &[u8], &[u8])] = &[
+        // (puts, V0, Q1, V0 Q1)
+        (&[b"\r\nOK\r\n"], b"0\r", b"", b""),
+        (
+            &[b"\r\n+CMEE: ", b"2", b"\r\n\r\nOK\r\n"],
+            b"+CMEE: 2\r\n0\r",
+            b"\r\n+CMEE: 2\r\n",
+            b"+CMEE: 2\r\n",
+        ),
+        (
+            &[
+                b"\r\n+GTSMTPDST: 1,\"a@b\"\r\n",
+                b"\r\n+GTSMTPDST: 2,\"OK\"\r\n",
+                b"\r\nOK\r\n",
+            ],
+            b"+GTSMTPDST: 1,\"a@b\"\r\n+GTSMTPDST: 2,\"OK\"\r\n0\r",
+            b"\r\n+GTSMTPDST: 1,\"a@b\"\r\n\r\n+GTSMTPDST: 2,\"OK\"\r\n",
+            b"+GTSMTPDST: 1,\"a@b\"\r\n+GTSMTPDST: 2,\"OK\"\r\n",
+        ),
+        // The data-mode prompt has no trailer.
+        (&[b"\r\n> "], b"> ", b"\r\n> ", b"> "),
+        (
+            &[b"\r\n+", b"GTSMTPDATA", b": ", b"12", b"\r\n\r\nOK\r\n"],
+            b"+GTSMTPDATA: 12\r\n0\r",
+            b"\r\n+GTSMTPDATA: 12\r\n",
+            b"+GTSMTPDATA: 12\r\n",
+        ),
+    ];
+
+    #[test]
+    fn v0_and_q1_reframe_the_engines_answers() {
+        for &(puts, v0, q1, both) in CASES {
+            let verbose: Vec<u8> = puts.concat();
+            for (numeric, quiet, want) in [
+                (false, false, &verbose[..]),
+                (true, false, v0),
+                (false, true, q1),
+                (true, true, both),
+            ] {
+                let mut a = answers(numeric, quiet);
+                a.say(|out| puts.iter().for_each(|p| out.put(p)));
+                assert_eq!(
+                    drain(&mut a),
+                    want,
+                    "{verbose:?} V{} Q{}",
+                    !numeric as u8,
+                    quiet as u8
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn urcs_and_errors_are_result_codes() {
+        for (numeric, quiet, want) in [
+            (
+                false,
+                false,
+                &b"\r\n+GTSMTPSEND: 550\r\n\r\nERROR\r\n\r\n+CME ERROR: mail in progress\r\n"[..],
+            ),
+            (
+                true,
+                false,
+                b"+GTSMTPSEND: 550\r4\r+CME ERROR: mail in progress\r",
+            ),
+            (false, true, b""),
+            (true, true, b""),
+        ] {
+            let mut a = answers(numeric, quiet);
+            a.urc(550);
+            a.error(SessionError::MailInProgress);
+            a.cmee = 2;
+            a.error(SessionError::MailInProgress);
+            assert_eq!(drain(&mut a), want);
+        }
     }
 }

@@ -290,6 +290,31 @@ impl Session {
         self.engine.host.cmee = if on { 2 } else { 0 };
     }
 
+    /// The error level `AT+CMEE` set (0: `ERROR`; 1 and 2: `+CME ERROR:
+    /// <text>`), for the caller's own answers.
+    pub fn error_level(&self) -> u8 {
+        self.engine.host.cmee
+    }
+
+    /// How every answer and URC is framed, as V.250's `V` and `Q` say
+    /// (default verbose, not quiet). `numeric` (`ATV0`): result codes as
+    /// `0\r` and `4\r`, `+CME ERROR: <text>\r` and URCs with a CR
+    /// alone, information text as `<text>\r\n`. `quiet` (`ATQ1`): no
+    /// result codes, final or unsolicited; information text is still
+    /// sent. The caller, which takes `ATV` and `ATQ` ([`Event::Command`])
+    /// and calls this, frames its own answers and URCs the same way.
+    pub fn set_result_format(&mut self, numeric: bool, quiet: bool) {
+        self.engine.host.numeric = numeric;
+        self.engine.host.quiet = quiet;
+    }
+
+    /// Echo of command-mode bytes, as `ATE` sets it (default on): for a
+    /// caller that takes `ATZ` or `AT&F`, or `ATE` among other basic
+    /// commands on one line.
+    pub fn set_echo(&mut self, on: bool) {
+        self.engine.echo = on;
+    }
+
     /// The `+++` guard time (default 1000 ms).
     pub fn set_guard_ms(&mut self, ms: u32) {
         self.engine.guard_ms = ms;
@@ -418,8 +443,10 @@ impl Session {
     }
 
     /// The caller's whole answer to [`Event::Command`], final result code
-    /// included (`b"\r\nOK\r\n"`); it goes to the host after everything said
-    /// before it, and the session takes host bytes again.
+    /// included (`b"\r\nOK\r\n"`, or `b"0\r"` under the caller's `ATV0`:
+    /// see [`set_result_format`](Self::set_result_format)); it goes to
+    /// the host after everything said before it, and the session takes
+    /// host bytes again.
     pub fn answer_command(&mut self, answer: &[u8]) -> Result<(), AnswerError> {
         if self.waiting != Some(Waiting::Command) {
             return Err(AnswerError::NotAsked);
