@@ -5,6 +5,10 @@ import subprocess
 import threading
 import time
 
+# What `atmail modem` says when it starts (and after ATZ), as a G510 does
+# at power-up.
+POWER_UP = b"\r\nAT command ready\r\n\r\n+SIM READY\r\n"
+
 
 class Modem:
     """`atmail modem` on stdio, or with `pty=True` on the pseudo-terminal

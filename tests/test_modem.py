@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from g510 import Modem
+from g510 import POWER_UP, Modem
 from smtp_server import (
     PASSWORD,
     SERVER_NAME,
@@ -127,7 +127,7 @@ def test_baud_paces_output_like_a_serial_line(atmail, modems):
     modem.wait_for(b"AT\r\r\nOK\r\n" * 30)
     assert time.monotonic() - started >= 1.0
     assert modem.close() == 0
-    assert modem.out == b"AT\r\r\nOK\r\n" * 30
+    assert modem.out == POWER_UP + b"AT\r\r\nOK\r\n" * 30
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])

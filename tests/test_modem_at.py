@@ -90,7 +90,7 @@ FORMS = [
     (b"at&k3", OK),
     (b"AT+MIPCALL?", info(b"+MIPCALL: 0")),
     (b"ATD123", ERROR),
-    (b"AT+CGMI", ERROR),
+    (b"AT+CMGS=\"123\"", ERROR),  # SMS is not sent
 ]
 
 

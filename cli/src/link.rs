@@ -8,8 +8,12 @@
 //! are checked by rustls against the system roots or the `--tls-ca` file;
 //! a failed check closes the connection, it never falls back to plaintext.
 //!
-//! What it does not: read the socket. A reader thread hands the raw bytes
-//! in, so the TLS state lives with the main loop alone and needs no lock.
+//! What it does not: read the socket, or decide when bytes go on it. A
+//! reader thread hands the raw bytes in, so the TLS state lives with the
+//! main loop alone and needs no lock; what is to go out is handed back as
+//! wire bytes (TLS records, or the plaintext on a plain link), which the
+//! modem sends now or through its link shaping (`shaping`), and then
+//! gives to [`Link::deliver`].
 //!
 //! Why it is built this way: rustls' `ClientConnection` is sans-IO like the
 //! session (`read_tls`/`write_tls` over caller bytes), so the two stack
@@ -93,14 +97,16 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String
 
 impl Link {
     /// Starts TLS towards `host` (the configured server name, which the
-    /// certificate must match even when `--connect` redirects the socket).
+    /// certificate must match even when `--connect` redirects the socket);
+    /// its first flight goes into `wire`.
     pub fn start_tls(
         &mut self,
         config: Arc<ClientConfig>,
         host: &str,
         why: Handshake,
+        wire: &mut Vec<u8>,
     ) -> Result<(), String> {
-        let Link::Tcp { stream, tls } = self else {
+        let Link::Tcp { tls, .. } = self else {
             return Err("TLS is not available on this link".into());
         };
         let name = ServerName::try_from(host.to_owned())
@@ -111,7 +117,7 @@ impl Link {
             pending: Some(why),
         };
         started
-            .flush(stream)
+            .flush(wire)
             .map_err(|e| format!("TLS handshake: {e}"))?;
         *tls = Some(Box::new(started));
         Ok(())
@@ -126,25 +132,29 @@ impl Link {
         }
     }
 
-    /// Sends the session's plaintext.
-    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// The session's plaintext, as the bytes that go on the wire.
+    pub fn write(&mut self, bytes: &[u8], wire: &mut Vec<u8>) -> io::Result<()> {
         match self {
-            Link::Tcp {
-                stream,
-                tls: Some(tls),
-            } => tls.write(stream, bytes),
-            Link::Tcp { stream, tls: None } => stream.write_all(bytes),
-            Link::Maildir(m) => m.write(bytes),
+            Link::Tcp { tls: Some(tls), .. } => tls.write(wire, bytes),
+            _ => {
+                wire.extend_from_slice(bytes);
+                Ok(())
+            }
         }
     }
 
-    /// Takes the server's raw bytes.
-    pub fn receive(&mut self, raw: &[u8]) -> Result<Received, String> {
+    /// Puts wire bytes on the wire: the socket, or the in-process server.
+    pub fn deliver(&mut self, wire: &[u8]) -> io::Result<()> {
         match self {
-            Link::Tcp {
-                stream,
-                tls: Some(tls),
-            } => tls.receive(stream, raw),
+            Link::Tcp { stream, .. } => stream.write_all(wire),
+            Link::Maildir(sink) => sink.write(wire),
+        }
+    }
+
+    /// Takes the server's raw bytes; what TLS answers goes into `wire`.
+    pub fn receive(&mut self, raw: &[u8], wire: &mut Vec<u8>) -> Result<Received, String> {
+        match self {
+            Link::Tcp { tls: Some(tls), .. } => tls.receive(wire, raw),
             _ => Ok(Received {
                 plaintext: raw.to_vec(),
                 handshake_done: None,
@@ -152,18 +162,21 @@ impl Link {
         }
     }
 
-    /// Ends the connection, with a TLS close_notify when TLS is up. The
-    /// socket is shut down, not only dropped: the reader thread holds a
-    /// clone of it, which a drop alone would leave open (and the server
-    /// would never read EOF); shut down, that read returns and the thread
-    /// ends.
+    /// Ends the connection, with a TLS close_notify when TLS is up (sent
+    /// at once: the connection is going). The socket is shut down, not
+    /// only dropped: the reader thread holds a clone of it, which a drop
+    /// alone would leave open (and the server would never read EOF); shut
+    /// down, that read returns and the thread ends.
     pub fn close(self) {
         let Link::Tcp { mut stream, tls } = self else {
             return;
         };
         if let Some(mut tls) = tls {
             tls.conn.send_close_notify();
-            let _ = tls.flush(&mut stream);
+            let mut wire = Vec::new();
+            if tls.flush(&mut wire).is_ok() {
+                let _ = stream.write_all(&wire);
+            }
         }
         let _ = stream.shutdown(std::net::Shutdown::Both);
     }
@@ -171,10 +184,10 @@ impl Link {
 
 impl Tls {
     /// Encrypts `bytes` in the pieces rustls' buffer limit allows.
-    fn write(&mut self, stream: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    fn write(&mut self, wire: &mut Vec<u8>, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let n = self.conn.writer().write(bytes)?;
-            self.flush(stream)?;
+            self.flush(wire)?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -183,14 +196,14 @@ impl Tls {
         Ok(())
     }
 
-    fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+    fn flush(&mut self, wire: &mut Vec<u8>) -> io::Result<()> {
         while self.conn.wants_write() {
-            self.conn.write_tls(stream)?;
+            self.conn.write_tls(wire)?;
         }
         Ok(())
     }
 
-    fn receive(&mut self, stream: &mut TcpStream, mut raw: &[u8]) -> Result<Received, String> {
+    fn receive(&mut self, wire: &mut Vec<u8>, mut raw: &[u8]) -> Result<Received, String> {
         let mut got = Received::default();
         while !raw.is_empty() {
             self.conn
@@ -198,7 +211,7 @@ impl Tls {
                 .map_err(|e| format!("TLS: {e}"))?;
             let state = self.conn.process_new_packets().map_err(|e| {
                 // Tell the server why, as TLS asks, before giving up.
-                let _ = self.flush(stream);
+                let _ = self.flush(wire);
                 format!("TLS: {e}")
             })?;
             let mut plain = vec![0u8; state.plaintext_bytes_to_read()];
@@ -206,7 +219,7 @@ impl Tls {
                 .map_err(|e| format!("TLS: {e}"))?;
             got.plaintext.extend_from_slice(&plain);
         }
-        self.flush(stream).map_err(|e| format!("TLS: {e}"))?;
+        self.flush(wire).map_err(|e| format!("TLS: {e}"))?;
         if self.pending.is_some() && !self.conn.is_handshaking() {
             got.handshake_done = self.pending.take();
         }

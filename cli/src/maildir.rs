@@ -8,6 +8,12 @@
 //! as MTAs store Maildir files (Postfix's virtual delivery does), so mail
 //! readers show no `^M`.
 //!
+//! With `--fault STEP=CODE` it answers that step (greeting, ehlo (EHLO
+//! and HELO), auth, mail, rcpt, data, end (the end of data)) with that
+//! code and a text that says so, instead of going on: host firmware can
+//! meet every refusal a real server makes without one. A 421 closes the
+//! connection after it, as RFC 5321 says a server does.
+//!
 //! What it does not: check passwords, relay, or add trace headers. It is
 //! for trying the modem on a machine with no mail server, not a server.
 
@@ -15,8 +21,67 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// An SMTP step a fault can answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Greeting,
+    Ehlo,
+    Auth,
+    Mail,
+    Rcpt,
+    Data,
+    End,
+}
+
+/// The steps by their `--fault` names, in the conversation's order.
+const STEPS: [(&str, Step); 7] = [
+    ("greeting", Step::Greeting),
+    ("ehlo", Step::Ehlo),
+    ("auth", Step::Auth),
+    ("mail", Step::Mail),
+    ("rcpt", Step::Rcpt),
+    ("data", Step::Data),
+    ("end", Step::End),
+];
+
+/// The code each step answers with instead of going on (`--fault`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults([Option<u16>; 7]);
+
+impl Faults {
+    /// Sets `step` to answer `code`.
+    pub fn set(&mut self, (step, code): (Step, u16)) {
+        self.0[step as usize] = Some(code);
+    }
+
+    fn get(&self, step: Step) -> Option<u16> {
+        self.0[step as usize]
+    }
+}
+
+/// Parses `STEP=CODE` (`rcpt=550`); the code must be a refusal, 400-599.
+pub fn parse_fault(text: &str) -> Result<(Step, u16), String> {
+    let names = || STEPS.map(|(n, _)| n).join(", ");
+    let (name, code) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected STEP=CODE, such as rcpt=550"))?;
+    let step = STEPS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+        .map(|(_, s)| *s)
+        .ok_or_else(|| format!("{name:?} is not a step (the steps: {})", names()))?;
+    let code: u16 = code
+        .trim()
+        .parse()
+        .ok()
+        .filter(|c| (400..=599).contains(c))
+        .ok_or_else(|| format!("{text:?}: the code must be a refusal, 400 to 599"))?;
+    Ok((step, code))
+}
+
 /// The server side of one connection.
 pub struct MaildirSink {
+    faults: Faults,
     dir: PathBuf,
     replies: Vec<u8>,
     line: Vec<u8>,
@@ -26,19 +91,44 @@ pub struct MaildirSink {
 }
 
 impl MaildirSink {
-    /// Opens `dir` as a Maildir (creating `tmp`, `new`, `cur`) and greets.
-    pub fn open(dir: &Path) -> io::Result<Self> {
+    /// Opens `dir` as a Maildir (creating `tmp`, `new`, `cur`) and greets
+    /// (or answers the greeting's fault).
+    pub fn open(dir: &Path, faults: Faults) -> io::Result<Self> {
         for sub in ["tmp", "new", "cur"] {
             fs::create_dir_all(dir.join(sub))?;
         }
-        Ok(MaildirSink {
+        let mut sink = MaildirSink {
+            faults,
             dir: dir.to_path_buf(),
-            replies: b"220 atmail maildir ESMTP\r\n".to_vec(),
+            replies: Vec::new(),
             line: Vec::new(),
             data: None,
             login_step: 0,
             closed: false,
-        })
+        };
+        if !sink.fault(Step::Greeting) {
+            sink.replies
+                .extend_from_slice(b"220 atmail maildir ESMTP\r\n");
+        }
+        Ok(sink)
+    }
+
+    /// Answers `step` with its fault, if it has one; returns whether it
+    /// did.
+    fn fault(&mut self, step: Step) -> bool {
+        let Some(code) = self.faults.get(step) else {
+            return false;
+        };
+        let name = STEPS[step as usize].0;
+        let reply = format!(
+            "{code} {}.0.0 fault injected at {name} (--fault {name}={code})\r\n",
+            code / 100
+        );
+        self.replies.extend_from_slice(reply.as_bytes());
+        if code == 421 {
+            self.closed = true;
+        }
+        true
     }
 
     /// Bytes from the client.
@@ -68,15 +158,33 @@ impl MaildirSink {
     }
 
     fn on_line(&mut self, line: &[u8]) -> io::Result<()> {
-        if let Some((file, _)) = self.data.as_mut() {
-            if line == b"." {
-                return self.deliver();
+        if self.data.is_some() && line == b"." {
+            if self.fault(Step::End) {
+                // Refused: the message goes, as on an abort.
+                if let Some((_, tmp)) = self.data.take() {
+                    fs::remove_file(tmp)?;
+                }
+                return Ok(());
             }
+            return self.deliver();
+        }
+        if let Some((file, _)) = self.data.as_mut() {
             let line = line.strip_prefix(b".").unwrap_or(line);
             file.write_all(line)?;
             return file.write_all(b"\n");
         }
         let upper = line.to_ascii_uppercase();
+        let step = match upper.get(..4) {
+            Some(b"EHLO" | b"HELO") => Some(Step::Ehlo),
+            Some(b"AUTH") => Some(Step::Auth),
+            Some(b"MAIL") => Some(Step::Mail),
+            Some(b"RCPT") => Some(Step::Rcpt),
+            Some(b"DATA") => Some(Step::Data),
+            _ => None,
+        };
+        if self.login_step == 0 && step.is_some_and(|step| self.fault(step)) {
+            return Ok(());
+        }
         let reply: &[u8] = if self.login_step == 1 {
             self.login_step = 2;
             b"334 UGFzc3dvcmQ6\r\n"

@@ -5,11 +5,15 @@
 //! `atmail modem` is a virtual G510 on stdio or a pty around the same
 //! engine, sending over TCP, TLS or into a Maildir.
 
+mod basic;
+mod control;
 mod encode;
 mod link;
 mod maildir;
 mod modem;
+mod profile;
 mod serial;
+mod shaping;
 mod transcode;
 
 use clap::{Parser, Subcommand};
