@@ -134,3 +134,52 @@ def test_200_mails_half_refused_leave_descriptors_threads_and_memory_flat(atmail
         assert len(postfix.messages(count=MAILS // 2, timeout=30)) == MAILS // 2
     finally:
         modem.kill()
+
+
+def test_200_mails_over_a_shaped_link_with_faults_and_network_loss_stay_flat(atmail, tmp_path):
+    """One modem, 200 mails into its Maildir server over a shaped link
+    (`--link-rate`, `--link-delay`) with a fault at the end of data
+    (`--fault end=552`): every mail runs the whole conversation and is
+    refused at its end (the server's file made and removed), every tenth
+    streams a body in data mode, and every twenty-fifth loses its data
+    call mid-mail through the control socket (URC 0) and re-attaches.
+    Descriptors and threads after the 200th mail equal those after the
+    10th; resident memory stays flat."""
+    from test_modem_basic import Control
+
+    maildir, path = tmp_path / "mail", tmp_path / "control"
+    modem = Modem(
+        atmail, "--maildir", str(maildir), "--control", str(path), "--guard-ms", str(GUARD_MS),
+        "--link-rate", "200000", "--link-delay", "2", "--fault", "end=552",
+    )
+    control = Control(path)
+    try:
+        configure_spec_case(modem)
+        seen = {}
+        started = time.monotonic()
+        for n in range(1, MAILS + 1):
+            modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=30)
+            if n % 25 == 0:
+                assert control("data-call lost") == "ok"
+                modem.wait_for(b"+GTSMTPSEND: 0\r\n")
+                modem.at(b'at+mipcall=1,"cmnet"', b"+MIPCALL: 127.0.0.1\r\n")
+            else:
+                if n % 10 == 0:
+                    modem.at(b"AT+GTSMTPDATA=300", b"> ")
+                    modem.write(b"soak body\r\n" * 100)
+                    time.sleep(GUARD_MS * 2.5 / 1000)
+                    modem.write(b"+++")
+                    modem.wait_for(b"OK\r\n")
+                modem.at(b"at+gtsmtpend", b"+GTSMTPSEND: 552\r\n", timeout=30)
+            if n in (10, MAILS):
+                seen[n] = resources(modem.proc.pid)
+        elapsed = time.monotonic() - started
+        (fds10, tasks10, rss10), (fds200, tasks200, rss200) = seen[10], seen[MAILS]
+        print(f"shaped soak: {MAILS} mails in {elapsed:.1f} s; after 10: {seen[10]}, after {MAILS}: {seen[MAILS]} (fds, threads, RSS KiB)")
+        assert (fds200, tasks200) == (fds10, tasks10)
+        assert rss200 - rss10 < 2048, (rss10, rss200)
+        assert list((maildir / "new").iterdir()) == [] and list((maildir / "tmp").iterdir()) == []
+        assert modem.err.decode().count("the data call dropped (+MIPCALL: 0)") == MAILS // 25
+    finally:
+        control.close()
+        modem.kill()

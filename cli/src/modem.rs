@@ -116,10 +116,13 @@ enum ServerInput {
 
 /// Host reads queued between the reader thread and the loop. The queue is
 /// bounded so a loop that cannot keep up stops the reader, and through the
-/// pipe or pty the host: flow control instead of memory.
+/// pipe, pty or port the host: flow control instead of memory. With the
+/// reader's 4 KiB reads ([`serial::READ_MAX`]) and [`PENDING_MAX`], at
+/// most about 24 KiB of the host's bytes wait in the modem, a few UART
+/// buffers' worth, so a slow link holds the host soon, as on a module.
 const HOST_QUEUE: usize = 4;
 /// Host bytes the loop holds that the session has not taken yet.
-const PENDING_MAX: usize = 64 * 1024;
+const PENDING_MAX: usize = 4 * 1024;
 
 struct Modem {
     args: Args,
@@ -362,6 +365,8 @@ impl Modem {
     fn on_control(&mut self, request: control::Request) -> Result<(), String> {
         let urcs = self.module.change(request.change);
         self.urcs.extend_from_slice(&urcs);
+        // The module's URCs, then what they mean for a mail.
+        self.flush_host()?;
         self.apply_network(Some(request.change));
         self.flush_host()?;
         let _ = request.done.send(());
@@ -534,12 +539,7 @@ impl Modem {
             match event {
                 Event::Command(line) => {
                     let line = line.to_vec();
-                    self.answer_command(&line);
-                    // A URC the command made goes out right after its
-                    // answer, before any later line runs.
-                    if !self.urcs.is_empty() {
-                        self.flush_host()?;
-                    }
+                    self.answer_command(&line)?;
                 }
                 Event::Identity => self.set_identity(),
                 Event::Connect(target) => {
@@ -606,7 +606,7 @@ impl Modem {
 
     /// The module commands that are not the engine's (`basic`): the
     /// answer and URCs in the format in force, and what they change.
-    fn answer_command(&mut self, line: &[u8]) {
+    fn answer_command(&mut self, line: &[u8]) -> Result<(), String> {
         let reply = self.module.command(line, self.session.error_level());
         let format = self.module.format();
         self.session.set_result_format(format.numeric, format.quiet);
@@ -623,9 +623,15 @@ impl Modem {
                 }
             }
         }
-        self.urcs.extend_from_slice(&reply.urcs);
         let _ = self.session.answer_command(&reply.answer);
+        // A URC the command made goes out right after its answer, before
+        // any later line runs, and before what it does to a mail.
+        if !reply.urcs.is_empty() {
+            self.urcs.extend_from_slice(&reply.urcs);
+            self.flush_host()?;
+        }
         self.apply_network(None);
+        Ok(())
     }
 
     /// The mail's Date and Message-ID; a SEND is never left waiting: if

@@ -73,6 +73,11 @@ pub struct Device {
 impl Device {
     /// Opens `path` raw at `baud`, 8N1, RTS/CTS when `rtscts`.
     pub fn open(path: &Path, baud: u32, rtscts: bool) -> Result<Self, String> {
+        if baud_rate(baud).is_none() {
+            return Err(format!(
+                "--baud {baud}: not a rate a serial port takes (300 to 921600)"
+            ));
+        }
         let port = OpenOptions::new()
             .read(true)
             .write(true)
@@ -146,6 +151,9 @@ pub fn baud_rate(baud: u32) -> Option<BaudRate> {
     })
 }
 
+/// The most one read of the host line takes.
+pub const READ_MAX: usize = 4096;
+
 /// Reads the host line on its own thread until it ends, handing each read
 /// and its arrival time (ms since `start`) to `send`; `send` returns false
 /// when nobody listens any more. Ends with `None`.
@@ -155,7 +163,7 @@ where
     F: FnMut(Option<(u64, Vec<u8>)>) -> bool + Send + 'static,
 {
     std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
+        let mut buf = [0u8; READ_MAX];
         loop {
             match source.read(&mut buf) {
                 Ok(n) if n > 0 => {
