@@ -396,18 +396,65 @@ static int line_is(const uint8_t *line, size_t len, const char *text) {
     return 1;
 }
 
-/* The module's own commands: flow control and the data call. */
+/* The G510's identity and network commands, answered from a table with
+ * the values `atmail modem` has by default (docs/modem.md), so host code
+ * that checks the module first runs on the live chip too. */
+static const struct {
+    const char *line, *answer;
+} basics[] = {
+    {"ATI", "\r\n20150426Sun1200\r\n\r\nOK\r\n"},
+    {"ATI0", "\r\n20150426Sun1200\r\n\r\nOK\r\n"},
+    {"ATI3", "\r\nG510 GPRS Module\r\n\r\nOK\r\n"},
+    {"ATI7", "\r\nGSM900 1800 850 1900\r\n\r\nOK\r\n"},
+    {"ATI8", "\r\nG510_V0D.00.19\r\n\r\nOK\r\n"},
+    {"ATI9", "\r\nG510 Q50_V1.02\r\n\r\nOK\r\n"},
+    {"AT+CGMI", "\r\n+CGMI: \"Fibocom\"\r\n\r\nOK\r\n"},
+    {"AT+CGMM", "\r\n+CGMM: \"GPRS\",\"G510\"\r\n\r\nOK\r\n"},
+    {"AT+CGMR", "\r\n+CGMR: \"G510_V0D.00.19\"\r\n\r\nOK\r\n"},
+    {"AT+CGSN", "\r\n+CGSN: \"352656100012346\"\r\n\r\nOK\r\n"},
+    {"AT+CIMI", "\r\n+CIMI: 001010123456789\r\n\r\nOK\r\n"},
+    {"AT+CPIN?", "\r\n+CPIN: READY\r\n\r\nOK\r\n"},
+    {"AT+CSQ", "\r\n+CSQ: 20,0\r\n\r\nOK\r\n"},
+    {"AT+CGREG?", "\r\n+CGREG: 0,1\r\n\r\nOK\r\n"},
+    {"AT+COPS?", "\r\n+COPS: 0,0,\"atmail\"\r\n\r\nOK\r\n"},
+    {"AT&K3", "\r\nOK\r\n"},
+    {"AT&K0", "\r\nOK\r\n"},
+};
+
+/* The module's own commands: identity and network from the table, the
+ * registration's URC setting, and the data call. */
 static void answer_command(const uint8_t *line, size_t len) {
     static uint8_t answer[48];
+    static uint8_t creg; /* AT+CREG=<n> */
     uint8_t *p = answer;
     const char *fixed = "\r\nERROR\r\n";
-    if (line_is(line, len, "AT&K3") || line_is(line, len, "AT&K0")) {
+    for (size_t i = 0; i < sizeof basics / sizeof *basics; i++) {
+        if (line_is(line, len, basics[i].line)) {
+            fixed = basics[i].answer;
+        }
+    }
+    if (len == 9 && line_is(line, 8, "AT+CREG=") && line[8] >= '0' && line[8] <= '2') {
+        creg = (uint8_t)(line[8] - '0');
         fixed = "\r\nOK\r\n";
+    } else if (line_is(line, len, "AT+CREG?")) {
+        fixed = creg == 0   ? "\r\n+CREG: 0,1\r\n\r\nOK\r\n"
+                : creg == 1 ? "\r\n+CREG: 1,1\r\n\r\nOK\r\n"
+                            : "\r\n+CREG: 2,1,\"2A4F\",\"0B12\"\r\n\r\nOK\r\n";
     } else if (line_is(line, len, "AT+MIPCALL=0")) {
         m.network_up = 0;
         fixed = "\r\nOK\r\n";
+    } else if (line_is(line, len, "AT+MIPCALL?") && !m.network_up) {
+        fixed = "\r\n+MIPCALL: 0\r\n\r\nOK\r\n";
     } else if (line_is(line, len, "AT+MIPCALL?")) {
-        fixed = m.network_up ? "\r\n+MIPCALL: 1\r\n\r\nOK\r\n" : "\r\n+MIPCALL: 0\r\n\r\nOK\r\n";
+        fixed = NULL;
+        memcpy(p, "\r\n+MIPCALL: 1,", 14);
+        p += 14;
+        for (int i = 0; i < 4; i++) {
+            p += put_decimal(p, m.network_ip[i], 1);
+            *p++ = i < 3 ? '.' : '\r';
+        }
+        memcpy(p, "\n\r\nOK\r\n", 7);
+        p += 7;
     } else if (len > 14 && line_is(line, 13, "AT+MIPCALL=1,") && line[13] == '"' && line[len - 1] == '"') {
         m.network_up = 1;
         fixed = NULL;

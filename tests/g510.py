@@ -1,6 +1,7 @@
 """Drive `atmail modem` as a host microcontroller would: bytes over stdio or
 a pty, with real pauses around `+++`."""
 
+import socket
 import subprocess
 import threading
 import time
@@ -139,3 +140,29 @@ class Modem:
             reader.join()
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             stream.close()
+
+
+class Control:
+    """The modem's control socket, as a test drives the network."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.sock.connect(str(path))
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                assert time.monotonic() < deadline, "no control socket"
+                time.sleep(0.02)
+        self.replies = self.sock.makefile("rb")
+
+    def __call__(self, line):
+        """Sends an event; returns once the modem has applied it (so its
+        URCs are on the host line)."""
+        self.sock.sendall(line.encode() + b"\n")
+        return self.replies.readline().decode().strip()
+
+    def close(self):
+        self.replies.close()
+        self.sock.close()

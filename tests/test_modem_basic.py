@@ -8,14 +8,13 @@ reason, then the next one delivered); and `--device` on a pty, as a host
 MCU's UART would be served."""
 
 import os
-import socket
 import subprocess
 import termios
 import time
 
 import pytest
 
-from g510 import POWER_UP, Modem
+from g510 import POWER_UP, Control, Modem
 
 # The default profile's values, as the module says them.
 IMEI = b"352656100012346"
@@ -205,32 +204,6 @@ def test_a_profile_gives_the_identity_and_a_bad_one_names_its_key(atmail, modems
         err = run.stderr.decode()
         assert err.startswith("atmail: error: --profile ") and key in err, err
         assert len(err.splitlines()) == 1, err
-
-
-class Control:
-    """The modem's control socket, as a test drives the network."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.sock.connect(str(path))
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                assert time.monotonic() < deadline, "no control socket"
-                time.sleep(0.02)
-        self.replies = self.sock.makefile("rb")
-
-    def __call__(self, line):
-        """Sends an event; returns once the modem has applied it (so its
-        URCs are on the host line)."""
-        self.sock.sendall(line.encode() + b"\n")
-        return self.replies.readline().decode().strip()
-
-    def close(self):
-        self.replies.close()
-        self.sock.close()
 
 
 def test_registration_lost_and_regained_with_urcs(atmail, modems, tmp_path):

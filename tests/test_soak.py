@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from g510 import Modem
+from g510 import Control, Modem
 from postfix import REFUSED, Postfix
 from smtp_server import Certificates, configure_spec_case
 
@@ -145,8 +145,6 @@ def test_200_mails_over_a_shaped_link_with_faults_and_network_loss_stay_flat(atm
     call mid-mail through the control socket (URC 0) and re-attaches.
     Descriptors and threads after the 200th mail equal those after the
     10th; resident memory stays flat."""
-    from test_modem_basic import Control
-
     maildir, path = tmp_path / "mail", tmp_path / "control"
     modem = Modem(
         atmail, "--maildir", str(maildir), "--control", str(path), "--guard-ms", str(GUARD_MS),

@@ -188,10 +188,11 @@ pub enum Change {
 }
 
 /// The module's state; see the module docs.
+#[derive(Clone)]
 pub struct Module {
     profile: Profile,
     format: Format,
-    rtscts: bool,
+    /// `&K3` at power-up and after a reset (`--rtscts`).
     default_rtscts: bool,
     creg: u8,
     cgreg: u8,
@@ -226,7 +227,6 @@ impl Module {
         let mut module = Module {
             profile,
             format: Format::default(),
-            rtscts,
             default_rtscts: rtscts,
             creg: 0,
             cgreg: 0,
@@ -269,7 +269,6 @@ impl Module {
     /// The settings `ATZ` and `AT&F` restore.
     fn defaults(&mut self) {
         self.format = Format::default();
-        self.rtscts = self.default_rtscts;
         self.creg = 0;
         self.cgreg = 0;
         self.cops_format = 0;
@@ -306,8 +305,17 @@ impl Module {
     }
 
     /// A line of basic commands (`E0V1&K3`, `I3`, `Z`): each in turn; the
-    /// first refused one refuses the line.
-    fn basic(
+    /// first refused one refuses the line, and nothing of it takes effect.
+    fn basic(&mut self, body: &[u8], info: &mut Vec<u8>, reply: &mut Reply) -> Result<(), Refusal> {
+        let before = self.clone();
+        let done = self.basic_commands(body, info, reply);
+        if done.is_err() {
+            *self = before;
+        }
+        done
+    }
+
+    fn basic_commands(
         &mut self,
         mut body: &[u8],
         info: &mut Vec<u8>,
@@ -316,7 +324,6 @@ impl Module {
         if body.is_empty() {
             return Err(Refusal::Unknown);
         }
-        let before = (self.format, self.rtscts);
         while let Some(&first) = body.first() {
             let (name, rest) = match first.to_ascii_uppercase() {
                 b'&' => match body.get(1) {
@@ -350,15 +357,9 @@ impl Module {
                     // The power-up lines follow the reset's OK.
                     reply.urcs = self.power_up();
                 }
-                ([b'&', b'K'], 0 | 3) => {
-                    self.rtscts = n == 3;
-                    reply.effects.push(Effect::RtsCts(n == 3));
-                }
+                ([b'&', b'K'], 0 | 3) => reply.effects.push(Effect::RtsCts(n == 3)),
                 ([b'&', b'C'], 0 | 1) | ([b'&', b'D'], 0..=2) => {}
-                _ => {
-                    (self.format, self.rtscts) = before;
-                    return Err(Refusal::Unknown);
-                }
+                _ => return Err(Refusal::Unknown),
             }
         }
         Ok(())

@@ -15,6 +15,7 @@ import pytest
 import serial
 
 import atmail
+from g510 import Control
 from postfix import Postfix
 from smtp_server import PASSWORD, SERVER_NAME, USER, Certificates, Handler, canonical, start_server
 
@@ -368,3 +369,78 @@ def test_python_m_atmail_send_with_an_oauth_token_file(atmail_bin, tmp_path, mod
     finally:
         postfix.stop()
         dovecot.stop()
+
+
+def test_the_module_calls_against_atmail_modem(atmail_bin, modems, tmp_path):
+    """`wait_ready`, `info`, `signal`, `registration` and `attach` against
+    `atmail modem --pty` with a profile, while its control socket takes
+    the network away and gives it back."""
+    profile = tmp_path / "module.toml"
+    profile.write_text(
+        'manufacturer = "Fibocom Wireless"\nrevision = "G510_V0D.00.20"\nimei = "352099001761481"\n'
+        'rssi = 31\nber = 99\nregistration = "roaming"\nlac = "00C3"\nci = "12AB"\nip = "10.64.12.7"\n'
+    )
+    path = tmp_path / "control"
+    modem = start(modems, atmail_bin, 9, "--profile", str(profile), "--control", str(path))
+    control = Control(path)
+    try:
+        module = atmail.G510(modem.port, echo=False, guard=GUARD_MS / 1000)
+        module.wait_ready(timeout=10)
+        assert module.info() == atmail.ModuleInfo(
+            manufacturer="Fibocom Wireless", model="G510", revision="G510_V0D.00.20", imei="352099001761481"
+        )
+        signal = module.signal()
+        assert signal == atmail.Signal(rssi=31, ber=99) and signal.dbm == -51
+        registration = module.registration()
+        assert registration == atmail.Registration(stat=5, lac="00C3", ci="12AB")
+        assert registration.registered and registration.roaming
+        assert module.command("AT+CREG?") == ["0,5"]  # the setting is put back
+        assert module.attach("cmnet") == "10.64.12.7"
+        assert module.attach("cmnet") == "10.64.12.7"  # up already
+        assert control("registration searching") == "ok"
+        assert module.registration() == atmail.Registration(stat=2, lac=None, ci=None)
+        with pytest.raises(atmail.ModemError, match="no network service"):
+            module.attach("cmnet")
+        assert control("registration home") == "ok"
+        assert module.attach("cmnet", "user", "pwd") == "10.64.12.7"
+        assert control("signal 99 99") == "ok"
+        assert module.signal().dbm is None
+        assert control("sim drop") == "ok"
+        with pytest.raises(atmail.ModemTimeout, match="SIM not inserted"):
+            module.wait_ready(timeout=1)
+        assert control("sim ready") == "ok"
+        module.wait_ready(timeout=5)
+        module.command("ATZ")  # the power-up lines again, taken by wait_ready
+        module.command("ATE0")
+        module.command("AT+CMEE=2")
+        module.wait_ready(timeout=5)
+        assert not any(b"AT command ready" in u for u in module._urcs)
+    finally:
+        control.close()
+
+
+def test_the_module_calls_against_the_live_chip():
+    """The same calls against the live G510 (firmware/live.c answers the
+    identity and network commands from its table) through its pty."""
+    live = pathlib.Path(__file__).resolve().parents[2] / "firmware" / "live.py"
+    chip = subprocess.Popen([sys.executable, str(live)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        path = chip.stdout.readline().decode().strip()
+        port = serial.Serial(path, baudrate=115200, timeout=0.05)
+        try:
+            module = atmail.G510(port, echo=False, timeout=30)
+            module.wait_ready(timeout=30)
+            assert module.info() == atmail.ModuleInfo(
+                manufacturer="Fibocom", model="G510", revision="G510_V0D.00.19", imei="352656100012346"
+            )
+            assert module.signal() == atmail.Signal(rssi=20, ber=0)
+            assert module.registration() == atmail.Registration(stat=1, lac="2A4F", ci="0B12")
+            assert module.command("AT+CREG?") == ["0,1"]
+            address = module.attach("cmnet")
+            assert address.count(".") == 3
+            assert module.attach("cmnet") == address
+        finally:
+            port.close()
+    finally:
+        chip.terminate()
+        chip.communicate(timeout=20)

@@ -89,10 +89,19 @@ def driver_type() -> type:
     return atmail.G510
 
 
+def module_answers() -> bool:
+    info: atmail.ModuleInfo = atmail.ModuleInfo(manufacturer="Fibocom", model="G510", revision="r", imei="352656100012346")
+    signal: atmail.Signal = atmail.Signal(rssi=20, ber=0)
+    home: atmail.Registration = atmail.Registration(stat=1, lac="2A4F", ci="0B12")
+    dbm = signal.dbm
+    return info.model == "G510" and dbm == -73 and home.registered and not home.roaming
+
+
 if __name__ == "__main__":
     assert encode_all([b"ab", b"c"]) == atmail.mime_base64(b"abc") == b"YWJj\r\n"
     assert compose_one()[0] > 0
     assert session_calls() is None
     assert errors() and charset() == b"\xb3\x5c\xa5\x5c\xbb\x5c" and driver_type()
+    assert module_answers()
     version: str = atmail.__version__
     print("ok", version)

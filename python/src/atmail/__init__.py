@@ -19,7 +19,7 @@ from ._charset import Charset
 from ._compose import compose
 from ._errors import AtmailError, MailError, ModemError, ModemTimeout, PortClosedError, StateError
 from ._session import Connect, Event, EventKind, HostProgress, Session, State, Stopped
-from .g510 import G510
+from .g510 import G510, ModuleInfo, Registration, Signal
 
 try:
     __version__: str = _dist_version("atmail")
@@ -37,9 +37,12 @@ __all__ = [
     "MimeBase64Encoder",
     "ModemError",
     "ModemTimeout",
+    "ModuleInfo",
     "HostProgress",
     "PortClosedError",
+    "Registration",
     "Session",
+    "Signal",
     "State",
     "StateError",
     "Stopped",

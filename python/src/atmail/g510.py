@@ -22,6 +22,12 @@ What modem libraries get wrong, solved once here:
   drains, instead of the host waiting on a CTS the module never drives
   or the module dropping bytes it had no room for.
 
+- What tooling asks first, typed: `wait_ready()` (the module is up and
+  its SIM ready), `info()` (manufacturer, model, revision, IMEI),
+  `signal()`, `registration()` and `attach(apn)` (the data call), read
+  from the G510's answers, which carry their command's prefix
+  (`+CGMM: "<technology>","<model>"`).
+
 What it does not do: open the port (pass a `serial.Serial`, or anything
 with `write(bytes)` and `read(n)`), retry a mail, or guess an APN."""
 
@@ -30,6 +36,7 @@ from __future__ import annotations
 import collections
 import re
 import time
+from dataclasses import dataclass
 from typing import IO, Any, Callable, Deque, List, Optional, Sequence, Tuple, Union
 
 from ._charset import Charset
@@ -44,6 +51,59 @@ _INFO = re.compile(rb"^\+([A-Z0-9]+): ?(.*)$")
 _CHUNK = 4096
 # The longest token AT+GTSMTPTOKEN takes.
 TOKEN_MAX = 8192
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """Who the module says it is (`AT+CGMI`, `AT+CGMM`, `AT+CGMR`,
+    `AT+CGSN`)."""
+
+    manufacturer: str
+    """`+CGMI`, such as "Fibocom"."""
+    model: str
+    """The model of `+CGMM` (its last value), such as "G510"."""
+    revision: str
+    """`+CGMR`: the firmware revision."""
+    imei: str
+    """`+CGSN`: 15 digits."""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """`AT+CSQ`, as 3GPP TS 27.007 gives it."""
+
+    rssi: int
+    """0-31 (-113 to -51 dBm in 2 dB steps), or 99: not known."""
+    ber: int
+    """Bit error rate class 0-7, or 99: not known."""
+
+    @property
+    def dbm(self) -> Optional[int]:
+        """The received signal in dBm (-113 for 0 or less, -51 for 31 or
+        more), None when not known."""
+        return None if self.rssi == 99 else -113 + 2 * self.rssi
+
+
+@dataclass(frozen=True)
+class Registration:
+    """`AT+CREG?`: the module's registration on the network."""
+
+    stat: int
+    """27.007's `<stat>`: 0 not registered, 1 home, 2 searching, 3 denied,
+    4 unknown, 5 roaming."""
+    lac: Optional[str]
+    """The location area code (hexadecimal), when registered."""
+    ci: Optional[str]
+    """The cell (hexadecimal), when registered."""
+
+    @property
+    def registered(self) -> bool:
+        """On the home network or roaming: mail can go once attached."""
+        return self.stat in (1, 5)
+
+    @property
+    def roaming(self) -> bool:
+        return self.stat == 5
 
 
 class G510:
@@ -218,6 +278,87 @@ class G510:
         urc = self._take_urc(b"+GTSMTPSEND:")
         return None if urc is None else _code(urc.split(b":", 1)[1])
 
+    # The module.
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Returns once the module takes commands and its SIM is ready:
+        `AT+CPIN?` answers `READY`. The power-up lines (`AT command
+        ready`, `+SIM READY`) a G510 says after a reset are taken from the
+        URCs; a host that opened the port after them (or a module that
+        never says them) is asked until `timeout` seconds have passed.
+        Raises `ModemTimeout` when the module or its SIM is not ready."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            for line in (b"AT command ready", b"+SIM READY"):
+                while self._take_urc(line) is not None:
+                    pass
+            left = deadline - time.monotonic()
+            try:
+                state = self.command("AT+CPIN?", timeout=max(0.1, min(left, 2.0)))
+                if state and state[0].strip().upper() == "READY":
+                    return
+                last = f"+CPIN: {state[0] if state else ''}"
+            except ModemError as e:
+                last = e.text
+            except ModemTimeout:
+                last = "no answer"
+            if time.monotonic() >= deadline:
+                raise ModemTimeout(f"the module is not ready after {timeout:g} s ({last})")
+            # A +SIM READY may come meanwhile; the next question finds it.
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+    def info(self) -> ModuleInfo:
+        """The module's manufacturer, model, firmware revision and IMEI."""
+        return ModuleInfo(
+            manufacturer=_value(self.command("AT+CGMI"), "AT+CGMI", -1),
+            model=_value(self.command("AT+CGMM"), "AT+CGMM", -1),
+            revision=_value(self.command("AT+CGMR"), "AT+CGMR", -1),
+            imei=_value(self.command("AT+CGSN"), "AT+CGSN", -1),
+        )
+
+    def signal(self) -> Signal:
+        """The signal now (`AT+CSQ`)."""
+        rssi, ber = _numbers(self.command("AT+CSQ"), "AT+CSQ", 2)
+        return Signal(rssi=rssi, ber=ber)
+
+    def registration(self) -> Registration:
+        """The registration now (`AT+CREG?`), with the location and cell:
+        it asks with `AT+CREG=2` and puts back the module's setting."""
+        (n, *_) = _numbers(self.command("AT+CREG?"), "AT+CREG?", 2)
+        if n != 2:
+            self.command("AT+CREG=2")
+        try:
+            answer = self.command("AT+CREG?")
+        finally:
+            if n != 2:
+                self.command(f"AT+CREG={n}")
+        _, stat = _numbers(answer, "AT+CREG?", 2)
+        values = _quoted_values(answer[0])
+        lac, ci = (values[0], values[1]) if len(values) >= 2 else (None, None)
+        return Registration(stat=stat, lac=lac, ci=ci)
+
+    def attach(self, apn: str, user: str = "", password: str = "", timeout: Optional[float] = None) -> str:
+        """Brings the data call up on `apn` (`AT+MIPCALL=1`) and returns
+        the address the network gave; returns the address at once when it
+        is up already. A module that is not registered refuses it:
+        `ModemError` with its text (`no network service` on atmail's)."""
+        state = self.command("AT+MIPCALL?")
+        if state and not state[0].startswith("0"):
+            parts = state[0].split(",", 1)
+            if len(parts) == 2:
+                return parts[1].strip().strip('"')
+        while self._take_urc(b"+MIPCALL:") is not None:
+            pass  # a report of an earlier call
+        line = f'AT+MIPCALL=1,"{_quoted(apn, "apn")}"'
+        if user or password:
+            line += f',"{_quoted(user, "user")}","{_quoted(password, "password")}"'
+        self.command(line)
+        address = self.wait_urc("MIPCALL", self.timeout if timeout is None else timeout)
+        if address in ("", "0"):
+            raise ModemError("AT+MIPCALL=1", "the data call was not set up")
+        return address
+
     # The mail.
 
     def network_up(self, apn: str = "") -> str:
@@ -388,6 +529,31 @@ def _token(token: Optional[Union[str, bytes]], mechanism: str) -> Optional[Tuple
     if not all(0x21 <= b <= 0x7E for b in token):
         raise ValueError("the OAuth token must be printable ASCII (no spaces or line breaks)")
     return code, bytes(token)
+
+
+def _quoted_values(text: str) -> List[str]:
+    return re.findall(r'"([^"]*)"', text)
+
+
+def _value(info: List[str], command: str, index: int) -> str:
+    """A quoted value of an answer (a module that does not quote gives
+    the text itself)."""
+    if not info:
+        raise ModemError(command, "no information in the answer")
+    values = _quoted_values(info[0])
+    return values[index] if values else info[0].strip()
+
+
+def _numbers(info: List[str], command: str, count: int) -> List[int]:
+    """The first `count` numbers of an answer `<a>,<b>,...`."""
+    fields = info[0].split(",")[:count] if info else []
+    try:
+        numbers = [int(v) for v in fields]
+    except ValueError:
+        numbers = []
+    if len(numbers) != count:
+        raise ModemError(command, f"unexpected answer {info!r}")
+    return numbers
 
 
 def _name(line: bytes) -> Optional[bytes]:
