@@ -259,6 +259,9 @@ class CountingProxy:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            # Each socket is one pump's source: that pump closes it, so
+            # none is left for the garbage collector to find open.
+            src.close()
 
     def close(self):
         self.listener.close()
