@@ -153,6 +153,8 @@ def test_v0_and_q1_frame_errors_and_info_text(atmail, modems):
     send(modem, b"ATE0V0", True, b"0\r")
     send(modem, b"AT+CMEE=2", False, b"0\r")
     send(modem, b"AT+NOSUCH", False, b"+CME ERROR: operation not supported\r")
+    send(modem, b"AT+CREG=3", False, b"+CME ERROR: incorrect parameters\r")
+    send(modem, b"ATE0V1X", False, b"+CME ERROR: operation not supported\r")  # none of it: still V0
     send(modem, b"AT+GTSMTPEND", False, b"+CME ERROR: not allowed now\r")
     send(modem, b"ATV1Q1", False, b"")
     send(modem, b"AT+CGMI", False, b'\r\n+CGMI: "Fibocom"\r\n')

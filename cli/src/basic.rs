@@ -125,7 +125,7 @@ impl Refusal {
         match self {
             Refusal::Unknown => "operation not supported",
             Refusal::NotAllowed => "operation not allowed",
-            Refusal::Parameters => "invalid characters in text string",
+            Refusal::Parameters => "incorrect parameters",
             Refusal::NoSim => "SIM not inserted",
             Refusal::NoNetwork => "no network service",
         }

@@ -144,6 +144,9 @@ impl Profile {
                 ));
             }
         }
+        if self.ip.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(("ip", format!("{:?} must be an IPv4 address", self.ip)));
+        }
         if !digits(&self.imei, 15, 15) {
             return Err(("imei", format!("{:?} must be 15 digits", self.imei)));
         }
@@ -270,6 +273,7 @@ mod tests {
             ("sim = \"pin\"", "sim"),
             ("operator = \"a\\\"b\"", "operator"),
             ("operator_numeric = \"0010\"", "operator_numeric"),
+            ("ip = \"10.0.0\"", "ip"),
         ];
         for (line, key) in cases {
             let p: Profile = toml::from_str(line).expect(line);
