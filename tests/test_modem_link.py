@@ -125,9 +125,11 @@ FAULTS = [
 @pytest.mark.parametrize("step,code", FAULTS, ids=[f"{s}={c}" for s, c in FAULTS])
 def test_a_fault_at_each_step_is_the_urc(atmail, modems, tmp_path, step, code):
     """`--fault STEP=CODE` with no mail server: that step is answered with
-    the code (EHLO and then HELO for `ehlo`), the URC is the code, and
-    nothing is delivered; a second mail on the same modem meets the same
-    fault."""
+    the code (EHLO and then HELO for `ehlo`), the URC is the code, the
+    reason quotes the server's line, and nothing is delivered; a second
+    mail on the same modem meets the same fault. (The Maildir server
+    offers AUTH only with a fault at `auth`; configure_spec_case allows
+    sign-in in the clear, mode 3.)"""
     maildir = tmp_path / "mail"
     modem = Modem(atmail, "--maildir", str(maildir), "--guard-ms", str(GUARD_MS), "--fault", f"{step}={code}")
     modems.append(modem)
@@ -146,6 +148,9 @@ def test_a_fault_at_each_step_is_the_urc(atmail, modems, tmp_path, step, code):
     assert modem.close() == 0
     assert list((maildir / "new").iterdir()) == []
     assert modem.out.count(b"+GTSMTPSEND: %d\r\n" % code) == 2
+    failed = [line for line in modem.err.decode().splitlines() if line.startswith("atmail: mail failed: ")]
+    assert len(failed) == 2, modem.err
+    assert all(f"{code} {code // 100}.0.0 fault injected at {step} (--fault {step}={code})" in line for line in failed), failed
 
 
 def test_bad_link_options_are_refused(atmail):

@@ -1,8 +1,9 @@
 //! `--maildir DIR`: an in-process mail server that delivers into a Maildir.
 //!
 //! What it does: speaks the server side of SMTP to the engine over an
-//! in-memory link (no socket): it offers PIPELINING and AUTH PLAIN/LOGIN,
-//! accepts any login, and writes each message to `DIR/tmp` and renames it
+//! in-memory link (no socket): it offers PIPELINING and no AUTH (the
+//! link never leaves the process, so there is nothing to sign in to; a
+//! client that signs in anyway is accepted), and writes each message to `DIR/tmp` and renames it
 //! into `DIR/new` only when the end-of-data arrives, as Maildir requires, so
 //! a mail that is aborted never appears. Lines are stored with LF endings,
 //! as MTAs store Maildir files (Postfix's virtual delivery does), so mail
@@ -12,7 +13,10 @@
 //! and HELO), auth, mail, rcpt, data, end (the end of data)) with that
 //! code and a text that says so, instead of going on: host firmware can
 //! meet every refusal a real server makes without one. A 421 closes the
-//! connection after it, as RFC 5321 says a server does.
+//! connection after it, as RFC 5321 says a server does. With a fault at
+//! `auth` it offers AUTH PLAIN LOGIN, so the step exists: a host that
+//! allows sign-in in the clear (`AT+GTSMTPLAND` mode 3) meets the code;
+//! in the default mode the engine refuses to sign in without TLS.
 //!
 //! What it does not: check passwords, relay, or add trace headers. It is
 //! for trying the modem on a machine with no mail server, not a server.
@@ -191,8 +195,11 @@ impl MaildirSink {
         } else if self.login_step == 2 {
             self.login_step = 0;
             b"235 2.7.0 accepted\r\n"
-        } else if upper.starts_with(b"EHLO") {
+        } else if upper.starts_with(b"EHLO") && self.faults.get(Step::Auth).is_some() {
+            // The auth step exists only where AUTH is offered.
             b"250-atmail\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n"
+        } else if upper.starts_with(b"EHLO") {
+            b"250-atmail\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
         } else if [&b"HELO"[..], b"MAIL", b"RCPT", b"RSET", b"NOOP"]
             .iter()
             .any(|c| upper.starts_with(c))

@@ -556,8 +556,6 @@ impl Modem {
                     Some(why) => eprintln!("atmail: mail failed: {why}"),
                     None => eprintln!("atmail: mail failed: {failure}"),
                 },
-                // An event this modem does not know has nothing for it to do.
-                _ => {}
             }
         }
         Ok(())

@@ -82,6 +82,8 @@ pub enum SessionError {
     /// The caller replaced or took back the token storage while a token
     /// was being read.
     TokenStorageGone,
+    /// `AT+GTSMTPCLR` while the end of data may be on the wire.
+    Delivering,
 }
 
 impl SessionError {
@@ -112,6 +114,7 @@ impl SessionError {
             SessionError::BadToken => "token bytes must be printable ASCII",
             SessionError::NoToken => "no token (AT+GTSMTPTOKEN)",
             SessionError::TokenStorageGone => "token storage taken back during the read",
+            SessionError::Delivering => "mail being delivered: wait for +GTSMTPSEND",
         }
     }
 }
@@ -174,8 +177,11 @@ impl Answers {
             })
         });
         // Lines run only with ANSWER_ROOM + URC_ROOM free, which holds
-        // any answer and what can follow it before the next line.
-        debug_assert!(queued, "host queue full");
+        // any answer and what can follow it before the next line. Checked
+        // in release builds too: a line left without its final result
+        // would hang the host, which is worse than the caller's panic
+        // hook.
+        assert!(queued, "host queue full");
     }
 
     pub(crate) fn ok(&mut self) {
@@ -199,7 +205,8 @@ impl Answers {
             (false, true) => out.put(b"4\r"),
             (false, false) => out.put(b"\r\nERROR\r\n"),
         });
-        debug_assert!(queued, "host queue full");
+        // As in `say_framed`: never dropped, in any build.
+        assert!(queued, "host queue full");
     }
 
     /// `+GTSMTPSEND: <code>`, an unsolicited result code: under `ATV0`
@@ -217,7 +224,8 @@ impl Answers {
             put_decimal(out, code.into());
             out.put(if numeric { &b"\r"[..] } else { b"\r\n" });
         });
-        debug_assert!(queued, "host queue full");
+        // As in `say_framed`: never dropped, in any build.
+        assert!(queued, "host queue full");
     }
 }
 
@@ -356,6 +364,21 @@ mod tests {
             a.cmee = 2;
             a.error(SessionError::MailInProgress);
             assert_eq!(drain(&mut a), want);
+        }
+    }
+
+    /// "One final result per line" holds in every build: an answer that
+    /// cannot be queued stops the engine rather than vanish.
+    #[test]
+    #[should_panic(expected = "host queue full")]
+    #[allow(unsafe_code)]
+    fn an_answer_that_does_not_fit_is_never_dropped() {
+        let mut slot = MaybeUninit::uninit();
+        Answers::init_in(&mut slot);
+        // SAFETY: `init_in` initialised it.
+        let answers = unsafe { slot.assume_init_mut() };
+        loop {
+            answers.say(|out| out.put(&[b'x'; 1000]));
         }
     }
 }
