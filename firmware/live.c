@@ -178,7 +178,10 @@ static void log_line(const char *text, const uint8_t *more, size_t more_len) {
 
 /* ---- the module ---- */
 
-typedef enum { LINK_NONE, LINK_OPENING, LINK_OPEN } link_state;
+/* LINK_ENDED: the bridge said the connection ended ('X'); the engine
+ * hears it once it has been offered every server byte that came before
+ * (a server's last reply often travels with its FIN). */
+typedef enum { LINK_NONE, LINK_OPENING, LINK_OPEN, LINK_ENDED } link_state;
 
 static struct {
     atmail_session *session;
@@ -210,15 +213,19 @@ static void send_data(const uint8_t *bytes, size_t len) {
     m.window -= (uint32_t)len;
 }
 
-/* What the engine has for the server, as far as the window lets. */
+/* What the engine has for the server, as far as the window lets. Once
+ * the connection has ended, its bytes go nowhere (as on a closed socket),
+ * so the engine can still read the replies to what it believes sent. */
 static int transmit(void) {
     size_t n = 0;
     int sent = 0;
-    while (m.link == LINK_OPEN && m.window > 0 &&
+    while (((m.link == LINK_OPEN && m.window > 0) || m.link == LINK_ENDED) &&
            atmail_session_poll_server(m.session, now_ms(), out,
-                                      m.window < sizeof out ? m.window : sizeof out, &n) == ATMAIL_STATUS_OK &&
+                                      m.link == LINK_OPEN && m.window < sizeof out ? m.window : sizeof out, &n) == ATMAIL_STATUS_OK &&
            n > 0) {
-        send_data(out, n);
+        if (m.link == LINK_OPEN) {
+            send_data(out, n);
+        }
         sent = 1;
     }
     return sent;
@@ -228,7 +235,7 @@ static int transmit(void) {
  * sent, so unread bytes wait for a transmit. */
 static void feed_server(void) {
     size_t used = 0;
-    while (m.server_len > 0 && m.link == LINK_OPEN) {
+    while (m.server_len > 0 && (m.link == LINK_OPEN || m.link == LINK_ENDED)) {
         if (atmail_session_handle_server(m.session, now_ms(), m.server, m.server_len, &used) !=
             ATMAIL_STATUS_OK) {
             return;
@@ -263,8 +270,17 @@ static void control_frame(void) {
         m.link = LINK_OPEN;
         m.window = WINDOW;
         atmail_session_handle_connected(m.session, now_ms(), m.small, m.small_len == 4 ? 4 : 0);
-    } else if (type == 'X' && m.link != LINK_NONE) {
+    } else if (type == 'X' && (m.link == LINK_OPENING || m.link == LINK_OPEN)) {
         log_line("the connection ended: ", m.small, m.small_len);
+        m.link = LINK_ENDED; /* heard in hear_server_end */
+    }
+}
+
+/* The bridge's 'X', once the engine has been offered every byte that
+ * came before it (feed_server stops only when all are taken or the
+ * engine takes no more). */
+static void hear_server_end(void) {
+    if (m.link == LINK_ENDED) {
         m.link = LINK_NONE;
         m.server_len = 0;
         atmail_session_handle_closed(m.session);
@@ -445,7 +461,7 @@ static void open_connection(const uint8_t *host, size_t host_len, uint16_t port,
 static void report_figures(void);
 
 static void close_connection(void) {
-    if (m.link != LINK_NONE) {
+    if (m.link == LINK_OPENING || m.link == LINK_OPEN) {
         frame('X', m.id, NULL, 0, NULL, 0);
     }
     m.link = LINK_NONE;
@@ -619,6 +635,7 @@ int main(void) {
         int busy = feed_host();
         busy |= read_link();
         feed_server();
+        hear_server_end();
         atmail_session_handle_timeout(m.session, now_ms());
         busy |= handle_events();
         busy |= transmit();

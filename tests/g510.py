@@ -30,6 +30,8 @@ class Modem:
         self.out = b""
         self.err = b""
         self.lock = threading.Condition()
+        self.reading = threading.Event()
+        self.reading.set()
         self.port = None
         if pty:
             import serial
@@ -49,6 +51,7 @@ class Modem:
 
     def _pump_port(self):
         while self.port.is_open:
+            self.reading.wait()
             try:
                 chunk = self.port.read(65536)
             except Exception:  # the port was closed under the read
@@ -66,6 +69,15 @@ class Modem:
             with self.lock:
                 setattr(self, name, getattr(self, name) + chunk)
                 self.lock.notify_all()
+
+    def stop_reading(self):
+        """A host that stops reading its UART (a pty modem only): what the
+        module says piles up in the pty until the module's own writes
+        block. `resume_reading()` ends it."""
+        self.reading.clear()
+
+    def resume_reading(self):
+        self.reading.set()
 
     def write(self, data: bytes):
         if self.port:
@@ -131,6 +143,7 @@ class Modem:
             self.proc.wait()
         if self.port:
             self.port.close()
+        self.reading.set()
         for reader in self.readers:
             reader.join()
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
