@@ -207,7 +207,14 @@ void firmware_exit(int code) __attribute__((noreturn));
 static uint8_t out[FRAME_MAX];
 static uint8_t event_text[ATMAIL_EVENT_MAX];
 
-/* Bytes to the server close the window by as much. */
+/* How much of `out` the engine may fill for the server now: no more
+ * than the window, so `m.window -= len` never wraps. */
+static size_t server_room(void) {
+    return m.window < sizeof out ? m.window : sizeof out;
+}
+
+/* Bytes to the server close the window by as much (never more than it
+ * has: every caller asked for at most server_room()). */
 static void send_data(const uint8_t *bytes, size_t len) {
     frame('D', m.id, bytes, len, NULL, 0);
     m.window -= (uint32_t)len;
@@ -221,7 +228,7 @@ static int transmit(void) {
     int sent = 0;
     while (((m.link == LINK_OPEN && m.window > 0) || m.link == LINK_ENDED) &&
            atmail_session_poll_server(m.session, now_ms(), out,
-                                      m.link == LINK_OPEN && m.window < sizeof out ? m.window : sizeof out, &n) == ATMAIL_STATUS_OK &&
+                                      m.link == LINK_OPEN ? server_room() : sizeof out, &n) == ATMAIL_STATUS_OK &&
            n > 0) {
         if (m.link == LINK_OPEN) {
             send_data(out, n);
@@ -522,14 +529,21 @@ static int feed_host(void) {
     int any = 0;
     uint32_t n;
     while ((n = ring_span(&host_rx, &bytes)) > 0) {
+        size_t room = sizeof out;
         transmit(); /* what poll_server has goes first */
-        if (m.link == LINK_OPEN && m.window < sizeof out && atmail_session_in_data_mode(m.session)) {
-            break; /* the network is behind: the host waits */
+        if (m.link == LINK_OPEN) {
+            if (m.window < sizeof out && atmail_session_in_data_mode(m.session)) {
+                break; /* the network is behind: the host waits */
+            }
+            /* Outside data mode too: a data command and its first payload
+             * may come in one span, and the payload is encoded in this
+             * call. */
+            room = server_room();
         }
         /* The bytes' time is when the newest came, not when the engine
          * got to them: bytes held back never look like a guard time. */
         uint64_t at = now_ms() - (uint32_t)(ticks - host_rx.at);
-        if (atmail_session_handle_host(m.session, at, bytes, n, &read, out, sizeof out, &written,
+        if (atmail_session_handle_host(m.session, at, bytes, n, &read, out, room, &written,
                                        &stopped) != ATMAIL_STATUS_OK) {
             break;
         }
