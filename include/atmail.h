@@ -33,7 +33,7 @@
 /*
  The ABI version: bumped on any change a linked firmware would notice.
  */
-#define ATMAIL_ABI_VERSION 3
+#define ATMAIL_ABI_VERSION 4
 
 /*
  The default `+++` guard time in ms (V.250 S12).
@@ -262,8 +262,10 @@ enum atmail_event_kind
    */
   ATMAIL_EVENT_KIND_CLOSE = 5,
   /*
-   The last mail failed beyond what its URC says; the reason, as text,
-   in the buffer (for a log line).
+   The last mail failed (every failed mail gives one): its URC code in
+   `code` (0 for a connection that failed without a reply, or a mail
+   the host's data ended), the reason with the server's words, as
+   text, in the buffer (for a log line). Never a secret.
    */
   ATMAIL_EVENT_KIND_MAIL_FAILED = 6,
 };
@@ -426,6 +428,11 @@ typedef struct {
    `ATMAIL_EVENT_KIND_CONNECT`: TLS from the first byte (SMTPS).
    */
   bool implicit_tls;
+  /*
+   `ATMAIL_EVENT_KIND_MAIL_FAILED`: the SMTP code (`+GTSMTPSEND`), 0
+   for none.
+   */
+  uint16_t code;
 } atmail_event;
 
 #ifdef __cplusplus
@@ -853,8 +860,9 @@ size_t atmail_session_align(void);
  Starts an idle session in caller memory (`atmail_session_size()` bytes
  aligned to `atmail_session_align()`; else `INSUFFICIENT_SIZE` or
  `MISALIGNED`). `*out` points into `mem`, which the caller owns: never
- pass it to `atmail_session_free`. The session owns no other resource,
- so the memory may simply be reused afterwards.
+ pass it to `atmail_session_free`; end it with `atmail_session_deinit`,
+ which wipes the password, the token and every other byte, before the
+ memory is used for anything else.
 
  # Undefined behavior
  `mem` must be NULL or point at `mem_len` writable bytes that outlive the
@@ -873,7 +881,8 @@ atmail_status atmail_session_init(void *mem, size_t mem_len, atmail_session **ou
 atmail_status atmail_session_new(atmail_session **out);
 
 /*
- Frees a session from `atmail_session_new`; NULL is a no-op.
+ Frees a session from `atmail_session_new`, its memory wiped first (as
+ `atmail_session_deinit` does); NULL is a no-op.
 
  Host builds only (the `std` feature): a firmware build has no heap.
 
@@ -882,6 +891,19 @@ atmail_status atmail_session_new(atmail_session **out);
  used afterwards.
  */
 void atmail_session_free(atmail_session *session);
+
+/*
+ Ends a session made with `atmail_session_init`: the token storage
+ given to it is wiped (the storage stays the caller's), and then every
+ byte of the session's memory, the password and the lines that carried
+ it among them, is overwritten with zeros in a way the compiler cannot
+ remove. The memory is the caller's again; NULL is a no-op.
+
+ # Undefined behavior
+ `session` must be NULL or come from `atmail_session_init`, and is not
+ used afterwards (another `_init` may reuse its memory).
+ */
+void atmail_session_deinit(atmail_session *session);
 
 /*
  `+CME ERROR: <text>` instead of `ERROR` (`AT+CMEE=2`); off at start.
@@ -943,7 +965,7 @@ atmail_status atmail_session_set_token_storage(atmail_session *session, uint8_t 
  The `Date:` (RFC 5322 date) and `Message-ID:` (`<id@domain>`) of the
  next mail: the firmware's clock and entropy. Each `AT+GTSMTPSEND`
  takes the identity set before it, and waits for one
- (`ATMAIL_PENDING_IDENTITY`) when none is set; copies both.
+ (`ATMAIL_EVENT_KIND_IDENTITY`) when none is set; copies both.
 
  # Undefined behavior
  `session` NULL or from `_init`/`_new`; `date` and `message_id` readable
@@ -957,7 +979,7 @@ atmail_status atmail_session_set_identity(atmail_session *session,
 
 /*
  The firmware cannot give the waiting `AT+GTSMTPSEND` a Date and
- Message-ID (`ATMAIL_PENDING_IDENTITY`): SEND answers `+CME ERROR: no
+ Message-ID (`ATMAIL_EVENT_KIND_IDENTITY`): SEND answers `+CME ERROR: no
  Date or Message-ID for the mail` (`ERROR` under `AT+CMEE=0`) and
  `+GTSMTPSEND: 0`, and the session takes host bytes again. Nothing
  happens when no SEND waits.

@@ -274,8 +274,6 @@ impl Modem {
                 Event::StartTls => self.start_tls(Handshake::StartTls),
                 Event::Close => self.close_link(),
                 Event::MailFailed(failure) => eprintln!("atmail: mail failed: {failure}"),
-                // An event this modem does not know has nothing for it to do.
-                _ => {}
             }
         }
     }

@@ -77,6 +77,8 @@ pub enum SessionError {
     /// The caller replaced or took back the token storage while a token
     /// was being read.
     TokenStorageGone,
+    /// `AT+GTSMTPCLR` while the end of data may be on the wire.
+    Delivering,
 }
 
 impl SessionError {
@@ -107,6 +109,7 @@ impl SessionError {
             SessionError::BadToken => "token bytes must be printable ASCII",
             SessionError::NoToken => "no token (AT+GTSMTPTOKEN)",
             SessionError::TokenStorageGone => "token storage taken back during the read",
+            SessionError::Delivering => "mail being delivered: wait for +GTSMTPSEND",
         }
     }
 }

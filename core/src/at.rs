@@ -22,6 +22,7 @@ use crate::charset::Charset;
 use crate::header::{Address, HeaderError, Text};
 use crate::message::RecipientKind;
 use crate::sasl::Mechanism;
+use crate::smtp::TlsPolicy;
 use crate::token::TOKEN_MAX;
 
 /// The `+GTSMTP*` commands, by their canonical names.
@@ -51,6 +52,9 @@ pub enum Command {
     /// `+GTSMTPTOKEN`: the OAuth 2.0 access token, in data mode (an
     /// extension).
     Token,
+    /// `+GTSMTPERR?`: the code and reason of the last failed mail (an
+    /// extension: the spec's URC has the code alone).
+    Err,
 }
 
 /// Every accepted spelling (upper case) and its command: the canonical
@@ -67,6 +71,7 @@ const NAMES: &[(&str, Command)] = &[
     ("GTSMTPCLR", Command::Clr),
     ("GTSMTPAUTH", Command::Auth),
     ("GTSMTPTOKEN", Command::Token),
+    ("GTSMTPERR", Command::Err),
     ("GTSMPDST", Command::Dst),
     ("GTSMPHEAD", Command::Head),
     ("GTSMTPEHEAD", Command::Head),
@@ -98,6 +103,7 @@ impl Command {
             Command::Clr => "GTSMTPCLR",
             Command::Auth => "GTSMTPAUTH",
             Command::Token => "GTSMTPTOKEN",
+            Command::Err => "GTSMTPERR",
         }
     }
 
@@ -188,8 +194,9 @@ pub enum Request<'a> {
         port: u16,
         /// A host name or IP literal, 1-255 bytes.
         server: &'a [u8],
-        /// Mode 1: SMTPS (implicit TLS).
-        implicit_tls: bool,
+        /// The `<mode>` (0-3), `None` when blank (as 0; the read form
+        /// shows what was given).
+        mode: Option<TlsPolicy>,
     },
     /// `+GTSMTPID="<user>","<pwd>"`.
     Id {
@@ -398,11 +405,11 @@ fn set<'a>(command: Command, p: &Params<'a>) -> Result<Request<'a>, AtError> {
             p.at_most(3)?;
             let port = p.number(0, 1..=65535)? as u16;
             let server = server(p.text(1, 255)?)?;
-            let implicit_tls = p.optional(2, 0..=1)? == Some(1);
+            let mode = p.optional(2, 0..=3)?;
             Ok(Request::Land {
                 port,
                 server,
-                implicit_tls,
+                mode: mode.and_then(|m| TlsPolicy::from_mode(m as u8)),
             })
         }
         Command::Id => {
@@ -475,7 +482,7 @@ fn set<'a>(command: Command, p: &Params<'a>) -> Result<Request<'a>, AtError> {
                 len: p.number(0, 0..=TOKEN_MAX as u32)? as u16,
             })
         }
-        Command::End | Command::Clr => Err(AtError::Parameters),
+        Command::End | Command::Clr | Command::Err => Err(AtError::Parameters),
     }
 }
 
@@ -576,7 +583,7 @@ mod tests {
                 Request::Land {
                     port: 25,
                     server: b"mail.fibocom.com",
-                    implicit_tls: false,
+                    mode: None,
                 },
             ),
             (
@@ -584,7 +591,7 @@ mod tests {
                 Request::Land {
                     port: 465,
                     server: b"10.0.0.1",
-                    implicit_tls: true,
+                    mode: Some(TlsPolicy::Implicit),
                 },
             ),
             (
@@ -592,7 +599,7 @@ mod tests {
                 Request::Land {
                     port: 25,
                     server: b"[::1]",
-                    implicit_tls: false,
+                    mode: Some(TlsPolicy::Opportunistic),
                 },
             ),
             (
@@ -600,7 +607,7 @@ mod tests {
                 Request::Land {
                     port: 25,
                     server: b"mx",
-                    implicit_tls: false,
+                    mode: None,
                 },
             ),
             (
@@ -764,7 +771,7 @@ mod tests {
             (b"AT+GTSMTPLAND=99999999999,\"m\"", AtError::OutOfRange),
             (b"AT+GTSMTPLAND=25,m", AtError::Parameters),
             (b"AT+GTSMTPLAND=25,\"m", AtError::Parameters),
-            (b"AT+GTSMTPLAND=25,\"m\",2", AtError::OutOfRange),
+            (b"AT+GTSMTPLAND=25,\"m\",4", AtError::OutOfRange),
             (b"AT+GTSMTPLAND=25,\"m x\"", AtError::Server),
             (b"AT+GTSMTPLAND=25,\"\"", AtError::Server),
             (b"AT+GTSMTPLAND=25,\"m\",1,1", AtError::Parameters),

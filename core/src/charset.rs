@@ -23,8 +23,8 @@
 //! (`gb2312_big5_tables`, generated from Python's strict codecs), and with
 //! the superset's name (`GBK`, `Big5-HKSCS`) otherwise.
 
-use crate::cjk_cells::BIG5_HKSCS_CELLS;
-use crate::gb2312_big5_tables::{BIG5_CELLS, GB2312_CELLS};
+use crate::cjk_cells::{BIG5_HKSCS_WORDS, BIG5_HKSCS_WORD_OF};
+use crate::gb2312_big5_tables::{BIG5_ROWS, BIG5_ROW_OF, GB2312_ROWS, GB2312_ROW_OF};
 
 /// A session charset, by its `+GTSMTPHEAD` code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -91,13 +91,13 @@ impl Charset {
     /// assert_eq!(Charset::Gb2312.label_of(b"\xe9\x46"), "GBK"); // 镕
     /// ```
     pub fn label_of(self, text: &[u8]) -> &'static str {
-        let strict = |table: &[[u64; 3]], trail_index: fn(u8) -> Option<usize>| {
+        let strict = |table: Table, trail_index: fn(u8) -> Option<usize>| {
             CharIndices::new(self, text)
                 .all(|(at, len)| len == 1 || in_table(table, text[at], trail_index(text[at + 1])))
         };
         match self {
-            Charset::Gb2312 if !strict(&GB2312_CELLS, gb2312_trail) => "GBK",
-            Charset::Big5 if !strict(&BIG5_CELLS, big5_trail) => "Big5-HKSCS",
+            Charset::Gb2312 if !strict((&GB2312_ROWS, &GB2312_ROW_OF), gb2312_trail) => "GBK",
+            Charset::Big5 if !strict((&BIG5_ROWS, &BIG5_ROW_OF), big5_trail) => "Big5-HKSCS",
             Charset::Gb2312 => "GB2312",
             Charset::Big5 => "Big5",
             other => other.body_label(),
@@ -275,7 +275,7 @@ fn gbk_cell(_lead: u8, trail: u8) -> bool {
 }
 
 /// Big5 with HKSCS leaves holes (18,594 of 19,782 cells decode): one bit
-/// per cell in [`BIG5_HKSCS_CELLS`].
+/// per cell in the bitmap of `cjk_cells`.
 fn big5_hkscs_cell(lead: u8, trail: u8) -> bool {
     let index = match trail {
         0x40..=0x7E => trail - 0x40,
@@ -283,8 +283,9 @@ fn big5_hkscs_cell(lead: u8, trail: u8) -> bool {
         _ => return false,
     };
     let cell = (lead - 0x81) as usize * 157 + index as usize;
-    BIG5_HKSCS_CELLS
+    BIG5_HKSCS_WORD_OF
         .get(cell / 32)
+        .and_then(|&w| BIG5_HKSCS_WORDS.get(w as usize))
         .is_some_and(|word| word >> (cell % 32) & 1 == 1)
 }
 
@@ -340,8 +341,14 @@ fn big5_trail(b: u8) -> Option<usize> {
     }
 }
 
-fn in_table(table: &[[u64; 3]], lead: u8, trail: Option<usize>) -> bool {
-    let row = (lead as usize).checked_sub(0xA1).and_then(|r| table.get(r));
+/// A strict table: its distinct rows, and which row each lead has.
+type Table = (&'static [[u64; 3]], &'static [u8]);
+
+fn in_table((rows, row_of): Table, lead: u8, trail: Option<usize>) -> bool {
+    let row = (lead as usize)
+        .checked_sub(0xA1)
+        .and_then(|r| row_of.get(r))
+        .and_then(|&i| rows.get(i as usize));
     match (row, trail) {
         (Some(words), Some(i)) => words[i / 64] >> (i % 64) & 1 == 1,
         _ => false,

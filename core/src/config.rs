@@ -24,8 +24,10 @@ use crate::header::{Address, Text};
 use crate::message::{Recipient, RecipientKind, Recipients, MAX_RECIPIENTS};
 use crate::out::{put_decimal, Out};
 use crate::sasl::Mechanism;
+use crate::smtp::TlsPolicy;
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
+use zeroize::Zeroize;
 
 /// Bytes of at most `N`, stored inline.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -84,9 +86,28 @@ impl<const N: usize> core::fmt::Debug for Bounded<N> {
 }
 
 /// A password: stored, handed to AUTH, never printed (its `Debug` is
-/// five asterisks, like the read form).
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// five asterisks, like the read form), never copied, and wiped (all 80
+/// bytes, by volatile writes) when replaced, cleared or dropped.
+#[derive(PartialEq, Eq)]
 struct Secret(Bounded<80>);
+
+impl Secret {
+    fn set(&mut self, password: &[u8]) {
+        self.wipe();
+        self.0.set(password);
+    }
+
+    fn wipe(&mut self) {
+        self.0.bytes.zeroize();
+        self.0.len = 0;
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
 
 impl core::fmt::Debug for Secret {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -101,20 +122,30 @@ pub struct Server {
     pub port: u16,
     /// Host name or IP literal.
     pub host: Bounded<255>,
-    /// SMTPS (mode 1).
-    pub implicit_tls: bool,
+    /// The `<mode>` as given (`None`: blank, which is mode 0).
+    pub mode: Option<TlsPolicy>,
 }
 
 impl Server {
     const EMPTY: Server = Server {
         port: 0,
         host: Bounded::EMPTY,
-        implicit_tls: false,
+        mode: None,
     };
+
+    /// How the connection is protected (blank is mode 0).
+    pub fn policy(&self) -> TlsPolicy {
+        self.mode.unwrap_or(TlsPolicy::Opportunistic)
+    }
+
+    /// SMTPS (mode 1): TLS from the first byte.
+    pub fn implicit_tls(&self) -> bool {
+        self.policy() == TlsPolicy::Implicit
+    }
 }
 
 /// Everything the configuration commands set.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Config {
     server: Option<Server>,
     login: Option<(Bounded<80>, Secret)>,
@@ -187,9 +218,13 @@ impl Config {
     /// value would be built on the stack first, and it is 2.3 KB.
     #[allow(unsafe_code)]
     pub fn clear(&mut self) {
-        // SAFETY: a `Config` is plain data (no field has drop glue), so it
-        // may be overwritten without being dropped; `MaybeUninit<Config>`
-        // has its layout, and `init_in` leaves it initialised.
+        if let Some((_, password)) = &mut self.login {
+            password.wipe();
+        }
+        // SAFETY: the only drop glue in a `Config` is the password's wipe,
+        // done just above, so it may be overwritten without being dropped;
+        // `MaybeUninit<Config>` has its layout, and `init_in` leaves it
+        // initialised.
         let slot = unsafe { &mut *(self as *mut Self).cast::<MaybeUninit<Self>>() };
         Self::init_in(slot);
     }
@@ -198,25 +233,21 @@ impl Config {
     /// is not a configuration change and is refused. On error nothing changed.
     pub fn apply(&mut self, request: &Request<'_>) -> Result<(), ConfigError> {
         match *request {
-            Request::Land {
-                port,
-                server,
-                implicit_tls,
-            } => {
+            Request::Land { port, server, mode } => {
                 // Field by field into the stored value: a new `Server` or
                 // login would be built on the stack first (firmware stacks
                 // are 1 KiB).
                 let stored = self.server.get_or_insert(Server::EMPTY);
                 stored.port = port;
                 stored.host.set(server);
-                stored.implicit_tls = implicit_tls;
+                stored.mode = mode;
             }
             Request::Id { user, password } => {
                 let (stored_user, stored_password) = self
                     .login
                     .get_or_insert((Bounded::EMPTY, Secret(Bounded::EMPTY)));
                 stored_user.set(user);
-                stored_password.0.set(password);
+                stored_password.set(password);
             }
             Request::Dst {
                 add: true,
@@ -386,8 +417,9 @@ pub fn write_read<'f>(
                 put_decimal(out, s.port.into());
                 out.put(b",");
                 put_quoted(out, s.host.as_bytes());
-                if s.implicit_tls {
-                    out.put(b",1");
+                if let Some(mode) = s.mode {
+                    out.put(b",");
+                    put_decimal(out, mode.mode().into());
                 }
                 out.put(b"\r\n");
             }
@@ -451,7 +483,7 @@ pub fn write_read<'f>(
 /// Writes the test form's information line (without the final `OK`).
 pub fn write_test(out: &mut dyn Out, command: Command) {
     let ranges: &[u8] = match command {
-        Command::Land => b"(1-65535),(\"SERVER ADDR\"),(0-1)",
+        Command::Land => b"(1-65535),(\"SERVER ADDR\"),(0-3)",
         Command::Id => b"(\"username\"),(\"password\")",
         Command::Dst => b"(0-1),(1-3),(\"receiver ID\")",
         Command::Head => b"(0-3),(\"Title\")",

@@ -21,13 +21,13 @@
 //!
 //! [`Session::poll_event`]: crate::session::Session::poll_event
 
+use crate::answers::SessionError;
 use crate::out::{put_decimal, Out};
 use crate::sasl::{ErrorStatus, Mechanism};
 use crate::smtp::{Fault, Step};
 
 /// What the caller must do next; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Event<'a> {
     /// A command line that is not the engine's (`AT+MIPCALL=1,"apn"`,
     /// `AT&K3`, ...), from its `AT`, without the CR. Answer it with
@@ -51,8 +51,9 @@ pub enum Event<'a> {
     /// Close the connection now (for TLS: close_notify first), then call
     /// nothing: the session is done with it.
     Close,
-    /// The last mail failed beyond what its URC says: for a log line or
-    /// the caller's own report.
+    /// The last mail failed: its code and reason (the server's words for a
+    /// refusal; never a secret), for a log line or the caller's own
+    /// report. Every failed mail gives one.
     MailFailed(MailFailure),
 }
 
@@ -67,10 +68,8 @@ pub struct Connect<'a> {
     pub implicit_tls: bool,
 }
 
-/// Why a mail failed without a reply code from the server
-/// (`+GTSMTPSEND: 0`), or beyond what the code says.
+/// Why a mail failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Failure {
     /// The caller could not open the connection (it knows why).
     NotConnected,
@@ -96,8 +95,31 @@ pub enum Failure {
         /// The start of the refusal's text.
         text: ServerText,
     },
+    /// The server refused the mail with a reply (`+GTSMTPSEND: <code>`).
+    Refused {
+        /// Where in the conversation.
+        step: Step,
+        /// The reply code.
+        code: u16,
+        /// The start of the reply's (last line's) text.
+        text: ServerText,
+    },
+    /// The host's data ended the mail (`ERROR` or `+CME ERROR`, no URC).
+    Host(SessionError),
     /// A state the engine should never reach; the mail was ended at once.
     Internal,
+}
+
+impl Failure {
+    /// The mail's `+GTSMTPSEND: <code>`: the server's reply code, or 0
+    /// (0 too for a mail the host's data ended, which has no URC).
+    pub const fn code(&self) -> u16 {
+        match *self {
+            Failure::Refused { code, .. } | Failure::TokenRefused { code, .. } => code,
+            Failure::TooLarge { .. } => 552,
+            _ => 0,
+        }
+    }
 }
 
 /// The start of a server's reply text, kept for a reason: printable ASCII
@@ -188,6 +210,21 @@ impl MailFailure {
                 code,
                 text,
             } => return token_refused(out, mechanism, &status, code, &text),
+            Failure::Refused { step, code, text } => {
+                out.put(b"the server refused the mail ");
+                out.put(step.as_str().as_bytes());
+                out.put(b": ");
+                put_decimal(out, code.into());
+                if !text.as_bytes().is_empty() {
+                    out.put(b" ");
+                    out.put(text.as_bytes());
+                }
+                step == Step::Greeting
+            }
+            Failure::Host(error) => {
+                out.put(b"the host's data ended the mail: ");
+                return out.put(error.as_str().as_bytes());
+            }
             Failure::Internal => return out.put(b"internal error: the mail was ended"),
         };
         if at_greeting && self.port == 465 && !self.implicit_tls {
@@ -302,12 +339,22 @@ impl EventQueue {
 
     pub(crate) fn pop(&mut self) -> Option<Queued> {
         let front = self.front();
-        if front.is_some_and(|q| q.kind() == Kind::Failed) {
-            self.failure = None;
-        }
         self.order[0] = None;
         self.order.rotate_left(1);
         front
+    }
+
+    /// The last mail failure, taken or not (`AT+GTSMTPERR?`).
+    pub(crate) fn last_failure(&self) -> Option<MailFailure> {
+        self.failure
+    }
+
+    /// A new mail starts: the last failure is forgotten once the caller
+    /// has taken it.
+    pub(crate) fn forget_failure(&mut self) {
+        if !self.order.contains(&Some(Kind::Failed)) {
+            self.failure = None;
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

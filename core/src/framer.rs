@@ -217,12 +217,15 @@ impl Framer {
     /// When each end would come: the escape (if `+++` is held), idle (if
     /// `break_time` is set), and the `<time>` limit.
     fn deadlines(&self) -> [Option<u64>; 3] {
-        let escape_at = (self.held == 3).then(|| self.last_ms + self.guard());
-        let idle_at = self.limits.idle_ms.map(|ms| self.last_ms + ms as u64);
+        let escape_at = (self.held == 3).then(|| self.last_ms.saturating_add(self.guard()));
+        let idle_at = self
+            .limits
+            .idle_ms
+            .map(|ms| self.last_ms.saturating_add(ms as u64));
         [
             escape_at,
             idle_at,
-            Some(self.start_ms + self.limits.time_limit_ms),
+            Some(self.start_ms.saturating_add(self.limits.time_limit_ms)),
         ]
     }
 

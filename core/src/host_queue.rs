@@ -21,6 +21,7 @@
 use crate::out::{Count, Out};
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
+use zeroize::Zeroize;
 
 /// Room for one command's whole answer, final result included: the longest
 /// is a read form of 20 recipients of 80 bytes (2,006 bytes; a test renders
@@ -131,6 +132,9 @@ impl HostQueue {
                 .min(self.len as usize)
                 .min(dst.len() - written);
             dst[written..written + run].copy_from_slice(&self.ring[head..head + run]);
+            // Drained bytes are wiped: the echo of an `AT+GTSMTPID` line
+            // holds a password.
+            self.ring[head..head + run].zeroize();
             written += run;
             self.head = ((head + run) % CAPACITY) as u16;
             self.len -= run as u16;
@@ -145,6 +149,13 @@ impl HostQueue {
             self.ring[tail] = b;
             self.len += 1;
         }
+    }
+}
+
+/// Bytes not yet drained may be the echo of an `AT+GTSMTPID` line.
+impl Drop for HostQueue {
+    fn drop(&mut self) {
+        self.ring.zeroize();
     }
 }
 

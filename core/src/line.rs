@@ -27,6 +27,7 @@
 
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
+use zeroize::Zeroize;
 
 /// The longest command line kept, `AT` included: the longest valid
 /// `+GTSMTP*` line (`AT+GTSMTPLAND=65535,"<255 bytes>",1`, 282 bytes)
@@ -173,8 +174,10 @@ impl LineEditor {
         &self.buf[..self.len as usize]
     }
 
-    /// Forgets the line, ready for the next one.
+    /// Forgets the line, ready for the next one: its bytes are wiped (an
+    /// `AT+GTSMTPID` line holds a password), erased ones included.
     pub fn clear(&mut self) {
+        self.buf.zeroize();
         self.len = 0;
         self.overflow = 0;
         self.prefix = Prefix::Seeking;
@@ -241,6 +244,13 @@ impl LineEditor {
             }
             Prefix::Line => self.overflow = self.overflow.saturating_add(1),
         }
+    }
+}
+
+/// A line being typed may be an `AT+GTSMTPID` line: wiped on drop too.
+impl Drop for LineEditor {
+    fn drop(&mut self) {
+        self.buf.zeroize();
     }
 }
 

@@ -271,6 +271,12 @@ impl Mail {
         self.attachment_bytes = 0;
         self.sent = 0;
         self.phase = Phase::Connecting { asked: false };
+        self.events.forget_failure();
+    }
+
+    /// The last failed mail's failure, for `AT+GTSMTPERR?`.
+    pub(crate) fn last_failure(&self) -> Option<MailFailure> {
+        self.events.last_failure()
     }
 
     /// `AT+GTSMTPCLR`: the mail, if any, ends without a URC.
@@ -479,14 +485,19 @@ impl Mail {
     /// header block's (the 1 KiB firmware stack).
     #[inline(never)]
     fn fail(&mut self, cx: &mut Cx<'_>, failure: Failure, urc: u16) {
+        self.tell_failure(cx, failure);
+        self.abort(cx, None, urc);
+    }
+
+    /// Queues the mail's [`Event::MailFailed`](crate::event::Event::MailFailed).
+    fn tell_failure(&mut self, cx: &Cx<'_>, failure: Failure) {
         if let Some(server) = cx.config.server() {
             self.events.push(Queued::Failed(MailFailure {
                 failure,
                 port: server.port,
-                implicit_tls: server.implicit_tls,
+                implicit_tls: server.implicit_tls(),
             }));
         }
-        self.abort(cx, None, urc);
     }
 
     /// A state the design rules out: debug builds stop here; release builds
@@ -505,6 +516,9 @@ impl Mail {
     /// every caller's.
     #[inline(never)]
     fn abort(&mut self, cx: &mut Cx<'_>, error: Option<SessionError>, urc: u16) {
+        if let Some(error) = error {
+            self.tell_failure(cx, Failure::Host(error));
+        }
         self.release_connection();
         let (streaming, owed) = match self.stage() {
             Some(Stage::Data(dm)) if dm.framer.end().is_none() => {
@@ -611,10 +625,10 @@ impl Mail {
                 // Configuration is free again as soon as the URC is said.
                 self.phase = Phase::Idle;
             }
-            (Signal::Failed(code), true) => match self.failure_of(cx.config, code) {
-                Some(failure) => self.fail(cx, failure, code),
-                None => self.abort(cx, None, code),
-            },
+            (Signal::Failed(code), true) => {
+                let failure = self.failure_of(cx.config, code);
+                self.fail(cx, failure, code)
+            }
             (_, true) => self.impossible(cx),
             (Signal::Closed, false) => {
                 self.quitting.active = false;
@@ -625,20 +639,27 @@ impl Mail {
         true
     }
 
-    /// What the reason says of the mail's failure with `code`, beyond the
-    /// code (`None`: the code says it all).
-    fn failure_of(&mut self, config: &Config, code: u16) -> Option<Failure> {
-        let smtp = self.smtp()?;
+    /// Why the SMTP client failed the mail with `code`.
+    fn failure_of(&mut self, config: &Config, code: u16) -> Failure {
+        let Some(smtp) = self.smtp() else {
+            return Failure::Internal;
+        };
         if let Some(fault) = smtp.failure() {
-            return Some(Failure::Smtp(fault));
+            return Failure::Smtp(fault);
         }
-        let (status, text) = smtp.token_refusal()?;
-        Some(Failure::TokenRefused {
-            mechanism: config.mechanism(),
-            status: *status,
+        if let Some((status, text)) = smtp.token_refusal() {
+            return Failure::TokenRefused {
+                mechanism: config.mechanism(),
+                status: *status,
+                code,
+                text: ServerText::new(text),
+            };
+        }
+        Failure::Refused {
+            step: smtp.verdict_step(),
             code,
-            text: ServerText::new(text),
-        })
+            text: ServerText::new(smtp.reply_text()),
+        }
     }
 
     /// Data-mode host bytes: payload into `out`, or the rest of an aborted
@@ -981,7 +1002,7 @@ fn connect_target(config: &Config) -> Option<Connect<'_>> {
     Some(Connect {
         host: server.host.as_bytes(),
         port: server.port,
-        implicit_tls: server.implicit_tls,
+        implicit_tls: server.implicit_tls(),
     })
 }
 

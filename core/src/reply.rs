@@ -2,12 +2,15 @@
 //!
 //! What it does: [`ReplyParser`] takes server bytes in pieces of any size
 //! and yields each complete reply as a [`Reply`]: its three-digit code and,
-//! for EHLO, the extensions atmail uses (PIPELINING, STARTTLS, AUTH PLAIN
-//! and LOGIN, SIZE). Multi-line replies (`250-...` then `250 ...`) are one
-//! reply.
+//! for EHLO, the extensions atmail uses (PIPELINING, STARTTLS, SIZE and
+//! the AUTH mechanisms: PLAIN, LOGIN, XOAUTH2, OAUTHBEARER, and the names
+//! of others a reason may have to cite). Multi-line replies (`250-...` then
+//! `250 ...`) are one reply. The start of the last line's text is kept
+//! until the next call ([`ReplyParser::text`]): the words of a refusal, or
+//! an error challenge, for the reason a failed mail gives.
 //!
-//! What it does not: keep the reply text (a modem reports only the code),
-//! or act on the reply: the SMTP client does.
+//! What it does not: keep more than that one line's start, or act on the
+//! reply: the SMTP client does.
 //!
 //! Why it is built this way: a server may send a reply in many TCP
 //! segments or several replies in one (PIPELINING), so the parser consumes
@@ -15,6 +18,8 @@
 //! the next call. Its memory is fixed: a line is examined as it completes,
 //! and only its first [`LINE_KEEP`] bytes are kept for that; a longer line
 //! (RFC 5321 allows 512) is still consumed whole.
+
+use crate::out::Out;
 
 /// Bytes of a line kept for parsing; the rest of a long line is skipped.
 pub const LINE_KEEP: usize = 128;
@@ -26,16 +31,89 @@ pub struct Extensions {
     pub pipelining: bool,
     /// RFC 3207: TLS can be started on this connection.
     pub starttls: bool,
-    /// RFC 4616 AUTH PLAIN is offered.
-    pub auth_plain: bool,
-    /// AUTH LOGIN is offered.
-    pub auth_login: bool,
-    /// AUTH XOAUTH2 is offered.
-    pub auth_xoauth2: bool,
-    /// AUTH OAUTHBEARER (RFC 7628) is offered.
-    pub auth_oauthbearer: bool,
+    /// RFC 4954: the SASL mechanisms of the `AUTH` keyword.
+    pub auth: AuthOffer,
     /// RFC 1870: the largest message the server takes, if it says.
     pub size: Option<u64>,
+}
+
+/// The SASL mechanisms an EHLO `AUTH` line names, as a set: the four the
+/// engine speaks, the common ones it does not (so a reason can name what
+/// the server wanted), and one bit for any other name.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthOffer(u16);
+
+/// The names [`AuthOffer`] knows, in bit order.
+const AUTH_NAMES: [&str; 10] = [
+    "PLAIN",
+    "LOGIN",
+    "XOAUTH2",
+    "OAUTHBEARER",
+    "CRAM-MD5",
+    "DIGEST-MD5",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-256",
+    "NTLM",
+    "GSSAPI",
+];
+const AUTH_OTHER: u16 = 1 << 15;
+
+impl AuthOffer {
+    /// RFC 4616 PLAIN.
+    pub const PLAIN: AuthOffer = AuthOffer(1);
+    /// LOGIN.
+    pub const LOGIN: AuthOffer = AuthOffer(1 << 1);
+    /// XOAUTH2.
+    pub const XOAUTH2: AuthOffer = AuthOffer(1 << 2);
+    /// RFC 7628 OAUTHBEARER.
+    pub const OAUTHBEARER: AuthOffer = AuthOffer(1 << 3);
+    /// Nothing offered.
+    pub const NONE: AuthOffer = AuthOffer(0);
+
+    /// Adds a mechanism by its name (case-insensitive, RFC 4954).
+    pub fn insert(&mut self, name: &[u8]) {
+        let bit = AUTH_NAMES
+            .iter()
+            .position(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+            .map_or(AUTH_OTHER, |i| 1 << i);
+        self.0 |= bit;
+    }
+
+    /// Whether every mechanism of `other` is offered.
+    pub const fn contains(self, other: AuthOffer) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether the server offers AUTH at all.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The names offered, space-separated, `and others` for names not
+    /// known here.
+    pub fn write_names(self, out: &mut dyn Out) {
+        let mut sep: &[u8] = b"";
+        for (i, name) in AUTH_NAMES.iter().enumerate() {
+            if self.0 & (1 << i) != 0 {
+                out.put(sep);
+                out.put(name.as_bytes());
+                sep = b" ";
+            }
+        }
+        if self.0 & AUTH_OTHER != 0 {
+            out.put(if sep.is_empty() {
+                b"others"
+            } else {
+                b" and others"
+            });
+        }
+    }
+}
+
+impl core::fmt::Debug for AuthOffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        crate::out::display(f, |out| self.write_names(out))
+    }
 }
 
 /// One complete reply.
@@ -66,7 +144,7 @@ pub enum ReplyError {
 /// The reply parser; see the module docs.
 ///
 /// ```
-/// use atmail_core::reply::ReplyParser;
+/// use atmail_core::reply::{AuthOffer, ReplyParser};
 /// let mut p = ReplyParser::new();
 /// let input = b"250-mail.example.com\r\n250-PIPELINING\r\n250 AUTH LOGIN PLAIN\r\n";
 /// let (reply, used) = p.feed(&input[..20]).unwrap();
@@ -74,7 +152,8 @@ pub enum ReplyError {
 /// let (reply, _) = p.feed(&input[used..]).unwrap();
 /// let reply = reply.unwrap();
 /// assert_eq!(reply.code, 250);
-/// assert!(reply.extensions.pipelining && reply.extensions.auth_plain);
+/// assert!(reply.extensions.pipelining);
+/// assert!(reply.extensions.auth.contains(AuthOffer::PLAIN));
 /// ```
 #[derive(Clone, Debug)]
 pub struct ReplyParser {
@@ -187,10 +266,7 @@ impl Extensions {
         Extensions {
             pipelining: false,
             starttls: false,
-            auth_plain: false,
-            auth_login: false,
-            auth_xoauth2: false,
-            auth_oauthbearer: false,
+            auth: AuthOffer::NONE,
             size: None,
         }
     }
@@ -226,10 +302,7 @@ fn note_extension(ext: &mut Extensions, text: &[u8]) {
         ext.starttls = true;
     } else if keyword.eq_ignore_ascii_case(b"AUTH") {
         for mechanism in words {
-            ext.auth_plain |= mechanism.eq_ignore_ascii_case(b"PLAIN");
-            ext.auth_login |= mechanism.eq_ignore_ascii_case(b"LOGIN");
-            ext.auth_xoauth2 |= mechanism.eq_ignore_ascii_case(b"XOAUTH2");
-            ext.auth_oauthbearer |= mechanism.eq_ignore_ascii_case(b"OAUTHBEARER");
+            ext.auth.insert(mechanism);
         }
     } else if keyword.eq_ignore_ascii_case(b"SIZE") {
         ext.size = words.next().and_then(parse_u64).filter(|&n| n > 0);
@@ -300,10 +373,7 @@ mod tests {
         let ext = Extensions {
             pipelining: true,
             starttls: true,
-            auth_plain: true,
-            auth_login: true,
-            auth_xoauth2: true,
-            auth_oauthbearer: false,
+            auth: AuthOffer(0b111),
             size: Some(35882577),
         };
         let cases: &[(&str, &[u8], &[Result<Reply, ReplyError>])] = &[

@@ -71,7 +71,7 @@ impl Mechanism {
 #[non_exhaustive]
 pub enum Credentials<'a> {
     /// AUTH PLAIN or LOGIN with the password, as EHLO offers; none when
-    /// the server offers neither.
+    /// the server offers no AUTH or the password is empty.
     Password(&'a [u8]),
     /// AUTH XOAUTH2 with an OAuth 2.0 bearer token.
     XOAuth2 {
@@ -107,6 +107,14 @@ impl Credentials<'_> {
             Credentials::Password(_) => Mechanism::Password,
             Credentials::XOAuth2 { .. } => Mechanism::XOAuth2,
             Credentials::OAuthBearer { .. } => Mechanism::OAuthBearer,
+        }
+    }
+    /// Whether there is a secret to sign in with: a password that is not
+    /// empty, or a token (SEND refuses a token mechanism without one).
+    pub const fn is_set(&self) -> bool {
+        match self {
+            Credentials::Password(password) => !password.is_empty(),
+            _ => true,
         }
     }
 }

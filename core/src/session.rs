@@ -80,7 +80,6 @@ impl AnswerError {
 
 /// Where the session is, as the host sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum SessionState {
     /// No mail: configuration commands are taken.
     Idle,
@@ -115,7 +114,6 @@ pub struct HostProgress {
 
 /// Why [`Session::handle_host`] stopped taking host bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Stopped {
     /// All of it was taken (an event may still be owed: the caller
     /// polls them after every call anyway).
@@ -744,6 +742,10 @@ impl Engine {
     }
 
     fn say_read(&mut self, command: Command) {
+        if command == Command::Err {
+            let last = self.mail.last_failure();
+            return self.say(|out| write_last_failure(out, last));
+        }
         if command == Command::Token {
             let len = self.token.token().len();
             return self.say(|out| {
@@ -798,6 +800,11 @@ impl Engine {
             }
             Request::End => self.mail.end_message()?,
             Request::Clr => {
+                if self.mail.state() == SessionState::Finishing {
+                    // The end of data may be on the wire: the verdict
+                    // comes first, or a delivered mail would go unsaid.
+                    return Err(SessionError::Delivering);
+                }
                 self.mail.clear();
                 self.config.clear();
                 self.token.wipe();
@@ -828,7 +835,7 @@ impl Engine {
         };
         // A connection of the last mail still saying QUIT finishes first
         // (within QUIT_MS): the new one is asked for once it is closed.
-        let deadline_ms = now_ms + time_s as u64 * 1000;
+        let deadline_ms = now_ms.saturating_add(time_s as u64 * 1000);
         self.mail
             .start(self.config.charset(), identity, deadline_ms);
         self.host.ok();
@@ -858,15 +865,46 @@ impl Engine {
             (None, Some(ip)) => address_literal(ip),
             (None, None) => Bounded::from_slice(LOOPBACK_LITERAL),
         };
-        let policy = match (
-            self.config.server().map(|s| s.implicit_tls),
-            self.require_tls,
-        ) {
-            (Some(true), _) => TlsPolicy::Implicit,
-            (_, true) => TlsPolicy::Required,
-            _ => TlsPolicy::Opportunistic,
+        let mode = self
+            .config
+            .server()
+            .map_or(TlsPolicy::Opportunistic, |s| s.policy());
+        let policy = match mode {
+            TlsPolicy::Implicit => mode,
+            _ if self.require_tls => TlsPolicy::Required,
+            _ => mode,
         };
         (helo, policy)
+    }
+}
+
+/// `+GTSMTPERR: <code>,"<reason>"` (`0,""` when no mail failed since the
+/// last SEND): the reason with any `"` shown as `'`, so the string stays
+/// one V.250 string.
+fn write_last_failure(out: &mut dyn Out, last: Option<MailFailure>) {
+    out.put(b"\r\n+GTSMTPERR: ");
+    put_decimal(out, last.map_or(0, |f| f.failure.code()).into());
+    out.put(b",\"");
+    if let Some(failure) = last {
+        failure.write_to(&mut Unquoted(out));
+    }
+    out.put(b"\"\r\n\r\nOK\r\n");
+}
+
+/// An [`Out`] that writes `"` as `'`.
+struct Unquoted<'a>(&'a mut dyn Out);
+
+impl Out for Unquoted<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        for part in bytes.split_inclusive(|&b| b == b'"') {
+            match part.split_last() {
+                Some((b'"', head)) => {
+                    self.0.put(head);
+                    self.0.put(b"'");
+                }
+                _ => self.0.put(part),
+            }
+        }
     }
 }
 
@@ -1074,7 +1112,7 @@ mod tests {
 
     fn configure(rig: &mut Rig) {
         for line in [
-            &b"at+gtsmtpland=25,\"mail.fibocom.com\""[..],
+            &b"at+gtsmtpland=25,\"mail.fibocom.com\",3"[..],
             b"at+gtsmtpid=\"wangww@fibocom.com\",\"ght64621178\"",
             b"at+gtsmtpdst=1,1,\"xiangj@fibocom.com\"",
             b"AT+GTSMTPEHEAD=2,\"\xc4\xe3\xba\xc3 smtp\"",
@@ -1948,6 +1986,184 @@ mod tests {
         assert!(rig.poll_close());
     }
 
+    /// Mode blank, as the spec case gives it: a server without STARTTLS
+    /// that offers AUTH (what a man in the middle presents) gets no AUTH;
+    /// the URC is 0, the reason says why, and `AT+GTSMTPERR?` tells the
+    /// host the same words. With STARTTLS the mail signs in after TLS.
+    #[test]
+    fn blank_mode_signs_in_only_after_starttls() {
+        let mut rig = Rig::new();
+        configure(&mut rig);
+        assert_eq!(
+            rig.at(b"AT+GTSMTPLAND=25,\"mail.fibocom.com\""),
+            "\r\nOK\r\n"
+        );
+        assert_eq!(
+            rig.at(b"AT+GTSMTPLAND?"),
+            "\r\n+GTSMTPLAND: 25,\"mail.fibocom.com\"\r\n\r\nOK\r\n"
+        );
+        assert_eq!(
+            rig.at(b"AT+GTSMTPERR?"),
+            "\r\n+GTSMTPERR: 0,\"\"\r\n\r\nOK\r\n"
+        );
+        send_and_connect(&mut rig);
+        let said = rig.reply(b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n");
+        assert_eq!(said, "\r\n+GTSMTPSEND: 0\r\n");
+        assert!(rig.server.ends_with(b"EHLO [10.0.0.7]\r\nQUIT\r\n"));
+        let reason = "the server offers AUTH but not STARTTLS: credentials go only under TLS (mode 3 of AT+GTSMTPLAND allows sign-in without it)";
+        let failure = rig.poll_failure().unwrap();
+        assert_eq!(std::format!("{failure}"), reason);
+        assert_eq!(
+            rig.at(b"AT+GTSMTPERR?"),
+            std::format!("\r\n+GTSMTPERR: 0,\"{reason}\"\r\n\r\nOK\r\n")
+        );
+        rig.reply(b"221 bye\r\n");
+        assert!(rig.poll_close());
+
+        rig.server.clear();
+        send_and_connect(&mut rig);
+        assert_eq!(
+            rig.at(b"AT+GTSMTPERR?"),
+            "\r\n+GTSMTPERR: 0,\"\"\r\n\r\nOK\r\n"
+        );
+        rig.reply(b"250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n");
+        assert!(rig.server.ends_with(b"STARTTLS\r\n"));
+        rig.reply(b"220 go ahead\r\n");
+        assert!(rig
+            .take(|e| (e == &Seen::StartTls).then(|| e.clone()))
+            .is_some());
+        rig.s.handle_tls_established(rig.now);
+        rig.pump();
+        until_ready(&mut rig);
+        let wire = String::from_utf8(rig.server.clone()).unwrap();
+        assert!(wire.contains("STARTTLS\r\nEHLO [10.0.0.7]\r\nAUTH PLAIN "));
+    }
+
+    /// Every failed mail leaves its code and the server's words for
+    /// `AT+GTSMTPERR?` and the caller's event; a `"` in them cannot end
+    /// the string early.
+    #[test]
+    fn a_refusal_gives_its_code_and_the_servers_words() {
+        let mut rig = Rig::new();
+        configure(&mut rig);
+        send_and_connect(&mut rig);
+        rig.reply(b"250-mx\r\n250 AUTH PLAIN\r\n");
+        assert_eq!(
+            rig.reply(b"535 5.7.8 \"bad\" credentials\r\n"),
+            "\r\n+GTSMTPSEND: 535\r\n"
+        );
+        let failure = rig.poll_failure().unwrap();
+        assert_eq!(failure.failure.code(), 535);
+        assert_eq!(
+            std::format!("{failure}"),
+            "the server refused the mail at AUTH: 535 5.7.8 \"bad\" credentials"
+        );
+        assert_eq!(
+            rig.at(b"AT+GTSMTPERR?"),
+            "\r\n+GTSMTPERR: 535,\"the server refused the mail at AUTH: 535 5.7.8 'bad' credentials\"\r\n\r\nOK\r\n"
+        );
+        assert_eq!(rig.at(b"AT+GTSMTPERR=?"), "\r\nOK\r\n");
+        assert!(rig.at(b"AT+GTSMTPERR=1").contains("ERROR"));
+        assert!(rig.at(b"AT+GTSMTPERR").contains("ERROR"));
+    }
+
+    /// A reply inside DATA ends the mail and the connection at once: no
+    /// QUIT goes into the message.
+    #[test]
+    fn a_reply_inside_data_closes_the_connection_without_quit() {
+        let mut rig = ready(b"\r");
+        assert_eq!(rig.at(b"AT+GTSMTPDATA=300"), "\r\n> ");
+        rig.serial(b"some body");
+        let sent = rig.server.len();
+        let said = rig.reply(b"421 4.3.0 shutting down\r\n");
+        assert!(said.contains("+GTSMTPSEND: 421"), "{said:?}");
+        assert!(rig.poll_close());
+        assert!(!rig.server[sent..].windows(4).any(|w| w == b"QUIT"));
+        let failure = rig.poll_failure().unwrap();
+        assert_eq!(
+            std::format!("{failure}"),
+            "the server refused the mail while sending the message: 421 4.3.0 shutting down"
+        );
+    }
+
+    /// `AT+GTSMTPCLR` while the end of data may be on the wire is refused
+    /// until the verdict, which the host then hears.
+    #[test]
+    fn clear_waits_for_the_verdict_of_a_mail_being_delivered() {
+        let mut rig = ready(b"\r");
+        rig.s.set_verbose_errors(true);
+        assert_eq!(rig.at(b"at+gtsmtpend"), "\r\nOK\r\n");
+        assert!(rig.server.ends_with(b"\r\n.\r\n"));
+        assert_eq!(
+            rig.at(b"AT+GTSMTPCLR"),
+            "\r\n+CME ERROR: mail being delivered: wait for +GTSMTPSEND\r\n"
+        );
+        assert_eq!(rig.reply(b"250 queued\r\n"), "\r\n+GTSMTPSEND: 1\r\n");
+        assert_eq!(rig.at(b"AT+GTSMTPCLR"), "\r\nOK\r\n");
+    }
+
+    /// The password, the token and the lines that carried them are in no
+    /// byte of the session after `AT+GTSMTPCLR`, nor after a drop.
+    #[test]
+    #[allow(unsafe_code)]
+    fn no_secret_is_left_in_the_session() {
+        const PASSWORD: &[u8] = b"pw-6f1c2a9e-secret";
+        const TOKEN: &[u8] = b"ya29.tok-4d5e6f7a8b9c";
+        fn holds(bytes: &[u8], needle: &[u8]) -> bool {
+            bytes.windows(needle.len()).any(|w| w == needle)
+        }
+        fn session_bytes(s: &Session) -> &[u8] {
+            // SAFETY: reading the bytes of a live value as `u8`s; padding
+            // may be uninitialised in principle, which the scan only reads.
+            unsafe {
+                core::slice::from_raw_parts(
+                    (s as *const Session).cast::<u8>(),
+                    core::mem::size_of::<Session>(),
+                )
+            }
+        }
+        let mem: &'static mut [u8] = std::boxed::Box::leak(std::vec![0u8; 64].into_boxed_slice());
+        let token_mem = mem.as_ptr();
+        let mut slot = std::boxed::Box::new(MaybeUninit::<Session>::uninit());
+        let s = Session::init_in(&mut slot);
+        let mut rig = Rig {
+            s: Session::new(),
+            host: Vec::new(),
+            server: Vec::new(),
+            now: 0,
+            eol: b"\r",
+            events: Vec::new(),
+        };
+        core::mem::swap(&mut rig.s, s);
+        assert!(rig.s.set_token_storage(mem).is_none());
+        rig.s.engine.echo = true;
+        let id = [&b"AT+GTSMTPID=\"u@x.com\",\""[..], PASSWORD, b"\""].concat();
+        assert!(rig.at(&id).ends_with("\r\nOK\r\n"));
+        assert!(set_token(&mut rig, TOKEN).ends_with("OK\r\n"));
+        assert!(holds(session_bytes(&rig.s), PASSWORD));
+        assert_eq!(rig.at(b"AT+GTSMTPCLR"), "AT+GTSMTPCLR\r\r\nOK\r\n");
+        let bytes = session_bytes(&rig.s);
+        assert!(!holds(bytes, PASSWORD) && !holds(bytes, &PASSWORD[..8]));
+        // SAFETY: the token storage is alive (leaked) and not borrowed now.
+        let storage = unsafe { core::slice::from_raw_parts(token_mem, 64) };
+        assert!(!holds(storage, &TOKEN[..8]));
+
+        // Set again, then dropped in place (what the C ABI's deinit does).
+        assert!(rig.at(&id).ends_with("\r\nOK\r\n"));
+        assert!(set_token(&mut rig, TOKEN).ends_with("OK\r\n"));
+        core::mem::swap(&mut rig.s, s);
+        // SAFETY: `s` was initialised by `init_in` (and swapped in whole);
+        // it is not used after this drop.
+        unsafe { core::ptr::drop_in_place(s as *mut Session) };
+        // SAFETY: the slot's bytes, read as `u8`s after the drop.
+        let bytes = unsafe {
+            core::slice::from_raw_parts(slot.as_ptr().cast::<u8>(), core::mem::size_of::<Session>())
+        };
+        assert!(!holds(bytes, &PASSWORD[..8]));
+        let storage = unsafe { core::slice::from_raw_parts(token_mem, 64) };
+        assert!(!holds(storage, &TOKEN[..8]));
+    }
+
     #[test]
     fn a_close_of_a_connection_already_given_up_is_not_the_next_mails() {
         let mut rig = Rig::new();
@@ -2297,7 +2513,7 @@ mod tests {
                 lines: 0,
                 lf_owed: false,
             };
-            d.command(b"AT+GTSMTPLAND=25,\"mail.fibocom.com\"");
+            d.command(b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3");
             d.command(b"AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"");
             d.command(b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"");
             d.command(b"AT+GTSMTPHEAD=1,\"hi\"");

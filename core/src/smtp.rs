@@ -3,7 +3,11 @@
 //! What it does: from the greeting to QUIT, [`SmtpClient`] decides what to
 //! send and reads what comes back: EHLO (HELO when EHLO is refused),
 //! STARTTLS when offered or required (as [`Signal::StartTls`]: the caller
-//! runs TLS and says when it is up), AUTH PLAIN or LOGIN as EHLO offers
+//! runs TLS and says when it is up), AUTH only under TLS unless the
+//! [`TlsPolicy`] says otherwise (a STARTTLS that is missing or refused
+//! fails a mail with credentials before any of them crosses: that is what
+//! a man in the middle who deletes STARTTLS presents), AUTH PLAIN or LOGIN
+//! as EHLO offers
 //! (or, with a token, XOAUTH2 or OAUTHBEARER: the initial response on the
 //! AUTH line when the line fits in 512 octets, else after the server's
 //! 334; an error challenge answered before the 535 it announces),
@@ -18,7 +22,8 @@
 //! the replies still due to a pipelined flight are read), waits up to
 //! [`QUIT_MS`] for the reply, and only then says [`Signal::Closed`]. A
 //! connection that cannot carry a QUIT (the server closed it, is not
-//! speaking SMTP, is inside DATA or a TLS handshake) is closed at once.
+//! speaking SMTP, is inside DATA or a TLS handshake) is closed at once:
+//! inside DATA a QUIT would be read as message text.
 //!
 //! What it does not: touch a socket or clock, or carry the message. The
 //! caller writes the message bytes to the connection itself after
@@ -35,8 +40,8 @@
 
 use crate::header::Address;
 use crate::message::Recipients;
-use crate::out::Out;
-use crate::reply::{Extensions, Reply, ReplyParser};
+use crate::out::{put_decimal, Out};
+use crate::reply::{AuthOffer, Extensions, Reply, ReplyParser};
 use crate::sasl::{self, Credentials, ErrorStatus, Mechanism};
 
 /// RFC 5321 §4.5.3.2 timeouts, in ms.
@@ -53,16 +58,44 @@ pub const QUIT_MS: u64 = 5_000;
 /// minute is far more than a handshake over a cellular link takes).
 const TLS_HANDSHAKE_MS: u64 = 60_000;
 
-/// How the connection is protected.
+/// How the connection is protected: the `<mode>` of `AT+GTSMTPLAND`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum TlsPolicy {
-    /// The connection is TLS from the start (SMTPS, port 465, mode 1).
-    Implicit,
-    /// STARTTLS when the server offers it, else plain.
+    /// Mode 0 (or blank): STARTTLS when the server offers it; credentials
+    /// only under TLS. Without TLS, a server that offers AUTH fails a
+    /// mail that has credentials before AUTH; one that offers no AUTH
+    /// takes the mail unauthenticated (nothing secret crosses).
     Opportunistic,
-    /// STARTTLS or fail: no silent downgrade.
+    /// Mode 1: the connection is TLS from the start (SMTPS, port 465).
+    Implicit,
+    /// Mode 2: STARTTLS or fail, for every mail, credentials or not.
     Required,
+    /// Mode 3: STARTTLS when offered, and sign-in in the clear allowed
+    /// when it is not (a relay on the host's own network).
+    ClearSignIn,
+}
+
+impl TlsPolicy {
+    /// From the `<mode>` of `AT+GTSMTPLAND` (0-3).
+    pub const fn from_mode(mode: u8) -> Option<Self> {
+        match mode {
+            0 => Some(TlsPolicy::Opportunistic),
+            1 => Some(TlsPolicy::Implicit),
+            2 => Some(TlsPolicy::Required),
+            3 => Some(TlsPolicy::ClearSignIn),
+            _ => None,
+        }
+    }
+
+    /// The `<mode>` of `AT+GTSMTPLAND`.
+    pub const fn mode(self) -> u8 {
+        match self {
+            TlsPolicy::Opportunistic => 0,
+            TlsPolicy::Implicit => 1,
+            TlsPolicy::Required => 2,
+            TlsPolicy::ClearSignIn => 3,
+        }
+    }
 }
 
 /// What the client needs to know about the mail, borrowed on each call.
@@ -150,8 +183,20 @@ pub enum Fault {
     TimedOut(Step),
     /// The server sent something that is not an SMTP reply.
     NotSmtp(Step),
-    /// TLS is required and the server does not offer STARTTLS.
-    TlsNotOffered,
+    /// No TLS on the connection: the server did not offer STARTTLS
+    /// (`refused` 0) or refused it with that code, and TLS was required
+    /// (`sign_in` false: mode 2) or the mail has credentials for a server
+    /// that offers AUTH (`sign_in` true: mode 0). Nothing was sent after
+    /// EHLO but the QUIT.
+    NoTls {
+        /// The reply code to STARTTLS, 0 when it was not offered.
+        refused: u16,
+        /// TLS was wanted for the credentials, not for every mail.
+        sign_in: bool,
+    },
+    /// The mail has a password and the server's AUTH names no mechanism
+    /// the engine speaks with it (PLAIN, LOGIN): what it does offer.
+    NoCommonMechanism(AuthOffer),
     /// Bytes came after the 220 to STARTTLS and before the handshake: a
     /// plaintext injection (the connection is dropped).
     StartTlsInjection,
@@ -174,10 +219,12 @@ impl Fault {
                 out.put(step.as_str().as_bytes());
                 return out.put(b")");
             }
-            Fault::TlsNotOffered => (
-                b"TLS is required and the server does not offer STARTTLS",
-                None,
-            ),
+            Fault::NoTls { refused, sign_in } => return no_tls(out, refused, sign_in),
+            Fault::NoCommonMechanism(offered) => {
+                out.put(b"the server offers no sign-in the engine speaks with a password (AUTH ");
+                offered.write_names(out);
+                return out.put(b")");
+            }
             Fault::StartTlsInjection => (
                 b"bytes after the server's 220 to STARTTLS, before TLS (plaintext injection)",
                 None,
@@ -196,6 +243,29 @@ impl Fault {
         if let Some(step) = step {
             out.put(step.as_str().as_bytes());
         }
+    }
+}
+
+/// The reason for [`Fault::NoTls`].
+fn no_tls(out: &mut dyn Out, refused: u16, sign_in: bool) {
+    out.put(if sign_in {
+        b"the server "
+    } else {
+        b"TLS is required and the server "
+    });
+    if refused != 0 {
+        out.put(b"refused STARTTLS (");
+        put_decimal(out, refused.into());
+        out.put(b")");
+    } else if sign_in {
+        out.put(b"offers AUTH but not STARTTLS");
+    } else {
+        out.put(b"does not offer STARTTLS");
+    }
+    if sign_in {
+        out.put(
+            b": credentials go only under TLS (mode 3 of AT+GTSMTPLAND allows sign-in without it)",
+        );
     }
 }
 
@@ -278,6 +348,8 @@ pub struct SmtpClient {
     token_status: ErrorStatus,
     /// The server refused the token (its reply is the verdict).
     token_refused: bool,
+    /// Where the conversation was when the verdict was given.
+    verdict_step: Step,
 }
 
 impl SmtpClient {
@@ -292,7 +364,7 @@ impl SmtpClient {
             parser: ReplyParser::new(),
             sending: None,
             replayed: 0,
-            deadline: Some(now_ms + GREETING_MS),
+            deadline: Some(now_ms.saturating_add(GREETING_MS)),
             event: None,
             closed: false,
             ended: false,
@@ -300,6 +372,7 @@ impl SmtpClient {
             failure: None,
             token_status: ErrorStatus::EMPTY,
             token_refused: false,
+            verdict_step: Step::Greeting,
         }
     }
 
@@ -311,6 +384,18 @@ impl SmtpClient {
     pub fn token_refusal(&self) -> Option<(&ErrorStatus, &[u8])> {
         self.token_refused
             .then(|| (&self.token_status, self.parser.text()))
+    }
+
+    /// The start of the last reply line's text, while [`Signal::Failed`]
+    /// for a refusal is being taken: the server's words for the reason
+    /// (valid until the next call to [`handle_input`](Self::handle_input)).
+    pub fn reply_text(&self) -> &[u8] {
+        self.parser.text()
+    }
+
+    /// Where the conversation was when the verdict was given.
+    pub fn verdict_step(&self) -> Step {
+        self.verdict_step
     }
 
     /// Why the mail failed without a reply code, if it did.
@@ -506,8 +591,13 @@ impl SmtpClient {
             }
             State::Awaiting(Command::StartTls) if code == 220 => {
                 self.state = State::TlsHandshake;
-                self.deadline = Some(now_ms + TLS_HANDSHAKE_MS);
+                self.deadline = Some(now_ms.saturating_add(TLS_HANDSHAKE_MS));
                 self.event = Some(Signal::StartTls);
+            }
+            // RFC 3207: the session goes on without TLS, as if STARTTLS
+            // had not been offered (a 454 is what a downgrade looks like).
+            State::Awaiting(Command::StartTls) if code >= 400 => {
+                self.sign_in(envelope, code, now_ms)
             }
             State::Awaiting(Command::AuthLogin) if code == 334 => {
                 self.send(Command::LoginUser, now_ms, COMMAND_MS)
@@ -556,14 +646,23 @@ impl SmtpClient {
     }
 
     /// The reply `code` ends the mail; the replies of the flight still due
-    /// are read before the QUIT.
+    /// are read before the QUIT. Inside DATA the connection is closed at
+    /// once: the server would read a QUIT as message text.
     fn refused(&mut self, code: u16, now_ms: u64) {
         let due = match self.state {
-            State::Envelope { next, last } => last - next,
-            _ => 0,
+            State::Envelope { next, last } => Some(last - next),
+            State::Data => None,
+            _ => Some(0),
         };
         if self.ended {
             return self.close_now();
+        }
+        if code < 400 {
+            // A positive reply where none fits is no verdict: a URC of 250
+            // would tell the host the mail went.
+            self.failure = Some(Fault::NotSmtp(self.step()));
+            self.verdict(Signal::Failed(0));
+            return self.wind_down(due, now_ms);
         }
         self.token_refused = matches!(
             self.state,
@@ -572,7 +671,7 @@ impl SmtpClient {
             )
         );
         self.verdict(Signal::Failed(code));
-        self.wind_down(Some(due), now_ms);
+        self.wind_down(due, now_ms);
     }
 
     /// The replies owed to commands on the wire, or `None` when the
@@ -602,7 +701,7 @@ impl SmtpClient {
     fn wind_down(&mut self, due: Option<u8>, now_ms: u64) {
         let deadline = match self.state {
             State::Ending { .. } => self.deadline,
-            _ => Some(now_ms + QUIT_MS),
+            _ => Some(now_ms.saturating_add(QUIT_MS)),
         };
         match due {
             None => return self.close_now(),
@@ -617,50 +716,68 @@ impl SmtpClient {
     }
 
     fn verdict(&mut self, event: Signal) {
+        self.verdict_step = self.step();
         self.ended = true;
         self.event = Some(event);
     }
 
-    /// EHLO or HELO accepted: TLS first if wanted, then AUTH.
+    /// EHLO or HELO accepted: STARTTLS when offered, then sign-in.
     fn after_hello(&mut self, envelope: &Envelope<'_>, now_ms: u64) {
-        let wants_tls = match self.policy {
-            TlsPolicy::Implicit => false,
-            TlsPolicy::Opportunistic => self.extensions.starttls,
-            TlsPolicy::Required => true,
-        };
-        if wants_tls && !self.tls {
-            if !self.extensions.starttls {
-                // Required but not offered: refuse rather than downgrade.
-                self.failure = Some(Fault::TlsNotOffered);
-                self.verdict(Signal::Failed(0));
-                return self.wind_down(Some(0), now_ms);
-            }
+        if !self.tls && self.extensions.starttls {
             return self.send(Command::StartTls, now_ms, COMMAND_MS);
+        }
+        self.sign_in(envelope, 0, now_ms)
+    }
+
+    /// AUTH as the policy allows on this connection (`refused`: the reply
+    /// to STARTTLS if it was refused), then the envelope.
+    fn sign_in(&mut self, envelope: &Envelope<'_>, refused: u16, now_ms: u64) {
+        let offered = self.extensions.auth;
+        let has_secret = envelope.credentials.is_set();
+        if !self.tls {
+            let sign_in = match self.policy {
+                TlsPolicy::Required => Some(false),
+                TlsPolicy::Opportunistic if has_secret && !offered.is_empty() => Some(true),
+                _ => None,
+            };
+            if let Some(sign_in) = sign_in {
+                return self.give_up(Fault::NoTls { refused, sign_in }, now_ms);
+            }
         }
         let mechanism = envelope.credentials.mechanism();
         if mechanism.uses_token() {
             return self.auth_token(envelope, mechanism, now_ms);
         }
-        match (self.extensions.auth_plain, self.extensions.auth_login) {
-            (true, _) => self.send(Command::AuthPlain, now_ms, COMMAND_MS),
-            (false, true) => self.send(Command::AuthLogin, now_ms, COMMAND_MS),
-            // A server that offers no AUTH (a relay on a private network)
-            // takes the mail without it.
-            (false, false) => self.start_envelope(envelope, now_ms),
+        if offered.contains(AuthOffer::PLAIN) && has_secret {
+            self.send(Command::AuthPlain, now_ms, COMMAND_MS)
+        } else if offered.contains(AuthOffer::LOGIN) && has_secret {
+            self.send(Command::AuthLogin, now_ms, COMMAND_MS)
+        } else if offered.is_empty() || !has_secret {
+            // A server that offers no AUTH (a relay on a private network),
+            // or a mail without a password: no sign-in.
+            self.start_envelope(envelope, now_ms)
+        } else {
+            self.give_up(Fault::NoCommonMechanism(offered), now_ms)
         }
+    }
+
+    /// The mail fails before MAIL FROM for `fault`; the connection ends
+    /// with QUIT.
+    fn give_up(&mut self, fault: Fault, now_ms: u64) {
+        self.failure = Some(fault);
+        self.verdict(Signal::Failed(0));
+        self.wind_down(Some(0), now_ms);
     }
 
     /// AUTH with a token, when the server offers its mechanism (never a
     /// password instead: the host chose the token).
     fn auth_token(&mut self, envelope: &Envelope<'_>, mechanism: Mechanism, now_ms: u64) {
-        let offered = match mechanism {
-            Mechanism::XOAuth2 => self.extensions.auth_xoauth2,
-            _ => self.extensions.auth_oauthbearer,
+        let wanted = match mechanism {
+            Mechanism::XOAuth2 => AuthOffer::XOAUTH2,
+            _ => AuthOffer::OAUTHBEARER,
         };
-        if !offered {
-            self.failure = Some(Fault::MechanismNotOffered(mechanism));
-            self.verdict(Signal::Failed(0));
-            return self.wind_down(Some(0), now_ms);
+        if !self.extensions.auth.contains(wanted) {
+            return self.give_up(Fault::MechanismNotOffered(mechanism), now_ms);
         }
         // RFC 4954 4: "AUTH", the name, the response and CRLF within the
         // 512 octets of a command line, else the response after a 334.
@@ -681,7 +798,7 @@ impl SmtpClient {
                 next: 0,
                 last: envelope.recipients.count() as u8 + 1,
             };
-            self.deadline = Some(now_ms + COMMAND_MS);
+            self.deadline = Some(now_ms.saturating_add(COMMAND_MS));
         } else {
             self.send(Command::Mail, now_ms, COMMAND_MS);
         }
@@ -705,14 +822,12 @@ impl SmtpClient {
                 next: next + 1,
                 last,
             };
-            self.deadline = Some(
-                now_ms
-                    + if next + 1 == last {
-                        DATA_INIT_MS
-                    } else {
-                        COMMAND_MS
-                    },
-            );
+            let timeout = if next + 1 == last {
+                DATA_INIT_MS
+            } else {
+                COMMAND_MS
+            };
+            self.deadline = Some(now_ms.saturating_add(timeout));
         } else if reply.code == 354 {
             self.ready_for_data();
         } else {
@@ -730,7 +845,7 @@ impl SmtpClient {
         self.sending = Some(command);
         self.replayed = 0;
         self.state = State::Awaiting(command);
-        self.deadline = Some(now_ms + timeout_ms);
+        self.deadline = Some(now_ms.saturating_add(timeout_ms));
     }
 
     /// The connection cannot go on (closed, not SMTP, TLS failed or
@@ -942,7 +1057,7 @@ mod tests {
             (b"221 bye\r\n", b""),
         ];
         for cut in [1, 3, 100] {
-            let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, cut);
+            let r = run(TlsPolicy::ClearSignIn, &env, Script { steps }, cut);
             assert_eq!(
                 r.events,
                 [Signal::ReadyForData, Signal::Delivered, Signal::Closed],
@@ -973,7 +1088,7 @@ mod tests {
             (b"250-mx\r\n250 PIPELINING\r\n", &flight),
             (&replies, b"<message>\r\n.\r\n"),
         ];
-        let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 64);
+        let r = run(TlsPolicy::ClearSignIn, &env, Script { steps }, 64);
         assert_eq!(r.events, [Signal::ReadyForData]);
         assert_eq!(
             r.flights, 3,
@@ -1075,22 +1190,12 @@ mod tests {
             for cut in [1, 7, 1000] {
                 let steps: Vec<(&[u8], &[u8])> =
                     accepted.iter().map(|(a, b)| (*a, &b[..])).collect();
-                let r = run(
-                    TlsPolicy::Opportunistic,
-                    &env,
-                    Script { steps: &steps },
-                    cut,
-                );
+                let r = run(TlsPolicy::ClearSignIn, &env, Script { steps: &steps }, cut);
                 assert!(r.events.is_empty(), "{mechanism:?} {cut}: {:?}", r.events);
 
                 let steps: Vec<(&[u8], &[u8])> =
                     refused.iter().map(|(a, b)| (*a, &b[..])).collect();
-                let r = run(
-                    TlsPolicy::Opportunistic,
-                    &env,
-                    Script { steps: &steps },
-                    cut,
-                );
+                let r = run(TlsPolicy::ClearSignIn, &env, Script { steps: &steps }, cut);
                 assert_eq!(r.events, [Signal::Failed(535)], "{mechanism:?} {cut}");
                 let (status, text) = r.refusal.unwrap();
                 assert_eq!(status, b"401");
@@ -1115,7 +1220,7 @@ mod tests {
             (b"250-mx\r\n250 AUTH PLAIN LOGIN XOAUTH2\r\n", b"QUIT\r\n"),
             (b"221 bye\r\n", b""),
         ];
-        let mut client = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut client = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         let r = run_with(&mut client, &env, Script { steps }, 100);
         assert_eq!(r.events, [Signal::Failed(0), Signal::Closed]);
         let fault = client.failure().unwrap();
@@ -1244,7 +1349,7 @@ mod tests {
             ("not smtp", &[(b"HTTP/1.1 400\r\n", b"")], Signal::Failed(0)),
         ];
         for (name, steps, want) in cases {
-            let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 4);
+            let r = run(TlsPolicy::ClearSignIn, &env, Script { steps }, 4);
             assert_eq!(r.events, [*want, Signal::Closed], "{name}");
             assert!(!r.sent.ends_with(b".\r\n"), "{name}: end-of-data sent");
             let quits = r.sent.windows(6).filter(|w| w == b"QUIT\r\n").count();
@@ -1267,7 +1372,7 @@ mod tests {
             ),
             (b"250 ok\r\n553 no such user\r\n354 go\r\n", b""),
         ];
-        let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, 100);
+        let r = run(TlsPolicy::ClearSignIn, &env, Script { steps }, 100);
         // The server takes whatever comes now as the message: no QUIT, the
         // connection closes at once.
         assert_eq!(r.events, [Signal::Failed(553), Signal::Closed]);
@@ -1298,7 +1403,7 @@ mod tests {
             (b"221 bye\r\n", b""),
         ];
         for cut in [1, 7, 100] {
-            let r = run(TlsPolicy::Opportunistic, &env, Script { steps }, cut);
+            let r = run(TlsPolicy::ClearSignIn, &env, Script { steps }, cut);
             assert_eq!(r.events, [Signal::Failed(550), Signal::Closed], "cut {cut}");
         }
     }
@@ -1306,7 +1411,7 @@ mod tests {
     /// A client that has sent EHLO and waits for its reply.
     fn at_ehlo() -> SmtpClient {
         let env = envelope(&NOBODY);
-        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         let mut buf = [0u8; 64];
         assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
         assert!(c.poll_transmit(&env, &mut buf) > 0);
@@ -1333,7 +1438,7 @@ mod tests {
         assert_eq!(c.poll_signal(), Some(Signal::Closed));
         assert!(c.is_done());
         // A command not yet on the wire is never sent: QUIT goes instead.
-        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
         c.quit(10);
         let n = c.poll_transmit(&env, &mut buf);
@@ -1383,6 +1488,186 @@ mod tests {
         );
     }
 
+    /// What a mail does on a connection without TLS, for each mode, EHLO
+    /// offer, STARTTLS reply and credential: a man in the middle who
+    /// deletes STARTTLS or answers it 454 gets no credential byte, unless
+    /// mode 3 said so.
+    #[test]
+    fn credentials_cross_only_under_tls_unless_mode_3() {
+        use TlsPolicy::*;
+        const AUTH_PLAIN: &[u8] = b"AUTH PLAIN AHdhbmd3d0BmaWJvY29tLmNvbQBnaHQ2NDYyMTE3OA==\r\n";
+        const MAIL: &[u8] = b"MAIL FROM:<wangww@fibocom.com>\r\n";
+        const STRIPPED: &[u8] = b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n";
+        const OFFERED: &[u8] = b"250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n";
+        const RELAY: &[u8] = b"250 mx\r\n";
+        let no_tls = |refused, sign_in| Some(Fault::NoTls { refused, sign_in });
+        // (mode, password, EHLO reply, reply to STARTTLS if sent, what the
+        // client sends next, the fault)
+        let table: &[(TlsPolicy, &[u8], &[u8], &[u8], &[u8], Option<Fault>)] = &[
+            (
+                Opportunistic,
+                b"pw",
+                STRIPPED,
+                b"",
+                b"QUIT\r\n",
+                no_tls(0, true),
+            ),
+            (
+                Opportunistic,
+                b"pw",
+                OFFERED,
+                b"454 4.7.0 TLS not available\r\n",
+                b"QUIT\r\n",
+                no_tls(454, true),
+            ),
+            (Opportunistic, b"", STRIPPED, b"", MAIL, None),
+            (Opportunistic, b"pw", RELAY, b"", MAIL, None),
+            (
+                Opportunistic,
+                b"",
+                OFFERED,
+                b"454 4.7.0 TLS not available\r\n",
+                MAIL,
+                None,
+            ),
+            (Required, b"", RELAY, b"", b"QUIT\r\n", no_tls(0, false)),
+            (
+                Required,
+                b"",
+                OFFERED,
+                b"454 4.7.0 TLS not available\r\n",
+                b"QUIT\r\n",
+                no_tls(454, false),
+            ),
+            (ClearSignIn, b"pw", STRIPPED, b"", AUTH_PLAIN, None),
+            (
+                ClearSignIn,
+                b"pw",
+                OFFERED,
+                b"454 4.7.0 TLS not available\r\n",
+                AUTH_PLAIN,
+                None,
+            ),
+        ];
+        for &(policy, password, ehlo, starttls, next, fault) in table {
+            let mut env = envelope(&NOBODY);
+            if password.is_empty() {
+                env.credentials = Credentials::Password(b"");
+            }
+            let mut steps: Vec<(&[u8], &[u8])> = vec![(b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n")];
+            if starttls.is_empty() {
+                steps.push((ehlo, next));
+            } else {
+                steps.push((ehlo, b"STARTTLS\r\n"));
+                steps.push((starttls, next));
+            }
+            let mut client = SmtpClient::new(policy, 0);
+            let r = run_with(&mut client, &env, Script { steps: &steps }, 3);
+            let case = std::format!("{policy:?} {password:?} {:?}", std::str::from_utf8(ehlo));
+            assert_eq!(client.failure(), fault, "{case}");
+            assert!(
+                !r.sent.windows(4).any(|w| w == b"AUTH") || next == AUTH_PLAIN,
+                "{case}"
+            );
+            assert_eq!(fault.is_some(), r.events == [Signal::Failed(0)], "{case}");
+        }
+        let reasons = [
+            (no_tls(0, true), "the server offers AUTH but not STARTTLS: credentials go only under TLS (mode 3 of AT+GTSMTPLAND allows sign-in without it)"),
+            (no_tls(454, true), "the server refused STARTTLS (454): credentials go only under TLS (mode 3 of AT+GTSMTPLAND allows sign-in without it)"),
+            (no_tls(0, false), "TLS is required and the server does not offer STARTTLS"),
+            (no_tls(454, false), "TLS is required and the server refused STARTTLS (454)"),
+        ];
+        for (fault, text) in reasons {
+            assert_eq!(std::format!("{}", fault.unwrap()), text);
+        }
+    }
+
+    /// A token is a secret too: no XOAUTH2 line without TLS in mode 0.
+    #[test]
+    fn a_token_never_crosses_without_tls() {
+        let mut env = envelope(&NOBODY);
+        env.credentials = Credentials::XOAuth2 { token: b"ya29.tok" };
+        let steps: &[(&[u8], &[u8])] = &[
+            (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+            (b"250-mx\r\n250 AUTH XOAUTH2\r\n", b"QUIT\r\n"),
+        ];
+        let mut client = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        run_with(&mut client, &env, Script { steps }, 4);
+        assert_eq!(
+            client.failure(),
+            Some(Fault::NoTls {
+                refused: 0,
+                sign_in: true
+            })
+        );
+    }
+
+    /// A password and an AUTH list with nothing the engine speaks: the mail
+    /// fails before MAIL FROM, naming what was offered.
+    #[test]
+    fn no_common_mechanism_fails_before_mail_naming_the_offer() {
+        let env = envelope(&NOBODY);
+        let cases: &[(&[u8], &str)] = &[
+            (b"250-mx\r\n250 AUTH CRAM-MD5\r\n", "CRAM-MD5"),
+            (
+                b"250-mx\r\n250 AUTH cram-md5 DIGEST-MD5 X-FOO\r\n",
+                "CRAM-MD5 DIGEST-MD5 and others",
+            ),
+            (
+                b"250-mx\r\n250 AUTH XOAUTH2 OAUTHBEARER\r\n",
+                "XOAUTH2 OAUTHBEARER",
+            ),
+            (b"250-mx\r\n250 AUTH X-FOO\r\n", "others"),
+        ];
+        for &(ehlo, names) in cases {
+            let steps: &[(&[u8], &[u8])] = &[
+                (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
+                (ehlo, b"QUIT\r\n"),
+            ];
+            let mut client = SmtpClient::new(TlsPolicy::Implicit, 0);
+            let r = run_with(&mut client, &env, Script { steps }, 5);
+            assert_eq!(r.events, [Signal::Failed(0)]);
+            let reason = std::format!("{}", client.failure().unwrap());
+            assert_eq!(
+                reason,
+                std::format!(
+                    "the server offers no sign-in the engine speaks with a password (AUTH {names})"
+                )
+            );
+            assert!(reason.len() <= crate::event::FAILURE_MAX);
+        }
+    }
+
+    /// Inside DATA, a reply ends the mail and the connection at once: a
+    /// QUIT there would be message text.
+    #[test]
+    fn a_reply_inside_data_closes_without_quit() {
+        let env = envelope(&NOBODY);
+        for (reply, signal) in [
+            (&b"421 4.3.0 going down\r\n"[..], Signal::Failed(421)),
+            (b"554 5.7.1 no\r\n", Signal::Failed(554)),
+            (b"250 ok\r\n", Signal::Failed(0)),
+        ] {
+            let mut c = SmtpClient::new(TlsPolicy::Implicit, 0);
+            c.state = State::Data;
+            assert_eq!(c.handle_input(&env, reply, 5), reply.len());
+            assert_eq!(c.poll_signal(), Some(signal));
+            assert_eq!(c.poll_signal(), Some(Signal::Closed));
+            assert_eq!(c.poll_transmit(&env, &mut [0u8; 64]), 0);
+            assert_eq!(c.next_deadline(), None);
+        }
+    }
+
+    /// A clock near its end never overflows a deadline.
+    #[test]
+    fn deadlines_saturate_at_the_end_of_the_clock() {
+        let mut c = SmtpClient::new(TlsPolicy::Implicit, u64::MAX - 1);
+        assert_eq!(c.next_deadline(), Some(u64::MAX));
+        let env = envelope(&NOBODY);
+        c.handle_input(&env, b"220 mx\r\n", u64::MAX);
+        assert_eq!(c.next_deadline(), Some(u64::MAX));
+    }
+
     #[test]
     fn required_tls_never_downgrades() {
         let env = envelope(&NOBODY);
@@ -1398,7 +1683,7 @@ mod tests {
     #[test]
     fn replies_wait_until_their_commands_are_on_the_wire() {
         let env = envelope(&NOBODY);
-        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         let ahead = b"220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n";
         // The greeting is read; the EHLO reply that came with it waits.
         assert_eq!(c.handle_input(&env, ahead, 0), 8);
@@ -1416,13 +1701,13 @@ mod tests {
 
     #[test]
     fn timeouts_and_closes_fail_with_zero() {
-        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 1000);
+        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 1000);
         assert_eq!(c.next_deadline(), Some(1000 + GREETING_MS));
         c.handle_timeout(1000 + GREETING_MS - 1);
         assert_eq!(c.poll_signal(), None);
         c.handle_timeout(1000 + GREETING_MS);
         assert_eq!(c.poll_signal(), Some(Signal::Failed(0)));
-        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         c.handle_closed();
         assert_eq!(c.poll_signal(), Some(Signal::Failed(0)));
     }
@@ -1430,7 +1715,7 @@ mod tests {
     /// The client at the 220 to STARTTLS, with `after` in the same read.
     fn at_starttls(after: &[u8]) -> (SmtpClient, usize) {
         let env = envelope(&NOBODY);
-        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         let mut buf = [0u8; 64];
         assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
         c.poll_transmit(&env, &mut buf);
@@ -1489,10 +1774,10 @@ mod tests {
 
     #[test]
     fn failures_without_a_code_say_where() {
-        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         c.handle_closed();
         assert_eq!(c.failure(), Some(Fault::Closed(Step::Greeting)));
-        let mut c = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         assert_eq!(
             c.handle_input(&envelope(&NOBODY), b"HTTP/1.1 400\r\n", 0),
             14

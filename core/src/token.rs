@@ -19,6 +19,8 @@
 //! the session dropped) writes zeros over it first: a secret is not left
 //! in RAM that is handed to something else. `Debug` shows the length only.
 
+use zeroize::Zeroize;
+
 /// The longest token `AT+GTSMTPTOKEN` takes.
 pub const TOKEN_MAX: usize = 8192;
 
@@ -82,7 +84,7 @@ impl TokenStore {
     /// and given back.
     pub fn set_storage(&mut self, mem: &'static mut [u8]) -> Option<&'static mut [u8]> {
         let old = self.take_storage();
-        mem.fill(0);
+        mem.zeroize();
         self.mem = Some(mem);
         old
     }
@@ -107,7 +109,7 @@ impl TokenStore {
     /// Wipes the token: zeros over every byte it had.
     pub fn wipe(&mut self) {
         if let Some(mem) = self.mem.as_mut() {
-            mem[..self.len as usize].fill(0);
+            mem[..self.len as usize].zeroize();
         }
         self.len = 0;
     }
@@ -161,7 +163,7 @@ impl TokenStore {
 impl TokenRead {
     /// When the read gives up if no byte comes.
     pub fn deadline(&self) -> u64 {
-        self.last_ms + TOKEN_IDLE_MS
+        self.last_ms.saturating_add(TOKEN_IDLE_MS)
     }
 }
 

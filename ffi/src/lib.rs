@@ -74,7 +74,7 @@ pub use transcode::atmail_transcode;
 use core::ffi::c_char;
 
 /// The ABI version: bumped on any change a linked firmware would notice.
-pub const ATMAIL_ABI_VERSION: u32 = 3;
+pub const ATMAIL_ABI_VERSION: u32 = 4;
 
 /// What a call did. Values are stable and never reused.
 #[repr(u32)]

@@ -87,8 +87,9 @@ pub extern "C" fn atmail_session_align() -> usize {
 /// Starts an idle session in caller memory (`atmail_session_size()` bytes
 /// aligned to `atmail_session_align()`; else `INSUFFICIENT_SIZE` or
 /// `MISALIGNED`). `*out` points into `mem`, which the caller owns: never
-/// pass it to `atmail_session_free`. The session owns no other resource,
-/// so the memory may simply be reused afterwards.
+/// pass it to `atmail_session_free`; end it with `atmail_session_deinit`,
+/// which wipes the password, the token and every other byte, before the
+/// memory is used for anything else.
 ///
 /// # Undefined behavior
 /// `mem` must be NULL or point at `mem_len` writable bytes that outlive the
@@ -119,7 +120,8 @@ pub unsafe extern "C" fn atmail_session_new(out: *mut *mut atmail_session) -> at
     })
 }
 
-/// Frees a session from `atmail_session_new`; NULL is a no-op.
+/// Frees a session from `atmail_session_new`, its memory wiped first (as
+/// `atmail_session_deinit` does); NULL is a no-op.
 ///
 /// Host builds only (the `std` feature): a firmware build has no heap.
 ///
@@ -130,9 +132,51 @@ pub unsafe extern "C" fn atmail_session_new(out: *mut *mut atmail_session) -> at
 #[no_mangle]
 pub unsafe extern "C" fn atmail_session_free(session: *mut atmail_session) {
     boundary!((), {
-        // SAFETY: this function's own contract.
-        unsafe { free_boxed(session) }
+        if !session.is_null() {
+            // SAFETY: this function's own contract: a live session from
+            // `_new`, dropped and wiped here, then its heap block freed as
+            // the `MaybeUninit` it now is (same layout).
+            unsafe {
+                end_in_place(session);
+                free_boxed(session.cast::<MaybeUninit<atmail_session>>());
+            }
+        }
     })
+}
+
+/// Ends a session made with `atmail_session_init`: the token storage
+/// given to it is wiped (the storage stays the caller's), and then every
+/// byte of the session's memory, the password and the lines that carried
+/// it among them, is overwritten with zeros in a way the compiler cannot
+/// remove. The memory is the caller's again; NULL is a no-op.
+///
+/// # Undefined behavior
+/// `session` must be NULL or come from `atmail_session_init`, and is not
+/// used afterwards (another `_init` may reuse its memory).
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_deinit(session: *mut atmail_session) {
+    boundary!((), {
+        if !session.is_null() {
+            // SAFETY: this function's own contract.
+            unsafe { end_in_place(session) }
+        }
+    })
+}
+
+/// Drops the session where it is (its secrets wipe themselves), then
+/// zeros all its bytes.
+///
+/// # Safety
+/// `session` points at a live session that is not used afterwards.
+unsafe fn end_in_place(session: *mut atmail_session) {
+    // SAFETY: the caller's contract; after the drop the place holds no
+    // value, and its bytes are plain memory of `size_of` the session.
+    unsafe {
+        core::ptr::drop_in_place(session);
+        let bytes =
+            core::slice::from_raw_parts_mut(session.cast::<u8>(), size_of::<atmail_session>());
+        zeroize::Zeroize::zeroize(bytes);
+    }
 }
 
 /// `+CME ERROR: <text>` instead of `ERROR` (`AT+CMEE=2`); off at start.
@@ -246,7 +290,7 @@ pub unsafe extern "C" fn atmail_session_set_token_storage(
 /// The `Date:` (RFC 5322 date) and `Message-ID:` (`<id@domain>`) of the
 /// next mail: the firmware's clock and entropy. Each `AT+GTSMTPSEND`
 /// takes the identity set before it, and waits for one
-/// (`ATMAIL_PENDING_IDENTITY`) when none is set; copies both.
+/// (`ATMAIL_EVENT_KIND_IDENTITY`) when none is set; copies both.
 ///
 /// # Undefined behavior
 /// `session` NULL or from `_init`/`_new`; `date` and `message_id` readable
@@ -276,7 +320,7 @@ pub unsafe extern "C" fn atmail_session_set_identity(
 }
 
 /// The firmware cannot give the waiting `AT+GTSMTPSEND` a Date and
-/// Message-ID (`ATMAIL_PENDING_IDENTITY`): SEND answers `+CME ERROR: no
+/// Message-ID (`ATMAIL_EVENT_KIND_IDENTITY`): SEND answers `+CME ERROR: no
 /// Date or Message-ID for the mail` (`ERROR` under `AT+CMEE=0`) and
 /// `+GTSMTPSEND: 0`, and the session takes host bytes again. Nothing
 /// happens when no SEND waits.
@@ -365,8 +409,6 @@ pub unsafe extern "C" fn atmail_session_handle_host(
             Stopped::ServerFull => atmail_stopped::ServerFull,
             Stopped::HostFull => atmail_stopped::HostFull,
             Stopped::Caller => atmail_stopped::Caller,
-            // A reason this ABI does not name yet: the caller retries.
-            _ => atmail_stopped::ServerFull,
         });
         atmail_status::Ok
     })
@@ -397,8 +439,10 @@ pub enum atmail_event_kind {
     /// Close the connection now: at once for one that cannot go on, after
     /// the QUIT's reply (or 5 s) for one that ended politely.
     Close = 5,
-    /// The last mail failed beyond what its URC says; the reason, as text,
-    /// in the buffer (for a log line).
+    /// The last mail failed (every failed mail gives one): its URC code in
+    /// `code` (0 for a connection that failed without a reply, or a mail
+    /// the host's data ended), the reason with the server's words, as
+    /// text, in the buffer (for a log line). Never a secret.
     MailFailed = 6,
 }
 
@@ -415,6 +459,9 @@ pub struct atmail_event {
     pub port: u16,
     /// `ATMAIL_EVENT_KIND_CONNECT`: TLS from the first byte (SMTPS).
     pub implicit_tls: bool,
+    /// `ATMAIL_EVENT_KIND_MAIL_FAILED`: the SMTP code (`+GTSMTPSEND`), 0
+    /// for none.
+    pub code: u16,
 }
 
 /// The next thing the caller must do, once each and in the order it must
@@ -443,6 +490,7 @@ pub unsafe extern "C" fn atmail_session_poll_event(
             len: 0,
             port: 0,
             implicit_tls: false,
+            code: 0,
         };
         let status = match session.inner.peek_event() {
             None => atmail_status::Ok,
@@ -483,12 +531,11 @@ fn describe(event: Event<'_>, out: &mut atmail_event, buf: &mut [u8]) -> atmail_
         }
         Event::MailFailed(failure) => {
             out.kind = atmail_event_kind::MailFailed;
+            out.code = failure.failure.code();
             let (len, status) = put_whole(buf, |text| failure.write_to(text));
             out.len = len;
             return status;
         }
-        // An event this ABI does not name yet is left for a newer caller.
-        _ => return atmail_status::WrongState,
     };
     let (len, status) = put_whole(buf, |dst| dst.put(text));
     out.len = len;
@@ -554,7 +601,6 @@ pub unsafe extern "C" fn atmail_session_state(session: *const atmail_session) ->
             Some(SessionState::Finishing) => atmail_state::Finishing,
             Some(SessionState::Discarding) => atmail_state::Discarding,
             Some(SessionState::TokenInput) => atmail_state::TokenInput,
-            Some(_) => atmail_state::Idle,
         }
     })
 }

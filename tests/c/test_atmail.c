@@ -38,7 +38,7 @@ static int test_version(void) {
     int ok = 0;
     const char *v = atmail_version();
     CHECK(v != NULL && strlen(v) >= 5);
-    CHECK(ATMAIL_ABI_VERSION == 3);
+    CHECK(ATMAIL_ABI_VERSION == 4);
     printf("  atmail_version() = %s, ATMAIL_ABI_VERSION = %d\n", v,
            ATMAIL_ABI_VERSION);
     ok = 1;
@@ -496,7 +496,8 @@ static int configure(rig *g) {
     CHECK(at(g, "ATE0"));
     CHECK(strcmp(g->host, "ATE0\r\r\nOK\r\n") == 0);
     clear_host(g);
-    CHECK(at(g, "at+gtsmtpland=25,\"mail.fibocom.com\""));
+    /* Mode 3: these servers offer AUTH without STARTTLS. */
+    CHECK(at(g, "at+gtsmtpland=25,\"mail.fibocom.com\",3"));
     CHECK(at(g, "at+gtsmtpid=\"wangww@fibocom.com\",\"ght64621178\""));
     CHECK(at(g, "at+gtsmtpdst=1,1,\"xiangj@fibocom.com\""));
     memcpy(head, "AT+GTSMTPEHEAD=2,\"", 18);
@@ -762,6 +763,65 @@ done:
     return ok;
 }
 
+static int holds(const uint8_t *mem, size_t len, const char *needle) {
+    size_t n = strlen(needle), i;
+    for (i = 0; i + n <= len; i++) {
+        if (memcmp(mem + i, needle, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The password, the token and the lines that carried them are in no byte
+ * of the caller's session memory after AT+GTSMTPCLR and after
+ * atmail_session_deinit; the token storage is wiped too. */
+static int test_session_wiped(void) {
+    int ok = 0;
+    rig *g = calloc(1, sizeof *g);
+    static uint8_t token_mem[64];
+    uint8_t *mem = NULL;
+    const char *password = "pw-6f1c2a9e-secret";
+    const char *token = "ya29.tok-4d5e6f7a8b9c";
+    int round;
+    size_t i;
+    CHECK(g != NULL);
+    mem = malloc(atmail_session_size());
+    CHECK(mem != NULL && (uintptr_t)mem % atmail_session_align() == 0);
+    CHECK_STATUS(atmail_session_init(mem, atmail_session_size(), &g->s), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_session_set_token_storage(g->s, token_mem, sizeof token_mem), ATMAIL_STATUS_OK);
+    for (round = 0; round < 2; round++) {
+        CHECK(at(g, "AT+GTSMTPID=\"u@x.com\",\"pw-6f1c2a9e-secret\""));
+        CHECK(at(g, "AT+GTSMTPTOKEN=21"));
+        CHECK(serial(g, (const uint8_t *)token, strlen(token)));
+        CHECK(pump(g));
+        CHECK(holds(mem, atmail_session_size(), password));
+        CHECK(holds(token_mem, sizeof token_mem, "ya29.tok"));
+        if (round == 0) {
+            CHECK(at(g, "AT+GTSMTPCLR"));
+        } else {
+            atmail_session_deinit(g->s);
+            g->s = NULL;
+        }
+        CHECK(!holds(mem, atmail_session_size(), "pw-6f1c2"));
+        CHECK(!holds(mem, atmail_session_size(), "ya29.tok"));
+        CHECK(!holds(token_mem, sizeof token_mem, "ya29.tok"));
+        clear_host(g);
+    }
+    /* After deinit every byte is zero, and the memory takes a new session. */
+    for (i = 0; i < atmail_session_size(); i++) {
+        CHECK(mem[i] == 0);
+    }
+    atmail_session_deinit(NULL);
+    CHECK_STATUS(atmail_session_init(mem, atmail_session_size(), &g->s), ATMAIL_STATUS_OK);
+    atmail_session_deinit(g->s);
+    ok = 1;
+done:
+    free(mem);
+    free(g);
+    return ok;
+}
+
 static int test_session_endings(void) {
     int ok = 0;
     rig *g = calloc(1, sizeof *g);
@@ -782,6 +842,11 @@ static int test_session_endings(void) {
     CHECK(strcmp(g->host, "\r\n+GTSMTPSEND: 550\r\n") == 0);
     CHECK(reply(g, "554 no valid recipients\r\n"));
     CHECK(ends_with(g->wire, g->wire_len, "DATA\r\nQUIT\r\n"));
+    /* Every failed mail says why: its code and the server's words. */
+    CHECK_STATUS(atmail_session_poll_event(g->s, &ev, g->text, sizeof g->text), ATMAIL_STATUS_OK);
+    CHECK(ev.kind == ATMAIL_EVENT_KIND_MAIL_FAILED && ev.code == 550);
+    CHECK(ev.len == strlen("the server refused the mail at MAIL, RCPT or DATA: 550 no such user"));
+    CHECK(memcmp(g->text, "the server refused the mail at MAIL, RCPT or DATA: 550 no such user", ev.len) == 0);
     CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
     CHECK(reply(g, "221 bye\r\n"));
     CHECK(next_event(g) == ATMAIL_EVENT_KIND_CLOSE);
@@ -949,6 +1014,7 @@ int main(void) {
         {test_session_states_and_failures, "session: states, STARTTLS, failures"},
         {test_session_endings, "session: QUIT, refused identity, TLS failure, buffer edges"},
         {test_session_token_storage, "session: token storage, AT+GTSMTPTOKEN"},
+        {test_session_wiped, "session: secrets wiped by AT+GTSMTPCLR and deinit"},
         {test_message_and_transcode, "message composer and transcoder"},
     };
     size_t i, failed = 0;
