@@ -10,7 +10,11 @@ close; one that does not reports URC 0 instead of the reply's code.
 
 Every other step succeeds: EHLO offers nothing (no AUTH, no STARTTLS, so
 the mail goes without signing in whatever the TLS policy), MAIL, RCPT,
-DATA and the message are taken. `tls` set: TLS from the first byte
+DATA and the message are taken. `INSIDE_DATA` is the other way round: the
+reply comes in the middle of the message (after `after` of its bytes)
+and the server does not close; it reads on, keeping what the client
+sends after the reply, and notes when the client's EOF came. `tls` set:
+TLS from the first byte
 (SMTPS), through `ssl.MemoryBIO`, so the bytes that leave are exactly the
 ones chosen. What each connection saw is kept: the command lines, and
 what the client sent after the FIN, up to its EOF."""
@@ -36,7 +40,13 @@ class Seen:
     """Raw bytes the client sent after the server's FIN (TLS records
     undecrypted)."""
     fin_at: Optional[float] = None
+    reply_at: Optional[float] = None
+    """INSIDE_DATA: when the reply went out (time.monotonic())."""
+    after_reply: bytes = b""
+    """INSIDE_DATA: what the client sent after the reply, as received."""
     eof_at: Optional[float] = None
+    timed_out: bool = False
+    """The client neither closed nor sent anything for 20 s."""
 
 
 class Wire:
@@ -109,9 +119,9 @@ class Wire:
 class ClosingServer:
     """Answers `step` with `reply` (without CRLF) and closes with it."""
 
-    def __init__(self, step: str, reply: bytes, context: Optional[ssl.SSLContext] = None):
-        assert step in ("GREETING", "MAIL", "END")
-        self.step, self.reply, self.context = step, reply, context
+    def __init__(self, step: str, reply: bytes, context: Optional[ssl.SSLContext] = None, after: int = 0):
+        assert step in ("GREETING", "MAIL", "END", "INSIDE_DATA")
+        self.step, self.reply, self.context, self.after = step, reply, context, after
         self.seen: List[Seen] = []
         self.lock = threading.Condition()
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -153,10 +163,16 @@ class ClosingServer:
         conn.settimeout(20)
         try:
             wire = Wire(conn, self.context)
-            if self._talk(wire, seen):
+            ended = self._talk(wire, seen)
+            if ended == "fin":
                 seen.fin_at = time.monotonic()
                 while chunk := conn.recv(65536):
                     seen.after_fin += chunk
+            elif ended == "held":
+                while chunk := wire.recv():
+                    seen.after_reply += chunk
+        except socket.timeout:
+            seen.timed_out = True
         except (OSError, ValueError, ConnectionError):
             pass
         finally:
@@ -165,38 +181,44 @@ class ClosingServer:
                 seen.eof_at = time.monotonic()
                 self.lock.notify_all()
 
-    def _talk(self, wire: Wire, seen: Seen) -> bool:
-        """The conversation up to the step; True once the last reply and
-        the FIN are out."""
+    def _talk(self, wire: Wire, seen: Seen) -> Optional[str]:
+        """The conversation up to the step: "fin" once the last reply and
+        the FIN are out, "held" once the reply inside DATA is, None when
+        the client ended it first."""
         last = self.reply + b"\r\n"
         if self.step == "GREETING":
             wire.send_last(last)
-            return True
+            return "fin"
         wire.send(b"220 closing.test ESMTP\r\n")
         buf, in_data = b"", False
         while True:
             chunk = wire.recv()
             if not chunk:
-                return False
+                return None
             buf += chunk
             while b"\r\n" in buf:
                 line, buf = buf.split(b"\r\n", 1)
                 if in_data:
                     if line != b".":
                         seen.message += line + b"\r\n"
+                    if self.step == "INSIDE_DATA" and len(seen.message) >= self.after:
+                        wire.send(last)
+                        seen.reply_at = time.monotonic()
+                        seen.after_reply = buf
+                        return "held"
                     if line == b".":
                         in_data = False
                         seen.lines.append(b".")
                         if self.step == "END":
                             wire.send_last(last)
-                            return True
+                            return "fin"
                         wire.send(b"250 2.0.0 queued\r\n")
                     continue
                 seen.lines.append(line)
                 verb = line.split(b" ", 1)[0].upper()
                 if verb == b"MAIL" and self.step == "MAIL":
                     wire.send_last(last)
-                    return True
+                    return "fin"
                 if verb in (b"EHLO", b"HELO"):
                     wire.send(b"250 closing.test\r\n")
                 elif verb == b"DATA":
@@ -204,6 +226,6 @@ class ClosingServer:
                     wire.send(b"354 go ahead\r\n")
                 elif verb == b"QUIT":
                     wire.send(b"221 2.0.0 bye\r\n")
-                    return False
+                    return None
                 else:
                     wire.send(b"250 2.0.0 ok\r\n")
