@@ -220,6 +220,16 @@ static void server_receive(server *s, const uint8_t *bytes, size_t len) {
 
 /* ---- the firmware side ---- */
 
+static int holds(const uint8_t *mem, size_t len, const char *needle) {
+    size_t n = strlen(needle), i;
+    for (i = 0; i + n <= len; i++) {
+        if (memcmp(mem + i, needle, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static struct {
     uint64_t mem[16384 / 8];
 } session_memory;
@@ -396,6 +406,22 @@ static void host(const void *bytes, size_t len) {
     pump();
 }
 
+/* Whether the password or the token's start is anywhere in the session's
+ * memory or the token storage, and how many bytes of the session are not
+ * zero: "scan <when> password <0|1> token <0|1> nonzero <n>". */
+static void scan(const char *when, const uint8_t *token_mem, size_t token_len) {
+    const uint8_t *mem = (const uint8_t *)&session_memory;
+    size_t len = atmail_session_size(), i, nonzero = 0;
+    char note[96];
+    for (i = 0; i < len; i++) {
+        nonzero += mem[i] != 0;
+    }
+    sprintf(note, "scan %s password %d token %d nonzero %u", when, holds(mem, len, "ght64621178"),
+            holds(mem, len, "abcdefghijklmnop") || holds(token_mem, token_len, "abcdefghijklmnop"),
+            (unsigned)nonzero);
+    puts(note);
+}
+
 static void line(const char *text) {
     char state[32];
     host(text, strlen(text));
@@ -501,7 +527,8 @@ int main(void) {
 
     line("ATE0");
     line("AT+MIPCALL=1,\"cmnet\"");
-    line("AT+GTSMTPLAND=25,\"mail.fibocom.com\"");
+    /* Mode 3: this server offers AUTH without STARTTLS. */
+    line("AT+GTSMTPLAND=25,\"mail.fibocom.com\",3");
     line("AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"");
     line("AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"");
     line("AT+GTSMTPEHEAD=2,\"\xc4\xe3\xba\xc3 smtp\"");
@@ -531,7 +558,9 @@ int main(void) {
     tls_fails = 1;
     line("AT+GTSMTPSEND=300");
     advance(100);
+    scan("set", token_memory, sizeof token_memory);
     line("AT+GTSMTPCLR");
+    scan("clr", token_memory, sizeof token_memory);
 
     /* OAuth 2.0: the token lives in the firmware's memory, not the
      * session's. */
@@ -541,7 +570,7 @@ int main(void) {
     }
     srv.refuse_rcpt = 0;
     srv.oauth = 1;
-    line("AT+GTSMTPLAND=587,\"mail.fibocom.com\"");
+    line("AT+GTSMTPLAND=587,\"mail.fibocom.com\",3");
     line("AT+GTSMTPID=\"wangww@fibocom.com\",\"\"");
     line("AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"");
     line("AT+GTSMTPAUTH=1");
@@ -559,8 +588,17 @@ int main(void) {
     payload((const uint8_t *)body, strlen(body), 512);
     line("AT+GTSMTPEND");
     advance(100);
+    scan("token", token_memory, sizeof token_memory);
     line("AT+GTSMTPCLR");
     line("AT+GTSMTPTOKEN?");
+    scan("clr-token", token_memory, sizeof token_memory);
+    /* The end call wipes every byte of the caller's memory. */
+    line("AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"");
+    line("AT+GTSMTPTOKEN=40");
+    host(token, 40);
+    scan("again", token_memory, sizeof token_memory);
+    MV(atmail_session_deinit(session));
+    scan("deinit", token_memory, sizeof token_memory);
 
     sprintf(note, "session_size %u", (unsigned)atmail_session_size());
     puts(note);

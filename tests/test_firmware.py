@@ -134,7 +134,24 @@ def test_the_spec_case_runs_on_a_cortex_m4_as_on_this_host(runs):
     assert b"\r\nAUTH XOAUTH2\r\n" in sent and b"AQ==\r\n\r\nQUIT\r\n" in sent
     assert b"\r\nAUTH OAUTHBEARER bixhPXdhbmd3d0BmaWJvY29tLmNvbSwB" in sent
     assert on_arm["F"].count(b"the server refused the XOAUTH2 token: 535 5.7.8") == 1
-    assert said.endswith(b"\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n")  # CLR wiped it
+    assert b"\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n" in said  # CLR wiped it
+
+
+def test_no_secret_is_left_in_the_session_memory_on_the_cortex_m4(runs):
+    """The spec case scans the caller's session memory (and the token
+    storage) for the password and the token: found while set (the scan
+    can see them), gone after AT+GTSMTPCLR, and after
+    atmail_session_deinit every byte of the session is zero."""
+    for output in runs:
+        scans = {
+            when: (int(password), int(token), int(nonzero))
+            for when, password, token, nonzero in re.findall(
+                r"^scan (\S+) password (\d) token (\d) nonzero (\d+)$", output, re.M
+            )
+        }
+        assert scans["set"][0] == 1 and scans["token"][1] == 1 and scans["again"][:2] == (1, 1)
+        assert scans["clr"][:2] == (0, 0) and scans["clr-token"][:2] == (0, 0)
+        assert scans["deinit"] == (0, 0, 0)
 
 
 def test_the_session_fits_8_kib_on_a_cortex_m4(runs):

@@ -18,14 +18,20 @@ def info(*lines):
 
 # In order, on one modem: each line and the exact answer.
 FORMS = [
-    (b"AT+GTSMTPLAND=?", info(b'+GTSMTPLAND: (1-65535),("SERVER ADDR"),(0-1)')),
+    (b"AT+GTSMTPLAND=?", info(b'+GTSMTPLAND: (1-65535),("SERVER ADDR"),(0-3)')),
     (b"AT+GTSMTPLAND?", info(b"+GTSMTPLAND: 0")),
     (b'at+gtsmtpland=25,"mail.fibocom.com"', OK),
     (b"AT+GTSMTPLAND?", info(b'+GTSMTPLAND: 25,"mail.fibocom.com"')),
     (b'AT+GTSMTPLAND=465,"smtp.example.com",1', OK),
     (b"AT+GTSMTPLAND?", info(b'+GTSMTPLAND: 465,"smtp.example.com",1')),
     (b'AT+GTSMTPLAND=587,"[192.0.2.1]",0', OK),
-    (b"AT+GTSMTPLAND?", info(b'+GTSMTPLAND: 587,"[192.0.2.1]"')),
+    (b"AT+GTSMTPLAND?", info(b'+GTSMTPLAND: 587,"[192.0.2.1]",0')),
+    (b'AT+GTSMTPLAND=587,"[192.0.2.1]",2', OK),
+    (b"AT+GTSMTPLAND?", info(b'+GTSMTPLAND: 587,"[192.0.2.1]",2')),
+    (b'AT+GTSMTPLAND=25,"relay.lan",3', OK),
+    (b"AT+GTSMTPLAND?", info(b'+GTSMTPLAND: 25,"relay.lan",3')),
+    (b"AT+GTSMTPERR=?", OK),
+    (b"AT+GTSMTPERR?", info(b'+GTSMTPERR: 0,""')),
     (b"AT+GTSMTPID=?", info(b'+GTSMTPID: ("username"),("password")')),
     (b"AT+GTSMTPID?", info(b"+GTSMTPID: 0")),
     (b'AT+GTSMTPID="wangww@fibocom.com","' + PASSWORD + b'"', OK),
@@ -133,7 +139,7 @@ BAD_LINES = [
     # (why, line)
     ("port 0", b'AT+GTSMTPLAND=0,"mail.fibocom.com"'),
     ("port 65536", b'AT+GTSMTPLAND=65536,"mail.fibocom.com"'),
-    ("mode 2", b'AT+GTSMTPLAND=25,"mail.fibocom.com",2'),
+    ("mode 4", b'AT+GTSMTPLAND=25,"mail.fibocom.com",4'),
     ("unquoted server", b"AT+GTSMTPLAND=25,mail.fibocom.com"),
     ("unclosed quote", b'AT+GTSMTPLAND=25,"mail.fibocom.com'),
     ("256-byte server", b'AT+GTSMTPLAND=25,"' + long(256) + b'"'),

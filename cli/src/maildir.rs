@@ -1,8 +1,9 @@
 //! `--maildir DIR`: an in-process mail server that delivers into a Maildir.
 //!
 //! What it does: speaks the server side of SMTP to the engine over an
-//! in-memory link (no socket): it offers PIPELINING and AUTH PLAIN/LOGIN,
-//! accepts any login, and writes each message to `DIR/tmp` and renames it
+//! in-memory link (no socket): it offers PIPELINING and no AUTH (the
+//! link never leaves the process, so there is nothing to sign in to; a
+//! client that signs in anyway is accepted), and writes each message to `DIR/tmp` and renames it
 //! into `DIR/new` only when the end-of-data arrives, as Maildir requires, so
 //! a mail that is aborted never appears. Lines are stored with LF endings,
 //! as MTAs store Maildir files (Postfix's virtual delivery does), so mail
@@ -84,7 +85,7 @@ impl MaildirSink {
             self.login_step = 0;
             b"235 2.7.0 accepted\r\n"
         } else if upper.starts_with(b"EHLO") {
-            b"250-atmail\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n"
+            b"250-atmail\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
         } else if [&b"HELO"[..], b"MAIL", b"RCPT", b"RSET", b"NOOP"]
             .iter()
             .any(|c| upper.starts_with(c))

@@ -142,8 +142,11 @@ impl Answers {
     pub(crate) fn say(&mut self, piece: impl Fn(&mut dyn Out)) {
         let queued = self.queue.say(piece);
         // Lines run only with ANSWER_ROOM + URC_ROOM free, which holds
-        // any answer and what can follow it before the next line.
-        debug_assert!(queued, "host queue full");
+        // any answer and what can follow it before the next line. Checked
+        // in release builds too: a line left without its final result
+        // would hang the host, which is worse than the caller's panic
+        // hook.
+        assert!(queued, "host queue full");
     }
 
     pub(crate) fn ok(&mut self) {
@@ -170,5 +173,25 @@ impl Answers {
             put_decimal(out, code.into());
             out.put(b"\r\n");
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// "One final result per line" holds in every build: an answer that
+    /// cannot be queued stops the engine rather than vanish.
+    #[test]
+    #[should_panic(expected = "host queue full")]
+    #[allow(unsafe_code)]
+    fn an_answer_that_does_not_fit_is_never_dropped() {
+        let mut slot = MaybeUninit::uninit();
+        Answers::init_in(&mut slot);
+        // SAFETY: `init_in` initialised it.
+        let answers = unsafe { slot.assume_init_mut() };
+        loop {
+            answers.say(|out| out.put(&[b'x'; 1000]));
+        }
     }
 }

@@ -33,8 +33,15 @@
 //! Streaming calls follow one shape, taken from `encoding_rs`: they consume
 //! what fits, and say how much they read and wrote with a [`CoderResult`].
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
-// Unsafe code lives only in the AVX2 kernel and its CPU detection
-// (`mime_base64::avx2`).
+// Unsafe code, each block with its SAFETY reason beside it, is of two
+// kinds: the AVX2 kernel and its call after run-time CPU detection
+// (`mime_base64::avx2`, `mime_base64`); and in-place initialisation of
+// the values too big for a firmware's 1 KiB stack, field by field
+// (`init_in` of `Session`, its engine, `Config`, `Mail`, the answers, the
+// line editor and the host queue; `Session::new` and `Config::new` after
+// them; `Config::clear`, which initialises in place again once the
+// password is wiped). Each module that has some allows it per item;
+// the crate denies it everywhere else.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

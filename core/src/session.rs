@@ -426,7 +426,8 @@ impl Session {
             return Err(AnswerError::TooLong);
         }
         let queued = self.engine.host.queue.push(answer);
-        debug_assert!(
+        // In release builds too: the host must get the line's result.
+        assert!(
             queued,
             "a line is only handed over with room for its answer"
         );

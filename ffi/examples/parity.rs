@@ -132,7 +132,7 @@ fn session(input: &[u8], in_chunk: usize, out_chunk: usize) -> Option<Vec<u8>> {
     g.s.set_identity(date, MessageId::new(b"<parity@fibocom.com>").ok()?);
     let c = in_chunk;
     g.at(b"AT&K3", c)?;
-    g.at(b"AT+GTSMTPLAND=25,\"mail.fibocom.com\"", c)?;
+    g.at(b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3", c)?;
     g.at(b"AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"", c)?;
     g.at(b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"", c)?;
     g.at(b"AT+GTSMTPDST=1,2,\"cc@fibocom.com\"", c)?;

@@ -80,6 +80,9 @@ def send_spec_case(module, port, attachment, progress=None, **overrides):
         attachments=[("eee.wma", attachment)],
         progress=progress,
     )
+    # The plain loopback server offers AUTH without TLS: sign-in in the
+    # clear on purpose (mode 3), unless a test chooses.
+    kwargs.setdefault("mode", 3)
     kwargs.update(overrides)
     password = kwargs.pop("password", PASSWORD.decode())
     module.send_mail(SERVER_NAME, port, USER.decode(), password, **kwargs)

@@ -208,7 +208,7 @@ static int session(const uint8_t *in, size_t len, size_t in_chunk, size_t out_ch
                                     strlen(id)) != ATMAIL_STATUS_OK) {
         goto done;
     }
-    if (!at(&g, "AT&K3", in_chunk) || !at(&g, "AT+GTSMTPLAND=25,\"mail.fibocom.com\"", in_chunk) ||
+    if (!at(&g, "AT&K3", in_chunk) || !at(&g, "AT+GTSMTPLAND=25,\"mail.fibocom.com\",3", in_chunk) ||
         !at(&g, "AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"", in_chunk) ||
         !at(&g, "AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"", in_chunk) ||
         !at(&g, "AT+GTSMTPDST=1,2,\"cc@fibocom.com\"", in_chunk) ||

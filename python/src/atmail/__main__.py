@@ -33,7 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--rtscts", action="store_true", help="RTS/CTS flow control, on the port and in the module (AT&K3)")
     send.add_argument("--server", required=True, help="SMTP server name (AT+GTSMTPLAND)")
     send.add_argument("--server-port", type=int, default=25)
-    send.add_argument("--mode", type=int, default=0, choices=[0, 1], help="1: SMTPS, TLS from the first byte")
+    send.add_argument(
+        "--mode",
+        type=int,
+        default=0,
+        choices=[0, 1, 2, 3],
+        help="AT+GTSMTPLAND mode: 0 STARTTLS when offered, credentials only under TLS; 1 SMTPS; "
+        "2 STARTTLS required; 3 sign-in in the clear allowed",
+    )
     send.add_argument("--user", required=True, help="login, also the sender address")
     password = send.add_mutually_exclusive_group(required=True)
     password.add_argument("--password", help="password (visible in the process list; prefer --password-env)")

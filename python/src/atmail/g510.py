@@ -261,8 +261,11 @@ class G510:
         """Sends one mail through the module, the spec's whole sequence:
         network up, `AT+GTSMTPCLR`, LAND, ID, DST, HEAD, SEND (waiting for
         `+GTSMTPSEND: 2`), DATA, FILE, END; returns when `+GTSMTPSEND: 1`
-        says the server took the mail. `mode` 1 is SMTPS (TLS from the
-        first byte). `progress(sent, total)` follows the payload (body and
+        says the server took the mail. `mode` is `AT+GTSMTPLAND`'s: 0
+        STARTTLS when offered and the password or token only under TLS
+        (the default), 1 SMTPS (TLS from the first byte), 2 STARTTLS
+        required, 3 sign-in in the clear allowed (a relay on the host's own
+        network). `progress(sent, total)` follows the payload (body and
         attachments together). Raises `MailError` with the SMTP code when
         the mail fails, `ModemError` when the module refuses a command.
 
