@@ -60,6 +60,12 @@ const LINES: &[&[u8]] = &[
     b"AT+GTSMTPTOKEN=0",
     b"AT+GTSMTPTOKEN?",
     b"AT+GTSMTPAUTH=0",
+    // The credential modes: sign-in in the clear allowed (this target's
+    // servers offer AUTH without STARTTLS), STARTTLS required; and the
+    // last failure's words.
+    b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3",
+    b"AT+GTSMTPLAND=587,\"mail.fibocom.com\",2",
+    b"AT+GTSMTPERR?",
 ];
 
 const REPLIES: &[&[u8]] = &[

@@ -86,7 +86,12 @@ fuzz_target!(|input: Input| {
         TlsPolicy::Opportunistic,
         TlsPolicy::Required,
         TlsPolicy::Implicit,
-    ][usize::from(input.policy % 3)];
+        TlsPolicy::ClearSignIn,
+    ][usize::from(input.policy % 4)];
+    // How much of the wire went before TLS was up: no AUTH may be in it
+    // unless mode 3 allowed sign-in in the clear.
+    let mut tls = policy == TlsPolicy::Implicit;
+    let mut plain_len = 0;
     let mut client = SmtpClient::new(policy, 0);
     let (mut now, mut wire, mut done) = (0u64, Vec::new(), false);
     let (mut in_handshake, mut ready, mut ends) = (false, false, 0);
@@ -162,6 +167,9 @@ fuzz_target!(|input: Input| {
                 assert!(!in_handshake, "bytes before the TLS handshake ended");
                 assert!(!done, "bytes after the close");
                 wire.extend_from_slice(&buf[..w]);
+                if !tls {
+                    plain_len = wire.len();
+                }
                 if let Some(at) = verdict_at {
                     assert!(
                         b"QUIT\r\n".starts_with(&wire[at..]),
@@ -172,6 +180,7 @@ fuzz_target!(|input: Input| {
             }
             if in_handshake {
                 in_handshake = false;
+                tls = true;
                 client.handle_tls_established(now);
             }
             if rest.is_empty() || !moved {
@@ -184,5 +193,12 @@ fuzz_target!(|input: Input| {
             ends = end_count;
         }
         assert!(ends <= 1, "two ends of data");
+        if policy != TlsPolicy::ClearSignIn {
+            assert!(
+                !wire[..plain_len].windows(5).any(|w| w == b"AUTH "),
+                "a credential before TLS: {:?}",
+                String::from_utf8_lossy(&wire[..plain_len])
+            );
+        }
     }
 });

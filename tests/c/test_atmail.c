@@ -763,8 +763,17 @@ done:
     return ok;
 }
 
+/* The scan reads the session's padding too, which Rust leaves undefined:
+ * under valgrind (the host build), the bytes are declared read. */
+#ifdef ATMAIL_MEMCHECK
+#include <valgrind/memcheck.h>
+#else
+#define VALGRIND_MAKE_MEM_DEFINED(addr, len) ((void)(addr), (void)(len))
+#endif
+
 static int holds(const uint8_t *mem, size_t len, const char *needle) {
     size_t n = strlen(needle), i;
+    VALGRIND_MAKE_MEM_DEFINED(mem, len);
     for (i = 0; i + n <= len; i++) {
         if (memcmp(mem + i, needle, n) == 0) {
             return 1;
@@ -786,7 +795,7 @@ static int test_session_wiped(void) {
     int round;
     size_t i;
     CHECK(g != NULL);
-    mem = malloc(atmail_session_size());
+    mem = calloc(1, atmail_session_size());
     CHECK(mem != NULL && (uintptr_t)mem % atmail_session_align() == 0);
     CHECK_STATUS(atmail_session_init(mem, atmail_session_size(), &g->s), ATMAIL_STATUS_OK);
     CHECK_STATUS(atmail_session_set_token_storage(g->s, token_mem, sizeof token_mem), ATMAIL_STATUS_OK);
