@@ -119,9 +119,13 @@ class Wire:
 class ClosingServer:
     """Answers `step` with `reply` (without CRLF) and closes with it."""
 
-    def __init__(self, step: str, reply: bytes, context: Optional[ssl.SSLContext] = None, after: int = 0):
+    def __init__(self, step: str, reply: bytes, context: Optional[ssl.SSLContext] = None, after: int = 0,
+                 delay: float = 0.0):
+        """`delay`: seconds the server takes before its last reply (a slow
+        banner, a slow verdict on the message)."""
         assert step in ("GREETING", "MAIL", "END", "INSIDE_DATA")
         self.step, self.reply, self.context, self.after = step, reply, context, after
+        self.delay = delay
         self.seen: List[Seen] = []
         self.lock = threading.Condition()
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -187,6 +191,7 @@ class ClosingServer:
         the client ended it first."""
         last = self.reply + b"\r\n"
         if self.step == "GREETING":
+            time.sleep(self.delay)
             wire.send_last(last)
             return "fin"
         wire.send(b"220 closing.test ESMTP\r\n")
@@ -210,6 +215,7 @@ class ClosingServer:
                         in_data = False
                         seen.lines.append(b".")
                         if self.step == "END":
+                            time.sleep(self.delay)
                             wire.send_last(last)
                             return "fin"
                         wire.send(b"250 2.0.0 queued\r\n")
@@ -217,6 +223,7 @@ class ClosingServer:
                 seen.lines.append(line)
                 verb = line.split(b" ", 1)[0].upper()
                 if verb == b"MAIL" and self.step == "MAIL":
+                    time.sleep(self.delay)
                     wire.send_last(last)
                     return "fin"
                 if verb in (b"EHLO", b"HELO"):

@@ -10,10 +10,11 @@ A driver that reports the close before offering the engine the bytes
 read in the same pass gets URC 0 here. The live chip reads its link a
 byte at a time as QEMU's UART delivers it, faster than the bytes come, so
 for the greeting and the end of data the chip is kept busy while the
-reply arrives: the host stops reading the pty as twelve long answers
-(`AT+GTSMTPDST?`, 20 recipients) are due, the chip's UART writes wait,
-and the server's data frame and the bridge's close frame meet in the
-chip's link ring (its figures show the ring held both)."""
+reply arrives: the host stops reading the pty for 2 s as sixty long
+answers (`AT+GTSMTPDST?`, 20 recipients) are due, the chip's UART writes
+wait, the server takes 0.5 s over its reply, and the server's data frame
+and the bridge's close frame meet in the chip's link ring (its figures
+show the ring held both)."""
 
 import sys
 import time
@@ -31,6 +32,9 @@ CASES = {
     "mail-421": ("MAIL", b"421 4.7.0 closing.test closing the channel"),
     "end-554": ("END", b"554 5.7.1 the message was refused"),
 }
+# Queries whose answers (about 1.9 KB each) are more than the pty holds
+# for a host that does not read: the chip's UART writes wait.
+QUERIES = 60
 # live.py's 'X' frame when the server closes: its reason as payload.
 CLOSE_FRAME = 4 + len(b"the server closed the connection")
 
@@ -46,11 +50,11 @@ def start_driver(driver, atmail, c_programs, port, ca_file):
 
 
 def send_busy(modem, line):
-    """`line`, then twelve queries whose answers (19 more recipients than
-    the spec's one, about 1.9 KB each) fill the pty while the host reads
-    nothing for 2 s: the chip's UART writes wait meanwhile."""
+    """`line`, then QUERIES queries whose answers (20 recipients, about
+    1.9 KB each) overfill the pty while the host reads nothing for 2 s:
+    the chip's UART writes wait meanwhile."""
     modem.stop_reading()
-    modem.write(line + b"\r" + b"AT+GTSMTPDST?\r" * 12)
+    modem.write(line + b"\r" + b"AT+GTSMTPDST?\r" * QUERIES)
     time.sleep(2)
     modem.resume_reading()
 
@@ -73,15 +77,17 @@ def link_ring_peak(modem):
 )
 def test_a_reply_with_the_fin_is_the_urc(atmail, c_programs, modems, tmp_path, driver, tls, case):
     step, reply = CASES[case]
+    busy = driver == "live" and step != "MAIL"
     certificates = Certificates(tmp_path / "certs")
-    server = ClosingServer(step, reply, certificates.server_context() if tls else None)
+    # For the busy chip, the server takes 0.5 s over its reply, so the chip
+    # is surely waiting on its UART by then.
+    server = ClosingServer(step, reply, certificates.server_context() if tls else None, delay=0.5 if busy else 0.0)
     try:
         modem = start_driver(driver, atmail, c_programs if driver == "firmware" else None, server.port,
                              certificates.ca_file)
         modems.append(modem)
         land = b'%d,"%s"%s' % (465 if tls else 25, SERVER_NAME.encode(), b",1" if tls else b"")
         configure_spec_case(modem, land=land, network=driver != "firmware")
-        busy = driver == "live" and step != "MAIL"
         if busy:
             for i in range(19):
                 modem.at(b'AT+GTSMTPDST=1,2,"%s@fibocom.com"' % (b"r%02d-" % i + b"x" * 60))
