@@ -115,33 +115,3 @@ def test_the_c_firmware_example_delivers_a_mail(c_programs, eol, lead, checker):
             firmware.kill()
         controller.stop()
     assert_spec_mail_arrived(handler, body, bytes(blob))
-
-
-def test_pkg_config_builds_a_program(c_programs, tmp_path):
-    """ffi/atmail.pc, pointed at this tree, gives the flags that compile and
-    link a program against libatmail (the shared library here)."""
-    lib = ROOT / "target" / "debug"
-    pkg_config = [
-        "pkg-config",
-        f"--define-variable=libdir={lib}",
-        f"--define-variable=includedir={ROOT / 'include'}",
-        "--cflags",
-        "--libs",
-        "--static",
-        str(ROOT / "ffi" / "atmail.pc"),
-    ]
-    flags = subprocess.run(pkg_config, capture_output=True, check=True, text=True).stdout.split()
-    assert f"-I{ROOT / 'include'}" in flags and "-latmail" in flags and "-lpthread" in flags
-    program = tmp_path / "parity"
-    subprocess.run(
-        ["cc", "-std=c99", "-Wall", "-Werror", str(ROOT / "tests" / "c" / "parity.c"), "-o", str(program), *flags],
-        check=True,
-    )
-    run = subprocess.run(
-        [str(program), "base64", "5", "5"],
-        input=b"hello",
-        capture_output=True,
-        env={**os.environ, "LD_LIBRARY_PATH": str(lib)},
-        check=True,
-    )
-    assert run.stdout == b"aGVsbG8=\r\n"

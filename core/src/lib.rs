@@ -32,6 +32,60 @@
 //!
 //! Streaming calls follow one shape, taken from `encoding_rs`: they consume
 //! what fits, and say how much they read and wrote with a [`CoderResult`].
+//!
+//! # Example
+//!
+//! A host configures a mail over the serial line; the session answers each
+//! command and, at `AT+GTSMTPSEND`, asks the caller for the mail's `Date:`
+//! and `Message-ID:` (its clock and entropy) and then for a connection. A
+//! real caller opens a socket there and goes on with
+//! [`handle_connected`](session::Session::handle_connected),
+//! [`handle_server`](session::Session::handle_server) and
+//! [`poll_server`](session::Session::poll_server); the README's loop shows
+//! the whole of it.
+//!
+//! ```
+//! use atmail_core::header::Token;
+//! use atmail_core::message::MessageId;
+//! use atmail_core::session::{Event, Session};
+//!
+//! let mut session = Session::new();
+//! session.set_network_up(true); // AT+MIPCALL is the caller's
+//! let host: &[u8] = b"ATE0\r\
+//!     AT+GTSMTPLAND=25,\"mail.example.com\"\r\
+//!     AT+GTSMTPID=\"me@example.com\",\"secret\"\r\
+//!     AT+GTSMTPDST=1,1,\"you@example.com\"\r\
+//!     AT+GTSMTPSEND=300\r";
+//! let (mut read, mut connect_to) = (0, None);
+//! let mut to_server = [0u8; 512];
+//! let mut answers = Vec::new();
+//! for _ in 0..10 {
+//!     // A real caller loops for ever, sleeping until I/O or next_deadline().
+//!     let now_ms = 0; // the caller's monotonic clock
+//!     let progress = session.handle_host(&host[read..], now_ms, &mut to_server);
+//!     read += progress.read;
+//!     while let Some(event) = session.poll_event() {
+//!         match event {
+//!             Event::Identity => session.set_identity(
+//!                 Token::new(b"Mon, 7 Dec 2026 10:00:00 +0800", true).unwrap(),
+//!                 MessageId::new(b"<1@example.com>").unwrap(),
+//!             ),
+//!             Event::Connect(to) => connect_to = Some((to.host.to_vec(), to.port)),
+//!             _ => {}
+//!         }
+//!     }
+//!     let mut buf = [0u8; 64];
+//!     let n = session.poll_host(&mut buf); // to the UART
+//!     answers.extend_from_slice(&buf[..n]);
+//!     if connect_to.is_some() {
+//!         break;
+//!     }
+//! }
+//! assert_eq!(read, host.len());
+//! assert_eq!(connect_to, Some((b"mail.example.com".to_vec(), 25)));
+//! // Echo is on until ATE0; then each command's final result.
+//! assert_eq!(answers, [&b"ATE0\r"[..], &b"\r\nOK\r\n".repeat(5)].concat());
+//! ```
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 // Unsafe code, each block with its SAFETY reason beside it, is of two
 // kinds: the AVX2 kernel and its call after run-time CPU detection
