@@ -178,7 +178,10 @@ static void log_line(const char *text, const uint8_t *more, size_t more_len) {
 
 /* ---- the module ---- */
 
-typedef enum { LINK_NONE, LINK_OPENING, LINK_OPEN } link_state;
+/* LINK_ENDED: the bridge said the connection ended ('X'); the engine
+ * hears it once it has been offered every server byte that came before
+ * (a server's last reply often travels with its FIN). */
+typedef enum { LINK_NONE, LINK_OPENING, LINK_OPEN, LINK_ENDED } link_state;
 
 static struct {
     atmail_session *session;
@@ -204,21 +207,32 @@ void firmware_exit(int code) __attribute__((noreturn));
 static uint8_t out[FRAME_MAX];
 static uint8_t event_text[ATMAIL_EVENT_MAX];
 
-/* Bytes to the server close the window by as much. */
+/* How much of `out` the engine may fill for the server now: no more
+ * than the window, so `m.window -= len` never wraps. */
+static size_t server_room(void) {
+    return m.window < sizeof out ? m.window : sizeof out;
+}
+
+/* Bytes to the server close the window by as much (never more than it
+ * has: every caller asked for at most server_room()). */
 static void send_data(const uint8_t *bytes, size_t len) {
     frame('D', m.id, bytes, len, NULL, 0);
     m.window -= (uint32_t)len;
 }
 
-/* What the engine has for the server, as far as the window lets. */
+/* What the engine has for the server, as far as the window lets. Once
+ * the connection has ended, its bytes go nowhere (as on a closed socket),
+ * so the engine can still read the replies to what it believes sent. */
 static int transmit(void) {
     size_t n = 0;
     int sent = 0;
-    while (m.link == LINK_OPEN && m.window > 0 &&
+    while (((m.link == LINK_OPEN && m.window > 0) || m.link == LINK_ENDED) &&
            atmail_session_poll_server(m.session, now_ms(), out,
-                                      m.window < sizeof out ? m.window : sizeof out, &n) == ATMAIL_STATUS_OK &&
+                                      m.link == LINK_OPEN ? server_room() : sizeof out, &n) == ATMAIL_STATUS_OK &&
            n > 0) {
-        send_data(out, n);
+        if (m.link == LINK_OPEN) {
+            send_data(out, n);
+        }
         sent = 1;
     }
     return sent;
@@ -228,7 +242,7 @@ static int transmit(void) {
  * sent, so unread bytes wait for a transmit. */
 static void feed_server(void) {
     size_t used = 0;
-    while (m.server_len > 0 && m.link == LINK_OPEN) {
+    while (m.server_len > 0 && (m.link == LINK_OPEN || m.link == LINK_ENDED)) {
         if (atmail_session_handle_server(m.session, now_ms(), m.server, m.server_len, &used) !=
             ATMAIL_STATUS_OK) {
             return;
@@ -263,8 +277,17 @@ static void control_frame(void) {
         m.link = LINK_OPEN;
         m.window = WINDOW;
         atmail_session_handle_connected(m.session, now_ms(), m.small, m.small_len == 4 ? 4 : 0);
-    } else if (type == 'X' && m.link != LINK_NONE) {
+    } else if (type == 'X' && (m.link == LINK_OPENING || m.link == LINK_OPEN)) {
         log_line("the connection ended: ", m.small, m.small_len);
+        m.link = LINK_ENDED; /* heard in hear_server_end */
+    }
+}
+
+/* The bridge's 'X', once the engine has been offered every byte that
+ * came before it (feed_server stops only when all are taken or the
+ * engine takes no more). */
+static void hear_server_end(void) {
+    if (m.link == LINK_ENDED) {
         m.link = LINK_NONE;
         m.server_len = 0;
         atmail_session_handle_closed(m.session);
@@ -492,7 +515,7 @@ static void open_connection(const uint8_t *host, size_t host_len, uint16_t port,
 static void report_figures(void);
 
 static void close_connection(void) {
-    if (m.link != LINK_NONE) {
+    if (m.link == LINK_OPENING || m.link == LINK_OPEN) {
         frame('X', m.id, NULL, 0, NULL, 0);
     }
     m.link = LINK_NONE;
@@ -553,14 +576,21 @@ static int feed_host(void) {
     int any = 0;
     uint32_t n;
     while ((n = ring_span(&host_rx, &bytes)) > 0) {
+        size_t room = sizeof out;
         transmit(); /* what poll_server has goes first */
-        if (m.link == LINK_OPEN && m.window < sizeof out && atmail_session_in_data_mode(m.session)) {
-            break; /* the network is behind: the host waits */
+        if (m.link == LINK_OPEN) {
+            if (m.window < sizeof out && atmail_session_in_data_mode(m.session)) {
+                break; /* the network is behind: the host waits */
+            }
+            /* Outside data mode too: a data command and its first payload
+             * may come in one span, and the payload is encoded in this
+             * call. */
+            room = server_room();
         }
         /* The bytes' time is when the newest came, not when the engine
          * got to them: bytes held back never look like a guard time. */
         uint64_t at = now_ms() - (uint32_t)(ticks - host_rx.at);
-        if (atmail_session_handle_host(m.session, at, bytes, n, &read, out, sizeof out, &written,
+        if (atmail_session_handle_host(m.session, at, bytes, n, &read, out, room, &written,
                                        &stopped) != ATMAIL_STATUS_OK) {
             break;
         }
@@ -666,6 +696,7 @@ int main(void) {
         int busy = feed_host();
         busy |= read_link();
         feed_server();
+        hear_server_end();
         atmail_session_handle_timeout(m.session, now_ms());
         busy |= handle_events();
         busy |= transmit();

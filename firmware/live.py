@@ -186,6 +186,15 @@ def relay(stream):
         sys.stderr.flush()
 
 
+def die_with_parent():
+    """In QEMU's process before it runs: it ends when the process that
+    started it does, however that ends (a SIGKILL too), instead of
+    serving a pty and a link no one reads (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def start_qemu(link_port):
     """QEMU with UART0 on a new pty and UART1 connected to the bridge;
     returns the process and the pty's path."""
@@ -196,6 +205,7 @@ def start_qemu(link_port):
             "-semihosting-config", "enable=on,target=native", "-kernel", str(IMAGE),
         ],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     for line in qemu.stdout:
         found = re.search(rb"char device redirected to (\S+) \(label serial0\)", line)

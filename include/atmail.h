@@ -63,7 +63,7 @@
 /*
  The longest reason an `ATMAIL_EVENT_KIND_MAIL_FAILED` carries.
  */
-#define ATMAIL_FAILURE_MAX 160
+#define ATMAIL_FAILURE_MAX 200
 
 /*
  A buffer of this many bytes holds any event's text.

@@ -33,8 +33,11 @@ def c_programs() -> pathlib.Path:
 def modems():
     """The `g510.Modem`s a test starts, killed at its end, pass or fail
     (tests/test_modem.py has its own, which runs each test with CR and
-    CRLF hosts)."""
+    CRLF hosts); then every failed mail they reported must have said why
+    on stderr (`Modem.check_failures`)."""
     started = []
     yield started
     for modem in started:
         modem.kill()
+    for modem in started:
+        modem.check_failures()

@@ -1,6 +1,8 @@
 """Drive `atmail modem` as a host microcontroller would: bytes over stdio or
 a pty, with real pauses around `+++`."""
 
+import collections
+import re
 import socket
 import subprocess
 import threading
@@ -9,6 +11,21 @@ import time
 # What `atmail modem` says when it starts (and after ATZ), as a G510 does
 # at power-up.
 POWER_UP = b"\r\nAT command ready\r\n\r\n+SIM READY\r\n"
+
+URC = re.compile(rb"\+GTSMTPSEND: (\d+)\r\n")
+
+
+def failure_prefix(command):
+    """How a driver starts the line it prints for a failed mail: `atmail
+    modem`'s, the C firmware example's, the live chip's (through live.py);
+    None for a command not known here."""
+    if command is None:
+        return b"atmail: mail failed: "
+    if command[0].endswith("/firmware"):
+        return b"firmware: mail failed: "
+    if any(str(part).endswith("live.py") for part in command):
+        return b"live: mail failed: "
+    return None
 
 
 class Modem:
@@ -24,6 +41,7 @@ class Modem:
 
     def __init__(self, atmail, *args, pty=False, wrapper=(), command=None, eol=b"\r"):
         self.eol = eol
+        self.failure_prefix = failure_prefix(command)
         if command is None:
             command = [str(atmail), "modem", *args, *(["--pty"] if pty else [])]
         self.proc = subprocess.Popen(
@@ -35,6 +53,8 @@ class Modem:
         self.out = b""
         self.err = b""
         self.lock = threading.Condition()
+        self.reading = threading.Event()
+        self.reading.set()
         self.port = None
         if pty:
             import serial
@@ -54,6 +74,7 @@ class Modem:
 
     def _pump_port(self):
         while self.port.is_open:
+            self.reading.wait()
             try:
                 chunk = self.port.read(65536)
             except Exception:  # the port was closed under the read
@@ -71,6 +92,15 @@ class Modem:
             with self.lock:
                 setattr(self, name, getattr(self, name) + chunk)
                 self.lock.notify_all()
+
+    def stop_reading(self):
+        """A host that stops reading its UART (a pty modem only): what the
+        module says piles up in the pty until the module's own writes
+        block. `resume_reading()` ends it."""
+        self.reading.clear()
+
+    def resume_reading(self):
+        self.reading.set()
 
     def write(self, data: bytes):
         if self.port:
@@ -129,6 +159,30 @@ class Modem:
             self.kill()
         return self.proc.returncode
 
+    def failed_mails(self):
+        """The codes of the failing `+GTSMTPSEND: <code>` the host heard
+        (neither 2, connected, nor 1, delivered), and the driver's lines
+        for failed mails on stderr."""
+        codes = [int(c) for c in URC.findall(self.out) if int(c) not in (1, 2)]
+        lines = [line for line in self.err.split(b"\n") if self.failure_prefix and line.startswith(self.failure_prefix)]
+        return codes, lines
+
+    def check_failures(self):
+        """Every failed mail says why on stderr (the fixtures call this
+        after every test): a line per failing URC, and for a code other
+        than 0 a line with that code and the server's words after it (a
+        mail the engine itself found too large for the server's SIZE says
+        so instead). A failure without a URC (the host's data ended the
+        mail) may add lines."""
+        if self.failure_prefix is None:
+            return
+        codes, lines = self.failed_mails()
+        assert len(lines) >= len(codes), (codes, lines, self.err)
+        for code, count in collections.Counter(c for c in codes if c != 0).items():
+            said = [line for line in lines if re.search(rb"\b%d \S" % code, line)
+                    or (code == 552 and b"(SIZE " in line)]
+            assert len(said) >= count, (code, codes, lines)
+
     def kill(self):
         """Stops the modem (if still running) and releases its pipes."""
         if self.proc.poll() is None:
@@ -136,6 +190,7 @@ class Modem:
             self.proc.wait()
         if self.port:
             self.port.close()
+        self.reading.set()
         for reader in self.readers:
             reader.join()
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):

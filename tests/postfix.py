@@ -88,7 +88,7 @@ smtpd_helo_required = yes
 smtpd_helo_restrictions = reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = check_recipient_access inline:{{ {{ {refused} = {refusal} }} }}, permit_sasl_authenticated, reject
-smtpd_sasl_auth_enable = yes
+smtpd_sasl_auth_enable = {sasl}
 smtpd_sasl_type = {sasl_type}
 smtpd_sasl_path = {sasl_path}
 smtpd_sasl_security_options = noanonymous
@@ -113,9 +113,13 @@ class Postfix:
     however the test ends). `smtp` is the STARTTLS port, `smtps` the
     implicit-TLS one; `messages()` reads what was delivered."""
 
-    def __init__(self, certificates, size_limit=10_240_000, plain=False, dovecot=None):
+    def __init__(self, certificates, size_limit=10_240_000, plain=False, dovecot=None, auth_before_tls=False,
+                 sasl=True):
         """`plain`: port `smtp` offers no STARTTLS and takes AUTH in the
-        clear (a relay on a private APN). `dovecot`: a running
+        clear (a relay on a private APN). `auth_before_tls`: STARTTLS
+        offered, and AUTH offered and taken before it too (a server many
+        clients meet; what a man in the middle who deletes STARTTLS
+        relies on). `sasl` False: no AUTH at all. `dovecot`: a running
         `dovecot.Dovecot` is the SASL server (XOAUTH2 and OAUTHBEARER)
         instead of Cyrus's sasldb (PLAIN and LOGIN)."""
         # Postfix's daemons run as `postfix` and `nobody`: their directories
@@ -146,7 +150,8 @@ class Postfix:
                 dir=directory,
                 size_limit=size_limit,
                 tls_level="none" if plain else "may",
-                tls_auth_only="no" if plain else "yes",
+                tls_auth_only="no" if plain or auth_before_tls else "yes",
+                sasl="yes" if sasl else "no",
                 mail=self.mail,
                 uid=nobody.pw_uid,
                 gid=nobody.pw_gid,

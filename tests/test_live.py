@@ -5,13 +5,18 @@ server's side: the message aiosmtpd received, the commands it saw."""
 
 import email
 import email.policy
+import importlib.util
 import pathlib
 import re
+import socket
+import struct
 import sys
+import threading
 import time
 
 import pytest
 
+from closing_server import ClosingServer
 from g510 import Modem
 from postfix import CountingProxy
 from smtp_server import Handler, assert_spec_mail_arrived, configure_spec_case, start_server
@@ -178,3 +183,147 @@ def test_a_megabyte_streamed_as_fast_as_the_pty_takes_it(modems):
     print(err)
     peak, size = map(int, fig["host-ring"].split("/"))
     assert peak == size, fig  # it filled: the host was held, not dropped
+
+
+def live_module():
+    """firmware/live.py as a module: its build, QEMU start and bridge."""
+    spec = importlib.util.spec_from_file_location("live", LIVE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+WINDOW = 4096  # live.c's: bytes a connection may have sent that the bridge has not acknowledged ('W')
+
+
+def metered_bridge(live):
+    """live.py's bridge, but the chip's window opens ('W') only when the
+    test grants it: a network whose send buffer has stopped draining. It
+    keeps the most the chip ever had unacknowledged, which a chip that
+    keeps to its window holds at WINDOW or less."""
+
+    class MeteredBridge(live.Bridge):
+        def __init__(self, *args):
+            self.cond = threading.Condition()
+            self.metering, self.conn = False, None
+            self.unacked = self.most = self.sent = 0
+            super().__init__(*args)
+
+        def frame(self, kind, conn, payload):
+            if kind == b"O":
+                with self.cond:
+                    self.conn, self.unacked = conn, 0
+            if kind != b"D" or conn != self.conn:
+                return super().frame(kind, conn, payload)
+            with self.lock:
+                sock = self.sockets.get(conn)
+            if sock is not None:
+                sock.sendall(payload)
+            with self.cond:
+                self.unacked += len(payload)
+                self.sent += len(payload)
+                self.most = max(self.most, self.unacked)
+                self.cond.notify_all()
+                if self.metering:
+                    return
+            self.grant(len(payload))
+
+        def grant(self, n):
+            with self.cond:
+                self.unacked -= n
+            self.send(b"W", self.conn, struct.pack(">H", n))
+
+        def quiet(self, seconds=0.5):
+            """Waits until the chip has sent nothing for `seconds`."""
+            with self.cond:
+                while True:
+                    sent = self.sent
+                    self.cond.wait(seconds)
+                    if self.sent == sent:
+                        return
+
+        def settle(self, step=64):
+            """Grants `step` bytes at a time while the chip uses each grant
+            whole; once one is not used up the chip has nothing more to
+            send and its window is below `step`."""
+            self.quiet()
+            while True:
+                before = self.sent
+                self.grant(step)
+                self.quiet()
+                if self.sent - before < step:
+                    return
+
+    return MeteredBridge
+
+
+def test_a_data_command_and_its_payload_in_one_write_keep_to_the_window(modems):
+    """The chip's window is nearly shut (the network took the envelope and
+    the header block and then nothing) when the host ring holds
+    `AT+GTSMTPDATA` and its payload in one span (a host that does not wait
+    for the prompt, met by a chip that was busy): the engine takes the
+    command and encodes payload in the same call, and the chip gives it no
+    more room than the window. Before, that call had the whole 1 KiB
+    frame, `m.window -= len` wrapped, and the chip sent on past the window.
+    Then the network drains and the mail arrives whole."""
+    live = live_module()
+    live.build()
+    server = ClosingServer("END", b"250 2.0.0 queued")
+    listener = socket.create_server(("127.0.0.1", 0))
+    qemu, pty = live.start_qemu(listener.getsockname()[1])
+    chip = None
+    try:
+        listener.settimeout(30)
+        chip, _ = listener.accept()
+        listener.close()
+        bridge = metered_bridge(live)(chip, ("127.0.0.1", server.port), 300)
+        threading.Thread(target=bridge.serve, daemon=True).start()
+        # QEMU runs here; the host's Modem needs a process that names the
+        # pty, as live.py would.
+        namer = f"print({pty!r}, flush=True); import time; time.sleep(600)"
+        modem = Modem(None, command=[sys.executable, "-c", namer], pty=True)
+        modems.append(modem)
+        # Twenty long recipients and a long subject: envelope and header
+        # block together pass the window.
+        modem.at(b"ATE0")
+        modem.at(b'AT+MIPCALL=1,"cmnet"', b"+MIPCALL: ")
+        modem.at(b'AT+GTSMTPLAND=25,"mail.fibocom.com"')
+        modem.at(b'AT+GTSMTPID="wangww@fibocom.com","pw"')
+        for i in range(20):
+            modem.at(b'AT+GTSMTPDST=1,1,"%s@fibocom.com"' % (b"r%02d-" % i + b"x" * 60))
+        modem.at(b'AT+GTSMTPHEAD=1,"' + b"s" * 200 + b'"')
+        bridge.metering = True
+        modem.at(b"AT+GTSMTPSEND=300", b"OK\r\n", timeout=30)
+        bridge.settle()
+        modem.wait_for(b"+GTSMTPSEND: 2\r\n", timeout=30)
+        assert WINDOW - bridge.unacked < 1024 and bridge.most <= WINDOW  # less than a frame left
+        # The chip busy with the twelve queries' long answers (the host
+        # reads nothing for 2 s, so its UART writes wait) while the data
+        # command and its payload fill the host ring behind them: one span.
+        payload = bytes(range(33, 127)) * 4
+        modem.stop_reading()
+        modem.write(b"AT+GTSMTPDST?\r" * 12 + b"AT+GTSMTPDATA=300\r" + payload)
+        time.sleep(2)
+        modem.resume_reading()
+        bridge.quiet()
+        assert bridge.most <= WINDOW, f"{bridge.most} bytes unacknowledged, window {WINDOW}"
+        bridge.metering = False
+        bridge.grant(bridge.unacked)
+        bridge.quiet()
+        time.sleep(1.5)  # the guard (300 ms) and the pty's last bytes
+        modem.write(b"+++")
+        modem.wait_for(b"+GTSMTPDATA: %d\r\n\r\nOK\r\n" % len(payload), timeout=30)
+        modem.at(b"AT+GTSMTPEND", b"+GTSMTPSEND: 1\r\n", timeout=30)
+        (seen,) = server.wait_ended()
+    finally:
+        qemu.terminate()
+        qemu.wait(timeout=20)
+        qemu.stdout.close()
+        listener.close()
+        if chip is not None:
+            chip.close()
+        server.stop()
+    message = email.message_from_bytes(seen.message, policy=email.policy.default)
+    (text,) = [p for p in message.walk() if not p.is_multipart()]
+    assert text.get_payload(decode=True) == payload
+    assert bridge.most <= WINDOW

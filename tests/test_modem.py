@@ -48,6 +48,8 @@ def modems(request):
     yield started
     for modem in started:
         modem.kill()
+    for modem in started:
+        modem.check_failures()
 
 
 def start(modems, atmail, *args, pty=False, eol=None):

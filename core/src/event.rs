@@ -132,7 +132,7 @@ pub struct ServerText {
 
 impl ServerText {
     /// The most kept.
-    pub const MAX: usize = 64;
+    pub const MAX: usize = 96;
 
     /// The first [`ServerText::MAX`] bytes of `text`, made printable.
     pub fn new(text: &[u8]) -> Self {
@@ -176,7 +176,7 @@ pub struct MailFailure {
 }
 
 /// The longest reason a [`MailFailure`] displays.
-pub const FAILURE_MAX: usize = 160;
+pub const FAILURE_MAX: usize = 200;
 
 impl MailFailure {
     /// The reason as text (ASCII, at most [`FAILURE_MAX`] bytes), into
@@ -219,7 +219,9 @@ impl MailFailure {
                     out.put(b" ");
                     out.put(text.as_bytes());
                 }
-                step == Step::Greeting
+                // A reply code came: the server speaks SMTP in the clear,
+                // so no SMTPS hint.
+                return;
             }
             Failure::Host(error) => {
                 out.put(b"the host's data ended the mail: ");
@@ -395,6 +397,67 @@ mod tests {
 
     fn drain(q: &mut EventQueue) -> std::vec::Vec<Queued> {
         core::iter::from_fn(|| q.pop()).collect()
+    }
+
+    /// The longest reason of each kind fits [`FAILURE_MAX`] (the C ABI's
+    /// and `AT+GTSMTPERR?`'s buffers are sized by it).
+    #[test]
+    fn every_reason_fits_failure_max() {
+        use crate::sasl::ErrorStatus;
+        let text = ServerText::new(&[b'x'; 200]);
+        let status = ErrorStatus::from_challenge(
+            b"eyJzdGF0dXMiOiJ4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eCJ9",
+        );
+        let mut every_name = crate::reply::AuthOffer::default();
+        for name in [
+            &b"PLAIN"[..],
+            b"LOGIN",
+            b"XOAUTH2",
+            b"OAUTHBEARER",
+            b"CRAM-MD5",
+            b"DIGEST-MD5",
+            b"SCRAM-SHA-1",
+            b"SCRAM-SHA-256",
+            b"NTLM",
+            b"GSSAPI",
+            b"X-OTHER",
+        ] {
+            every_name.insert(name);
+        }
+        let failures = [
+            Failure::Refused {
+                step: Step::EndOfData,
+                code: 554,
+                text,
+            },
+            Failure::Refused {
+                step: Step::Greeting,
+                code: 554,
+                text,
+            },
+            Failure::TokenRefused {
+                mechanism: Mechanism::OAuthBearer,
+                status,
+                code: 535,
+                text,
+            },
+            Failure::Smtp(Fault::TimedOut(Step::Greeting)),
+            Failure::Smtp(Fault::NoCommonMechanism(every_name)),
+            Failure::Host(crate::answers::SessionError::LineTooLong),
+        ];
+        for failure in failures {
+            for (port, implicit_tls) in [(465, false), (25, false)] {
+                let reason = std::format!(
+                    "{}",
+                    MailFailure {
+                        failure,
+                        port,
+                        implicit_tls
+                    }
+                );
+                assert!(reason.len() <= FAILURE_MAX, "{} {reason}", reason.len());
+            }
+        }
     }
 
     #[test]

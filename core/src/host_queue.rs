@@ -41,8 +41,9 @@ pub const ECHO_ROOM: usize = 128;
 /// The ring's size.
 pub const CAPACITY: usize = ANSWER_ROOM + URC_ROOM + ECHO_ROOM;
 
-/// The queue; see the module docs.
-#[derive(Clone, Debug)]
+/// The queue; see the module docs. Its `Debug` shows lengths only: the
+/// ring may hold the echo of an `AT+GTSMTPID` line.
+#[derive(Clone)]
 pub struct HostQueue {
     ring: [u8; CAPACITY],
     /// Index of the oldest byte.
@@ -149,6 +150,12 @@ impl HostQueue {
             self.ring[tail] = b;
             self.len += 1;
         }
+    }
+}
+
+impl core::fmt::Debug for HostQueue {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HostQueue").field("len", &self.len).finish()
     }
 }
 

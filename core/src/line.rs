@@ -85,7 +85,7 @@ enum Prefix {
 /// assert_eq!(e.push(b'\n'), Edit::Silent); // the LF of CRLF
 /// assert!(e.crlf_host());
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LineEditor {
     /// The line from its `AT`; `len` bytes are valid.
     buf: [u8; LINE_MAX],
@@ -244,6 +244,16 @@ impl LineEditor {
             }
             Prefix::Line => self.overflow = self.overflow.saturating_add(1),
         }
+    }
+}
+
+/// The line may be an `AT+GTSMTPID` line: `Debug` shows its length only.
+impl core::fmt::Debug for LineEditor {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LineEditor")
+            .field("len", &self.len)
+            .field("crlf", &self.crlf)
+            .finish()
     }
 }
 

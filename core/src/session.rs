@@ -2130,6 +2130,23 @@ mod tests {
         assert_eq!(rig.at(b"AT+GTSMTPCLR"), "\r\nOK\r\n");
     }
 
+    /// `Debug` of a session with a password typed and echoed, its echo
+    /// not drained, a token set, and half an ID line typed: no secret.
+    #[test]
+    fn the_debug_of_a_session_shows_no_secret() {
+        let mut rig = token_rig(64);
+        rig.s.engine.echo = true;
+        rig.serial(b"AT+GTSMTPID=\"u@x.com\",\"pw-6f1c2a9e\"\r");
+        assert!(set_token(&mut rig, b"ya29.tok-4d5e").ends_with("OK\r\n"));
+        rig.serial(b"AT+GTSMTPID=\"u@x.com\",\"pw-half");
+        let shown = std::format!("{:?}", rig.s);
+        for secret in ["pw-6f1c2a9e", "ya29.tok", "pw-half"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // Bytes shown as numbers would hide it from `contains`.
+        assert!(!shown.contains("112, 119, 45"), "{shown}");
+    }
+
     /// The password, the token and the lines that carried them are in no
     /// byte of the session after `AT+GTSMTPCLR`, nor after a drop.
     #[test]

@@ -735,9 +735,14 @@ impl SmtpClient {
         let offered = self.extensions.auth;
         let has_secret = envelope.credentials.is_set();
         if !self.tls {
+            // A refused STARTTLS says the server wanted TLS: a mail with
+            // credentials stops there even when AUTH is offered only
+            // under TLS (Postfix's default), rather than going on
+            // unauthenticated into a refusal that hides why.
+            let wants_auth = !offered.is_empty() || refused != 0;
             let sign_in = match self.policy {
                 TlsPolicy::Required => Some(false),
-                TlsPolicy::Opportunistic if has_secret && !offered.is_empty() => Some(true),
+                TlsPolicy::Opportunistic if has_secret && wants_auth => Some(true),
                 _ => None,
             };
             if let Some(sign_in) = sign_in {
@@ -1529,6 +1534,16 @@ mod tests {
                 b"454 4.7.0 TLS not available\r\n",
                 MAIL,
                 None,
+            ),
+            // Postfix's default: AUTH only after TLS; a 454 still stops a
+            // mail with a password.
+            (
+                Opportunistic,
+                b"pw",
+                b"250-mx\r\n250 STARTTLS\r\n",
+                b"454 4.7.0 TLS not available\r\n",
+                b"QUIT\r\n",
+                no_tls(454, true),
             ),
             (Required, b"", RELAY, b"", b"QUIT\r\n", no_tls(0, false)),
             (

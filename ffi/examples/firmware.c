@@ -42,6 +42,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,11 @@ typedef struct {
     uint64_t serial_at;
     uint8_t server[BUF]; /* server bytes the engine has not taken yet */
     size_t server_len;
+    /* The server ended the connection (EOF, close_notify, a reset), and
+     * the engine has not heard it yet: it is told once it has been
+     * offered every byte read before the end, since a server's last
+     * reply (421, 554) often comes in the segment that carries its FIN. */
+    int server_ended;
     uint64_t start;
 } firmware;
 
@@ -144,8 +150,13 @@ static int tls_write_all(tls *t, const uint8_t *bytes, size_t len) {
 }
 
 /* The connection's bytes to the server, in TLS once it is up; none while
- * a handshake runs (they would go out in plaintext). */
+ * a handshake runs (they would go out in plaintext). After the server
+ * ended the connection they go nowhere, as on a closed socket (and a
+ * write there could raise SIGPIPE). */
 static int to_server(firmware *fw, const uint8_t *bytes, size_t len) {
+    if (fw->server_ended) {
+        return 1;
+    }
     switch (fw->tls.state) {
     case TLS_UP:
         return tls_write_all(&fw->tls, bytes, len);
@@ -181,6 +192,7 @@ static void drop_connection(firmware *fw) {
         fw->sock = -1;
     }
     fw->server_len = 0;
+    fw->server_ended = 0;
 }
 
 static void lost_connection(firmware *fw, const char *why) {
@@ -411,8 +423,9 @@ static void tls_receive(firmware *fw) {
             fw->server_len += (size_t)n;
         } else if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE) {
             return;
-        } else if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
-            lost_connection(fw, NULL);
+        } else if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || n == MBEDTLS_ERR_NET_CONN_RESET) {
+            fw->server_ended = 1; /* heard once what came before it is read */
+            return;
         } else {
             tls_failed_code(fw, "reading from the server", n);
         }
@@ -437,6 +450,15 @@ static void receive(firmware *fw) {
     if (got > 0) {
         fw->server_len += (size_t)got;
     } else {
+        fw->server_ended = 1; /* heard once what came before it is read */
+    }
+}
+
+/* The server's end, once the engine has been offered every byte that
+ * came before it (feed_server stops only when all are taken or the
+ * engine takes no more). */
+static void hear_server_end(firmware *fw) {
+    if (fw->server_ended) {
         lost_connection(fw, NULL);
     }
 }
@@ -530,6 +552,7 @@ static void feed_serial(firmware *fw) {
 static void service(firmware *fw) {
     atmail_session_handle_timeout(fw->session, clock_ms(fw));
     feed_server(fw);
+    hear_server_end(fw);
     feed_serial(fw);
     handle_events(fw);
     transmit(fw);
@@ -539,7 +562,7 @@ static void service(firmware *fw) {
 /* Plaintext mbedTLS has decrypted but not handed over yet: the socket
  * will not say so. */
 static int tls_pending(const firmware *fw) {
-    return fw->tls.state == TLS_UP && fw->server_len < sizeof fw->server &&
+    return fw->tls.state == TLS_UP && !fw->server_ended && fw->server_len < sizeof fw->server &&
            mbedtls_ssl_get_bytes_avail(&fw->tls.ssl) > 0;
 }
 
@@ -607,6 +630,10 @@ int main(int argc, char **argv) {
     /* The OAuth 2.0 token of AT+GTSMTPTOKEN lives in the firmware's own
      * memory: 3 KiB holds a Microsoft access token. */
     static uint8_t token[3072];
+    /* A write to a connection the server has just closed fails with
+     * EPIPE, which this loop handles; the signal would end the program
+     * before the mail's URC. */
+    signal(SIGPIPE, SIG_IGN);
     fw.sock = -1;
     fw.start = now_ms();
     tls_init(&fw.tls);
@@ -625,7 +652,7 @@ int main(int argc, char **argv) {
         /* Hold the UART while earlier bytes wait (flow control). */
         fds[0].fd = stdin_open && fw.serial_len < sizeof fw.serial ? 0 : -1;
         fds[0].events = POLLIN;
-        fds[1].fd = fw.server_len < sizeof fw.server ? fw.sock : -1;
+        fds[1].fd = fw.server_len < sizeof fw.server && !fw.server_ended ? fw.sock : -1;
         fds[1].events = POLLIN | (fw.tls.want_write ? POLLOUT : 0);
         if (poll(fds, 2, poll_timeout(&fw)) < 0 && errno != EINTR) {
             break;

@@ -33,7 +33,7 @@ pub const ATMAIL_LINE_MAX: usize = 300;
 const _: () = assert!(ATMAIL_LINE_MAX == atmail_core::line::LINE_MAX);
 
 /// The longest reason an `ATMAIL_EVENT_KIND_MAIL_FAILED` carries.
-pub const ATMAIL_FAILURE_MAX: usize = 160;
+pub const ATMAIL_FAILURE_MAX: usize = 200;
 const _: () = assert!(ATMAIL_FAILURE_MAX == FAILURE_MAX);
 
 /// A buffer of this many bytes holds any event's text.

@@ -4,7 +4,7 @@ recipient, a GB2312 subject, a text body and one attachment) as a host
 would over the serial line, `+++` escapes and guard times included.
 
     python virtual_module.py --server 127.0.0.1:2525 --user u@example.com \\
-        --password pw --to rcpt@example.com [--cafile ca.pem --tls-name mx]
+        --password pw --to rcpt@example.com [--cafile ca.pem --tls-name mx] [--smtps | --mode 3]
 
 The session never reads a clock or touches a socket: this program is its
 I/O. It passes monotonic milliseconds, hands it the host's bytes and the
@@ -264,7 +264,7 @@ def spec_case(module: VirtualModule, args: argparse.Namespace, body: bytes, atta
     guard_s = args.guard_ms / 1000 * 1.5
     module.at(b"ATE0")
     module.at(b'AT+MIPCALL=1,"cmnet"', b"+MIPCALL: 127.0.0.1\r\n")
-    mode = b",1" if args.smtps else b""
+    mode = b",1" if args.smtps else b"" if args.mode is None else b",%d" % args.mode
     module.at(b'AT+GTSMTPLAND=%d,"%s"%s' % (args.land_port, args.land_name.encode(), mode))
     module.at(b'AT+GTSMTPID="%s","%s"' % (args.user.encode(), args.password.encode()))
     module.at(b'AT+GTSMTPDST=1,1,"%s"' % args.to.encode())
@@ -285,6 +285,9 @@ def main() -> int:
     parser.add_argument("--land-name", default="mail.fibocom.com", help="the name AT+GTSMTPLAND gives")
     parser.add_argument("--land-port", type=int, default=25)
     parser.add_argument("--smtps", action="store_true", help="TLS from the first byte (mode 1)")
+    parser.add_argument("--mode", type=int, choices=[0, 2, 3],
+                        help="AT+GTSMTPLAND's mode otherwise: blank or 0 STARTTLS when offered and the password "
+                        "only under TLS, 2 STARTTLS required, 3 sign-in in the clear allowed")
     parser.add_argument("--user", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--to", required=True)

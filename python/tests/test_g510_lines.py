@@ -213,3 +213,49 @@ def test_20_mib_of_attachments_together_is_not_refused_before_sending():
     with pytest.raises(atmail.ModemError):
         send(module, body=bytes(LIMIT), attachments=[("a", half), ("b", half)])
     assert port.written[-1] == b"AT+MIPCALL?\r"
+
+
+def failing_script(verdict, err_answer):
+    """`mail_script` up to SEND, which the server refuses with `verdict`;
+    then the module's answer to `AT+GTSMTPERR?`."""
+    return mail_script(1)[:6] + [
+        (b"AT+GTSMTPSEND=300", OK + b"\r\n+GTSMTPSEND: %d\r\n" % verdict),
+        (b"AT+GTSMTPERR?", err_answer),
+    ]
+
+
+def test_a_failed_mail_carries_the_modules_reason():
+    reason = "the server refused the mail: 550 5.7.1 no service for you"
+    module, port = driver(failing_script(550, b'\r\n+GTSMTPERR: 550,"%s"\r\n' % reason.encode() + OK))
+    with pytest.raises(atmail.MailError) as failed:
+        send(module, body=b"x")
+    assert failed.value.code == 550 and failed.value.reason == reason
+    assert str(failed.value) == f"{reason} (+GTSMTPSEND: 550)"
+    assert not port.script
+
+
+def test_a_module_without_gtsmtperr_gives_the_code_alone():
+    """A G510 of its own answers ERROR to atmail's extension."""
+    module, port = driver(failing_script(0, b"\r\nERROR\r\n"))
+    with pytest.raises(atmail.MailError) as failed:
+        send(module, body=b"x")
+    assert failed.value.code == 0 and failed.value.reason == ""
+    assert str(failed.value) == "the server refused the mail: +GTSMTPSEND: 0"
+    assert not port.script
+
+
+def test_a_failure_while_streaming_reads_the_data_answer_before_asking_why():
+    """The module stays in data mode until the escape, then answers the
+    data command ERROR: that answer is the data command's, not
+    `AT+GTSMTPERR?`'s."""
+    script = mail_script(1)[:7] + [
+        (b"AT+GTSMTPDATA=300", b"\r\n> "),
+        (b"+++", b"\r\n+GTSMTPSEND: 421\r\n\r\nERROR\r\n"),
+        (b"AT+GTSMTPERR?", b'\r\n+GTSMTPERR: 421,"the server ended the mail: 421 4.3.2 going down"\r\n' + OK),
+    ]
+    module, port = driver(script)
+    with pytest.raises(atmail.MailError) as failed:
+        send(module, body=b"x")
+    assert failed.value.code == 421
+    assert failed.value.reason == "the server ended the mail: 421 4.3.2 going down"
+    assert not port.script

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import io
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import atmail
 
@@ -71,7 +71,8 @@ def errors() -> List[type]:
         raise atmail.MailError(550, "refused")
     except atmail.MailError as e:
         code: int = e.code
-        assert code == 550
+        reason: str = e.reason
+        assert code == 550 and reason == ""
     try:
         raise atmail.ModemError("AT", "no")
     except atmail.ModemError as e:
@@ -86,6 +87,8 @@ def charset() -> bytes:
 
 
 def driver_type() -> type:
+    last: Callable[[atmail.G510], Tuple[int, str]] = atmail.G510.last_failure
+    assert last is not None
     return atmail.G510
 
 

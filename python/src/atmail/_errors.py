@@ -33,11 +33,15 @@ class ModemError(AtmailError):
 class MailError(AtmailError):
     """A mail was not delivered: `code` is the SMTP code of the module's
     `+GTSMTPSEND: <code>` report (0: connection closed, timed out or not
-    SMTP), or 0 when the host side gave up (a timeout, a lost prompt)."""
+    SMTP), or 0 when the host side gave up (a timeout, a lost prompt);
+    `reason` is why, in the module's words (`AT+GTSMTPERR?`: the server's
+    reply with its text, or what went wrong without one), "" when the
+    module gave none. The message holds the reason when there is one."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.reason = reason
 
 
 class ModemTimeout(AtmailError, TimeoutError):

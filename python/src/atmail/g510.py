@@ -13,6 +13,14 @@ What modem libraries get wrong, solved once here:
   on; None leaves the module as it is).
 - A refused command raises `ModemError` with the module's own text
   (verbose errors are turned on), never a generic timeout.
+- The password never leaves the port: the line that carries it
+  (`AT+GTSMTPID`) is named in errors by the module's own mask
+  (`AT+GTSMTPID="<user>","*****"`), and a password an AT string cannot
+  hold is refused without being quoted back.
+- A failed mail says why: after a failing `+GTSMTPSEND: <code>` the
+  driver asks `AT+GTSMTPERR?` (atmail's extension; a module without it
+  answers ERROR and the reason stays empty) and `MailError` carries the
+  code, the reason and the server's words.
 - Data mode follows V.250: the payload goes after the `> ` prompt, then
   the `+++` escape framed by a guard time of silence on both sides, so a
   `+++` inside the payload is payload.
@@ -48,6 +56,7 @@ Progress = Callable[[int, int], None]
 
 _FINAL = re.compile(rb"^(OK|ERROR|\+CME ERROR: ?(.*))$")
 _INFO = re.compile(rb"^\+([A-Z0-9]+): ?(.*)$")
+_ERR = re.compile(r'^(\d+),"(.*)"$')
 _CHUNK = 4096
 # The longest token AT+GTSMTPTOKEN takes.
 TOKEN_MAX = 8192
@@ -407,6 +416,7 @@ class G510:
         `AT+GTSMTPTOKEN`, atmail's extensions. The token is written to the
         port and nowhere else: no exception or repr holds it."""
         code = Charset.parse(charset)
+        login = (_quoted(user, "user"), _password(password))
         token = _token(oauth_token, oauth_mechanism)
         lists = ((1, to), (2, cc), (3, bcc))
         recipients = [(kind, _quoted(a, "address")) for kind, group in lists for a in _strings(group, "recipients")]
@@ -426,7 +436,7 @@ class G510:
         self.network_up(apn)
         self.command("AT+GTSMTPCLR")
         self.command(f'AT+GTSMTPLAND={int(port)},"{_quoted(server, "server")}",{int(mode)}')
-        self.command(f'AT+GTSMTPID="{_quoted(user, "user")}","{_quoted(password, "password")}"')
+        self._identify(*login)
         if token is not None:
             self._sign_in_with(*token)
         for kind, address in recipients:
@@ -442,7 +452,36 @@ class G510:
         self.command("AT+GTSMTPEND")
         verdict = self._wait_verdict(timeout + 60)
         if verdict != 1:
-            raise MailError(verdict, f"the mail failed: +GTSMTPSEND: {verdict}")
+            raise self._failure(verdict, "the mail failed")
+
+    def _identify(self, user: str, password: str) -> None:
+        """`AT+GTSMTPID`: errors and timeouts name the line as the
+        module's read form shows it, password masked."""
+        line = f'AT+GTSMTPID="{user}","{password}"'.encode("ascii")
+        self._command(line, f'AT+GTSMTPID="{user}","*****"', None, False)
+
+    def _failure(self, code: int, what: str) -> MailError:
+        """A `MailError` for a failing `+GTSMTPSEND: <code>`, with the
+        module's reason (`AT+GTSMTPERR?`) when it has one."""
+        reason = self.last_failure()[1]
+        if not reason:
+            return MailError(code, f"{what}: +GTSMTPSEND: {code}")
+        return MailError(code, f"{reason} (+GTSMTPSEND: {code})", reason)
+
+    def last_failure(self) -> Tuple[int, str]:
+        """The code and reason of the last failed mail, as the module
+        keeps them (`AT+GTSMTPERR?`, atmail's extension): `(0, "")`
+        before any failure, and from a module that does not have the
+        command (a refusal or no answer is not an error here)."""
+        try:
+            lines = self.command("AT+GTSMTPERR?")
+        except (ModemError, ModemTimeout):
+            return 0, ""
+        found = _ERR.match(lines[0]) if lines else None
+        if found is None:
+            return 0, ""
+        # Info lines are read as latin-1; the server's words may be UTF-8.
+        return int(found.group(1)), found.group(2).encode("latin-1").decode("utf-8", "replace")
 
     def _sign_in_with(self, mechanism: int, token: bytes) -> None:
         """`AT+GTSMTPAUTH` and the token after `AT+GTSMTPTOKEN`'s prompt."""
@@ -462,7 +501,7 @@ class G510:
         self.command(f"AT+GTSMTPSEND={timeout}")
         verdict = self._wait_verdict(timeout)
         if verdict != 2:
-            raise MailError(verdict, f"the server refused the mail: +GTSMTPSEND: {verdict}")
+            raise self._failure(verdict, "the server refused the mail")
 
     def _data(self, line: bytes, data: bytes, sent: int, total: int, progress: Optional[Progress]) -> int:
         shown = line.decode("latin-1")
@@ -476,7 +515,8 @@ class G510:
             verdict = self._mail_verdict()
             if verdict is not None:
                 self._escape()
-                raise MailError(verdict, f"the mail failed while streaming: +GTSMTPSEND: {verdict}")
+                self._drain_data_answer(shown)
+                raise self._failure(verdict, "the mail failed while streaming")
         if progress is not None and not view:
             progress(sent, total)
         self._escape()
@@ -490,7 +530,7 @@ class G510:
                     verdict = self._mail_verdict()
                     text = (final.group(2) or b"ERROR").decode("latin-1")
                     if verdict is not None:
-                        raise MailError(verdict, f"{shown}: {text} (+GTSMTPSEND: {verdict})")
+                        raise self._failure(verdict, f"{shown}: {text}")
                     raise ModemError(shown, text)
                 break
             head = _INFO.match(reply)
@@ -501,6 +541,22 @@ class G510:
         if count != len(data):
             raise MailError(0, f"{shown}: the module counted {count} bytes of {len(data)}")
         return sent
+
+    def _drain_data_answer(self, shown: str) -> None:
+        """After the escape that ends a failed mail's data mode, the data
+        command's own final result (ERROR), so it is not taken for the
+        next command's; none within the timeout is left alone."""
+        deadline = time.monotonic() + self.timeout
+        try:
+            while True:
+                line = self._next_line(deadline, shown)
+                if _FINAL.match(line):
+                    return
+                head = _INFO.match(line)
+                if not (head and head.group(1) in (b"GTSMTPDATA", b"GTSMTPFILE")):
+                    self._urcs.append(line)
+        except ModemTimeout:
+            return
 
     def _escape(self) -> None:
         """`+++` framed by the guard time of silence on both sides."""
@@ -583,6 +639,15 @@ def _quoted(value: object, what: str) -> str:
     text = _check_text(what, value)
     if not all(" " <= c <= "~" and c != '"' for c in text):
         raise ValueError(f"{what} {text!r}: an AT string holds printable ASCII without '\"'")
+    return text
+
+
+def _password(value: object) -> str:
+    """The password for `AT+GTSMTPID`, checked as `_quoted` checks a
+    value, but never quoted back in the error."""
+    text = _check_text("password", value)
+    if not all(" " <= c <= "~" and c != '"' for c in text):
+        raise ValueError("the password holds a character an AT string cannot hold (printable ASCII without '\"')")
     return text
 
 
