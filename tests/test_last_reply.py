@@ -16,7 +16,9 @@ wait, the server takes 0.5 s over its reply, and the server's data frame
 and the bridge's close frame meet in the chip's link ring (its figures
 show the ring held both)."""
 
+import socket
 import sys
+import threading
 import time
 
 import pytest
@@ -116,3 +118,61 @@ def test_a_reply_with_the_fin_is_the_urc(atmail, c_programs, modems, tmp_path, d
             modem.proc.terminate()  # live.py stops QEMU
             modem.proc.wait(timeout=20)
         server.stop()
+
+
+class ResettingServer:
+    """Answers everything, then inside DATA, after `after` message bytes,
+    says `554 5.7.1 go away` and closes with the client's bytes unread (the
+    kernel sends a reset): the client's next write fails while the reply
+    is still there to read."""
+
+    def __init__(self, after):
+        self.after = after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.sendall(b"220 rude.test ESMTP\r\n")
+            buf, in_data = b"", 0
+            while chunk := conn.recv(65536):
+                if in_data:
+                    in_data += len(chunk)
+                    if in_data > self.after:
+                        conn.sendall(b"554 5.7.1 go away\r\n")
+                        return
+                    continue
+                buf += chunk
+                while b"\r\n" in buf:
+                    line, buf = buf.split(b"\r\n", 1)
+                    if line.upper() == b"DATA":
+                        conn.sendall(b"354 go\r\n")
+                        in_data = 1 + len(buf)
+                        break
+                    conn.sendall(b"250 ok\r\n")
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.mark.parametrize("driver", ["modem", "firmware"])
+def test_a_refusal_then_a_reset_inside_data_keeps_its_code(atmail, c_programs, modems, driver):
+    """The write that meets the reset fails, but the 554 before it is read:
+    the URC is 554, not 0 (atmail modem used to report the close first)."""
+    server = ResettingServer(after=30_000)
+    try:
+        if driver == "modem":
+            modem = Modem(atmail, "--connect", f"127.0.0.1:{server.port}", "--guard-ms", "300")
+        else:
+            modem = Modem(None, command=[str(c_programs / "firmware"), "--guard-ms", "300", f"127.0.0.1:{server.port}"])
+        modems.append(modem)
+        configure_spec_case(modem, land=b'25,"' + SERVER_NAME.encode() + b'"', network=driver == "modem")
+        modem.at(b"AT+GTSMTPSEND=300", b"+GTSMTPSEND: 2\r\n", timeout=30)
+        modem.at(b'AT+GTSMTPFILE=1,"big.bin"', b"> ")
+        modem.data(bytes(range(256)) * 4096, guard=0.3, chunk=65536)
+        modem.wait_for(b"+GTSMTPSEND: ", timeout=30)
+        assert modem.wait_for(b"\r\n", timeout=30) == b"554\r\n", modem.err
+    finally:
+        server.close()

@@ -156,6 +156,9 @@ struct Modem {
     /// The lanes are being released (a release that would start inside
     /// one leaves the work to it).
     releasing: bool,
+    /// A write to the server failed: nothing more goes up, and the close
+    /// is reported once the server's last bytes are read.
+    write_failed: bool,
     /// URCs of the module, said after what the session has queued.
     urcs: Vec<u8>,
     /// A rate `AT+IPR` set, applied once its answer has gone.
@@ -272,6 +275,7 @@ pub fn run(args: Args) -> Result<(), String> {
         down: Lane::default(),
         crossed: 0,
         releasing: false,
+        write_failed: false,
         urcs,
         baud: None,
         lost: None,
@@ -495,8 +499,18 @@ impl Modem {
         let Some(link) = self.link.as_mut() else {
             return;
         };
+        if self.write_failed {
+            return;
+        }
         if let Err(e) = link.deliver(&bytes[..room]) {
-            return self.lose_link(&format!("writing to the server: {e}"));
+            // A server that refuses and resets (a 554 inside DATA, then
+            // RST) makes the write fail while its reply is still to be
+            // read: the session hears the close only after the reader
+            // ends, so the reply's code is the URC.
+            eprintln!("atmail: writing to the server: {e}");
+            self.write_failed = true;
+            self.up.clear();
+            return;
         }
         if !self.cross(room) || room < bytes.len() {
             return self.drop_link();
@@ -759,6 +773,7 @@ impl Modem {
         self.from_server.clear();
         self.up.clear();
         self.down.clear();
+        self.write_failed = false;
     }
 
     fn start_tls(&mut self, why: Handshake) {
