@@ -224,7 +224,7 @@ impl MailFailure {
                 return;
             }
             Failure::Host(error) => {
-                out.put(b"the host's data ended the mail: ");
+                out.put(b"the mail ended on this side: ");
                 return out.put(error.as_str().as_bytes());
             }
             Failure::Internal => return out.put(b"internal error: the mail was ended"),

@@ -489,6 +489,13 @@ impl Mail {
         self.abort(cx, None, urc);
     }
 
+    /// A SEND the caller gave no identity ended before it began: its
+    /// failure is told like any other.
+    pub(crate) fn identity_refused(&mut self, cx: &Cx<'_>) {
+        self.events.forget_failure();
+        self.tell_failure(cx, Failure::Host(SessionError::NoIdentity));
+    }
+
     /// Queues the mail's [`Event::MailFailed`](crate::event::Event::MailFailed).
     fn tell_failure(&mut self, cx: &Cx<'_>, failure: Failure) {
         if let Some(server) = cx.config.server() {

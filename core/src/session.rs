@@ -418,6 +418,8 @@ impl Session {
             self.line.clear();
             self.engine.host.error(SessionError::NoIdentity);
             self.engine.host.urc(0);
+            let (mail, cx) = self.engine.split();
+            mail.identity_refused(&cx);
         }
     }
 
@@ -2237,6 +2239,12 @@ mod tests {
         assert_eq!(
             rig.pump(),
             "\r\n+CME ERROR: no Date or Message-ID for the mail\r\n\r\n+GTSMTPSEND: 0\r\n"
+        );
+        // Told like every failed mail.
+        let failure = rig.poll_failure().unwrap();
+        assert_eq!(
+            std::format!("{failure}"),
+            "the mail ended on this side: no Date or Message-ID for the mail"
         );
         assert_eq!(rig.s.peek_event(), None);
         assert_eq!(rig.s.state(), SessionState::Idle);

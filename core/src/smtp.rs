@@ -678,12 +678,15 @@ impl SmtpClient {
     /// connection cannot carry a QUIT (inside DATA, inside TLS or STARTTLS,
     /// over).
     fn replies_owed(&mut self) -> Option<u8> {
+        if self.sending == Some(Command::EndOfData) {
+            // The server is still reading message text: a QUIT would be
+            // part of it.
+            return None;
+        }
         if self.sending.is_some() && self.replayed == 0 {
-            {
-                // Not on the wire yet: never sent, never answered.
-                self.sending = None;
-                return Some(0);
-            }
+            // Not on the wire yet: never sent, never answered.
+            self.sending = None;
+            return Some(0);
         }
         match self.state {
             State::Greeting => Some(1),
@@ -1670,6 +1673,31 @@ mod tests {
             assert_eq!(c.poll_signal(), Some(Signal::Closed));
             assert_eq!(c.poll_transmit(&env, &mut [0u8; 64]), 0);
             assert_eq!(c.next_deadline(), None);
+        }
+    }
+
+    /// An end of data not yet written is still inside DATA: giving the
+    /// mail up (or its timeout) closes; no QUIT becomes message text.
+    #[test]
+    fn an_unwritten_end_of_data_is_closed_not_quit() {
+        let env = envelope(&NOBODY);
+        for timeout in [false, true] {
+            let mut c = SmtpClient::new(TlsPolicy::Implicit, 0);
+            c.state = State::Data;
+            c.end_data(10);
+            if timeout {
+                c.handle_timeout(u64::MAX);
+            } else {
+                c.quit(20);
+            }
+            let mut buf = [0u8; 64];
+            let n = c.poll_transmit(&env, &mut buf);
+            assert!(
+                !buf[..n].windows(4).any(|w| w == b"QUIT"),
+                "{:?}",
+                &buf[..n]
+            );
+            assert!(c.is_done());
         }
     }
 
