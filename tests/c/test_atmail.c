@@ -879,6 +879,9 @@ static int test_session_endings(void) {
     CHECK(pump(g));
     CHECK(strcmp(g->host, "\r\n+CME ERROR: no Date or Message-ID for the mail"
                           "\r\n\r\n+GTSMTPSEND: 0\r\n") == 0);
+    /* Told like every failed mail. */
+    CHECK(next_event(g) == ATMAIL_EVENT_KIND_MAIL_FAILED);
+    CHECK(g->text_len == strlen("the mail ended on this side: no Date or Message-ID for the mail"));
     CHECK(next_event(g) == ATMAIL_EVENT_KIND_NONE);
 
     /* A buffer too small for a handed-over line still says what waits. */
