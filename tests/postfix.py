@@ -196,6 +196,16 @@ class Postfix:
     def log_text(self):
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+
+    def wait_log(self, text, timeout=10.0):
+        """The log once it has `text`: Postfix writes a session's last
+        lines after the client has gone, so a test that reads at once may
+        be early."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log_text()):
+            assert time.monotonic() < deadline, log[-3000:]
+            time.sleep(0.05)
+        return log
     def messages(self, count=1, timeout=20.0):
         """The raw messages delivered, once `count` have arrived (delivery
         is asynchronous: the queue manager hands them to `virtual`)."""
