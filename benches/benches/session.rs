@@ -20,14 +20,14 @@ const READ: usize = 16 << 10;
 
 fn drain(s: &mut Session) {
     let mut buf = [0u8; 4096];
-    while s.poll_server(&mut buf, 0) + s.poll_host(&mut buf) > 0 {}
+    while s.poll_server(0, &mut buf) + s.poll_host(&mut buf) > 0 {}
 }
 
 /// A command line through the serial entry point, its answer drained.
 fn at(s: &mut Session, line: &[u8]) {
     let mut bytes = line.to_vec();
     bytes.push(b'\r');
-    let progress = s.handle_host(&bytes, 0, &mut []);
+    let progress = s.handle_host(0, &bytes, &mut []);
     assert_eq!((progress.read, progress.written), (bytes.len(), 0));
     drain(s);
 }
@@ -53,7 +53,7 @@ fn in_data_mode() -> Session {
         b"235 ok\r\n",
         b"250 ok\r\n250 ok\r\n354 go\r\n",
     ] {
-        assert_eq!(s.handle_server(reply, 0), reply.len());
+        assert_eq!(s.handle_server(0, reply), reply.len());
         drain(&mut s);
     }
     at(&mut s, b"AT+GTSMTPFILE=1,\"a.bin\"");
@@ -68,7 +68,7 @@ fn session(s: &mut Session, src: &[u8], out: &mut [u8]) -> usize {
     for (i, read) in src.chunks(READ).enumerate() {
         let mut rest = read;
         while !rest.is_empty() {
-            let progress = s.handle_host(rest, 1 + i as u64, out);
+            let progress = s.handle_host(1 + i as u64, rest, out);
             rest = &rest[progress.read..];
             total += progress.written;
         }

@@ -597,7 +597,7 @@ impl Modem {
             let room = self.up_room().min(self.serial_out.len());
             let progress =
                 self.session
-                    .handle_host(&chunk[used..], at, &mut self.serial_out[..room]);
+                    .handle_host(at, &chunk[used..], &mut self.serial_out[..room]);
             if progress.written > 0 {
                 let written = self.serial_out[..progress.written].to_vec();
                 self.send_plain(&written);
@@ -722,7 +722,7 @@ impl Modem {
             }
             Err(e) => {
                 eprintln!("atmail: connecting: {e}");
-                self.session.handle_closed();
+                self.session.handle_closed(self.now());
             }
         }
     }
@@ -761,7 +761,7 @@ impl Modem {
             eprintln!("atmail: {why}");
         }
         self.close_link();
-        self.session.handle_closed();
+        self.session.handle_closed(self.now());
     }
 
     /// Closes the connection (if any) and forgets its unread bytes,
@@ -801,7 +801,7 @@ impl Modem {
     fn tls_failed(&mut self, why: &str) {
         eprintln!("atmail: {why}");
         self.close_link();
-        self.session.handle_tls_failed();
+        self.session.handle_tls_failed(self.now());
     }
 
     /// The server's bytes as they came off the socket.
@@ -832,7 +832,7 @@ impl Modem {
     fn server_input(&mut self, bytes: &[u8]) {
         self.from_server.extend_from_slice(bytes);
         while !self.from_server.is_empty() {
-            let n = self.session.handle_server(&self.from_server, self.now());
+            let n = self.session.handle_server(self.now(), &self.from_server);
             self.from_server.drain(..n);
             if n == 0 && !self.transmit() {
                 break;
@@ -848,7 +848,7 @@ impl Modem {
         if self.link.is_none() {
             return false;
         }
-        let n = self.session.poll_server(&mut buf, now);
+        let n = self.session.poll_server(now, &mut buf);
         if n == 0 {
             return false;
         }

@@ -62,7 +62,7 @@
 //! for _ in 0..10 {
 //!     // A real caller loops for ever, sleeping until I/O or next_deadline().
 //!     let now_ms = 0; // the caller's monotonic clock
-//!     let progress = session.handle_host(&host[read..], now_ms, &mut to_server);
+//!     let progress = session.handle_host(now_ms, &host[read..], &mut to_server);
 //!     read += progress.read;
 //!     while let Some(event) = session.poll_event() {
 //!         match event {
@@ -104,6 +104,7 @@ pub mod at;
 pub mod charset;
 mod cjk_cells;
 pub mod config;
+mod connection;
 pub mod content_type;
 mod ehlo;
 pub mod event;

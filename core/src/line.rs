@@ -14,7 +14,8 @@
 //! the byte after the command's CR may be payload. A host that has shown
 //! CRLF has the LF after a data command dropped; a host that ends lines
 //! with CR alone keeps every byte. The payload itself is never looked at
-//! to guess.
+//! to guess. That rule is written here once, for every mode that takes
+//! the line over ([`LineEditor::hand_over`], [`LineEditor::line_end`]).
 //!
 //! What it does not: decide what a line means, answer it, or handle data
 //! mode; the session does. It keeps no clock: line editing does not
@@ -99,6 +100,8 @@ pub struct LineEditor {
     /// The host ended its last line with CRLF (learnt from the byte after
     /// each CR; CR alone until shown otherwise).
     crlf: bool,
+    /// The line was handed over and the LF of its CRLF ending is still due.
+    lf_due: bool,
 }
 
 impl Default for LineEditor {
@@ -117,6 +120,7 @@ impl LineEditor {
             prefix: Prefix::Seeking,
             after_cr: false,
             crlf: false,
+            lf_due: false,
         }
     }
 
@@ -134,6 +138,7 @@ impl LineEditor {
                 prefix: _,
                 after_cr: _,
                 crlf: _,
+                lf_due: _,
             } = e;
         };
         let p = slot.as_mut_ptr();
@@ -147,6 +152,7 @@ impl LineEditor {
             addr_of_mut!((*p).prefix).write(Prefix::Seeking);
             addr_of_mut!((*p).after_cr).write(false);
             addr_of_mut!((*p).crlf).write(false);
+            addr_of_mut!((*p).lf_due).write(false);
             slot.assume_init_mut()
         }
     }
@@ -189,11 +195,25 @@ impl LineEditor {
         self.crlf
     }
 
-    /// The line just ended is a data command: the byte after its CR is no
-    /// longer the editor's, but data mode's (which drops it when it is the
-    /// LF of a [`crlf_host`](Self::crlf_host)).
-    pub fn hand_over(&mut self) {
+    /// The line just ended is a data command: the bytes after its CR are
+    /// no longer the editor's, but the mode's it started. The first of
+    /// them is still the line's when it is the LF of a
+    /// [`crlf_host`](Self::crlf_host), or of any host when the payload can
+    /// never hold an LF (`lf_is_line_end`, a token): see
+    /// [`line_end`](Self::line_end).
+    pub fn hand_over(&mut self, lf_is_line_end: bool) {
         self.after_cr = false;
+        self.lf_due = self.crlf || lf_is_line_end;
+    }
+
+    /// How many of the first bytes after a [`hand_over`](Self::hand_over)
+    /// are still the line's ending (0 or 1): call it with every input the
+    /// mode gets; only the first byte can be.
+    pub fn line_end(&mut self, input: &[u8]) -> usize {
+        match input.first() {
+            Some(&b) => usize::from(core::mem::take(&mut self.lf_due) && b == b'\n'),
+            None => 0,
+        }
     }
 
     fn end(&mut self) -> Edit {
@@ -367,8 +387,34 @@ mod tests {
         // A data command takes the byte after its CR for itself.
         let _ = run(&mut e, b"AT\r\nAT\r");
         assert!(e.crlf_host());
-        e.hand_over();
+        e.hand_over(false);
         assert_eq!(e.push(b'\n'), Edit::Echo, "no longer the line's LF");
+    }
+
+    #[test]
+    fn the_lf_after_a_handed_over_line_is_the_lines_once() {
+        // (line, token-like payload, input after the CR, bytes of it that are line end)
+        let table: &[(&[u8], bool, &[u8], &[usize])] = &[
+            (b"AT\r\nAT\r", false, b"\nx", &[1, 0]),
+            (b"AT\r\nAT\r", false, b"x\n", &[0, 0]),
+            (b"AT\rAT\r", false, b"\nx", &[0, 0]),
+            (b"AT\rAT\r", true, b"\nx", &[1, 0]),
+            (b"AT\r", true, b"\n\n", &[1, 0]),
+            (b"AT\r\nAT\r", false, b"", &[0]),
+        ];
+        for &(line, token, input, expect) in table {
+            let mut e = LineEditor::new();
+            let _ = run(&mut e, line);
+            e.hand_over(token);
+            // Offered byte by byte, as a UART does; an empty input first.
+            let got: std::vec::Vec<usize> = core::iter::once(&[][..])
+                .chain(input.chunks(1))
+                .map(|c| e.line_end(c))
+                .skip(1)
+                .collect();
+            let want = if input.is_empty() { &[][..] } else { expect };
+            assert_eq!(got, want, "{line:?} {token} {input:?}");
+        }
     }
 
     proptest::proptest! {

@@ -7,23 +7,29 @@
 //! `AT+CMEE` and the `+GTSMTP*` commands are the engine's, and any other
 //! line is handed to the caller ([`Event::Command`]), whose answer goes
 //! out through the same ordered host stream. Configuration commands change
-//! the [`Config`]; `+GTSMTPSEND` starts the mail transaction (the crate's
-//! `mail` module: the connection request, the
-//! [`SmtpClient`](crate::smtp::SmtpClient), the
-//! [`MessageWriter`](crate::message::MessageWriter) and the data modes'
-//! [`Framer`](crate::framer::Framer)), whose URCs the host hears:
-//! `+GTSMTPSEND: 2` once the header block is written, then `1` or the
-//! reply code that ended the mail.
+//! the [`Config`]; `+GTSMTPSEND` starts the mail on a connection (the
+//! crate's `connection` module: the connection request, the
+//! [`SmtpClient`](crate::smtp::SmtpClient) and how the connection ends;
+//! under it `mail`, the message and its
+//! [`MessageWriter`](crate::message::MessageWriter)). The session owns
+//! the serial data modes (the [`Framer`], the escape's held `+` bytes, a
+//! failed mail's payload dropped to its end) and renders everything the
+//! host hears from the connection's typed notices: `+GTSMTPSEND: 2` once
+//! the header block is written, a data command's `+GTSMTPDATA: <n>`,
+//! then `1` or the reply code that ended the mail.
 //!
 //! What it does not: own a UART, a socket, TLS or a clock. The caller
 //! passes bytes and `now_ms` in and takes bytes out (the `handle_*` and
 //! `poll_*` methods) and acts on [`Session::poll_event`]; it answers the
 //! module commands that are not the engine's (`AT+MIPCALL`, `AT&K3`, ...).
 //!
-//! Why it is built this way: this module is the serial line and the
-//! dispatch; everything a mail owns is one value in a fixed slot, whose
-//! phase is one enum (idle, connecting, connected in a stage, or the rest
-//! of an aborted payload being dropped), so a combination that cannot
+//! Why it is built this way: the shape of quinn-proto's `Connection`
+//! under its endpoint: this module is the serial line and the dispatch;
+//! the connection owns the conversation and its life, and the mail the
+//! message; imports go one way (session, connection, mail, codecs).
+//! Each of them is one value in a fixed slot whose phase is one enum
+//! (the serial line: commands, a data mode, a part ending, the rest of
+//! an aborted payload being dropped), so a combination that cannot
 //! happen cannot be written. Answers are rendered into the
 //! [`HostQueue`](crate::host_queue::HostQueue) when they are said, so
 //! they are fixed from then on, and a command line is only executed when its whole
@@ -43,20 +49,109 @@ use crate::answers::Answers;
 pub use crate::answers::SessionError;
 use crate::at::{self, Basic, Command, Request};
 use crate::config::{self, Bounded, Config};
-use crate::ehlo::{address_literal, LOOPBACK_LITERAL};
+use crate::connection::{Connection, Cx, Host, MailState, Notice};
 pub use crate::event::{Connect, Event, Failure, MailFailure};
-use crate::framer::{DataLimits, DEFAULT_GUARD_MS};
+use crate::framer::{DataLimits, End, Framed, Framer, DEFAULT_GUARD_MS};
 use crate::header::{Address, Text, Token};
 use crate::host_queue::{ANSWER_ROOM, URC_ROOM};
 use crate::line::{Edit, LineEditor};
-use crate::mail::{Cx, Identity, Mail, Part};
+use crate::mail::{Identity, Part};
 use crate::message::MessageId;
 use crate::out::{put_decimal, Out};
-use crate::smtp::TlsPolicy;
 use crate::token::{ReadStep, TokenRead, TokenStore};
 use core::mem::MaybeUninit;
 use core::net::IpAddr;
 use core::ptr::addr_of_mut;
+
+/// What the serial line carries besides command lines.
+#[derive(Clone, Debug)]
+enum Serial {
+    /// Command lines (or a token: see `Engine::token_read`).
+    Command,
+    /// A data command's payload.
+    Data(DataMode),
+    /// A data mode ended normally; the part's last line is being written
+    /// before the command's count and `OK` are said.
+    Ending { part: Part, count: u64 },
+    /// Data mode after its mail failed: payload is read and dropped until
+    /// the mode ends, then the data command answers `error`.
+    Discard { framer: Framer, error: SessionError },
+}
+
+/// A data command's payload being read.
+#[derive(Clone, Debug)]
+struct DataMode {
+    part: Part,
+    framer: Framer,
+    /// `+` bytes the framer held as a possible escape and released as data
+    /// at a timer: written with the part's last line.
+    pluses: u8,
+}
+
+/// The host's side of the connection's notices: the answers and the
+/// serial line they change.
+struct HostSide<'a> {
+    answers: &'a mut Answers,
+    serial: &'a mut Serial,
+}
+
+impl Host for HostSide<'_> {
+    fn notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::HeadWritten => self.answers.urc(2),
+            Notice::PartWritten => {
+                if let Serial::Ending { part, count } = *self.serial {
+                    *self.serial = Serial::Command;
+                    self.answers.say(|out| {
+                        out.put(b"\r\n+");
+                        out.put(part_command(part).name().as_bytes());
+                        out.put(b": ");
+                        put_decimal(out, count);
+                        out.put(b"\r\n\r\nOK\r\n");
+                    });
+                }
+            }
+            Notice::Delivered => self.answers.urc(1),
+            Notice::Aborted { urc, error } => self.aborted(urc, error),
+        }
+    }
+}
+
+impl HostSide<'_> {
+    /// The mail ended undelivered: the URC, if any, at once; a data
+    /// command still open gets `error` as its final result, after the
+    /// mode's end when the host is still streaming (see the module docs).
+    /// Not inlined: it builds the discarding state (a framer) on its own
+    /// frame, which would otherwise sit in every caller's.
+    #[inline(never)]
+    fn aborted(&mut self, urc: Option<u16>, error: SessionError) {
+        if let Some(urc) = urc {
+            self.answers.urc(urc);
+        }
+        let (streaming, owed) = match &*self.serial {
+            Serial::Data(dm) if dm.framer.end().is_none() => (Some(dm.framer.clone()), true),
+            Serial::Data(_) | Serial::Ending { .. } => (None, true),
+            Serial::Command | Serial::Discard { .. } => (None, false),
+        };
+        *self.serial = match streaming {
+            Some(framer) => Serial::Discard { framer, error },
+            None => {
+                if owed || urc.is_none() {
+                    self.answers.error(error);
+                }
+                Serial::Command
+            }
+        };
+    }
+}
+
+/// The command whose data mode feeds `part`.
+const fn part_command(part: Part) -> Command {
+    match part {
+        Part::Body => Command::Data,
+        Part::File => Command::File,
+    }
+}
 
 /// Why [`Session::answer_command`] refused an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,7 +250,8 @@ pub struct Session {
 struct Engine {
     config: Config,
     host: Answers,
-    mail: Mail,
+    conn: Connection,
+    serial: Serial,
     /// The identity for the next SEND, taken by it.
     identity: Option<Identity>,
     echo: bool,
@@ -179,7 +275,8 @@ impl Engine {
             let Engine {
                 config: _,
                 host: _,
-                mail: _,
+                conn: _,
+                serial: _,
                 identity: _,
                 echo: _,
                 network_up: _,
@@ -195,7 +292,8 @@ impl Engine {
         unsafe {
             Config::init_in(&mut *addr_of_mut!((*p).config).cast());
             Answers::init_in(&mut *addr_of_mut!((*p).host).cast());
-            Mail::init_in(&mut *addr_of_mut!((*p).mail).cast());
+            Connection::init_in(&mut *addr_of_mut!((*p).conn).cast());
+            addr_of_mut!((*p).serial).write(Serial::Command);
             addr_of_mut!((*p).identity).write(None);
             addr_of_mut!((*p).echo).write(true);
             addr_of_mut!((*p).network_up).write(true);
@@ -207,14 +305,19 @@ impl Engine {
         }
     }
 
-    /// The mail and what it reads of the rest, borrowed apart.
-    fn split(&mut self) -> (&mut Mail, Cx<'_>) {
-        let cx = Cx {
+    /// Runs `f` on the connection with what it reads of the rest,
+    /// borrowed apart.
+    fn conn<R>(&mut self, f: impl FnOnce(&mut Connection, &mut Cx<'_>) -> R) -> R {
+        let mut host = HostSide {
+            answers: &mut self.host,
+            serial: &mut self.serial,
+        };
+        let mut cx = Cx {
             config: &self.config,
             token: self.token.token(),
-            host: &mut self.host,
+            host: &mut host,
         };
-        (&mut self.mail, cx)
+        f(&mut self.conn, &mut cx)
     }
 }
 
@@ -222,8 +325,10 @@ impl Engine {
 enum Outcome {
     /// Answered (or its final result is owed by data mode).
     Done,
-    /// A data command put the line in data mode.
-    DataMode,
+    /// A data command put the line in data mode; the LF after its CR
+    /// is the line's even for a CR host when the payload can have none
+    /// (`lf_is_line_end`, a token).
+    DataMode { lf_is_line_end: bool },
     /// Not the engine's: the caller answers.
     Caller,
     /// SEND needs the caller's identity first.
@@ -360,9 +465,9 @@ impl Session {
     /// done: see [`Event`]. Call it after every other call until it
     /// returns `None`.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        if self.engine.mail.has_event() {
+        if self.engine.conn.has_event() {
             let e = &mut self.engine;
-            return e.mail.poll_event(&e.config);
+            return e.conn.poll_event(&e.config);
         }
         if self.told {
             return None;
@@ -375,8 +480,8 @@ impl Session {
     /// taking it (for a caller that must size a buffer first).
     pub fn peek_event(&self) -> Option<Event<'_>> {
         let e = &self.engine;
-        if e.mail.has_event() {
-            return e.mail.peek_event(&e.config);
+        if e.conn.has_event() {
+            return e.conn.peek_event(&e.config);
         }
         if self.told {
             return None;
@@ -418,8 +523,8 @@ impl Session {
             self.line.clear();
             self.engine.host.error(SessionError::NoIdentity);
             self.engine.host.urc(0);
-            let (mail, cx) = self.engine.split();
-            mail.identity_refused(&cx);
+            let e = &mut self.engine;
+            e.conn.identity_refused(&e.config);
         }
     }
 
@@ -474,11 +579,10 @@ impl Session {
     /// it stopped is gone; hold the UART meanwhile.
     pub fn handle_host(
         &mut self,
-        input: &[u8],
         now_ms: u64,
+        input: &[u8],
         server_out: &mut [u8],
     ) -> HostProgress {
-        self.engine.mail.tick(now_ms);
         let (mut read, mut written) = (0, 0);
         let stopped = loop {
             if read == input.len() {
@@ -487,6 +591,16 @@ impl Session {
             if self.waiting.is_some() {
                 break Stopped::Caller;
             }
+            let before = self.engine.state();
+            let handed_over = matches!(
+                before,
+                SessionState::TokenInput | SessionState::DataMode | SessionState::Discarding
+            );
+            if handed_over && self.line.line_end(&input[read..]) == 1 {
+                // The LF of a CRLF host's data command line: never payload.
+                read += 1;
+                continue;
+            }
             if self.engine.token_read.is_some() {
                 match self.engine.token_input(&input[read..], now_ms) {
                     0 => break Stopped::HostFull,
@@ -494,17 +608,16 @@ impl Session {
                 }
                 continue;
             }
-            let before = self.engine.state();
-            let (mail, mut cx) = self.engine.split();
+            let e = &mut self.engine;
             let (r, w) = match before {
                 SessionState::DataMode | SessionState::Discarding => {
-                    mail.data_input(&mut cx, &input[read..], now_ms, &mut server_out[written..])
+                    e.data_input(now_ms, &input[read..], &mut server_out[written..])
                 }
                 // The part's last line goes before the data command's
                 // count and OK, and before any later line runs.
-                SessionState::Finishing if mail.owes_result() => (
+                SessionState::Finishing if matches!(e.serial, Serial::Ending { .. }) => (
                     0,
-                    mail.write_message(&mut cx, &mut server_out[written..], now_ms),
+                    e.conn(|c, cx| c.write_message(now_ms, cx, &mut server_out[written..])),
                 ),
                 _ if self.command_byte(input[read], now_ms) => (1, 0),
                 _ => break Stopped::HostFull,
@@ -550,11 +663,10 @@ impl Session {
 
     /// Executes the line in the editor.
     fn run_line(&mut self, now_ms: u64) {
-        let crlf = self.line.crlf_host();
-        match self.engine.execute(self.line.line(), now_ms, crlf) {
+        match self.engine.execute(self.line.line(), now_ms) {
             Outcome::Done => self.line.clear(),
-            Outcome::DataMode => {
-                self.line.hand_over();
+            Outcome::DataMode { lf_is_line_end } => {
+                self.line.hand_over(lf_is_line_end);
                 self.line.clear();
             }
             Outcome::Caller => self.waiting = Some(Waiting::Command),
@@ -572,21 +684,20 @@ impl Session {
     /// address of its local end, for the EHLO name when the caller set
     /// none (`None`: not known; then `[127.0.0.1]`).
     pub fn handle_connected(&mut self, now_ms: u64, local: Option<IpAddr>) {
-        self.engine.mail.tick(now_ms);
-        let (helo, policy) = self.engine.connection(local);
-        self.engine.mail.handle_connected(helo, policy, now_ms);
+        let e = &mut self.engine;
+        let helo = e.helo_name.as_ref();
+        e.conn
+            .handle_connected(now_ms, &e.config, local, helo, e.require_tls);
     }
 
-    /// The connection could not be made, or it closed.
-    pub fn handle_closed(&mut self) {
-        let (mail, mut cx) = self.engine.split();
-        mail.handle_closed(&mut cx);
+    /// The connection could not be made, or it closed, at `now_ms`.
+    pub fn handle_closed(&mut self, now_ms: u64) {
+        self.engine.conn(|c, cx| c.handle_closed(now_ms, cx));
     }
 
     /// TLS is up after [`Event::StartTls`].
     pub fn handle_tls_established(&mut self, now_ms: u64) {
-        self.engine.mail.tick(now_ms);
-        self.engine.mail.handle_tls_established(now_ms);
+        self.engine.conn.handle_tls_established(now_ms);
     }
 
     /// The caller's TLS failed: the handshake (the server's certificate
@@ -594,49 +705,64 @@ impl Session {
     /// verify. The connection is to be closed at once
     /// ([`Event::Close`]); the mail fails with URC 0 and a
     /// reason that says TLS.
-    pub fn handle_tls_failed(&mut self) {
-        let (mail, mut cx) = self.engine.split();
-        mail.handle_tls_failed(&mut cx);
+    pub fn handle_tls_failed(&mut self, now_ms: u64) {
+        self.engine.conn(|c, cx| c.handle_tls_failed(now_ms, cx));
     }
 
     /// Feeds bytes from the server; returns how many were consumed. Replies
     /// are read only once the commands they answer have been taken with
     /// [`poll_server`](Self::poll_server): offer unconsumed bytes again
     /// after that.
-    pub fn handle_server(&mut self, input: &[u8], now_ms: u64) -> usize {
-        self.engine.mail.tick(now_ms);
-        let (mail, mut cx) = self.engine.split();
-        mail.handle_server(&mut cx, input, now_ms)
+    pub fn handle_server(&mut self, now_ms: u64, input: &[u8]) -> usize {
+        self.engine.conn(|c, cx| c.handle_server(now_ms, cx, input))
     }
 
     /// Writes bytes for the server (SMTP commands and message parts that
     /// are not serial payload) into `dst`; returns how many.
-    pub fn poll_server(&mut self, dst: &mut [u8], now_ms: u64) -> usize {
-        self.engine.mail.tick(now_ms);
-        let (mail, mut cx) = self.engine.split();
-        mail.poll_server(&mut cx, dst, now_ms)
+    pub fn poll_server(&mut self, now_ms: u64, dst: &mut [u8]) -> usize {
+        self.engine.conn(|c, cx| c.poll_transmit(now_ms, cx, dst))
     }
 
     /// Advances the timers to `now_ms`: data-mode ends, SMTP step timeouts,
     /// the mail's `<time>` limit. Call it at
     /// [`next_deadline`](Self::next_deadline) (earlier is harmless).
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        self.engine.token_timeout(now_ms);
-        self.engine.mail.tick(now_ms);
-        let (mail, mut cx) = self.engine.split();
-        mail.handle_timeout(&mut cx, now_ms);
+        let e = &mut self.engine;
+        e.token_timeout(now_ms);
+        if let Serial::Discard { framer, .. } = &mut e.serial {
+            loop {
+                match framer.poll(now_ms) {
+                    Framed::Data(_) => {}
+                    Framed::NeedMore => break,
+                    Framed::End(_) => {
+                        e.end_discard();
+                        break;
+                    }
+                }
+            }
+        }
+        if e.conn(|c, cx| c.handle_deadline(now_ms, cx)) {
+            return;
+        }
+        e.data_timers(now_ms);
+        e.conn(|c, cx| c.handle_timeout(now_ms, cx));
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) needs calling next, if ever.
     pub fn next_deadline(&self) -> Option<u64> {
-        let mail = self.engine.mail.next_deadline();
+        let e = &self.engine;
         // A token is read only while no mail is in progress, but the last
         // mail's QUIT may still be due.
-        match (self.engine.token_read, mail) {
-            (Some(read), Some(mail)) => Some(read.deadline().min(mail)),
-            (Some(read), None) => Some(read.deadline()),
-            (None, mail) => mail,
-        }
+        let token = e.token_read.map(|read| read.deadline());
+        let framer = match &e.serial {
+            Serial::Data(dm) => dm.framer.next_deadline(),
+            Serial::Discard { framer, .. } => framer.next_deadline(),
+            Serial::Command | Serial::Ending { .. } => None,
+        };
+        [token, framer, e.conn.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -645,9 +771,136 @@ const ECHO_MAX: usize = 3;
 
 impl Engine {
     fn state(&self) -> SessionState {
-        match self.token_read {
-            Some(_) => SessionState::TokenInput,
-            None => self.mail.state(),
+        if self.token_read.is_some() {
+            return SessionState::TokenInput;
+        }
+        match self.serial {
+            Serial::Data(_) => SessionState::DataMode,
+            Serial::Ending { .. } => SessionState::Finishing,
+            Serial::Discard { .. } => SessionState::Discarding,
+            Serial::Command => match self.conn.state() {
+                MailState::Idle => SessionState::Idle,
+                MailState::Sending => SessionState::Sending,
+                MailState::Ready => SessionState::Ready,
+                // Data mode is the serial line's; the connection's part
+                // without it is a state the serial line never leaves.
+                MailState::Data | MailState::Finishing => SessionState::Finishing,
+            },
+        }
+    }
+
+    /// Data-mode host bytes: payload into `out`, or the rest of an aborted
+    /// one. Returns `(bytes read, bytes written)`. Not inlined: the
+    /// payload's frame is then not part of `handle_host`'s while a command
+    /// line runs.
+    #[inline(never)]
+    fn data_input(&mut self, now_ms: u64, input: &[u8], out: &mut [u8]) -> (usize, usize) {
+        match self.serial {
+            Serial::Discard { .. } => (self.discard(now_ms, input), 0),
+            _ => self.payload(now_ms, input, out),
+        }
+    }
+
+    /// Data mode of a failed mail: reads to the mode's end; returns how
+    /// much of `input` it took.
+    fn discard(&mut self, now_ms: u64, input: &[u8]) -> usize {
+        let Serial::Discard { framer, .. } = &mut self.serial else {
+            return 0;
+        };
+        let mut read = 0;
+        while read < input.len() {
+            let (event, n) = framer.push(now_ms, &input[read..]);
+            read += n;
+            if let Framed::End(_) = event {
+                self.end_discard();
+                break;
+            }
+        }
+        read
+    }
+
+    fn end_discard(&mut self) {
+        if let Serial::Discard { error, .. } = self.serial {
+            self.serial = Serial::Command;
+            self.host.error(error);
+        }
+    }
+
+    /// Payload through the connection's message into `out`. Returns
+    /// `(bytes read, bytes written)`.
+    fn payload(&mut self, now_ms: u64, input: &[u8], out: &mut [u8]) -> (usize, usize) {
+        let (mut read, mut written) = (0, 0);
+        while matches!(self.serial, Serial::Data(_)) {
+            let w = self.conn(|c, cx| c.payload(now_ms, cx, b"", &mut out[written..]));
+            let Some(w) = w else { break };
+            if w > 0 {
+                // The part header (or encoder output held back) went first.
+                written += w;
+                continue;
+            }
+            // The framer's bytes are gone once it passes them on: take
+            // only what the encoder surely takes whole.
+            let take = self
+                .conn
+                .input_fits(out.len() - written)
+                .min(input.len() - read);
+            let Serial::Data(dm) = &mut self.serial else {
+                break;
+            };
+            if take == 0 {
+                break;
+            }
+            let (event, n) = dm.framer.push(now_ms, &input[read..read + take]);
+            read += n;
+            match event {
+                Framed::Data(data) => {
+                    let w = self.conn(|c, cx| c.payload(now_ms, cx, data, &mut out[written..]));
+                    let Some(w) = w else { break };
+                    written += w;
+                }
+                Framed::NeedMore if read == input.len() => break,
+                Framed::NeedMore => {}
+                Framed::End(end) => {
+                    self.end_data_mode(now_ms, end);
+                    break;
+                }
+            }
+        }
+        (read, written)
+    }
+
+    fn end_data_mode(&mut self, now_ms: u64, end: End) {
+        let error = match end {
+            End::TimeLimit => SessionError::DataTimeout,
+            End::Oversize => SessionError::DataTooLarge,
+            End::Escape | End::Idle => {
+                if let Serial::Data(dm) = &self.serial {
+                    let (part, count, pluses) = (dm.part, dm.framer.payload_len(), dm.pluses);
+                    self.serial = Serial::Ending { part, count };
+                    self.conn.end_part(count, pluses);
+                }
+                return;
+            }
+        };
+        self.conn(|c, cx| c.abort(now_ms, cx, Some(error), 0));
+    }
+
+    /// Data mode's timers: its end, and `+` bytes held as a possible
+    /// escape that were data after all.
+    fn data_timers(&mut self, now_ms: u64) {
+        let Serial::Data(dm) = &mut self.serial else {
+            return;
+        };
+        loop {
+            match dm.framer.poll(now_ms) {
+                // Held `+` bytes that were data after all: written with the part's end.
+                Framed::Data(d) => dm.pluses += d.len() as u8,
+                Framed::NeedMore => break,
+                Framed::End(end) => {
+                    self.end_data_mode(now_ms, end);
+                    break;
+                }
+            }
         }
     }
 
@@ -694,7 +947,7 @@ impl Engine {
 
     /// `AT+GTSMTPTOKEN=<len>`: the prompt and the read, or (0) no token.
     fn start_token(&mut self, len: u16, now_ms: u64) -> Result<Outcome, SessionError> {
-        if !self.mail.is_idle() {
+        if !self.conn.is_idle() {
             return Err(SessionError::MailInProgress);
         }
         if len == 0 {
@@ -709,7 +962,10 @@ impl Engine {
         }
         self.token_read = Some(self.token.begin(len, now_ms));
         self.say(|out| out.put(b"\r\n> "));
-        Ok(Outcome::DataMode)
+        // No token has an LF: one right after the prompt is the line's.
+        Ok(Outcome::DataMode {
+            lf_is_line_end: true,
+        })
     }
 
     fn say(&mut self, piece: impl Fn(&mut dyn Out)) {
@@ -717,11 +973,11 @@ impl Engine {
     }
 
     /// One command line, from its `AT`.
-    fn execute(&mut self, line: &[u8], now_ms: u64, crlf: bool) -> Outcome {
+    fn execute(&mut self, line: &[u8], now_ms: u64) -> Outcome {
         let body = line[2..].trim_ascii_end();
         let upper = |n: usize| body.len() >= n && body[..n].eq_ignore_ascii_case(&b"+GTSMTP"[..n]);
         if upper(5) {
-            return self.gtsmtp(line, now_ms, crlf);
+            return self.gtsmtp(line, now_ms);
         }
         match at::parse_basic(body) {
             Some(Ok(Basic::At)) => self.host.ok(),
@@ -749,7 +1005,7 @@ impl Engine {
     }
 
     /// An `AT+GTSMTP*` line.
-    fn gtsmtp(&mut self, line: &[u8], now_ms: u64, crlf: bool) -> Outcome {
+    fn gtsmtp(&mut self, line: &[u8], now_ms: u64) -> Outcome {
         let request = match at::parse(line) {
             Ok(request) => request,
             Err(e) => {
@@ -763,7 +1019,7 @@ impl Engine {
                 config::write_test(out, command);
                 out.put(b"\r\nOK\r\n");
             }),
-            request => match self.execute_request(&request, now_ms, crlf) {
+            request => match self.execute_request(&request, now_ms) {
                 Ok(outcome) => return outcome,
                 Err(e) => self.host.error(e),
             },
@@ -773,7 +1029,7 @@ impl Engine {
 
     fn say_read(&mut self, command: Command) {
         if command == Command::Err {
-            let last = self.mail.last_failure();
+            let last = self.conn.last_failure();
             return self.say(|out| write_last_failure(out, last));
         }
         if command == Command::Token {
@@ -784,7 +1040,7 @@ impl Engine {
                 out.put(b"\r\n\r\nOK\r\n");
             });
         }
-        let (config, files) = (&self.config, self.mail.files());
+        let (config, files) = (&self.config, self.conn.files());
         self.host.say(|out| {
             config::write_read(out, config, command, files.iter().map(|f| f.as_bytes()));
             out.put(b"\r\nOK\r\n");
@@ -795,7 +1051,6 @@ impl Engine {
         &mut self,
         request: &Request<'_>,
         now_ms: u64,
-        crlf: bool,
     ) -> Result<Outcome, SessionError> {
         match *request {
             Request::Land { .. }
@@ -803,7 +1058,7 @@ impl Engine {
             | Request::Dst { .. }
             | Request::Head { .. }
             | Request::Auth { .. } => {
-                if !self.mail.is_idle() {
+                if !self.conn.is_idle() {
                     return Err(SessionError::MailInProgress);
                 }
                 self.config.apply(request).map_err(|e| match e {
@@ -815,7 +1070,7 @@ impl Engine {
             Request::Send { time_s } => return self.send(time_s, now_ms),
             Request::Token { len } => return self.start_token(len, now_ms),
             Request::Data { time_s, break_s } => {
-                return self.enter_data(Part::Body, time_s, break_s, now_ms, crlf)
+                return self.enter_data(Part::Body, time_s, break_s, now_ms)
             }
             Request::File { add: false, .. } => return Err(SessionError::CannotDelete),
             Request::File {
@@ -825,17 +1080,17 @@ impl Engine {
             } => {
                 Text::file_name(self.config.charset(), name)
                     .map_err(|_| SessionError::BadFileName)?;
-                self.mail.add_file(name)?;
-                return self.enter_data(Part::File, 48000, break_s, now_ms, crlf);
+                self.conn.add_file(name)?;
+                return self.enter_data(Part::File, 48000, break_s, now_ms);
             }
-            Request::End => self.mail.end_message()?,
+            Request::End => self.conn.end_message()?,
             Request::Clr => {
-                if self.mail.state() == SessionState::Finishing {
+                if self.state() == SessionState::Finishing {
                     // The end of data may be on the wire: the verdict
                     // comes first, or a delivered mail would go unsaid.
                     return Err(SessionError::Delivering);
                 }
-                self.mail.clear();
+                self.conn.clear(now_ms);
                 self.config.clear();
                 self.token.wipe();
             }
@@ -846,7 +1101,7 @@ impl Engine {
     }
 
     fn send(&mut self, time_s: u32, now_ms: u64) -> Result<Outcome, SessionError> {
-        if !self.mail.is_idle() {
+        if !self.conn.is_idle() {
             return Err(SessionError::MailInProgress);
         }
         let (user, _) = self.config.login().ok_or(SessionError::Incomplete)?;
@@ -866,7 +1121,7 @@ impl Engine {
         // A connection of the last mail still saying QUIT finishes first
         // (within QUIT_MS): the new one is asked for once it is closed.
         let deadline_ms = now_ms.saturating_add(time_s as u64 * 1000);
-        self.mail
+        self.conn
             .start(self.config.charset(), identity, deadline_ms);
         self.host.ok();
         Ok(Outcome::Done)
@@ -878,33 +1133,19 @@ impl Engine {
         time_s: u32,
         break_s: Option<u32>,
         now_ms: u64,
-        crlf: bool,
     ) -> Result<Outcome, SessionError> {
         let mut limits = DataLimits::from_seconds(time_s, break_s);
         limits.guard_ms = self.guard_ms;
-        self.mail.enter_data(part, limits, now_ms, crlf)?;
+        limits.max_bytes = self.conn.begin_part(part, limits.max_bytes)?;
+        self.serial = Serial::Data(DataMode {
+            part,
+            framer: Framer::new(limits, now_ms),
+            pluses: 0,
+        });
         self.say(|out| out.put(b"\r\n> "));
-        Ok(Outcome::DataMode)
-    }
-
-    /// The EHLO name and TLS policy of a connection whose local end is
-    /// `local`.
-    fn connection(&self, local: Option<IpAddr>) -> (Bounded<80>, TlsPolicy) {
-        let helo = match (&self.helo_name, local) {
-            (Some(name), _) => *name,
-            (None, Some(ip)) => address_literal(ip),
-            (None, None) => Bounded::from_slice(LOOPBACK_LITERAL),
-        };
-        let mode = self
-            .config
-            .server()
-            .map_or(TlsPolicy::Opportunistic, |s| s.policy());
-        let policy = match mode {
-            TlsPolicy::Implicit => mode,
-            _ if self.require_tls => TlsPolicy::Required,
-            _ => mode,
-        };
-        (helo, policy)
+        Ok(Outcome::DataMode {
+            lf_is_line_end: false,
+        })
     }
 }
 
@@ -1012,7 +1253,7 @@ mod tests {
             let mut rest = bytes;
             while !rest.is_empty() {
                 let mut out = [0u8; 300];
-                let (r, w) = self.s.handle_host(rest, self.now, &mut out).pair();
+                let (r, w) = self.s.handle_host(self.now, rest, &mut out).pair();
                 self.server.extend_from_slice(&out[..w]);
                 rest = &rest[r..];
                 let asked = self.answer_pending();
@@ -1089,7 +1330,7 @@ mod tests {
             let before = self.host.len();
             loop {
                 let mut out = [0u8; 100];
-                let n = self.s.poll_server(&mut out, self.now);
+                let n = self.s.poll_server(self.now, &mut out);
                 self.server.extend_from_slice(&out[..n]);
                 let h = self.s.poll_host(&mut buf);
                 self.host.extend_from_slice(&buf[..h]);
@@ -1104,7 +1345,7 @@ mod tests {
             let before = self.host.len();
             let mut rest = bytes;
             while !rest.is_empty() {
-                let n = self.s.handle_server(rest, self.now);
+                let n = self.s.handle_server(self.now, rest);
                 rest = &rest[n..];
                 self.pump();
                 if n == 0 {
@@ -1449,7 +1690,7 @@ mod tests {
         // The next SEND works again.
         assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\nOK\r\n");
         assert!(rig.poll_connect().is_some());
-        rig.s.handle_closed();
+        rig.s.handle_closed(rig.now);
         assert_eq!(rig.pump(), "\r\n+GTSMTPSEND: 0\r\n");
     }
 
@@ -1510,7 +1751,7 @@ mod tests {
         until_ready(&mut rig);
         assert_eq!(rig.at(b"AT+GTSMTPDATA=300"), "\r\n> ");
         rig.serial(b"first part ");
-        rig.s.handle_closed();
+        rig.s.handle_closed(rig.now);
         // The host hears at once, but the line stays in data mode.
         assert_eq!(rig.pump(), "\r\n+GTSMTPSEND: 0\r\n");
         assert!(rig.s.in_data_mode());
@@ -1536,7 +1777,7 @@ mod tests {
         send_and_connect(&mut rig);
         until_ready(&mut rig);
         rig.at(b"AT+GTSMTPDATA=2");
-        rig.s.handle_closed();
+        rig.s.handle_closed(rig.now);
         assert_eq!(rig.pump(), "\r\n+GTSMTPSEND: 0\r\n");
         assert_eq!(rig.s.next_deadline(), Some(2000));
         assert_eq!(rig.wait(2000), "\r\nERROR\r\n");
@@ -1595,7 +1836,7 @@ mod tests {
             let mut rest = &body[..];
             while !rest.is_empty() {
                 let mut out = [0u8; 300];
-                let (r, w) = rig.s.handle_host(rest, rig.now, &mut out[..room]).pair();
+                let (r, w) = rig.s.handle_host(rig.now, rest, &mut out[..room]).pair();
                 assert!(r + w > 0, "room {room}: stalled with {} left", rest.len());
                 rig.server.extend_from_slice(&out[..w]);
                 rest = &rest[r..];
@@ -1680,11 +1921,11 @@ mod tests {
         let mut rig = Rig::new();
         let (r, _) = rig
             .s
-            .handle_host(b"AT+MIPCALL?\r\nAT+CMEE=2\r\n", 0, &mut [])
+            .handle_host(0, b"AT+MIPCALL?\r\nAT+CMEE=2\r\n", &mut [])
             .pair();
         assert_eq!(r, 12, "nothing past the line until the caller answers");
         assert_eq!(rig.s.peek_event(), Some(Event::Command(b"AT+MIPCALL?")));
-        assert_eq!(rig.s.handle_host(b"\n", 0, &mut []).pair(), (0, 0));
+        assert_eq!(rig.s.handle_host(0, b"\n", &mut []).pair(), (0, 0));
         rig.s
             .answer_command(b"\r\n+MIPCALL: 0\r\n\r\nOK\r\n")
             .unwrap();
@@ -1700,12 +1941,12 @@ mod tests {
     fn send_waits_for_the_callers_identity_and_takes_it() {
         let mut rig = Rig::new();
         configure(&mut rig);
-        let progress = rig.s.handle_host(b"AT+GTSMTPSEND=300\rAT\r", 7, &mut []);
+        let progress = rig.s.handle_host(7, b"AT+GTSMTPSEND=300\rAT\r", &mut []);
         assert_eq!((progress.read, progress.stopped), (18, Stopped::Caller));
         assert_eq!(rig.s.peek_event(), Some(Event::Identity));
         assert_eq!(rig.s.poll_event(), Some(Event::Identity));
         assert_eq!(rig.s.poll_event(), None, "told once");
-        let again = rig.s.handle_host(b"AT\r", 8, &mut []);
+        let again = rig.s.handle_host(8, b"AT\r", &mut []);
         assert_eq!(
             (again.read, again.stopped),
             (0, Stopped::Caller),
@@ -1763,7 +2004,7 @@ mod tests {
         rig.serial(b"AT+GTSMTPFILE?\r");
         let mut first = [0u8; 1];
         assert_eq!(rig.s.poll_host(&mut first), 1);
-        rig.s.handle_closed();
+        rig.s.handle_closed(rig.now);
         let mut rest = [0u8; 200];
         let n = rig.s.poll_host(&mut rest);
         let mut got = first.to_vec();
@@ -1783,15 +2024,15 @@ mod tests {
         rig.reply(b"235 ok\r\n");
         let mut rest: &[u8] = b"250 ok\r\n250 ok\r\n354 go\r\n";
         while !rest.is_empty() {
-            let n = rig.s.handle_server(rest, rig.now);
+            let n = rig.s.handle_server(rig.now, rest);
             rest = &rest[n..];
             let mut out = [0u8; 100];
-            let n = rig.s.poll_server(&mut out, rig.now);
+            let n = rig.s.poll_server(rig.now, &mut out);
             rig.server.extend_from_slice(&out[..n]);
         }
         // Part of the header block is out; the caller sets a new identity.
         let mut out = [0u8; 20];
-        let n = rig.s.poll_server(&mut out, rig.now);
+        let n = rig.s.poll_server(rig.now, &mut out);
         rig.server.extend_from_slice(&out[..n]);
         rig.s.set_identity(
             Token::new(b"Thu, 26 Nov 2026 11:11:11 +0000", true).unwrap(),
@@ -1822,7 +2063,7 @@ mod tests {
         rig.now += 1000;
         rig.s.handle_timeout(rig.now);
         assert_eq!(rig.s.state(), SessionState::Finishing);
-        rig.s.handle_closed();
+        rig.s.handle_closed(rig.now);
         assert_eq!(
             rig.pump(),
             "\r\n+GTSMTPSEND: 0\r\n\r\n+CME ERROR: mail aborted\r\n"
@@ -1840,7 +2081,7 @@ mod tests {
         assert_eq!(rig.at(b"AT+GTSMTPDST=1,2,\"cc@fibocom.com\""), "\r\nOK\r\n");
         assert_eq!(rig.at(b"AT+GTSMTPCLR"), "\r\nOK\r\n");
         // The QUIT's reply is still read, though nothing is configured.
-        assert_eq!(rig.s.handle_server(b"221 bye\r\n", rig.now), 9);
+        assert_eq!(rig.s.handle_server(rig.now, b"221 bye\r\n"), 9);
         assert!(rig.poll_close());
         assert_eq!(rig.s.next_deadline(), None);
     }
@@ -1877,7 +2118,7 @@ mod tests {
         // A server gone during the mail: the failure, then the close; a
         // new SEND's connection only after both.
         let mut rig = ready(b"\r");
-        rig.s.handle_closed();
+        rig.s.handle_closed(rig.now);
         assert_eq!(rig.pump(), "\r\n+GTSMTPSEND: 0\r\n");
         rig.s.set_identity(
             Token::new(DATE, true).unwrap(),
@@ -1885,7 +2126,7 @@ mod tests {
         );
         assert_eq!(
             rig.s
-                .handle_host(b"AT+GTSMTPSEND=300\r", rig.now, &mut [])
+                .handle_host(rig.now, b"AT+GTSMTPSEND=300\r", &mut [])
                 .stopped,
             Stopped::InputEmpty
         );
@@ -1922,7 +2163,7 @@ mod tests {
         send_and_connect(&mut rig);
         rig.reply(b"250-mx\r\n250 STARTTLS\r\n");
         rig.reply(b"220 go\r\n");
-        rig.s.handle_closed();
+        rig.s.handle_closed(rig.now);
         assert!(matches!(rig.s.poll_event(), Some(Event::MailFailed(_))));
         assert_eq!(rig.s.poll_event(), Some(Event::Close));
         assert_eq!(rig.s.poll_event(), None);
@@ -1933,22 +2174,22 @@ mod tests {
         // The host queue full: the host has read nothing back.
         let mut rig = Rig::new();
         let many = b"AT\r".repeat(2000);
-        let progress = rig.s.handle_host(&many, 0, &mut []);
+        let progress = rig.s.handle_host(0, &many, &mut []);
         assert_eq!(progress.stopped, Stopped::HostFull);
         assert!(progress.read > 0 && progress.read < many.len());
         rig.pump();
-        let rest = rig.s.handle_host(&many[progress.read..], 0, &mut []);
+        let rest = rig.s.handle_host(0, &many[progress.read..], &mut []);
         assert!(rest.read > 0);
         // No room for the server's bytes in data mode; then room.
         let mut rig = ready(b"\r");
         rig.at(b"AT+GTSMTPDATA=300");
-        let progress = rig.s.handle_host(b"body", rig.now, &mut []);
+        let progress = rig.s.handle_host(rig.now, b"body", &mut []);
         assert_eq!(
             (progress.read, progress.written, progress.stopped),
             (0, 0, Stopped::ServerFull)
         );
         let mut out = [0u8; 300];
-        let progress = rig.s.handle_host(b"body", rig.now, &mut out);
+        let progress = rig.s.handle_host(rig.now, b"body", &mut out);
         assert_eq!((progress.read, progress.stopped), (4, Stopped::InputEmpty));
         // The part's last line goes out through handle_host too, before
         // the command that follows the data mode runs.
@@ -1957,7 +2198,7 @@ mod tests {
         rig.serial(b"+++");
         rig.now += 1000;
         rig.s.handle_timeout(rig.now);
-        let progress = rig.s.handle_host(b"AT+GTSMTPEND\r", rig.now, &mut out);
+        let progress = rig.s.handle_host(rig.now, b"AT+GTSMTPEND\r", &mut out);
         assert_eq!(progress.stopped, Stopped::InputEmpty);
         let ending = String::from_utf8_lossy(&out[..progress.written]).into_owned();
         assert_eq!(ending, "eQ==\r\n", "the held-back last group");
@@ -2221,7 +2462,7 @@ mod tests {
         assert!(rig.poll_close());
         assert_eq!(rig.at(b"AT+GTSMTPSEND=300"), "\r\nOK\r\n");
         // The server's FIN after its 221 reaches the caller only now.
-        rig.s.handle_closed();
+        rig.s.handle_closed(rig.now);
         assert_eq!(rig.pump(), "", "no URC for the next mail");
         assert!(rig.poll_connect().is_some());
     }
@@ -2233,7 +2474,7 @@ mod tests {
         configure(&mut rig);
         let mut out = [0u8; 64];
         let line = b"AT+GTSMTPSEND=300\r";
-        assert_eq!(rig.s.handle_host(line, 0, &mut out).pair(), (line.len(), 0));
+        assert_eq!(rig.s.handle_host(0, line, &mut out).pair(), (line.len(), 0));
         assert_eq!(rig.s.peek_event(), Some(Event::Identity));
         rig.s.refuse_identity();
         assert_eq!(
@@ -2304,16 +2545,16 @@ mod tests {
             if self.connected && Some(self.turns) == self.drop_at {
                 self.connected = false;
                 self.inbox.clear();
-                s.handle_closed();
+                s.handle_closed(self.rig.now);
             }
             loop {
                 let mut out = [0u8; 64];
-                let n = self.rig.s.poll_server(&mut out, self.rig.now);
+                let n = self.rig.s.poll_server(self.rig.now, &mut out);
                 if self.connected {
                     self.rig.server.extend_from_slice(&out[..n]);
                 }
                 self.serve();
-                let used = self.rig.s.handle_server(&self.inbox, self.rig.now);
+                let used = self.rig.s.handle_server(self.rig.now, &self.inbox);
                 self.inbox.drain(..used);
                 let mut host = [0u8; 64];
                 let h = self.rig.s.poll_host(&mut host[..self.drain]);
@@ -2366,7 +2607,7 @@ mod tests {
                 rest = &rest[size..];
                 while !piece.is_empty() {
                     let mut out = [0u8; 256];
-                    let (r, w) = self.rig.s.handle_host(piece, self.rig.now, &mut out).pair();
+                    let (r, w) = self.rig.s.handle_host(self.rig.now, piece, &mut out).pair();
                     if self.connected {
                         self.rig.server.extend_from_slice(&out[..w]);
                     }
@@ -2774,7 +3015,7 @@ mod tests {
             std::format!("{:?}", Session::new())
         );
         let mut out = [0u8; 64];
-        assert_eq!(session.handle_host(b"AT\r", 0, &mut out).pair(), (3, 0));
+        assert_eq!(session.handle_host(0, b"AT\r", &mut out).pair(), (3, 0));
         let mut said = [0u8; 64];
         let n = session.poll_host(&mut said);
         assert_eq!(&said[..n], b"AT\r\r\nOK\r\n");

@@ -25,12 +25,17 @@
 //! speaking SMTP, is inside DATA or a TLS handshake) is closed at once:
 //! inside DATA a QUIT would be read as message text.
 //!
-//! What it does not: touch a socket or clock, or carry the message. The
-//! caller writes the message bytes to the connection itself after
-//! [`Signal::ReadyForData`] (the message writer's output needs no dot-stuffing)
-//! and then calls [`SmtpClient::end_data`]; a mail that fails inside DATA
-//! has its connection closed, so end-of-data is never sent for a mail that
+//! The client owns the message's framing on the wire, as quinn-proto's
+//! `poll_transmit` owns a packet's: after [`Signal::ReadyForData`] it
+//! gives the message room ([`SmtpClient::message_room`]: for `DATA`, the
+//! caller's buffer itself, since the message writer's output is dot-safe
+//! and needs no stuffing), and [`SmtpClient::end_message`] ends the
+//! message (`.` for `DATA`). A mail that fails inside DATA has its
+//! connection closed, so end-of-data is never sent for a mail that
 //! failed: a mail is delivered whole or not at all.
+//!
+//! What it does not: touch a socket or clock, or write the message (the
+//! caller's writer fills the room it is given).
 //!
 //! Why it is built this way: firmware owns the socket, TLS and time. Commands
 //! are generated on demand from the state and replayed into whatever room
@@ -122,7 +127,7 @@ pub enum Signal {
     /// [`SmtpClient::handle_tls_established`].
     StartTls,
     /// The server waits for the message: write it, then call
-    /// [`SmtpClient::end_data`].
+    /// [`SmtpClient::end_message`].
     ReadyForData,
     /// The server accepted the mail (the reply to end-of-data was 2xx).
     Delivered,
@@ -527,9 +532,21 @@ impl SmtpClient {
         self.state == State::Done
     }
 
+    /// Where message bytes go in `dst`, the caller's buffer for the
+    /// server: all of it while the message is being sent (after
+    /// [`Signal::ReadyForData`], before [`end_message`](Self::end_message)),
+    /// none otherwise. Write the message there (dot-safe: no line may
+    /// begin with `.`) and hand the bytes written to the server in order.
+    pub fn message_room<'d>(&self, dst: &'d mut [u8]) -> &'d mut [u8] {
+        match self.state {
+            State::Data if self.sending.is_none() => dst,
+            _ => &mut dst[..0],
+        }
+    }
+
     /// The caller has written the whole message after
-    /// [`Signal::ReadyForData`]; the client sends end-of-data.
-    pub fn end_data(&mut self, now_ms: u64) {
+    /// [`Signal::ReadyForData`]; the client ends it (`.` for `DATA`).
+    pub fn end_message(&mut self, now_ms: u64) {
         if self.state == State::Data {
             self.send(Command::EndOfData, now_ms, END_OF_DATA_MS);
         }
@@ -1012,7 +1029,7 @@ mod tests {
                             Signal::StartTls => client.handle_tls_established(now),
                             Signal::ReadyForData => {
                                 run.sent.extend_from_slice(b"<message>\r\n");
-                                client.end_data(now);
+                                client.end_message(now);
                             }
                             _ => {}
                         }
@@ -1684,7 +1701,7 @@ mod tests {
         for timeout in [false, true] {
             let mut c = SmtpClient::new(TlsPolicy::Implicit, 0);
             c.state = State::Data;
-            c.end_data(10);
+            c.end_message(10);
             if timeout {
                 c.handle_timeout(u64::MAX);
             } else {

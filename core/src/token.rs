@@ -42,9 +42,6 @@ pub struct TokenRead {
     due: u16,
     /// When the last byte (or the prompt) came.
     last_ms: u64,
-    /// An LF right after the prompt is the command line's (a CRLF host),
-    /// never the token's: no token has one.
-    lf_due: bool,
 }
 
 /// How a token read stands after some host bytes.
@@ -121,19 +118,13 @@ impl TokenStore {
         TokenRead {
             due: len,
             last_ms: now_ms,
-            lf_due: true,
         }
     }
 
     /// Host bytes of the read at `now_ms`; returns how many it took (never
     /// past its last byte) and how it stands.
     pub fn read(&mut self, read: &mut TokenRead, input: &[u8], now_ms: u64) -> (usize, ReadStep) {
-        let mut skipped = 0;
-        if read.lf_due && !input.is_empty() {
-            read.lf_due = false;
-            skipped = usize::from(input[0] == b'\n');
-        }
-        let rest = &input[skipped..];
+        let rest = input;
         let n = rest.len().min(read.due as usize);
         let Some(mem) = self.mem.as_mut() else {
             return (input.len(), ReadStep::Invalid);
@@ -156,7 +147,7 @@ impl TokenStore {
             }
             _ => ReadStep::More,
         };
-        (skipped + n, step)
+        (n, step)
     }
 }
 
@@ -185,7 +176,7 @@ mod tests {
     fn a_token_is_taken_exactly_and_wiped_when_it_goes() {
         let mut s = store(64);
         let mut r = s.begin(5, 0);
-        assert_eq!(s.read(&mut r, b"\nab", 1), (3, ReadStep::More));
+        assert_eq!(s.read(&mut r, b"ab", 1), (2, ReadStep::More));
         assert_eq!(s.read(&mut r, b"c+++\r\nAT", 2), (3, ReadStep::Stored));
         assert_eq!(s.token(), b"abc++");
         s.wipe();
@@ -202,14 +193,6 @@ mod tests {
             assert_eq!(s.read(&mut r, bad, 1), (bad.len(), ReadStep::Invalid));
             assert_eq!(s.token(), b"");
         }
-    }
-
-    #[test]
-    fn only_the_first_lf_is_the_command_lines() {
-        let mut s = store(8);
-        let mut r = s.begin(2, 0);
-        assert_eq!(s.read(&mut r, b"\n", 1), (1, ReadStep::More));
-        assert_eq!(s.read(&mut r, b"\nx", 1), (2, ReadStep::Invalid));
     }
 
     #[test]
@@ -238,8 +221,7 @@ mod tests {
         ) {
             let mut s = store(256);
             let mut r = s.begin(token.len() as u16, 0);
-            let mut input: Vec<u8> = b"\n".to_vec();
-            input.extend_from_slice(&token);
+            let mut input: Vec<u8> = token.clone();
             input.extend_from_slice(b"AT\r");
             let mut at = 0;
             let mut step = ReadStep::More;

@@ -48,7 +48,7 @@ impl Rig {
     fn pump(&mut self) -> bool {
         let mut any = false;
         loop {
-            let w = self.s.poll_server(&mut self.out, self.now);
+            let w = self.s.poll_server(self.now, &mut self.out);
             self.wire.extend_from_slice(&self.out[..w]);
             let h = self.s.poll_host(&mut self.out);
             self.host.extend_from_slice(&self.out[..h]);
@@ -68,7 +68,7 @@ impl Rig {
 
     fn reply(&mut self, mut text: &[u8]) {
         while !text.is_empty() {
-            let r = self.s.handle_server(text, self.now);
+            let r = self.s.handle_server(self.now, text);
             self.pump();
             text = &text[r..];
         }
@@ -82,7 +82,7 @@ impl Rig {
             self.now += 1;
             let progress = self
                 .s
-                .handle_host(&bytes[..take], self.now, &mut self.serial_out);
+                .handle_host(self.now, &bytes[..take], &mut self.serial_out);
             let (r, w) = (progress.read, progress.written);
             self.wire.extend_from_slice(&self.serial_out[..w]);
             self.handle_events()?;

@@ -48,6 +48,9 @@ const _: () = assert!(
 /// buffer it needs, in one fixed-size object.
 pub struct atmail_session {
     inner: Session,
+    /// The latest `now_ms` the caller gave: the C calls that report a
+    /// close or a TLS failure take no clock (ABI 4), the Rust ones do.
+    now_ms: u64,
 }
 
 impl atmail_session {
@@ -55,18 +58,26 @@ impl atmail_session {
     fn new() -> Self {
         atmail_session {
             inner: Session::new(),
+            now_ms: 0,
         }
+    }
+
+    /// The session, with `now_ms` kept as the latest time the caller gave.
+    fn at(&mut self, now_ms: u64) -> &mut Session {
+        self.now_ms = self.now_ms.max(now_ms);
+        &mut self.inner
     }
 
     /// In place, through [`Session::init_in`]: a firmware's stack could
     /// not hold the session as a value on its way into `slot`.
     fn init_in(slot: &mut MaybeUninit<Self>) -> &mut Self {
         let p = slot.as_mut_ptr();
-        // SAFETY: `p` comes from a `&mut`, so its one field's place is
-        // valid for writes and aligned; once that field is initialised, so
-        // is the whole.
+        // SAFETY: `p` comes from a `&mut`, so each field's place is
+        // valid for writes and aligned; once both are initialised, so is
+        // the whole.
         unsafe {
             Session::init_in(&mut *core::ptr::addr_of_mut!((*p).inner).cast());
+            core::ptr::addr_of_mut!((*p).now_ms).write(0);
             slot.assume_init_mut()
         }
     }
@@ -401,7 +412,7 @@ pub unsafe extern "C" fn atmail_session_handle_host(
         let input = try_slice!(input, input_len);
         let server_out = try_slice_mut!(server_out, server_out_len);
         let (read, written, stopped) = (try_out!(read), try_out!(written), try_out!(stopped));
-        let progress = session.inner.handle_host(input, now_ms, server_out);
+        let progress = session.at(now_ms).handle_host(now_ms, input, server_out);
         read.set(progress.read);
         written.set(progress.written);
         stopped.set(match progress.stopped {
@@ -666,7 +677,7 @@ pub unsafe extern "C" fn atmail_session_handle_connected(
                 Err(_) => return atmail_status::InvalidParameter,
             },
         };
-        session.inner.handle_connected(now_ms, local);
+        session.at(now_ms).handle_connected(now_ms, local);
         atmail_status::Ok
     })
 }
@@ -681,7 +692,8 @@ pub unsafe extern "C" fn atmail_session_handle_closed(
     session: *mut atmail_session,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        try_mut!(session).inner.handle_closed();
+        let session = try_mut!(session);
+        session.inner.handle_closed(session.now_ms);
         atmail_status::Ok
     })
 }
@@ -696,7 +708,7 @@ pub unsafe extern "C" fn atmail_session_handle_tls_established(
     now_ms: u64,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        try_mut!(session).inner.handle_tls_established(now_ms);
+        try_mut!(session).at(now_ms).handle_tls_established(now_ms);
         atmail_status::Ok
     })
 }
@@ -714,7 +726,8 @@ pub unsafe extern "C" fn atmail_session_handle_tls_failed(
     session: *mut atmail_session,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        try_mut!(session).inner.handle_tls_failed();
+        let session = try_mut!(session);
+        session.inner.handle_tls_failed(session.now_ms);
         atmail_status::Ok
     })
 }
@@ -737,7 +750,7 @@ pub unsafe extern "C" fn atmail_session_handle_server(
     boundary!(atmail_status::Panic, {
         let session = try_mut!(session);
         let (input, read) = (try_slice!(input, input_len), try_out!(read));
-        read.set(session.inner.handle_server(input, now_ms));
+        read.set(session.at(now_ms).handle_server(now_ms, input));
         atmail_status::Ok
     })
 }
@@ -760,7 +773,7 @@ pub unsafe extern "C" fn atmail_session_poll_server(
     boundary!(atmail_status::Panic, {
         let session = try_mut!(session);
         let (dst, written) = (try_slice_mut!(dst, dst_len), try_out!(written));
-        written.set(session.inner.poll_server(dst, now_ms));
+        written.set(session.at(now_ms).poll_server(now_ms, dst));
         atmail_status::Ok
     })
 }
@@ -777,7 +790,7 @@ pub unsafe extern "C" fn atmail_session_handle_timeout(
     now_ms: u64,
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
-        try_mut!(session).inner.handle_timeout(now_ms);
+        try_mut!(session).at(now_ms).handle_timeout(now_ms);
         atmail_status::Ok
     })
 }

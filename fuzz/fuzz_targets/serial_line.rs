@@ -33,7 +33,7 @@ fn serve(s: &mut Session, now: u64) {
     assert_eq!(s.peek_event(), None, "every event is handed out");
     let mut buf = [0u8; 512];
     while s.poll_host(&mut buf) > 0 {}
-    while s.poll_server(&mut buf, now) > 0 {}
+    while s.poll_server(now, &mut buf) > 0 {}
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -48,14 +48,14 @@ fuzz_target!(|data: &[u8]| {
         s.handle_timeout(now);
         let mut rest = &bytes[..];
         while !rest.is_empty() {
-            let progress = s.handle_host(rest, now, &mut out);
+            let progress = s.handle_host(now, rest, &mut out);
             let (r, w) = (progress.read, progress.written);
             assert!(r <= rest.len() && w <= out.len());
             assert_eq!(r == rest.len(), progress.stopped == Stopped::InputEmpty);
             rest = &rest[r..];
             if r == 0 && w == 0 {
                 serve(&mut s, now);
-                let again = s.handle_host(rest, now, &mut out);
+                let again = s.handle_host(now, rest, &mut out);
                 let moved = again.read > 0 || again.written > 0;
                 assert!(moved || again.stopped == Stopped::Caller, "livelock");
                 rest = &rest[again.read..];

@@ -133,11 +133,11 @@ impl Drive {
             }
             assert_eq!(self.s.peek_event(), None, "every event is handed out");
             let mut buf = [0u8; 97];
-            let w = self.s.poll_server(&mut buf, self.now);
+            let w = self.s.poll_server(self.now, &mut buf);
             if self.connected {
                 self.wire.extend_from_slice(&buf[..w]);
             }
-            let used = self.s.handle_server(&self.inbox, self.now);
+            let used = self.s.handle_server(self.now, &self.inbox);
             self.inbox.drain(..used);
             let h = self.s.poll_host(&mut buf);
             self.host.extend_from_slice(&buf[..h]);
@@ -155,7 +155,7 @@ impl Drive {
             if bytes.is_empty() {
                 break;
             }
-            let progress = self.s.handle_host(bytes, self.now, &mut out);
+            let progress = self.s.handle_host(self.now, bytes, &mut out);
             let (r, w) = (progress.read, progress.written);
             assert_eq!(r == bytes.len(), progress.stopped == Stopped::InputEmpty);
             if self.connected {
@@ -448,7 +448,7 @@ fuzz_target!(|data: &[u8]| {
             Action::Closed if d.connected => {
                 d.connected = false;
                 d.inbox.clear();
-                d.s.handle_closed();
+                d.s.handle_closed(d.now);
                 d.serve();
             }
             Action::TlsUp => {
@@ -456,7 +456,7 @@ fuzz_target!(|data: &[u8]| {
                 d.serve();
             }
             Action::TlsFailed => {
-                d.s.handle_tls_failed();
+                d.s.handle_tls_failed(d.now);
                 d.serve();
             }
             _ => {}

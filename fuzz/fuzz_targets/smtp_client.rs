@@ -148,7 +148,7 @@ fuzz_target!(|input: Input| {
                     Signal::ReadyForData => {
                         ready = true;
                         wire.extend_from_slice(b"<message>\r\n");
-                        client.end_data(now);
+                        client.end_message(now);
                     }
                     Signal::Failed(_) | Signal::Delivered => {
                         assert!(verdict_at.is_none(), "two verdicts");
