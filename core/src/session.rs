@@ -802,7 +802,8 @@ impl Engine {
             | Request::Id { .. }
             | Request::Dst { .. }
             | Request::Head { .. }
-            | Request::Auth { .. } => {
+            | Request::Auth { .. }
+            | Request::Transfer { .. } => {
                 if !self.mail.is_idle() {
                     return Err(SessionError::MailInProgress);
                 }
