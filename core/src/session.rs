@@ -42,7 +42,8 @@
 use crate::answers::Answers;
 pub use crate::answers::SessionError;
 use crate::at::{self, Basic, Command, Request};
-use crate::config::{self, Bounded, Config};
+use crate::chunk::ChunkStore;
+use crate::config::{self, Bounded, Config, Transfer};
 use crate::ehlo::{address_literal, LOOPBACK_LITERAL};
 pub use crate::event::{Connect, Event, Failure, MailFailure};
 use crate::framer::{DataLimits, DEFAULT_GUARD_MS};
@@ -168,6 +169,8 @@ struct Engine {
     token: TokenStore,
     /// `AT+GTSMTPTOKEN=<length>` taking host bytes.
     token_read: Option<TokenRead>,
+    /// `BDAT` chunks, in the caller's storage.
+    chunks: ChunkStore,
 }
 
 impl Engine {
@@ -188,6 +191,7 @@ impl Engine {
                 helo_name: _,
                 token: _,
                 token_read: _,
+                chunks: _,
             } = e;
         };
         let p = slot.as_mut_ptr();
@@ -204,6 +208,7 @@ impl Engine {
             addr_of_mut!((*p).helo_name).write(None);
             addr_of_mut!((*p).token).write(TokenStore::new());
             addr_of_mut!((*p).token_read).write(None);
+            addr_of_mut!((*p).chunks).write(ChunkStore::new());
         }
     }
 
@@ -354,6 +359,27 @@ impl Session {
     pub fn take_token_storage(&mut self) -> Option<&'static mut [u8]> {
         self.engine.end_token_read();
         self.engine.token.take_storage()
+    }
+
+    /// How mails may cross the wire when the host has not said
+    /// (`AT+GTSMTPBDAT`; default [`Transfer::Auto`]): the mode
+    /// `AT+GTSMTPCLR` restores, and the current one unless the host has
+    /// set it since the last `AT+GTSMTPCLR`.
+    pub fn set_transfer(&mut self, mode: Transfer) {
+        self.engine.config.set_transfer_default(mode);
+    }
+
+    /// Memory for `BDAT` chunks (the largest chunk; the CLI and Python give
+    /// 16 KiB, firmware what it can spare). Without it every transfer mode
+    /// behaves as [`Transfer::Off`]. The storage given before is wiped and
+    /// returned.
+    pub fn set_chunk_storage(&mut self, mem: &'static mut [u8]) -> Option<&'static mut [u8]> {
+        self.engine.chunks.set_storage(mem)
+    }
+
+    /// Takes the chunk storage back, wiped: `DATA` from now on.
+    pub fn take_chunk_storage(&mut self) -> Option<&'static mut [u8]> {
+        self.engine.chunks.take_storage()
     }
 
     /// What the caller must do next, once each, in the order it must be
