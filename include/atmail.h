@@ -357,6 +357,39 @@ typedef uint32_t atmail_charset;
 #endif // __cplusplus
 
 /*
+ How mails may cross the wire, by its `AT+GTSMTPBDAT` code (RFC 3030
+ CHUNKING and BINARYMIME). `atmail_session_set_transfer` takes it as a
+ `uint32_t`; other values get `ATMAIL_STATUS_INVALID_PARAMETER`.
+ */
+enum atmail_transfer
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   0: `DATA` with base64 parts, exactly as without the extension.
+   */
+  ATMAIL_TRANSFER_OFF = 0,
+  /*
+   1 (the default): `BDAT` with binary parts and `BODY=BINARYMIME`
+   when the server offers both CHUNKING and BINARYMIME, else `DATA`.
+   */
+  ATMAIL_TRANSFER_AUTO = 1,
+  /*
+   2: `BDAT` whenever CHUNKING is offered (binary parts only with
+   BINARYMIME, base64 parts otherwise), else `DATA`.
+   */
+  ATMAIL_TRANSFER_FORCE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum atmail_transfer atmail_transfer;
+#else
+typedef uint32_t atmail_transfer;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  A MIME base64 encoder (opaque). Holds at most 2 input bytes and 6
  output bytes between calls.
  */
@@ -960,6 +993,35 @@ atmail_status atmail_session_set_helo_name(atmail_session *session,
  session is freed (or its memory reused) or this is called again.
  */
 atmail_status atmail_session_set_token_storage(atmail_session *session, uint8_t *mem, size_t cap);
+
+/*
+ How mails may cross the wire when the host has not said
+ (`AT+GTSMTPBDAT`): an `atmail_transfer` code, `ATMAIL_TRANSFER_AUTO`
+ until set. It is the mode `AT+GTSMTPCLR` restores, and the current mode
+ too unless the host has set one since the last `AT+GTSMTPCLR`. `BDAT`
+ needs chunk storage (`atmail_session_set_chunk_storage`); without it
+ every mode sends `DATA`. Other codes: `ATMAIL_STATUS_INVALID_PARAMETER`,
+ nothing changed.
+
+ # Undefined behavior
+ `session` NULL or from `_init`/`_new`.
+ */
+atmail_status atmail_session_set_transfer(atmail_session *session, uint32_t mode);
+
+/*
+ Memory for `BDAT` chunks: `cap` bytes at `mem`, the largest chunk the
+ session sends (the CLI and Python give 16 KiB; the whole header block
+ must fit in it, or the mail goes by `DATA`). Without storage every
+ `atmail_transfer` mode sends `DATA`. `mem` NULL (with `cap` 0) takes the
+ storage back; storage taken back or replaced, and the session's at
+ `atmail_session_free`, is wiped (it held the message).
+
+ # Undefined behavior
+ `session` NULL or from `_init`/`_new`; `mem` NULL, or valid for
+ reads and writes of `cap` bytes, touched by nothing else, until the
+ session is freed (or its memory reused) or this is called again.
+ */
+atmail_status atmail_session_set_chunk_storage(atmail_session *session, uint8_t *mem, size_t cap);
 
 /*
  The `Date:` (RFC 5322 date) and `Message-ID:` (`<id@domain>`) of the

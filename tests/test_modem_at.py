@@ -3,6 +3,8 @@ every command's set, read and test form and every alias (DESIGN.md's
 table), and a table of bad lines that each get `ERROR` and change no read
 form. The password never appears in anything the modem prints."""
 
+import subprocess
+
 import pytest
 
 from g510 import Modem
@@ -79,11 +81,18 @@ FORMS = [
     (b"AT+GTSMPEND=?", OK),
     (b"AT+GTSMTPEND?", OK),
     (b"AT+GTSMTPEND", ERROR),  # no mail in progress
+    (b"AT+GTSMTPBDAT=?", info(b"+GTSMTPBDAT: (0-2)")),
+    (b"AT+GTSMTPBDAT?", info(b"+GTSMTPBDAT: 1")),
+    (b"at+gtsmtpbdat=0", OK),
+    (b"AT+GTSMTPBDAT?", info(b"+GTSMTPBDAT: 0")),
+    (b"AT+GTSMTPBDAT=2", OK),
+    (b"AT+GTSMTPBDAT?", info(b"+GTSMTPBDAT: 2")),
     (b"AT+GTSMTPCLR=?", OK),
     (b"AT+GTSMPCLR=?", OK),
     (b"AT+GTSMTPLR=?", OK),
     (b"AT+GTSMTPCLR?", OK),
     (b"AT+GTSMTPLR", OK),
+    (b"AT+GTSMTPBDAT?", info(b"+GTSMTPBDAT: 1")),  # CLR restores the default
     (b"AT+GTSMTPLAND?", info(b"+GTSMTPLAND: 0")),
     (b"AT+GTSMTPID?", info(b"+GTSMTPID: 0")),
     (b"AT+GTSMTPDST?", info(b"+GTSMTPDST: 0")),
@@ -124,7 +133,7 @@ def test_every_form_and_alias_answers_exactly(modem):
     assert PASSWORD not in modem.out and PASSWORD not in modem.err
 
 
-READS = [b"AT+GTSMTPLAND?", b"AT+GTSMTPID?", b"AT+GTSMTPDST?", b"AT+GTSMTPHEAD?", b"AT+GTSMTPFILE?"]
+READS = [b"AT+GTSMTPLAND?", b"AT+GTSMTPID?", b"AT+GTSMTPDST?", b"AT+GTSMTPHEAD?", b"AT+GTSMTPFILE?", b"AT+GTSMTPBDAT?"]
 
 
 def snapshot(modem):
@@ -179,6 +188,11 @@ BAD_LINES = [
     ("unknown GTSMTP command", b"AT+GTSMTPFOO=1"),
     ("trailing garbage", b'AT+GTSMTPLAND=25,"mail.fibocom.com"x'),
     ("extra parameter", b'AT+GTSMTPID="a@b.c","p","q"'),
+    ("bdat 3", b"AT+GTSMTPBDAT=3"),
+    ("bdat without a mode", b"AT+GTSMTPBDAT="),
+    ("bdat quoted", b'AT+GTSMTPBDAT="1"'),
+    ("bdat two modes", b"AT+GTSMTPBDAT=1,2"),
+    ("bdat execute form", b"AT+GTSMTPBDAT"),
 ]
 
 
@@ -209,6 +223,28 @@ def test_bad_lines_get_error_and_change_nothing(configured):
     assert snapshot(modem) == before
     assert modem.close() == 0
     assert PASSWORD not in modem.out and PASSWORD not in modem.err
+
+
+@pytest.mark.parametrize("flag,code", [("off", b"0"), ("auto", b"1"), ("force", b"2")])
+def test_bdat_flag_is_the_default_clr_restores(atmail, flag, code):
+    modem = Modem(atmail, "--bdat", flag)
+    try:
+        modem.at(b"ATE0")
+        assert answer(modem, b"AT+GTSMTPBDAT?") == info(b"+GTSMTPBDAT: " + code)
+        other = b"2" if code != b"2" else b"0"
+        assert answer(modem, b"AT+GTSMTPBDAT=" + other) == OK
+        assert answer(modem, b"AT+GTSMTPBDAT?") == info(b"+GTSMTPBDAT: " + other)
+        assert answer(modem, b"AT+GTSMTPCLR") == OK
+        assert answer(modem, b"AT+GTSMTPBDAT?") == info(b"+GTSMTPBDAT: " + code)
+        assert modem.close() == 0
+    finally:
+        modem.kill()
+
+
+def test_a_bad_bdat_flag_stops_the_modem(atmail):
+    run = subprocess.run([str(atmail), "modem", "--bdat", "sometimes"], capture_output=True, timeout=10)
+    assert run.returncode != 0
+    assert b"--bdat" in run.stderr and b"off, auto, force" in run.stderr
 
 
 def test_verbose_errors_say_why(configured):

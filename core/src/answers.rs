@@ -63,6 +63,9 @@ pub enum SessionError {
     DataTooLarge,
     /// The body was not valid in the session charset; the mail was aborted.
     InvalidBody,
+    /// A part sent as binary held the MIME boundary delimiter; the mail
+    /// was aborted before its end (nothing delivered).
+    BoundaryInPart,
     /// The mail failed while data was streaming (see `+GTSMTPSEND`).
     MailAborted,
     /// The caller gave SEND no Date and Message-ID
@@ -106,6 +109,7 @@ impl SessionError {
             SessionError::DataTimeout => "data mode time limit exceeded",
             SessionError::DataTooLarge => "more than 20 MiB",
             SessionError::InvalidBody => "body not valid in the charset",
+            SessionError::BoundaryInPart => "data holds the MIME boundary: mail not sent",
             SessionError::MailAborted => "mail aborted",
             SessionError::NoIdentity => "no Date or Message-ID for the mail",
             SessionError::NoTokenStorage => "no token storage (the firmware gives none)",

@@ -19,6 +19,7 @@
 //! characters (許 is `B3 5C`).
 
 use crate::charset::Charset;
+use crate::config::Transfer;
 use crate::header::{Address, HeaderError, Text};
 use crate::message::RecipientKind;
 use crate::sasl::Mechanism;
@@ -55,6 +56,9 @@ pub enum Command {
     /// `+GTSMTPERR?`: the code and reason of the last failed mail (an
     /// extension: the spec's URC has the code alone).
     Err,
+    /// `+GTSMTPBDAT`: whether the message may go by `BDAT` chunks with
+    /// binary parts (an extension: RFC 3030 CHUNKING and BINARYMIME).
+    Bdat,
 }
 
 /// Every accepted spelling (upper case) and its command: the canonical
@@ -72,6 +76,7 @@ const NAMES: &[(&str, Command)] = &[
     ("GTSMTPAUTH", Command::Auth),
     ("GTSMTPTOKEN", Command::Token),
     ("GTSMTPERR", Command::Err),
+    ("GTSMTPBDAT", Command::Bdat),
     ("GTSMPDST", Command::Dst),
     ("GTSMPHEAD", Command::Head),
     ("GTSMTPEHEAD", Command::Head),
@@ -104,6 +109,7 @@ impl Command {
             Command::Auth => "GTSMTPAUTH",
             Command::Token => "GTSMTPTOKEN",
             Command::Err => "GTSMTPERR",
+            Command::Bdat => "GTSMTPBDAT",
         }
     }
 
@@ -256,6 +262,11 @@ pub enum Request<'a> {
     Token {
         /// The token's length in bytes.
         len: u16,
+    },
+    /// `+GTSMTPBDAT=<mode>`, 0-2.
+    Transfer {
+        /// Off, auto or force.
+        mode: Transfer,
     },
 }
 
@@ -481,6 +492,12 @@ fn set<'a>(command: Command, p: &Params<'a>) -> Result<Request<'a>, AtError> {
             Ok(Request::Token {
                 len: p.number(0, 0..=TOKEN_MAX as u32)? as u16,
             })
+        }
+        Command::Bdat => {
+            p.at_most(1)?;
+            let code = p.number(0, 0..=2)? as u8;
+            let mode = Transfer::from_code(code).ok_or(AtError::OutOfRange)?;
+            Ok(Request::Transfer { mode })
         }
         Command::End | Command::Clr | Command::Err => Err(AtError::Parameters),
     }
@@ -732,6 +749,24 @@ mod tests {
             ),
             (b"AT+GTSMTPTOKEN=8192", Request::Token { len: 8192 }),
             (b"AT+GTSMTPTOKEN=0", Request::Token { len: 0 }),
+            (
+                b"AT+GTSMTPBDAT=0",
+                Request::Transfer {
+                    mode: Transfer::Off,
+                },
+            ),
+            (
+                b"at+gtsmtpbdat=1",
+                Request::Transfer {
+                    mode: Transfer::Auto,
+                },
+            ),
+            (
+                b"AT+GtSmTpBdAt = 2",
+                Request::Transfer {
+                    mode: Transfer::Force,
+                },
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(
@@ -765,6 +800,13 @@ mod tests {
             (b"AT+GTSMTPAUTH=\"1\"", AtError::Parameters),
             (b"AT+GTSMTPAUTH", AtError::Parameters),
             (b"AT+GTSMTPTOKEN=8193", AtError::OutOfRange),
+            (b"AT+GTSMTPBDAT=3", AtError::OutOfRange),
+            (b"AT+GTSMTPBDAT=99999999999", AtError::OutOfRange),
+            (b"AT+GTSMTPBDAT=", AtError::Parameters),
+            (b"AT+GTSMTPBDAT=1,1", AtError::Parameters),
+            (b"AT+GTSMTPBDAT=\"1\"", AtError::Parameters),
+            (b"AT+GTSMTPBDAT=-1", AtError::Parameters),
+            (b"AT+GTSMTPBDAT", AtError::Parameters),
             (b"AT+GTSMTPTOKEN", AtError::Parameters),
             (b"AT+GTSMTPLAND=0,\"m\"", AtError::OutOfRange),
             (b"AT+GTSMTPLAND=65536,\"m\"", AtError::OutOfRange),

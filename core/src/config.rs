@@ -10,6 +10,9 @@
 //! that is not there) without changing anything. [`write_read`] and
 //! [`write_test`] give the exact response lines.
 //!
+//! [`Transfer`] is `+GTSMTPBDAT`'s setting: a caller's default (kept by
+//! `+GTSMTPCLR`) and the current mode the host may change.
+//!
 //! What it does not: decide *when* a command is allowed (configuration is
 //! frozen while a mail is in progress): the session does.
 //!
@@ -144,6 +147,49 @@ impl Server {
     }
 }
 
+/// How the message may cross the wire (`AT+GTSMTPBDAT`; RFC 3030).
+///
+/// What each mode does with what the server offers (DESIGN.md, "Bytes on
+/// the air"): without chunk storage from the caller every mode behaves as
+/// [`Transfer::Off`].
+///
+/// ```
+/// use atmail_core::config::Transfer;
+/// assert_eq!(Transfer::from_code(2), Some(Transfer::Force));
+/// assert_eq!(Transfer::Auto.code(), 1);
+/// assert_eq!(Transfer::from_code(3), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Transfer {
+    /// 0: `DATA` with base64 parts, never `BDAT`, never `BODY=`.
+    Off = 0,
+    /// 1: `BDAT` with binary parts and `BODY=BINARYMIME` when the server
+    /// offers both CHUNKING and BINARYMIME; `DATA` otherwise.
+    #[default]
+    Auto = 1,
+    /// 2: `BDAT` whenever CHUNKING is offered (binary parts only if
+    /// BINARYMIME is offered too, base64 otherwise); `DATA` otherwise.
+    Force = 2,
+}
+
+impl Transfer {
+    /// From the `AT+GTSMTPBDAT` code (0-2).
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Transfer::Off),
+            1 => Some(Transfer::Auto),
+            2 => Some(Transfer::Force),
+            _ => None,
+        }
+    }
+
+    /// The `AT+GTSMTPBDAT` code.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+}
+
 /// Everything the configuration commands set.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Config {
@@ -157,6 +203,14 @@ pub struct Config {
     head_set: bool,
     /// `+GTSMTPAUTH`.
     mechanism: Mechanism,
+    /// `+GTSMTPBDAT`'s current mode.
+    transfer: Transfer,
+    /// What `+GTSMTPCLR` restores: the caller's choice
+    /// ([`Config::set_transfer_default`]), [`Transfer::Auto`] until then.
+    transfer_default: Transfer,
+    /// Whether `+GTSMTPBDAT` set the mode since the last clear (then a new
+    /// default waits for the next clear).
+    transfer_set: bool,
 }
 
 impl Default for Config {
@@ -191,6 +245,9 @@ impl Config {
                 subject: _,
                 head_set: _,
                 mechanism: _,
+                transfer: _,
+                transfer_default: _,
+                transfer_set: _,
             } = c;
         };
         let p = slot.as_mut_ptr();
@@ -210,23 +267,50 @@ impl Config {
             addr_of_mut!((*p).subject).write(None);
             addr_of_mut!((*p).head_set).write(false);
             addr_of_mut!((*p).mechanism).write(Mechanism::Password);
+            addr_of_mut!((*p).transfer).write(Transfer::Auto);
+            addr_of_mut!((*p).transfer_default).write(Transfer::Auto);
+            addr_of_mut!((*p).transfer_set).write(false);
             slot.assume_init_mut()
         }
     }
 
     /// Back to nothing configured, as [`Config::new`], in place: a new
-    /// value would be built on the stack first, and it is 2.3 KB.
+    /// value would be built on the stack first, and it is 2.3 KB. The
+    /// caller's transfer default stays, and is the mode again.
     #[allow(unsafe_code)]
     pub fn clear(&mut self) {
         if let Some((_, password)) = &mut self.login {
             password.wipe();
         }
+        let transfer_default = self.transfer_default;
         // SAFETY: the only drop glue in a `Config` is the password's wipe,
         // done just above, so it may be overwritten without being dropped;
         // `MaybeUninit<Config>` has its layout, and `init_in` leaves it
         // initialised.
         let slot = unsafe { &mut *(self as *mut Self).cast::<MaybeUninit<Self>>() };
-        Self::init_in(slot);
+        let config = Self::init_in(slot);
+        config.transfer_default = transfer_default;
+        config.transfer = transfer_default;
+    }
+
+    /// Sets the mode `+GTSMTPCLR` restores (the caller's: the C ABI, the
+    /// CLI's `--bdat`), and the current mode too unless `+GTSMTPBDAT` has
+    /// set it since the last clear: the host's word stands until a clear.
+    pub fn set_transfer_default(&mut self, mode: Transfer) {
+        self.transfer_default = mode;
+        if !self.transfer_set {
+            self.transfer = mode;
+        }
+    }
+
+    /// How the next mail may cross the wire (`+GTSMTPBDAT`).
+    pub fn transfer(&self) -> Transfer {
+        self.transfer
+    }
+
+    /// The mode `+GTSMTPCLR` restores.
+    pub fn transfer_default(&self) -> Transfer {
+        self.transfer_default
     }
 
     /// Applies a configuration request (LAND, ID, DST, HEAD); anything else
@@ -271,6 +355,10 @@ impl Config {
                 self.head_set = true;
             }
             Request::Auth { mechanism } => self.mechanism = mechanism,
+            Request::Transfer { mode } => {
+                self.transfer = mode;
+                self.transfer_set = true;
+            }
             _ => return Err(ConfigError::NotConfiguration),
         }
         Ok(())
@@ -462,6 +550,11 @@ pub fn write_read<'f>(
             put_decimal(out, config.mechanism.code().into());
             out.put(b"\r\n");
         }
+        Command::Bdat => {
+            start(out);
+            put_decimal(out, config.transfer.code().into());
+            out.put(b"\r\n");
+        }
         Command::File => {
             let mut any = false;
             for f in files {
@@ -492,6 +585,7 @@ pub fn write_test(out: &mut dyn Out, command: Command) {
         Command::File => b"(0-1),(\"file name\"),(3-20)",
         Command::Auth => b"(0-2)",
         Command::Token => b"(0-8192)",
+        Command::Bdat => b"(0-2)",
         _ => return,
     };
     out.put(b"\r\n+");
@@ -723,6 +817,62 @@ mod tests {
         assert_eq!(read(&config, Command::Auth), b"\r\n+GTSMTPAUTH: 2\r\n");
         config.clear();
         assert_eq!(config.mechanism(), Mechanism::Password);
+    }
+
+    #[test]
+    fn transfer_is_set_read_tested_and_cleared_to_the_default() {
+        let mut c = Config::new();
+        assert_eq!(c.transfer(), Transfer::Auto);
+        assert_eq!(read(&c, Command::Bdat), b"\r\n+GTSMTPBDAT: 1\r\n");
+        let mut out = Vec::new();
+        write_test(&mut out, Command::Bdat);
+        assert_eq!(out, b"\r\n+GTSMTPBDAT: (0-2)\r\n");
+        for (line, want) in [
+            (&b"AT+GTSMTPBDAT=0"[..], &b"\r\n+GTSMTPBDAT: 0\r\n"[..]),
+            (b"at+gtsmtpbdat=2", b"\r\n+GTSMTPBDAT: 2\r\n"),
+            (b"AT+GTSMTPBDAT=1", b"\r\n+GTSMTPBDAT: 1\r\n"),
+        ] {
+            apply(&mut c, line).unwrap();
+            assert_eq!(read(&c, Command::Bdat), want);
+        }
+        // A refused line changes nothing.
+        apply(&mut c, b"AT+GTSMTPBDAT=0").unwrap();
+        for bad in [&b"AT+GTSMTPBDAT=3"[..], b"AT+GTSMTPBDAT=", b"AT+GTSMTPBDAT"] {
+            assert!(apply(&mut c, bad).is_err());
+            assert_eq!(c.transfer(), Transfer::Off);
+        }
+        // CLR restores the built-in default while the caller set none.
+        c.clear();
+        assert_eq!(c.transfer(), Transfer::Auto);
+    }
+
+    #[test]
+    fn the_callers_default_survives_clear_and_yields_to_the_host() {
+        let mut c = Config::new();
+        c.set_transfer_default(Transfer::Off);
+        assert_eq!(
+            (c.transfer(), c.transfer_default()),
+            (Transfer::Off, Transfer::Off)
+        );
+        // The host's word stands over a later default until CLR.
+        apply(&mut c, b"AT+GTSMTPBDAT=2").unwrap();
+        c.set_transfer_default(Transfer::Auto);
+        assert_eq!(c.transfer(), Transfer::Force);
+        apply(&mut c, b"AT+GTSMTPID=\"u@x\",\"pw\"").unwrap();
+        c.clear();
+        assert_eq!(
+            c.transfer(),
+            Transfer::Auto,
+            "CLR restores the caller's default"
+        );
+        assert_eq!(c.transfer_default(), Transfer::Auto);
+        assert_eq!(c.login(), None);
+        // After CLR a new default applies at once again.
+        c.set_transfer_default(Transfer::Force);
+        assert_eq!(c.transfer(), Transfer::Force);
+        c.set_transfer_default(Transfer::Off);
+        c.clear();
+        assert_eq!(read(&c, Command::Bdat), b"\r\n+GTSMTPBDAT: 0\r\n");
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! close ([`Event`]), chooses the EHLO name and the TLS policy, and
 //! turns the client's signals into the mail's progress and verdict. It
 //! drives the [`Mail`] (the message) and puts the message's bytes where
-//! the client says they go on the wire (`DATA`'s room). What the host
+//! the client says they go on the wire (`DATA`'s room, or the `BDAT`
+//! chunk staged in the caller's [`ChunkStore`], which it holds), and it
+//! says which transfer a mail may use: `+GTSMTPBDAT`'s mode when there
+//! is chunk storage that holds the whole header block. What the host
 //! should hear it tells through [`Host::notice`] as typed [`Notice`]s,
 //! in the order they happen.
 //!
@@ -25,14 +28,15 @@
 
 use crate::answers::SessionError;
 use crate::charset::Charset;
-use crate::config::{Bounded, Config};
+use crate::chunk::ChunkStore;
+use crate::config::{Bounded, Config, Transfer};
 use crate::ehlo::{address_literal, LOOPBACK_LITERAL};
 use crate::event::{Connect, Event, EventQueue, Failure, MailFailure, Queued, ServerText};
 use crate::header::Address;
 use crate::mail::{Identity, Mail, MailError, Part, Piece, Stage};
-use crate::message::Recipient;
+use crate::message::{Encoding, Recipient};
 use crate::sasl::{Credentials, Mechanism};
-use crate::smtp::{Envelope, Fault, Signal, SmtpClient, Step, TlsPolicy};
+use crate::smtp::{Envelope, Fault, Framing, Signal, SmtpClient, Step, TlsPolicy};
 use core::mem::MaybeUninit;
 use core::net::IpAddr;
 use core::ptr::addr_of_mut;
@@ -135,6 +139,10 @@ pub(crate) struct Connection {
     quitting: Quitting,
     /// What the caller must act on, in order (see [`Event`]).
     events: EventQueue,
+    /// `BDAT` chunks, in the caller's storage.
+    chunks: ChunkStore,
+    /// How the mail on this connection may cross the wire.
+    transfer: Transfer,
 }
 
 impl Connection {
@@ -149,6 +157,8 @@ impl Connection {
                 helo: _,
                 quitting: _,
                 events: _,
+                chunks: _,
+                transfer: _,
             } = c;
         };
         let p = slot.as_mut_ptr();
@@ -163,7 +173,24 @@ impl Connection {
             addr_of_mut!((*quitting).client).write(SmtpClient::new(TlsPolicy::Opportunistic, 0));
             addr_of_mut!((*quitting).active).write(false);
             addr_of_mut!((*p).events).write(EventQueue::EMPTY);
+            addr_of_mut!((*p).chunks).write(ChunkStore::new());
+            addr_of_mut!((*p).transfer).write(Transfer::Off);
         }
+    }
+
+    /// Memory for `BDAT` chunks; the storage given before is wiped and
+    /// returned. A mail sending chunks when it goes fails (its connection
+    /// is closed: nothing is delivered).
+    pub(crate) fn set_chunk_storage(
+        &mut self,
+        mem: &'static mut [u8],
+    ) -> Option<&'static mut [u8]> {
+        self.chunks.set_storage(mem)
+    }
+
+    /// Takes the chunk storage back, wiped: `DATA` from now on.
+    pub(crate) fn take_chunk_storage(&mut self) -> Option<&'static mut [u8]> {
+        self.chunks.take_storage()
     }
 
     /// A new mail: the caller is asked for a connection once the last
@@ -296,6 +323,14 @@ impl Connection {
                 (None, None) => Bounded::from_slice(LOOPBACK_LITERAL),
             };
             let policy = tls_policy(config, require_tls);
+            // The whole header block goes in the first chunk, or the
+            // mail goes by DATA.
+            self.chunks.reset();
+            let fits = self.chunks.capacity() > 0 && self.chunks.fits(self.mail.head_len(config));
+            self.transfer = match fits {
+                true => config.transfer(),
+                false => Transfer::Off,
+            };
             self.phase = Phase::Connected {
                 smtp: SmtpClient::new(policy, now_ms),
             };
@@ -403,6 +438,9 @@ impl Connection {
                 self.fail(now_ms, cx, Failure::TooLarge { limit }, 552)
             }
             MailError::InvalidBody => self.abort(now_ms, cx, Some(SessionError::InvalidBody), 0),
+            MailError::BoundaryInPart => {
+                self.abort(now_ms, cx, Some(SessionError::BoundaryInPart), 0)
+            }
             MailError::Impossible => self.impossible(now_ms, cx),
         }
     }
@@ -450,7 +488,7 @@ impl Connection {
     #[inline(never)]
     fn feed_smtp(&mut self, now_ms: u64, cx: &Cx<'_>, input: &[u8]) -> Option<usize> {
         let mail = matches!(self.phase, Phase::Connected { .. });
-        let envelope = envelope(cx.config, cx.token, &self.helo, mail);
+        let envelope = envelope(cx.config, cx.token, &self.helo, mail, self.transfer);
         let smtp = match &mut self.phase {
             Phase::Connected { smtp } => smtp,
             _ => self.quitting.get_mut()?,
@@ -476,7 +514,12 @@ impl Connection {
         };
         match (signal, mine) {
             (Signal::StartTls, true) => self.events.push(Queued::StartTls),
-            (Signal::ReadyForData, true) if self.mail.go_ahead() => {}
+            (Signal::ReadyForData, true) => {
+                let encoding = self.encoding();
+                if !self.mail.go_ahead(encoding) {
+                    self.impossible(now_ms, cx);
+                }
+            }
             (Signal::Delivered, true) if self.mail.stage() == Stage::Written => {
                 cx.host.notice(Notice::Delivered);
                 self.release(now_ms);
@@ -495,6 +538,14 @@ impl Connection {
             (_, false) => {}
         }
         true
+    }
+
+    /// How the mail's parts are written: binary with `BODY=BINARYMIME`.
+    fn encoding(&mut self) -> Encoding {
+        match self.smtp().map(|smtp| smtp.framing()) {
+            Some(Framing::Bdat { binary: true }) => Encoding::Binary,
+            _ => Encoding::Base64,
+        }
     }
 
     /// Why the SMTP client failed the mail with `code`.
@@ -521,8 +572,14 @@ impl Connection {
     }
 
     /// The most payload bytes the streaming part surely takes whole into
-    /// `room` bytes for the server.
+    /// `room` bytes for the server (and, for `BDAT`, the chunk's room).
     pub(crate) fn input_fits(&self, room: usize) -> usize {
+        let room = match &self.phase {
+            Phase::Connected { smtp } if smtp.framing() != Framing::Data => {
+                room.min(self.chunks.room())
+            }
+            _ => room,
+        };
         self.mail.input_fits(room)
     }
 
@@ -539,10 +596,35 @@ impl Connection {
         let Phase::Connected { smtp } = &mut self.phase else {
             return None;
         };
+        if src.is_empty() {
+            // A full chunk goes before more of the message is staged.
+            let sent = smtp.poll_chunk(&mut self.chunks, dst);
+            if sent > 0 {
+                return Some(sent);
+            }
+        }
         let limit = smtp.size_limit();
-        let room = smtp.message_room(dst);
-        match self.mail.payload(src, room, limit) {
-            Ok(written) => Some(written),
+        let room = smtp.message_room(&self.chunks, dst);
+        let written = self.mail.payload(src, room, limit).and_then(|w| {
+            let wire = smtp.message_written(&mut self.chunks, &dst[..w]);
+            Ok((w, wire.ok_or(MailError::Impossible)?))
+        });
+        match written {
+            Ok((0, 0)) if src.is_empty() && smtp.framing() != Framing::Data => {
+                // The encoder's next group does not fit in the room the
+                // store has left: the chunk goes short, at a point that
+                // depends on the message alone, never on how it came.
+                let chunks = &self.chunks;
+                if !chunks.is_empty()
+                    && !chunks.is_draining()
+                    && self.mail.input_fits(chunks.room()) == 0
+                {
+                    smtp.flush_chunk();
+                    return Some(smtp.poll_chunk(&mut self.chunks, dst));
+                }
+                Some(0)
+            }
+            Ok((_, written)) => Some(written),
             Err(error) => {
                 self.mail_failed(now_ms, cx, error);
                 None
@@ -562,39 +644,62 @@ impl Connection {
     #[inline(never)]
     fn transmit(&mut self, cx: &Cx<'_>, dst: &mut [u8]) -> usize {
         let mail = matches!(self.phase, Phase::Connected { .. });
-        let envelope = envelope(cx.config, cx.token, &self.helo, mail);
+        let envelope = envelope(cx.config, cx.token, &self.helo, mail, self.transfer);
         let smtp = match &mut self.phase {
             Phase::Connected { smtp } => Some(smtp),
             _ => self.quitting.get_mut(),
         };
-        smtp.map_or(0, |smtp| smtp.poll_transmit(&envelope, dst))
+        smtp.map_or(0, |smtp| {
+            smtp.poll_transmit(&envelope, &mut self.chunks, dst)
+        })
     }
 
     /// The message piece due between payloads (the header block, a
     /// part's last line, the closing boundary), in the room the SMTP
-    /// client gives it. Not inlined: it is called from the host's and the
-    /// server's paths, and inlined into either it adds its frame to
-    /// theirs (past the 1 KiB firmware stack).
+    /// client gives it; for `BDAT`, with the chunks that fill as it is
+    /// staged, and the `LAST` one. Returns bytes on the wire. Not inlined:
+    /// it is called from the host's and the server's paths, and inlined
+    /// into either it adds its frame to theirs (past the 1 KiB firmware
+    /// stack).
     #[inline(never)]
     pub(crate) fn write_message(&mut self, now_ms: u64, cx: &mut Cx<'_>, dst: &mut [u8]) -> usize {
-        let Phase::Connected { smtp } = &mut self.phase else {
-            return 0;
-        };
-        let limit = smtp.size_limit();
-        let room = smtp.message_room(dst);
-        match self.mail.write(cx.config, room, limit) {
-            Ok((written, piece)) => {
-                match piece {
-                    Some(Piece::Head) => cx.host.notice(Notice::HeadWritten),
-                    Some(Piece::Part) => cx.host.notice(Notice::PartWritten),
-                    Some(Piece::Message) => smtp.end_message(now_ms),
-                    None => {}
+        let mut on_wire = 0;
+        loop {
+            let Phase::Connected { smtp } = &mut self.phase else {
+                return on_wire;
+            };
+            let bdat = smtp.framing() != Framing::Data;
+            let sent = smtp.poll_chunk(&mut self.chunks, &mut dst[on_wire..]);
+            on_wire += sent;
+            let dst = &mut dst[on_wire..];
+            let limit = smtp.size_limit();
+            let room = smtp.message_room(&self.chunks, dst);
+            let step = self
+                .mail
+                .write(cx.config, room, limit)
+                .and_then(|(w, piece)| {
+                    let wire = smtp.message_written(&mut self.chunks, &dst[..w]);
+                    Ok((w, wire.ok_or(MailError::Impossible)?, piece))
+                });
+            let (written, wire) = match step {
+                Ok((written, wire, piece)) => {
+                    match piece {
+                        Some(Piece::Head) => cx.host.notice(Notice::HeadWritten),
+                        Some(Piece::Part) => cx.host.notice(Notice::PartWritten),
+                        Some(Piece::Message) => smtp.end_message(now_ms),
+                        None => {}
+                    }
+                    (written, wire)
                 }
-                written
-            }
-            Err(error) => {
-                self.mail_failed(now_ms, cx, error);
-                0
+                Err(error) => {
+                    self.mail_failed(now_ms, cx, error);
+                    return on_wire;
+                }
+            };
+            on_wire += wire;
+            // DATA: one piece per call, written straight to the wire.
+            if !bdat || (sent == 0 && written == 0) {
+                return on_wire;
             }
         }
     }
@@ -668,6 +773,7 @@ fn envelope<'a>(
     token: &'a [u8],
     helo: &'a Bounded<80>,
     mail: bool,
+    transfer: Transfer,
 ) -> Envelope<'a> {
     const NONE: &[Recipient<'static>; 0] = &[];
     let login = config.login().filter(|_| mail);
@@ -678,6 +784,7 @@ fn envelope<'a>(
         credentials: credentials(config, token, password),
         from: login.map_or(Address::NONE, |_| Address::trusted(user)),
         recipients: if mail { config.recipient_list() } else { NONE },
+        transfer,
     }
 }
 

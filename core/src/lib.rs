@@ -22,6 +22,8 @@
 //!   their responses, streamed as base64.
 //! - [`token`]: the OAuth 2.0 token in the caller's storage, read from the
 //!   serial line, wiped when it goes.
+//! - [`chunk`]: RFC 3030 `BDAT` chunks staged in the caller's storage and
+//!   written into output buffers of any size.
 //! - [`smtp`]: the SMTP conversation (EHLO, STARTTLS, AUTH, PIPELINING,
 //!   DATA, QUIT) as a state machine over the caller's socket and clock.
 //! - [`session`]: all of it wired together as the G510 engine firmware links: the
@@ -101,7 +103,10 @@
 
 mod answers;
 pub mod at;
+#[cfg(test)]
+mod bdat_tests;
 pub mod charset;
+pub mod chunk;
 mod cjk_cells;
 pub mod config;
 mod connection;

@@ -1,7 +1,8 @@
 //! The text body in canonical form: every line break CRLF.
 //!
-//! What it does: [`LineBreaks`] sits in front of the base64 encoder for the
-//! `text/plain` part and turns a bare LF, a bare CR and a CRLF alike into
+//! What it does: [`LineBreaks`] sits in front of the encoder of the
+//! `text/plain` part (base64, or [`Verbatim`] for a binary part sent by
+//! `BDAT`) and turns a bare LF, a bare CR and a CRLF alike into
 //! CRLF (RFC 2045 6.8 and RFC 2046 4.1.1: text is encoded from its
 //! canonical form, so a reader that decodes it gets CRLF line breaks
 //! whatever the host's own convention). It streams: a CR at the end of one
@@ -19,6 +20,59 @@
 
 use crate::mime_base64::MimeBase64Encoder;
 use crate::CoderResult;
+
+/// What takes the canonical text: a streaming encoder of the
+/// [`MimeBase64Encoder::encode`] shape, with its sizing.
+pub trait Encode {
+    /// Encodes what fits of `src` into `dst`; `(result, read, written)`.
+    fn encode(&mut self, src: &[u8], dst: &mut [u8], last: bool) -> (CoderResult, usize, usize);
+    /// The most input bytes `encode` (with `last` false) surely reads
+    /// whole into `room` bytes of output.
+    fn input_fits(&self, room: usize) -> usize;
+}
+
+impl Encode for MimeBase64Encoder {
+    #[inline]
+    fn encode(&mut self, src: &[u8], dst: &mut [u8], last: bool) -> (CoderResult, usize, usize) {
+        MimeBase64Encoder::encode(self, src, dst, last)
+    }
+
+    #[inline]
+    fn input_fits(&self, room: usize) -> usize {
+        MimeBase64Encoder::input_fits(self, room)
+    }
+}
+
+/// The identity encoder: bytes copied as they are (a binary MIME part,
+/// RFC 3030), as much as `dst` holds.
+///
+/// ```
+/// use atmail_core::line_breaks::{Encode, Verbatim};
+/// use atmail_core::CoderResult;
+/// let mut dst = [0u8; 3];
+/// assert_eq!(Verbatim.encode(b"abcd", &mut dst, false), (CoderResult::OutputFull, 3, 3));
+/// assert_eq!(Verbatim.encode(b"d", &mut dst, true), (CoderResult::InputEmpty, 1, 1));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Verbatim;
+
+impl Encode for Verbatim {
+    #[inline]
+    fn encode(&mut self, src: &[u8], dst: &mut [u8], _last: bool) -> (CoderResult, usize, usize) {
+        let n = src.len().min(dst.len());
+        dst[..n].copy_from_slice(&src[..n]);
+        let result = match n == src.len() {
+            true => CoderResult::InputEmpty,
+            false => CoderResult::OutputFull,
+        };
+        (result, n, n)
+    }
+
+    #[inline]
+    fn input_fits(&self, room: usize) -> usize {
+        room
+    }
+}
 
 /// The line-break state between pieces; see the module docs.
 ///
@@ -51,7 +105,7 @@ impl LineBreaks {
     /// The most text bytes [`encode`](Self::encode) surely reads whole
     /// into `room` bytes of output: every byte may be a line break that
     /// becomes two, behind the CRLF still owed.
-    pub fn input_fits(&self, encoder: &MimeBase64Encoder, room: usize) -> usize {
+    pub fn input_fits(&self, encoder: &impl Encode, room: usize) -> usize {
         encoder.input_fits(room).saturating_sub(self.owed.into()) / 2
     }
 
@@ -59,9 +113,9 @@ impl LineBreaks {
     /// [`MimeBase64Encoder::encode`] does (`last` with the final piece).
     /// Returns `(result, bytes of src read, bytes written)`; on `OutputFull`
     /// call again with the unread rest and more room.
-    pub fn encode(
+    pub fn encode<E: Encode>(
         &mut self,
-        encoder: &mut MimeBase64Encoder,
+        encoder: &mut E,
         src: &[u8],
         dst: &mut [u8],
         last: bool,
@@ -179,6 +233,40 @@ mod tests {
         }
     }
 
+    /// Through [`Verbatim`], the canonical text itself, for every room.
+    fn canonical_verbatim(pieces: &[&[u8]], room: usize) -> Vec<u8> {
+        let mut lines = LineBreaks::new();
+        let mut out = Vec::new();
+        let mut dst = std::vec![0u8; room];
+        for (i, piece) in pieces.iter().enumerate() {
+            let last = i + 1 == pieces.len();
+            let mut rest = *piece;
+            loop {
+                let fits = lines.input_fits(&Verbatim, room);
+                let (result, r, w) = lines.encode(&mut Verbatim, rest, &mut dst, last);
+                assert!(r >= fits.min(rest.len()), "input_fits is read whole");
+                out.extend_from_slice(&dst[..w]);
+                rest = &rest[r..];
+                if result == CoderResult::InputEmpty {
+                    assert!(rest.is_empty());
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn verbatim_gives_the_canonical_text() {
+        let text = b"one\r\ntwo\nthree\rfour\r\n\r\n.five\n\nsix\r\rseven\r";
+        for at in 0..=text.len() {
+            for room in [1, 2, 3, 64] {
+                let got = canonical_verbatim(&[&text[..at], &text[at..]], room);
+                assert_eq!(got, canonical_form(text), "split at {at}, room {room}");
+            }
+        }
+    }
+
     #[test]
     fn a_mixed_text_split_at_every_position_decodes_to_crlf_only() {
         let text = b"one\r\ntwo\nthree\rfour\r\n\r\nfive\n\nsix\r\rseven\r";
@@ -213,6 +301,7 @@ mod tests {
             }
             pieces.push(&text[start..]);
             proptest::prop_assert_eq!(canonical(&pieces, room), canonical_form(&text));
+            proptest::prop_assert_eq!(canonical_verbatim(&pieces, room), canonical_form(&text));
         }
     }
 }

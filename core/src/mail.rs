@@ -27,7 +27,7 @@ use crate::charset::Charset;
 use crate::config::{Bounded, Config};
 use crate::header::{Address, Text, Token};
 use crate::message::{
-    Boundary, MessageError, MessageHead, MessageId, MessageWriter, MAX_ATTACHMENTS,
+    Boundary, Encoding, MessageError, MessageHead, MessageId, MessageWriter, MAX_ATTACHMENTS,
 };
 use crate::CoderResult;
 use core::mem::MaybeUninit;
@@ -95,6 +95,9 @@ pub(crate) enum MailError {
     TooLarge { limit: u64 },
     /// The body is not valid in its charset.
     InvalidBody,
+    /// A binary part holds the boundary delimiter: the message cannot
+    /// end (nothing is delivered).
+    BoundaryInPart,
     /// A state the design rules out (payload the writer would drop, a
     /// piece out of order).
     Impossible,
@@ -189,14 +192,23 @@ impl Mail {
         &self.files[..self.file_count as usize]
     }
 
-    /// The server waits for the message: the header block goes first.
-    /// False when the message was not waiting for it.
-    pub(crate) fn go_ahead(&mut self) -> bool {
-        let waiting = self.stage == Stage::Waiting;
+    /// The server waits for the message, its parts in `encoding`: the
+    /// header block goes first. False when the message was not waiting
+    /// for it.
+    pub(crate) fn go_ahead(&mut self, encoding: Encoding) -> bool {
+        let waiting = self.stage == Stage::Waiting && self.writer.set_encoding(encoding).is_ok();
         if waiting {
             self.stage = Stage::Head;
         }
         waiting
+    }
+
+    /// The longest the header block can be (in either encoding), with
+    /// `config`: whether it goes whole in a first `BDAT` chunk.
+    pub(crate) fn head_len(&self, config: &Config) -> usize {
+        with_head(config, &self.identity, |head| {
+            self.writer.head_len(head, Encoding::Binary)
+        })
     }
 
     /// The message waits for DATA, FILE or END.
@@ -271,9 +283,7 @@ impl Mail {
         let Stage::Data(part) = self.stage else {
             return Err(MailError::Impossible);
         };
-        let (_, read, written) = self
-            .part_step(part, src, dst, false)
-            .map_err(|_| MailError::InvalidBody)?;
+        let (_, read, written) = self.part_step(part, src, dst, false).map_err(part_error)?;
         if read < src.len() {
             // Payload would be lost: the mail fails whole.
             return Err(MailError::Impossible);
@@ -304,9 +314,7 @@ impl Mail {
             }
             Stage::Ending { part, pluses } => {
                 let held = &b"+++"[..pluses as usize];
-                let (r, read, w) = self
-                    .part_step(part, held, dst, true)
-                    .map_err(|_| MailError::InvalidBody)?;
+                let (r, read, w) = self.part_step(part, held, dst, true).map_err(part_error)?;
                 let done = r == CoderResult::InputEmpty;
                 self.stage = match done {
                     true => Stage::Ready,
@@ -362,6 +370,14 @@ impl Mail {
     }
 }
 
+/// What a part's failure means for the mail.
+fn part_error(e: MessageError) -> MailError {
+    match e {
+        MessageError::BoundaryInPart => MailError::BoundaryInPart,
+        _ => MailError::InvalidBody,
+    }
+}
+
 /// The mail's header block into `dst`. Not inlined: its frame is then not
 /// on the stack while the other pieces of a message are written.
 #[inline(never)]
@@ -371,6 +387,11 @@ fn write_head(
     writer: &mut MessageWriter,
     dst: &mut [u8],
 ) -> Result<(CoderResult, usize), MessageError> {
+    with_head(config, identity, |head| writer.head(head, dst))
+}
+
+/// `f` with the mail's header fields.
+fn with_head<R>(config: &Config, identity: &Identity, f: impl FnOnce(&MessageHead<'_>) -> R) -> R {
     let head = MessageHead {
         from: Address::trusted(config.login().map_or(&b""[..], |(user, _)| user)),
         recipients: config.recipient_list(),
@@ -378,7 +399,7 @@ fn write_head(
         date: Token::trusted(identity.date.as_bytes()),
         message_id: MessageId::trusted(identity.message_id.as_bytes()),
     };
-    writer.head(&head, dst)
+    f(&head)
 }
 
 #[cfg(test)]
@@ -474,8 +495,8 @@ mod tests {
         let mut mail = mail();
         assert_eq!(mail.stage(), Stage::Waiting);
         assert_eq!(mail.ready(), Err(SessionError::WrongState));
-        assert!(mail.go_ahead());
-        assert!(!mail.go_ahead(), "once");
+        assert!(mail.go_ahead(Encoding::Base64));
+        assert!(!mail.go_ahead(Encoding::Base64), "once");
         let (mut wire, pieces) = drain(&mut mail, &config, room, None).unwrap();
         assert_eq!(pieces, [Piece::Head]);
         assert_eq!(mail.begin_part(Part::Body, 100), Ok(100));
@@ -549,12 +570,12 @@ mod tests {
         let config = config();
         let head_len = {
             let mut mail = mail();
-            mail.go_ahead();
+            mail.go_ahead(Encoding::Base64);
             drain(&mut mail, &config, 4096, None).unwrap().0.len() as u64
         };
         for (limit, fails) in [(head_len, false), (head_len - 1, true)] {
             let mut mail = mail();
-            mail.go_ahead();
+            mail.go_ahead(Encoding::Base64);
             let got = drain(&mut mail, &config, 4096, Some(limit));
             assert_eq!(got.is_err(), fails, "limit {limit}");
             if fails {
@@ -563,7 +584,7 @@ mod tests {
         }
         // Payload counts too.
         let mut mail = mail();
-        mail.go_ahead();
+        mail.go_ahead(Encoding::Base64);
         drain(&mut mail, &config, 4096, None).unwrap();
         mail.begin_part(Part::Body, 100).unwrap();
         assert_eq!(
@@ -578,7 +599,7 @@ mod tests {
     fn a_body_not_in_its_charset_fails_the_message() {
         let config = config();
         let mut mail = mail();
-        mail.go_ahead();
+        mail.go_ahead(Encoding::Base64);
         drain(&mut mail, &config, 4096, None).unwrap();
         mail.begin_part(Part::Body, 100).unwrap();
         assert_eq!(

@@ -8,24 +8,34 @@
 //! boundary ([`MessageWriter::finish`]). Every call writes into the caller's
 //! buffer and stops when it is full.
 //!
-//! What it does not: dot-stuff or add SMTP's end-of-data (no line of the
-//! output can start with `.`: headers start with a name or a fold space,
-//! boundaries with `-`, base64 lines with its alphabet), pick the date or
-//! Message-ID (the caller's clock and entropy), or keep the header values
-//! (they are borrowed on each call).
+//! Two encodings, chosen before the header block ([`Encoding`]): base64
+//! parts (for `DATA`), or binary parts (RFC 3030 BINARYMIME, for `BDAT`):
+//! every part `Content-Transfer-Encoding: binary`, an attachment's bytes
+//! exactly as given, the text body in canonical CRLF form. A binary part
+//! can hold anything, so its bytes are scanned as they stream for the
+//! boundary delimiter, across call edges, and a collision is an error
+//! ([`MessageError::BoundaryInPart`]) before the message can end.
+//!
+//! What it does not: dot-stuff or add SMTP's end-of-data (in base64 mode
+//! no line of the output can start with `.`: headers start with a name or
+//! a fold space, boundaries with `-`, base64 lines with its alphabet; binary
+//! parts may hold any line, which is why they go by `BDAT` only, where
+//! nothing is stuffed), pick the date or Message-ID (the caller's clock and
+//! entropy), or keep the header values (they are borrowed on each call).
 //!
 //! Why it is built this way: the fixed pieces (header block, part headers)
 //! are at most a few KiB, and firmware cannot spare a buffer for them. So
 //! they are generated on demand and *replayed*: a call regenerates the
 //! piece and skips the bytes earlier calls already wrote. The only state is
 //! one counter, and the output is identical for every `dst` size. The
-//! boundary contains `=_`, which base64 cannot produce, so no part needs
-//! scanning for it.
+//! boundary contains `=_`, which base64 cannot produce, so no base64 part
+//! needs scanning for it; a binary part does, and the scan keeps one count
+//! between calls (how much of the delimiter the last bytes matched).
 
 use crate::charset::{Charset, Validator};
 use crate::content_type;
 use crate::header::{self, Address, HeaderError, Line, Text, Token};
-use crate::line_breaks::LineBreaks;
+use crate::line_breaks::{Encode, LineBreaks, Verbatim};
 use crate::mime_base64::MimeBase64Encoder;
 use crate::out::Out;
 use crate::CoderResult;
@@ -199,6 +209,28 @@ impl Boundary {
     }
 }
 
+/// How the parts' bytes are written (chosen before the header block).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Encoding {
+    /// `Content-Transfer-Encoding: base64`: 7-bit lines, for `DATA`.
+    #[default]
+    Base64,
+    /// `Content-Transfer-Encoding: binary` (RFC 3030 BINARYMIME): the
+    /// attachments' bytes as given, the text canonical; only for `BDAT`
+    /// with `BODY=BINARYMIME` (lines are not dot-stuffed).
+    Binary,
+}
+
+impl Encoding {
+    /// The `Content-Transfer-Encoding` value.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Encoding::Base64 => "base64",
+            Encoding::Binary => "binary",
+        }
+    }
+}
+
 /// Why a message call was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -211,6 +243,9 @@ pub enum MessageError {
     TooManyAttachments,
     /// The body is not valid in the charset; the offset in the body.
     InvalidBody(u64),
+    /// A binary part holds the boundary delimiter (`--` and the boundary
+    /// at the start of a line): the message cannot be sent as it is.
+    BoundaryInPart,
 }
 
 impl MessageError {
@@ -221,6 +256,7 @@ impl MessageError {
             MessageError::Recipients => "a mail needs 1 to 20 recipients",
             MessageError::TooManyAttachments => "a mail may have at most 20 attachments",
             MessageError::InvalidBody(_) => "body bytes not valid in the charset",
+            MessageError::BoundaryInPart => "a part holds the MIME boundary",
         }
     }
 }
@@ -246,6 +282,8 @@ enum Step {
     /// Streaming an attachment.
     Attachment,
     Done,
+    /// A binary part held the boundary: the message cannot end.
+    Failed,
 }
 
 /// The piece a call writes before its section.
@@ -282,6 +320,9 @@ enum Next<'n> {
 pub struct MessageWriter {
     charset: Charset,
     boundary: Boundary,
+    encoding: Encoding,
+    /// The boundary scan of the binary part being written.
+    scan: DelimiterScan,
     step: Step,
     /// Bytes of the current fixed piece already written by earlier calls.
     replayed: usize,
@@ -295,11 +336,19 @@ pub struct MessageWriter {
 }
 
 impl MessageWriter {
-    /// A writer for a mail whose text is in `charset`.
+    /// A writer for a mail whose text is in `charset`, with base64 parts.
     pub fn new(charset: Charset, boundary: Boundary) -> Self {
+        Self::with_encoding(charset, boundary, Encoding::Base64)
+    }
+
+    /// A writer for a mail whose text is in `charset`, with `encoding`'s
+    /// parts.
+    pub fn with_encoding(charset: Charset, boundary: Boundary, encoding: Encoding) -> Self {
         MessageWriter {
             charset,
             boundary,
+            encoding,
+            scan: DelimiterScan::new(),
             step: Step::Head,
             replayed: 0,
             encoder: MimeBase64Encoder::new(),
@@ -313,6 +362,22 @@ impl MessageWriter {
     /// The charset of the mail's text.
     pub fn charset(&self) -> Charset {
         self.charset
+    }
+
+    /// How the parts are written.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// Chooses the encoding (the transfer is known once the server's EHLO
+    /// is); only before the first byte of the header block, else
+    /// [`MessageError::OutOfOrder`] and nothing changes.
+    pub fn set_encoding(&mut self, encoding: Encoding) -> Result<(), MessageError> {
+        if self.step != Step::Head || self.replayed != 0 {
+            return Err(MessageError::OutOfOrder);
+        }
+        self.encoding = encoding;
+        Ok(())
     }
 
     /// Whether the closing boundary has been written.
@@ -333,12 +398,21 @@ impl MessageWriter {
         if !(1..=MAX_RECIPIENTS).contains(&head.recipients.count()) {
             return Err(MessageError::Recipients);
         }
-        let boundary = self.boundary;
-        let (done, written) = self.replay(dst, |out| write_head(out, head, &boundary));
+        let (boundary, encoding) = (self.boundary, self.encoding);
+        let (done, written) = self.replay(dst, |out| write_head(out, head, &boundary, encoding));
         if done {
             self.step = Step::BeforeBody;
         }
         Ok((result(done), written))
+    }
+
+    /// The length of the header block [`head`](Self::head) writes for
+    /// `head` in `encoding`: whether it goes whole in a first `BDAT` chunk
+    /// is known before a mail commits to `BDAT`.
+    pub fn head_len(&self, head: &MessageHead<'_>, encoding: Encoding) -> usize {
+        let mut count = crate::out::Count(0);
+        write_head(&mut count, head, &self.boundary, encoding);
+        count.0
     }
 
     /// Streams the text body, as [`MimeBase64Encoder::encode`] does; `last`
@@ -395,9 +469,11 @@ impl MessageWriter {
     /// (with `last` false) into `room` bytes of output; 0 before its
     /// header is written (a call with no input writes it).
     pub fn input_fits(&self, room: usize) -> usize {
-        match self.step {
-            Step::Body => self.line_breaks.input_fits(&self.encoder, room),
-            Step::Attachment => self.encoder.input_fits(room),
+        match (self.step, self.encoding) {
+            (Step::Body, Encoding::Base64) => self.line_breaks.input_fits(&self.encoder, room),
+            (Step::Body, Encoding::Binary) => self.line_breaks.input_fits(&Verbatim, room),
+            (Step::Attachment, Encoding::Base64) => self.encoder.input_fits(room),
+            (Step::Attachment, Encoding::Binary) => room,
             _ => 0,
         }
     }
@@ -422,6 +498,7 @@ impl MessageWriter {
         self.encoder = MimeBase64Encoder::new();
         self.line_breaks = LineBreaks::new();
         self.section_len = 0;
+        self.scan = DelimiterScan::new();
         self.validator = (step == Step::Body).then(|| Validator::new(self.charset));
     }
 
@@ -431,11 +508,23 @@ impl MessageWriter {
         dst: &mut [u8],
         last: bool,
     ) -> Result<(CoderResult, usize, usize), MessageError> {
-        let (r, read, written) = match self.step {
+        let (r, read, written) = match (self.step, self.encoding) {
             // The text in canonical form (RFC 2045 6.8): line breaks CRLF.
-            Step::Body => self.line_breaks.encode(&mut self.encoder, src, dst, last),
-            _ => self.encoder.encode(src, dst, last),
+            (Step::Body, Encoding::Base64) => {
+                self.line_breaks.encode(&mut self.encoder, src, dst, last)
+            }
+            (Step::Body, Encoding::Binary) => {
+                self.line_breaks.encode(&mut Verbatim, src, dst, last)
+            }
+            (_, Encoding::Base64) => self.encoder.encode(src, dst, last),
+            (_, Encoding::Binary) => Verbatim.encode(src, dst, last),
         };
+        // Base64 cannot hold the boundary (`=_`); binary bytes are what the
+        // reader will split on, so they are checked as they go out.
+        if self.encoding == Encoding::Binary && self.scan.feed(&self.boundary, &dst[..written]) {
+            self.step = Step::Failed;
+            return Err(MessageError::BoundaryInPart);
+        }
         if let Some(v) = &mut self.validator {
             let done = last && r == CoderResult::InputEmpty;
             v.feed(&src[..read], done)
@@ -454,18 +543,26 @@ impl MessageWriter {
     /// written, the CRLF an empty section owes its delimiter, and the part
     /// header or the closing delimiter.
     fn preamble(&mut self, dst: &mut [u8], next: Next<'_>) -> (bool, usize) {
-        let (step, charset, boundary) = (self.step, self.charset, self.boundary);
+        let (step, charset, boundary, encoding) =
+            (self.step, self.charset, self.boundary, self.encoding);
         self.replay(dst, |out| {
             let no_body = step == Step::BeforeBody && !matches!(next, Next::Body);
             if no_body {
-                write_body_header(out, charset, &boundary);
+                write_body_header(out, charset, &boundary, encoding);
             }
-            if no_body || step == (Step::BetweenParts { empty: true }) {
+            // The CRLF before a delimiter is the delimiter's (RFC 2046
+            // 5.1.1): a base64 section ends with one of its own lines'
+            // CRLF, an empty or binary one does not.
+            let owed = match step {
+                Step::BetweenParts { empty } => empty || encoding == Encoding::Binary,
+                _ => no_body,
+            };
+            if owed {
                 out.put(b"\r\n");
             }
             match next {
-                Next::Body => write_body_header(out, charset, &boundary),
-                Next::Attachment(name) => write_attachment_header(out, name, &boundary),
+                Next::Body => write_body_header(out, charset, &boundary, encoding),
+                Next::Attachment(name) => write_attachment_header(out, name, &boundary, encoding),
                 Next::Close => {
                     out.put(b"--");
                     out.put(boundary.as_bytes());
@@ -492,7 +589,12 @@ fn result(done: bool) -> CoderResult {
     }
 }
 
-fn write_head<O: Out + ?Sized>(out: &mut O, head: &MessageHead<'_>, boundary: &Boundary) {
+fn write_head<O: Out + ?Sized>(
+    out: &mut O,
+    head: &MessageHead<'_>,
+    boundary: &Boundary,
+    encoding: Encoding,
+) {
     let mut line = Line::start(out, b"Date");
     line.raw(b" ");
     line.raw(head.date.as_bytes());
@@ -518,7 +620,13 @@ fn write_head<O: Out + ?Sized>(out: &mut O, head: &MessageHead<'_>, boundary: &B
     line.end();
     out.put(b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary=\"");
     out.put(boundary.as_bytes());
-    out.put(b"\"\r\n\r\n");
+    out.put(b"\"\r\n");
+    if encoding == Encoding::Binary {
+        // A multipart is labelled with the widest encoding of its parts
+        // (RFC 2045 6.4); base64 parts leave it the default 7bit.
+        out.put(b"Content-Transfer-Encoding: binary\r\n");
+    }
+    out.put(b"\r\n");
 }
 
 fn write_delimiter<O: Out + ?Sized>(out: &mut O, boundary: &Boundary) {
@@ -527,18 +635,100 @@ fn write_delimiter<O: Out + ?Sized>(out: &mut O, boundary: &Boundary) {
     out.put(b"\r\n");
 }
 
-fn write_body_header<O: Out + ?Sized>(out: &mut O, charset: Charset, boundary: &Boundary) {
+fn write_body_header<O: Out + ?Sized>(
+    out: &mut O,
+    charset: Charset,
+    boundary: &Boundary,
+    encoding: Encoding,
+) {
     write_delimiter(out, boundary);
     out.put(b"Content-Type: text/plain; charset=");
     out.put(charset.body_label().as_bytes());
-    out.put(b"\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    out.put(b"\r\n");
+    write_transfer_encoding(out, encoding);
 }
 
-fn write_attachment_header<O: Out + ?Sized>(out: &mut O, name: &Text<'_>, boundary: &Boundary) {
+fn write_attachment_header<O: Out + ?Sized>(
+    out: &mut O,
+    name: &Text<'_>,
+    boundary: &Boundary,
+    encoding: Encoding,
+) {
     write_delimiter(out, boundary);
     header::write_content_type(out, content_type::for_name(name.as_bytes()), name);
     header::write_disposition(out, name);
-    out.put(b"Content-Transfer-Encoding: base64\r\n\r\n");
+    write_transfer_encoding(out, encoding);
+}
+
+/// The part header's last line and the blank line after it.
+fn write_transfer_encoding<O: Out + ?Sized>(out: &mut O, encoding: Encoding) {
+    out.put(b"Content-Transfer-Encoding: ");
+    out.put(encoding.label().as_bytes());
+    out.put(b"\r\n\r\n");
+}
+
+/// The streaming scan of a binary part for its boundary delimiter: `--`
+/// and the boundary at the start of a line. RFC 2046's delimiter is CRLF
+/// `--boundary`; a bare CR or LF before it counts here too, because lenient
+/// readers (Python's `email`, many clients) split lines at either, and the
+/// part's very start counts, because the blank line of its header ends in
+/// CRLF. One count carries across calls, so where the caller's buffers
+/// split the bytes does not change the verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DelimiterScan {
+    /// Bytes of `--<boundary>` matched so far, at a line start.
+    matched: u8,
+    /// The last byte ended a line (or the part has just begun).
+    line_start: bool,
+}
+
+impl DelimiterScan {
+    const fn new() -> Self {
+        DelimiterScan {
+            matched: 0,
+            line_start: true,
+        }
+    }
+
+    /// The byte of `--<boundary>` at `i`.
+    fn expected(boundary: &Boundary, i: usize) -> u8 {
+        match i {
+            0 | 1 => b'-',
+            _ => boundary.as_bytes()[i - 2],
+        }
+    }
+
+    /// Scans the part's next bytes; true when the delimiter is complete.
+    fn feed(&mut self, boundary: &Boundary, bytes: &[u8]) -> bool {
+        let full = boundary.as_bytes().len() + 2;
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.matched == 0 && !self.line_start {
+                // Nothing can begin before the next line break.
+                match memchr::memchr2(b'\r', b'\n', &bytes[i..]) {
+                    Some(at) => i += at,
+                    None => return false,
+                }
+            }
+            let b = bytes[i];
+            i += 1;
+            if (self.matched > 0 || self.line_start)
+                && b == Self::expected(boundary, self.matched as usize)
+            {
+                self.matched += 1;
+                self.line_start = false;
+                if self.matched as usize == full {
+                    return true;
+                }
+                continue;
+            }
+            // `--<boundary>` has no CR or LF, so a mismatch can only start
+            // over at a line break.
+            self.matched = 0;
+            self.line_start = b == b'\r' || b == b'\n';
+        }
+        false
+    }
 }
 
 #[cfg(test)]
@@ -566,6 +756,17 @@ mod tests {
         dst_len: usize,
         chunk: usize,
     ) -> Vec<u8> {
+        compose_with(Encoding::Base64, body, files, dst_len, chunk).unwrap()
+    }
+
+    /// [`compose`] in `encoding`; the first error ends it.
+    fn compose_with(
+        encoding: Encoding,
+        body: Option<&[u8]>,
+        files: &[(&[u8], &[u8])],
+        dst_len: usize,
+        chunk: usize,
+    ) -> Result<Vec<u8>, MessageError> {
         let rcpt = [
             Recipient {
                 kind: RecipientKind::To,
@@ -583,16 +784,21 @@ mod tests {
         let subject = Text::subject(Charset::Gb2312, b"\xc4\xe3\xba\xc3 smtp").unwrap();
         let head = head(&rcpt, Some(subject));
         let mut w = MessageWriter::new(Charset::Gb2312, Boundary::from_seed(b"<42@fibocom.com>"));
+        w.set_encoding(encoding).unwrap();
         let mut out = Vec::new();
         let mut buf = std::vec![0u8; dst_len];
         loop {
             let (r, n) = w.head(&head, &mut buf).unwrap();
+            assert_eq!(w.set_encoding(encoding), Err(MessageError::OutOfOrder));
             out.extend_from_slice(&buf[..n]);
             if r == CoderResult::InputEmpty {
                 break;
             }
         }
-        let mut stream = |w: &mut MessageWriter, name: Option<&Text<'_>>, data: &[u8]| {
+        let mut stream = |w: &mut MessageWriter,
+                          name: Option<&Text<'_>>,
+                          data: &[u8]|
+         -> Result<(), MessageError> {
             let mut chunks: Vec<&[u8]> = data.chunks(chunk.max(1)).collect();
             if chunks.is_empty() {
                 chunks.push(b"");
@@ -602,8 +808,8 @@ mod tests {
                 loop {
                     let last = i + 1 == count;
                     let (r, read, n) = match name {
-                        None => w.body(c, &mut buf, last).unwrap(),
-                        Some(name) => w.attachment(name, c, &mut buf, last).unwrap(),
+                        None => w.body(c, &mut buf, last)?,
+                        Some(name) => w.attachment(name, c, &mut buf, last)?,
                     };
                     out.extend_from_slice(&buf[..n]);
                     c = &c[read..];
@@ -612,22 +818,23 @@ mod tests {
                     }
                 }
             }
+            Ok(())
         };
         if let Some(body) = body {
-            stream(&mut w, None, body);
+            stream(&mut w, None, body)?;
         }
         for (name, data) in files {
             stream(
                 &mut w,
                 Some(&Text::file_name(Charset::Gb2312, name).unwrap()),
                 data,
-            );
+            )?;
         }
         loop {
             let (r, n) = w.finish(&mut buf).unwrap();
             out.extend_from_slice(&buf[..n]);
             if r == CoderResult::InputEmpty {
-                return out;
+                return Ok(out);
             }
         }
     }
@@ -739,6 +946,35 @@ AAErKysC\r\n\
             prop_assert_eq!(compose(Some(&body), &files, dst_len, chunk), whole);
         }
 
+        /// Binary mode: any chunking and any dst give the same message and
+        /// the same collision verdict as the oracle, whatever the payload
+        /// and wherever a delimiter is planted in it.
+        #[test]
+        fn any_chunking_gives_the_same_binary_message_and_verdict(
+            dst_len in 1usize..300,
+            chunk in 1usize..200,
+            file in proptest::collection::vec(prop_oneof![
+                4 => any::<u8>(),
+                1 => Just(b'\r'),
+                1 => Just(b'\n'),
+                1 => Just(b'-'),
+            ], 0..400),
+            plant in proptest::option::of((0usize..400, 0usize..4, 20usize..28)),
+        ) {
+            let mut file = file;
+            if let Some((at, lead, len)) = plant {
+                let lead: &[u8] = [&b""[..], b"\r\n", b"\n", b"x"][lead];
+                let planted = [lead, &dash_boundary()[..len]].concat();
+                let at = at.min(file.len());
+                file.splice(at..at, planted);
+            }
+            let files: [(&[u8], &[u8]); 2] = [(b"a.bin", &file), (b"b.bin", b"\r\n")];
+            let whole = compose_with(Encoding::Binary, Some(b"hi\n"), &files, 1 << 16, 1 << 16);
+            prop_assert_eq!(whole.is_err(), naive_collision(&file));
+            let split = compose_with(Encoding::Binary, Some(b"hi\n"), &files, dst_len, chunk);
+            prop_assert_eq!(split, whole);
+        }
+
         /// What `input_fits` promises is read whole, in any state a part
         /// can be in (column, held bytes, output held back, a CRLF owed),
         /// with the worst input: line breaks for the body (each one
@@ -776,6 +1012,216 @@ AAErKysC\r\n\
             prop_assert_eq!(read, worst.len());
             prop_assert!(written <= room);
         }
+    }
+
+    fn boundary() -> Boundary {
+        Boundary::from_seed(b"<42@fibocom.com>")
+    }
+
+    /// `--<boundary>`: what a binary part must not hold at a line start.
+    fn dash_boundary() -> Vec<u8> {
+        [&b"--"[..], boundary().as_bytes()].concat()
+    }
+
+    #[test]
+    fn the_spec_case_message_in_binary() {
+        let file = b"\x00\x01+++\x02\r\n.\r\nBDAT 5 LAST\r\n\xff".to_vec();
+        let out = compose_with(
+            Encoding::Binary,
+            Some(b"hello\n.world\r"),
+            &[(b"eee.wma", &file), (b"e.bin", b"")],
+            4096,
+            4096,
+        )
+        .unwrap();
+        let expect = [
+            &b"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n\
+From: wangww@fibocom.com\r\n\
+To: xiangj@fibocom.com\r\n\
+Cc: cc@fibocom.com\r\n\
+Subject: =?GB2312?B?xOO6wyBzbXRw?=\r\n\
+Message-ID: <42@fibocom.com>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed;\r\n boundary=\"=_atmail_BND\"\r\n\
+Content-Transfer-Encoding: binary\r\n\
+\r\n\
+--=_atmail_BND\r\n\
+Content-Type: text/plain; charset=GBK\r\n\
+Content-Transfer-Encoding: binary\r\n\
+\r\n\
+hello\r\n.world\r\n\r\n\
+--=_atmail_BND\r\n\
+Content-Type: audio/x-ms-wma; name=\"eee.wma\"\r\n\
+Content-Disposition: attachment; filename=\"eee.wma\"\r\n\
+Content-Transfer-Encoding: binary\r\n\
+\r\n"[..],
+            &file,
+            b"\r\n--=_atmail_BND\r\n\
+Content-Type: application/octet-stream; name=\"e.bin\"\r\n\
+Content-Disposition: attachment; filename=\"e.bin\"\r\n\
+Content-Transfer-Encoding: binary\r\n\
+\r\n\
+\r\n\
+--=_atmail_BND--\r\n",
+        ]
+        .concat();
+        let boundary = boundary();
+        let b = &boundary.as_bytes()[9..];
+        let expect = std::string::String::from_utf8_lossy(&expect)
+            .replace("BND", core::str::from_utf8(b).unwrap());
+        assert_eq!(std::string::String::from_utf8_lossy(&out), expect);
+        // No body and no attachment: an empty text part, then the end.
+        let out = compose_with(Encoding::Binary, None, &[], 7, 3).unwrap();
+        let text = std::string::String::from_utf8(out).unwrap();
+        assert!(text.ends_with(&std::format!(
+            "Content-Transfer-Encoding: binary\r\n\r\n\r\n--{}--\r\n",
+            core::str::from_utf8(boundary.as_bytes()).unwrap()
+        )));
+    }
+
+    /// Each binary payload, with the verdict: does it hold `--<boundary>`
+    /// at a line start (the part's start, after CR, after LF)?
+    fn delimiter_cases() -> Vec<(&'static str, Vec<u8>, bool)> {
+        let d = dash_boundary();
+        let cat = |parts: &[&[u8]]| parts.concat();
+        let mut wrong_digit = d.clone();
+        *wrong_digit.last_mut().unwrap() ^= 1;
+        vec![
+            ("at the part's start", cat(&[&d, b"\r\n"]), true),
+            ("the whole payload", d.clone(), true),
+            ("after crlf", cat(&[b"abc\r\n", &d, b"--"]), true),
+            ("after a bare lf", cat(&[b"abc\n", &d]), true),
+            ("after a bare cr", cat(&[b"abc\r", &d]), true),
+            ("after crlf crlf", cat(&[b"\r\n\r\n", &d, b"x"]), true),
+            (
+                "after a near miss",
+                cat(&[b"\r\n", &d[..20], b"\r\n", &d]),
+                true,
+            ),
+            ("not at a line start", cat(&[b"x", &d]), false),
+            ("after a space", cat(&[b"\r\n ", &d]), false),
+            ("one dash", cat(&[b"\r\n", &d[1..]]), false),
+            (
+                "cut short at the end",
+                cat(&[b"\r\n", &d[..d.len() - 1]]),
+                false,
+            ),
+            ("another boundary", cat(&[b"\r\n", &wrong_digit]), false),
+            ("three dashes", cat(&[b"\r\n-", &d]), false),
+            ("empty", Vec::new(), false),
+            ("binary noise", (0u8..=255).collect(), false),
+        ]
+    }
+
+    /// The oracle: a line start (the part's start, or after CR or LF)
+    /// followed by `--<boundary>`.
+    fn naive_collision(part: &[u8]) -> bool {
+        let d = dash_boundary();
+        (0..part.len()).any(|i| {
+            (i == 0 || part[i - 1] == b'\r' || part[i - 1] == b'\n') && part[i..].starts_with(&d)
+        })
+    }
+
+    #[test]
+    fn the_delimiter_is_found_across_every_call_edge() {
+        for (name, payload, collides) in delimiter_cases() {
+            assert_eq!(naive_collision(&payload), collides, "oracle, {name}");
+            for chunk in 1..=payload.len().max(1) {
+                for dst_len in [1, 2, 5, 4096] {
+                    let got = compose_with(
+                        Encoding::Binary,
+                        Some(b"text"),
+                        &[(b"a.bin", &payload)],
+                        dst_len,
+                        chunk,
+                    );
+                    match collides {
+                        true => {
+                            assert_eq!(got, Err(MessageError::BoundaryInPart), "{name} {chunk}")
+                        }
+                        false => assert!(got.is_ok(), "{name}, chunk {chunk}, dst {dst_len}"),
+                    }
+                    // The text body is canonical first: its LF and CR are
+                    // CRLF on the wire, so they start lines alike.
+                    let mut text: Vec<u8> = payload
+                        .iter()
+                        .map(|&b| b & 0x7f)
+                        .filter(|&b| b != 0)
+                        .collect();
+                    text.retain(|&b| b != b'\x7f');
+                    let got = compose_with(Encoding::Binary, Some(&text), &[], dst_len, chunk);
+                    assert_eq!(got.is_err(), naive_collision(&text), "body {name} {chunk}");
+                }
+            }
+        }
+        // Base64 parts are never scanned: the same bytes are fine there.
+        let (_, payload, _) = &delimiter_cases()[0];
+        assert!(compose_with(Encoding::Base64, Some(payload), &[(b"a", payload)], 9, 4).is_ok());
+    }
+
+    #[test]
+    fn a_failed_part_ends_the_message() {
+        let rcpt = [Recipient {
+            kind: RecipientKind::To,
+            address: Address::new(b"a@b").unwrap(),
+        }];
+        let b = Boundary::from_seed(b"x");
+        let mut w = MessageWriter::with_encoding(Charset::Utf8, b, Encoding::Binary);
+        assert_eq!(w.encoding(), Encoding::Binary);
+        let mut buf = [0u8; 4096];
+        let _ = w.head(&head(&rcpt, None), &mut buf).unwrap();
+        let name = Text::file_name(Charset::Utf8, b"f").unwrap();
+        let bad = [&b"\n--"[..], b.as_bytes()].concat();
+        assert_eq!(
+            w.attachment(&name, &bad, &mut buf, false),
+            Err(MessageError::BoundaryInPart)
+        );
+        assert_eq!(
+            w.attachment(&name, b"", &mut buf, true),
+            Err(MessageError::OutOfOrder)
+        );
+        assert_eq!(w.finish(&mut buf), Err(MessageError::OutOfOrder));
+        assert!(!w.is_done());
+    }
+
+    /// A whole binary message read back by an independent parser
+    /// (`mail-parser`): the attachments' bytes exactly, the text canonical.
+    #[test]
+    fn a_binary_message_reads_back_whole() {
+        let blob: Vec<u8> = (0..70_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .chain(*b"\r\n.\r\n+++BDAT 5 LAST\r\n")
+            .collect();
+        let text = b"line one\nline two\r\n.dot line\rlast";
+        let files: [(&[u8], &[u8]); 3] = [
+            (b"blob.bin", &blob),
+            (b"\xc4\xe3\xba\xc3.txt", b"\r\n\r\nends in crlf\r\n"),
+            (b"empty.bin", b""),
+        ];
+        let out = compose_with(Encoding::Binary, Some(text), &files, 1000, 333).unwrap();
+        let message = mail_parser::MessageParser::default()
+            .parse(&out[..])
+            .expect("parses");
+        let parts: Vec<_> = message.attachments().collect();
+        assert_eq!(parts.len(), 3);
+        for (part, (_, bytes)) in parts.iter().zip(files.iter()) {
+            assert_eq!(part.contents(), *bytes);
+        }
+        assert_eq!(
+            message.body_text(0).unwrap().as_bytes(),
+            crate::line_breaks::canonical_form(text)
+        );
+        let octets = out.len()
+            - compose_with(Encoding::Binary, Some(text), &[], 1000, 333)
+                .unwrap()
+                .len();
+        let payload: usize = files.iter().map(|(_, bytes)| bytes.len()).sum();
+        // Three part headers of under 200 bytes each; base64 would add a
+        // third to the payload.
+        assert!(
+            octets < payload + 600,
+            "1.00 per attachment byte plus the part headers: {octets} for {payload}"
+        );
     }
 
     #[test]

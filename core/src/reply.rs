@@ -2,8 +2,8 @@
 //!
 //! What it does: [`ReplyParser`] takes server bytes in pieces of any size
 //! and yields each complete reply as a [`Reply`]: its three-digit code and,
-//! for EHLO, the extensions atmail uses (PIPELINING, STARTTLS, SIZE and
-//! the AUTH mechanisms: PLAIN, LOGIN, XOAUTH2, OAUTHBEARER, and the names
+//! for EHLO, the extensions atmail uses (PIPELINING, STARTTLS, SIZE,
+//! CHUNKING, BINARYMIME and the AUTH mechanisms: PLAIN, LOGIN, XOAUTH2, OAUTHBEARER, and the names
 //! of others a reason may have to cite). Multi-line replies (`250-...` then
 //! `250 ...`) are one reply. The start of the last line's text is kept
 //! until the next call ([`ReplyParser::text`]): the words of a refusal, or
@@ -35,6 +35,11 @@ pub struct Extensions {
     pub auth: AuthOffer,
     /// RFC 1870: the largest message the server takes, if it says.
     pub size: Option<u64>,
+    /// RFC 3030: the message may go as `BDAT` chunks.
+    pub chunking: bool,
+    /// RFC 3030: `MAIL FROM:<..> BODY=BINARYMIME` is accepted (with
+    /// `BDAT` only; the client checks `chunking` too).
+    pub binarymime: bool,
 }
 
 /// The SASL mechanisms an EHLO `AUTH` line names, as a set: the four the
@@ -268,6 +273,8 @@ impl Extensions {
             starttls: false,
             auth: AuthOffer::NONE,
             size: None,
+            chunking: false,
+            binarymime: false,
         }
     }
 }
@@ -306,6 +313,10 @@ fn note_extension(ext: &mut Extensions, text: &[u8]) {
         }
     } else if keyword.eq_ignore_ascii_case(b"SIZE") {
         ext.size = words.next().and_then(parse_u64).filter(|&n| n > 0);
+    } else if keyword.eq_ignore_ascii_case(b"CHUNKING") {
+        ext.chunking = true;
+    } else if keyword.eq_ignore_ascii_case(b"BINARYMIME") {
+        ext.binarymime = true;
     }
 }
 
@@ -375,6 +386,8 @@ mod tests {
             starttls: true,
             auth: AuthOffer(0b111),
             size: Some(35882577),
+            chunking: false,
+            binarymime: false,
         };
         let cases: &[(&str, &[u8], &[Result<Reply, ReplyError>])] = &[
             (
@@ -445,6 +458,46 @@ mod tests {
                 assert_eq!(replies(input, cut), *want, "{name}, cut {cut}");
             }
         }
+    }
+
+    /// CHUNKING and BINARYMIME in any letter case, on any line, with
+    /// parameters (which RFC 3030 does not define, so they are ignored);
+    /// a keyword that only begins or ends like one is not it.
+    #[test]
+    fn chunking_and_binarymime_in_any_case() {
+        let cases: &[(&str, &[u8], bool, bool)] = &[
+            (
+                "office365",
+                b"250-SN4PR0501CA0001.outlook.office365.com Hello\r\n250-SIZE 157286400\r\n250-PIPELINING\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n250-STARTTLS\r\n250-8BITMIME\r\n250-BINARYMIME\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n",
+                true,
+                true,
+            ),
+            ("lower case", b"250-mx\r\n250-chunking\r\n250 binarymime\r\n", true, true),
+            ("mixed case", b"250-mx\r\n250-ChUnKiNg\r\n250 BinaryMime\r\n", true, true),
+            ("chunking alone (postfix)", b"250-mx\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n", true, false),
+            ("binarymime alone", b"250-mx\r\n250 BINARYMIME\r\n", false, true),
+            ("on the last line", b"250-mx\r\n250 CHUNKING\r\n", true, false),
+            ("with parameters", b"250-mx\r\n250-CHUNKING 1000\r\n250 BINARYMIME=yes x\r\n", true, true),
+            ("not the keyword", b"250-mx\r\n250-CHUNKINGS\r\n250-XCHUNKING\r\n250-BINARY\r\n250 BINARYMIME8\r\n", false, false),
+            ("only as a parameter", b"250-mx\r\n250 AUTH CHUNKING BINARYMIME\r\n", false, false),
+            ("in the greeting line", b"250-CHUNKING BINARYMIME\r\n250 8BITMIME\r\n", false, false),
+            ("not an EHLO reply line", b"220 CHUNKING\r\n", false, false),
+        ];
+        for &(name, input, chunking, binarymime) in cases {
+            for cut in [usize::MAX, 1, 3] {
+                let got = replies(input, cut);
+                let ext = got[0].unwrap().extensions;
+                assert_eq!(
+                    (ext.chunking, ext.binarymime),
+                    (chunking, binarymime),
+                    "{name}, cut {cut}"
+                );
+            }
+        }
+        // Nothing carries over from one reply to the next.
+        let got = replies(b"250-mx\r\n250 CHUNKING\r\n250 ok\r\n", 1);
+        assert!(got[0].unwrap().extensions.chunking);
+        assert!(!got[1].unwrap().extensions.chunking);
     }
 
     #[test]

@@ -48,7 +48,7 @@
 use crate::answers::Answers;
 pub use crate::answers::SessionError;
 use crate::at::{self, Basic, Command, Request};
-use crate::config::{self, Bounded, Config};
+use crate::config::{self, Bounded, Config, Transfer};
 use crate::connection::{Connection, Cx, Host, MailState, Notice};
 pub use crate::event::{Connect, Event, Failure, MailFailure};
 use crate::framer::{DataLimits, End, Framed, Framer, DEFAULT_GUARD_MS};
@@ -459,6 +459,27 @@ impl Session {
     pub fn take_token_storage(&mut self) -> Option<&'static mut [u8]> {
         self.engine.end_token_read();
         self.engine.token.take_storage()
+    }
+
+    /// How mails may cross the wire when the host has not said
+    /// (`AT+GTSMTPBDAT`; default [`Transfer::Auto`]): the mode
+    /// `AT+GTSMTPCLR` restores, and the current one unless the host has
+    /// set it since the last `AT+GTSMTPCLR`.
+    pub fn set_transfer(&mut self, mode: Transfer) {
+        self.engine.config.set_transfer_default(mode);
+    }
+
+    /// Memory for `BDAT` chunks (the largest chunk; the CLI and Python give
+    /// 16 KiB, firmware what it can spare). Without it every transfer mode
+    /// behaves as [`Transfer::Off`]. The storage given before is wiped and
+    /// returned.
+    pub fn set_chunk_storage(&mut self, mem: &'static mut [u8]) -> Option<&'static mut [u8]> {
+        self.engine.conn.set_chunk_storage(mem)
+    }
+
+    /// Takes the chunk storage back, wiped: `DATA` from now on.
+    pub fn take_chunk_storage(&mut self) -> Option<&'static mut [u8]> {
+        self.engine.conn.take_chunk_storage()
     }
 
     /// What the caller must do next, once each, in the order it must be
@@ -1057,7 +1078,8 @@ impl Engine {
             | Request::Id { .. }
             | Request::Dst { .. }
             | Request::Head { .. }
-            | Request::Auth { .. } => {
+            | Request::Auth { .. }
+            | Request::Transfer { .. } => {
                 if !self.conn.is_idle() {
                     return Err(SessionError::MailInProgress);
                 }

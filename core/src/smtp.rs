@@ -26,13 +26,21 @@
 //! inside DATA a QUIT would be read as message text.
 //!
 //! The client owns the message's framing on the wire, as quinn-proto's
-//! `poll_transmit` owns a packet's: after [`Signal::ReadyForData`] it
-//! gives the message room ([`SmtpClient::message_room`]: for `DATA`, the
-//! caller's buffer itself, since the message writer's output is dot-safe
-//! and needs no stuffing), and [`SmtpClient::end_message`] ends the
-//! message (`.` for `DATA`). A mail that fails inside DATA has its
-//! connection closed, so end-of-data is never sent for a mail that
-//! failed: a mail is delivered whole or not at all.
+//! `poll_transmit` owns a packet's ([`Framing`]). After EHLO it chooses
+//! `DATA` or RFC 3030 `BDAT` from the [`Transfer`] mode, the server's
+//! CHUNKING and BINARYMIME and whether the caller's chunk storage holds
+//! the header block (`MAIL FROM:<..> BODY=BINARYMIME` only with `BDAT`).
+//! After [`Signal::ReadyForData`] it gives the message room
+//! ([`SmtpClient::message_room`]: for `DATA`, the caller's buffer itself,
+//! since the message writer's output is dot-safe and needs no stuffing;
+//! for `BDAT`, room in the [`ChunkStore`], which it sends as
+//! `BDAT <n>` when full and `BDAT <n> LAST` at
+//! [`SmtpClient::end_message`]). Chunk replies are counted, never waited
+//! for one by one; a refused chunk ends the mail with its code: no
+//! further chunk, never `LAST`, the replies owed read, then RSET and
+//! QUIT. A mail that fails inside DATA has its connection closed, so
+//! end-of-data is never sent for a mail that failed: a mail is
+//! delivered whole or not at all.
 //!
 //! What it does not: touch a socket or clock, or write the message (the
 //! caller's writer fills the room it is given).
@@ -43,11 +51,14 @@
 //! command buffer; the whole client is a few dozen bytes plus the reply
 //! parser's line.
 
+use crate::chunk::ChunkStore;
+use crate::config::Transfer;
 use crate::header::Address;
 use crate::message::Recipients;
 use crate::out::{put_decimal, Out};
 use crate::reply::{AuthOffer, Extensions, Reply, ReplyParser};
 use crate::sasl::{self, Credentials, ErrorStatus, Mechanism};
+use crate::CoderResult;
 
 /// RFC 5321 §4.5.3.2 timeouts, in ms.
 const GREETING_MS: u64 = 5 * 60_000;
@@ -117,6 +128,44 @@ pub struct Envelope<'a> {
     pub from: Address<'a>,
     /// RCPT TO, in order: To, Cc and Bcc alike.
     pub recipients: &'a dyn Recipients,
+    /// How the message may cross the wire: [`Transfer::Off`] unless the
+    /// caller's chunk storage holds the whole header block.
+    pub transfer: Transfer,
+}
+
+/// How the message crosses the wire, chosen after EHLO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// `DATA`, the message, `.`.
+    Data,
+    /// RFC 3030 `BDAT` chunks; `binary`: with `BODY=BINARYMIME` (every
+    /// part `Content-Transfer-Encoding: binary`).
+    Bdat {
+        /// `BODY=BINARYMIME` was said.
+        binary: bool,
+    },
+}
+
+impl Framing {
+    /// What `mode` gives with the server's extensions.
+    fn choose(mode: Transfer, extensions: &Extensions) -> Self {
+        let (chunking, binary) = (extensions.chunking, extensions.binarymime);
+        match mode {
+            Transfer::Auto if chunking && binary => Framing::Bdat { binary: true },
+            Transfer::Force if chunking => Framing::Bdat { binary },
+            _ => Framing::Data,
+        }
+    }
+}
+
+/// Where the end of a `BDAT` message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Last {
+    No,
+    /// [`SmtpClient::end_message`] was called: the `LAST` chunk goes next.
+    Due,
+    /// The `LAST` chunk is whole on the wire.
+    Sent,
 }
 
 /// What the caller must act on.
@@ -305,6 +354,8 @@ enum Command {
     Rcpt(u8),
     Data,
     EndOfData,
+    /// After a refused `BDAT` chunk, before QUIT.
+    Rset,
     Quit,
 }
 
@@ -315,16 +366,16 @@ enum State {
     /// Waiting for the reply to `Command`.
     Awaiting(Command),
     /// Pipelined flight: replies still due, the next being for recipient
-    /// `next` (0 = MAIL, 1..=n = RCPT n-1, n+1 = DATA), the last (DATA's)
-    /// `last`.
+    /// `next` (0 = MAIL, 1..=n = RCPT n-1, n+1 = DATA), the last (DATA's,
+    /// or the last RCPT's for `BDAT`) `last`.
     Envelope { next: u8, last: u8 },
     /// STARTTLS accepted; the caller is running the handshake.
     TlsHandshake,
     /// The caller is writing the message.
     Data,
-    /// The verdict is given; `due` replies to commands already sent are
-    /// read before the QUIT goes.
-    Ending { due: u8 },
+    /// The verdict is given; `due` replies to commands (and chunks)
+    /// already sent are read before the QUIT goes.
+    Ending { due: u16 },
     /// Finished: the connection is to be closed.
     Done,
 }
@@ -355,6 +406,20 @@ pub struct SmtpClient {
     token_refused: bool,
     /// Where the conversation was when the verdict was given.
     verdict_step: Step,
+    /// `DATA` or `BDAT`, chosen after EHLO.
+    framing: Framing,
+    /// `BDAT`: replies owed to chunks whole on the wire.
+    owed: u16,
+    /// `BDAT`: a chunk is part way out (nothing else may go until it is
+    /// whole); `draining_last`: it says `LAST`.
+    draining: bool,
+    draining_last: bool,
+    /// `BDAT`: the staged bytes go as a chunk before the store is full
+    /// ([`flush_chunk`](Self::flush_chunk)).
+    flush: bool,
+    last: Last,
+    /// A refused chunk: RSET goes before QUIT.
+    rset: bool,
 }
 
 impl SmtpClient {
@@ -378,7 +443,20 @@ impl SmtpClient {
             token_status: ErrorStatus::EMPTY,
             token_refused: false,
             verdict_step: Step::Greeting,
+            framing: Framing::Data,
+            owed: 0,
+            draining: false,
+            draining_last: false,
+            flush: false,
+            last: Last::No,
+            rset: false,
         }
+    }
+
+    /// How the message crosses the wire (`DATA` until the envelope is
+    /// sent).
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// Why the server refused the token, while [`Signal::Failed`] for
@@ -426,8 +504,9 @@ impl SmtpClient {
             ) => Step::Auth,
             State::Awaiting(Command::Flight | Command::Mail | Command::Rcpt(_) | Command::Data)
             | State::Envelope { .. } => Step::Envelope,
+            State::Data if self.last == Last::Sent => Step::EndOfData,
             State::Data => Step::Message,
-            State::Awaiting(Command::EndOfData | Command::Quit)
+            State::Awaiting(Command::EndOfData | Command::Rset | Command::Quit)
             | State::Ending { .. }
             | State::Done => Step::EndOfData,
         }
@@ -451,20 +530,71 @@ impl SmtpClient {
         self.event.is_some() || self.closed
     }
 
-    /// Writes command bytes for the server into `dst`; returns how many.
-    /// Pass the same `envelope` on every call of one mail.
-    pub fn poll_transmit(&mut self, envelope: &Envelope<'_>, dst: &mut [u8]) -> usize {
+    /// Writes bytes for the server into `dst`: a `BDAT` chunk that is
+    /// due from `chunks`, then commands; returns how many. Pass the same
+    /// `envelope` and `chunks` on every call of one mail.
+    pub fn poll_transmit(
+        &mut self,
+        envelope: &Envelope<'_>,
+        chunks: &mut ChunkStore,
+        dst: &mut [u8],
+    ) -> usize {
+        let sent = self.poll_chunk(chunks, dst);
+        if self.draining {
+            return sent;
+        }
+        let dst = &mut dst[sent..];
         let Some(command) = self.sending else {
-            return 0;
+            return sent;
         };
+        let framing = self.framing;
         let (done, written) = crate::out::replay(self.replayed, dst, |out| {
-            write_command(out, command, envelope)
+            write_command(out, command, envelope, framing)
         });
         self.replayed = if done { 0 } else { self.replayed + written };
         if done {
             self.sending = None;
         }
-        written
+        sent + written
+    }
+
+    /// Writes the `BDAT` chunk that is due into `dst`: the one part way
+    /// out, a full store's, or the `LAST` one after
+    /// [`end_message`](Self::end_message). Returns bytes written. Taking
+    /// the storage back while a mail uses it closes the connection.
+    pub fn poll_chunk(&mut self, chunks: &mut ChunkStore, dst: &mut [u8]) -> usize {
+        let full = (chunks.room() == 0 || self.flush) && !chunks.is_empty();
+        let due = self.draining
+            || (self.state == State::Data
+                && self.framing != Framing::Data
+                && (self.last == Last::Due || full));
+        if !due || dst.is_empty() {
+            return 0;
+        }
+        let last = self.last == Last::Due;
+        if !self.draining {
+            self.draining_last = last;
+            self.flush = false;
+        }
+        match chunks.transmit(dst, last) {
+            Ok((CoderResult::InputEmpty, written)) => {
+                self.draining = false;
+                self.owed += 1;
+                if self.draining_last {
+                    self.last = Last::Sent;
+                }
+                written
+            }
+            Ok((CoderResult::OutputFull, written)) => {
+                self.draining = true;
+                written
+            }
+            Err(_) => {
+                self.draining = false;
+                self.fail_without_code(Fault::Closed(self.step()));
+                0
+            }
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) needs calling next, if ever.
@@ -533,22 +663,54 @@ impl SmtpClient {
     }
 
     /// Where message bytes go in `dst`, the caller's buffer for the
-    /// server: all of it while the message is being sent (after
-    /// [`Signal::ReadyForData`], before [`end_message`](Self::end_message)),
-    /// none otherwise. Write the message there (dot-safe: no line may
-    /// begin with `.`) and hand the bytes written to the server in order.
-    pub fn message_room<'d>(&self, dst: &'d mut [u8]) -> &'d mut [u8] {
-        match self.state {
-            State::Data if self.sending.is_none() => dst,
-            _ => &mut dst[..0],
+    /// server, while the message is being sent (after
+    /// [`Signal::ReadyForData`], before [`end_message`](Self::end_message);
+    /// empty otherwise): for `DATA`, all of `dst`, and the message is on
+    /// the wire as written (dot-safe: no line may begin with `.`); for
+    /// `BDAT`, as much of `dst` as `chunks` can stage, and the message is
+    /// staged by [`message_written`](Self::message_written).
+    pub fn message_room<'d>(&self, chunks: &ChunkStore, dst: &'d mut [u8]) -> &'d mut [u8] {
+        let room = match (self.state, self.framing) {
+            (State::Data, Framing::Data) if self.sending.is_none() => dst.len(),
+            (State::Data, Framing::Bdat { .. }) if self.last == Last::No && !self.draining => {
+                chunks.room().min(dst.len())
+            }
+            _ => 0,
+        };
+        &mut dst[..room]
+    }
+
+    /// The staged bytes go as a chunk now, before the store is full: the
+    /// message writer cannot put its next piece in the room left.
+    pub fn flush_chunk(&mut self) {
+        self.flush = self.framing != Framing::Data;
+    }
+
+    /// `bytes` of the message were written at the start of
+    /// [`message_room`](Self::message_room); returns how many of them are
+    /// on the wire now (all for `DATA`; none for `BDAT`, which stages
+    /// them in `chunks`), or `None` if any were lost (the storage was
+    /// taken back).
+    pub fn message_written(&mut self, chunks: &mut ChunkStore, bytes: &[u8]) -> Option<usize> {
+        match self.framing {
+            Framing::Data => Some(bytes.len()),
+            Framing::Bdat { .. } => (chunks.stage(bytes) == bytes.len()).then_some(0),
         }
     }
 
     /// The caller has written the whole message after
-    /// [`Signal::ReadyForData`]; the client ends it (`.` for `DATA`).
+    /// [`Signal::ReadyForData`]; the client ends it (`.` for `DATA`, the
+    /// `LAST` chunk for `BDAT`).
     pub fn end_message(&mut self, now_ms: u64) {
-        if self.state == State::Data {
-            self.send(Command::EndOfData, now_ms, END_OF_DATA_MS);
+        if self.state != State::Data {
+            return;
+        }
+        match self.framing {
+            Framing::Data => self.send(Command::EndOfData, now_ms, END_OF_DATA_MS),
+            Framing::Bdat { .. } => {
+                self.last = Last::Due;
+                self.deadline = Some(now_ms.saturating_add(END_OF_DATA_MS));
+            }
         }
     }
 
@@ -652,6 +814,15 @@ impl SmtpClient {
                 self.wind_down(Some(0), now_ms);
             }
             State::Awaiting(Command::Quit) => self.close_now(),
+            // RFC 3030 4.2: the transaction a refused chunk left is reset
+            // before the conversation ends.
+            State::Awaiting(Command::Rset) => {
+                self.rset = false;
+                self.wind_down(Some(0), now_ms)
+            }
+            State::Data if self.framing != Framing::Data && self.owed > 0 => {
+                self.on_chunk_reply(reply, now_ms)
+            }
             State::Ending { .. } if code / 100 == 3 => {
                 // DATA or AUTH went ahead: the server now takes whatever
                 // comes as message or credentials, never as a QUIT.
@@ -662,12 +833,38 @@ impl SmtpClient {
         }
     }
 
+    /// A reply to a whole `BDAT` chunk: the mail goes on, is delivered
+    /// (the `LAST` chunk's, the last owed), or ends with the refusal's
+    /// code: no further chunk (one part way out is finished, so the
+    /// server can read what follows), the replies owed read, then RSET
+    /// and QUIT.
+    fn on_chunk_reply(&mut self, reply: Reply, now_ms: u64) {
+        self.owed -= 1;
+        if reply.is_positive() {
+            if self.owed == 0 && self.last == Last::Sent {
+                self.delivered = true;
+                self.verdict(Signal::Delivered);
+                self.wind_down(Some(0), now_ms);
+            }
+            return;
+        }
+        if reply.code < 400 {
+            self.failure = Some(Fault::NotSmtp(self.step()));
+            self.verdict(Signal::Failed(0));
+        } else {
+            self.verdict(Signal::Failed(reply.code));
+        }
+        self.rset = true;
+        let due = self.owed + u16::from(self.draining);
+        self.wind_down(Some(due), now_ms);
+    }
+
     /// The reply `code` ends the mail; the replies of the flight still due
     /// are read before the QUIT. Inside DATA the connection is closed at
     /// once: the server would read a QUIT as message text.
     fn refused(&mut self, code: u16, now_ms: u64) {
         let due = match self.state {
-            State::Envelope { next, last } => Some(last - next),
+            State::Envelope { next, last } => Some(u16::from(last - next)),
             State::Data => None,
             _ => Some(0),
         };
@@ -694,7 +891,7 @@ impl SmtpClient {
     /// The replies owed to commands on the wire, or `None` when the
     /// connection cannot carry a QUIT (inside DATA, inside TLS or STARTTLS,
     /// over).
-    fn replies_owed(&mut self) -> Option<u8> {
+    fn replies_owed(&mut self) -> Option<u16> {
         if self.sending == Some(Command::EndOfData) {
             // The server is still reading message text: a QUIT would be
             // part of it.
@@ -709,8 +906,14 @@ impl SmtpClient {
             State::Greeting => Some(1),
             State::Awaiting(Command::StartTls | Command::Quit) => None,
             State::Awaiting(_) => Some(1),
-            State::Envelope { next, last } => Some(last - next + 1),
+            State::Envelope { next, last } => Some(u16::from(last - next) + 1),
             State::Ending { due } => Some(due),
+            // BDAT: between chunks the server reads commands again; the
+            // chunk's transaction is reset before the QUIT.
+            State::Data if self.framing != Framing::Data && !self.draining => {
+                self.rset = true;
+                Some(self.owed)
+            }
             State::TlsHandshake | State::Data | State::Done => None,
         }
     }
@@ -718,7 +921,7 @@ impl SmtpClient {
     /// After the verdict: QUIT once `due` replies are read, or close at
     /// once (`None`). The whole end is bounded by [`QUIT_MS`] from its
     /// start.
-    fn wind_down(&mut self, due: Option<u8>, now_ms: u64) {
+    fn wind_down(&mut self, due: Option<u16>, now_ms: u64) {
         let deadline = match self.state {
             State::Ending { .. } => self.deadline,
             _ => Some(now_ms.saturating_add(QUIT_MS)),
@@ -726,9 +929,13 @@ impl SmtpClient {
         match due {
             None => return self.close_now(),
             Some(0) => {
-                self.sending = Some(Command::Quit);
+                let next = match self.rset {
+                    true => Command::Rset,
+                    false => Command::Quit,
+                };
+                self.sending = Some(next);
                 self.replayed = 0;
-                self.state = State::Awaiting(Command::Quit);
+                self.state = State::Awaiting(next);
             }
             Some(due) => self.state = State::Ending { due },
         }
@@ -816,12 +1023,15 @@ impl SmtpClient {
     }
 
     fn start_envelope(&mut self, envelope: &Envelope<'_>, now_ms: u64) {
+        self.framing = Framing::choose(envelope.transfer, &self.extensions);
         if self.extensions.pipelining {
             self.sending = Some(Command::Flight);
             self.replayed = 0;
+            // BDAT: no DATA in the flight; the last RCPT's reply is the go-ahead.
+            let data = u8::from(self.framing == Framing::Data);
             self.state = State::Envelope {
                 next: 0,
-                last: envelope.recipients.count() as u8 + 1,
+                last: envelope.recipients.count() as u8 + data,
             };
             self.deadline = Some(now_ms.saturating_add(COMMAND_MS));
         } else {
@@ -832,8 +1042,10 @@ impl SmtpClient {
     fn next_rcpt(&mut self, envelope: &Envelope<'_>, i: u8, now_ms: u64) {
         if (i as usize) < envelope.recipients.count() {
             self.send(Command::Rcpt(i), now_ms, COMMAND_MS);
-        } else {
+        } else if self.framing == Framing::Data {
             self.send(Command::Data, now_ms, DATA_INIT_MS);
+        } else {
+            self.ready_for_data();
         }
     }
 
@@ -853,7 +1065,10 @@ impl SmtpClient {
                 COMMAND_MS
             };
             self.deadline = Some(now_ms.saturating_add(timeout));
-        } else if reply.code == 354 {
+        } else if reply.code == 354 && self.framing == Framing::Data {
+            self.ready_for_data();
+        } else if reply.is_positive() && self.framing != Framing::Data {
+            // BDAT: the last RCPT's acceptance.
             self.ready_for_data();
         } else {
             self.refused(reply.code, now_ms);
@@ -892,7 +1107,7 @@ impl SmtpClient {
     }
 }
 
-fn write_command(out: &mut dyn Out, command: Command, env: &Envelope<'_>) {
+fn write_command(out: &mut dyn Out, command: Command, env: &Envelope<'_>, framing: Framing) {
     match command {
         Command::Ehlo => line(out, &[b"EHLO ", env.helo_name]),
         Command::Helo => line(out, &[b"HELO ", env.helo_name]),
@@ -932,13 +1147,22 @@ fn write_command(out: &mut dyn Out, command: Command, env: &Envelope<'_>) {
             _ => out.put(b"\r\n"),
         },
         Command::Flight => {
-            write_command(out, Command::Mail, env);
+            write_command(out, Command::Mail, env, framing);
             for i in 0..env.recipients.count() {
-                write_command(out, Command::Rcpt(i as u8), env);
+                write_command(out, Command::Rcpt(i as u8), env, framing);
             }
-            write_command(out, Command::Data, env);
+            if framing == Framing::Data {
+                write_command(out, Command::Data, env, framing);
+            }
         }
-        Command::Mail => line(out, &[b"MAIL FROM:<", env.from.as_bytes(), b">"]),
+        Command::Mail => {
+            // RFC 3030 3: BINARYMIME only with BDAT, never with DATA.
+            let body: &[u8] = match framing {
+                Framing::Bdat { binary: true } => b" BODY=BINARYMIME",
+                _ => b"",
+            };
+            line(out, &[b"MAIL FROM:<", env.from.as_bytes(), b">", body])
+        }
         Command::Rcpt(i) => {
             let recipient = env.recipients.recipient(i as usize);
             let address = recipient.map_or(&b""[..], |r| r.address.as_bytes());
@@ -947,6 +1171,7 @@ fn write_command(out: &mut dyn Out, command: Command, env: &Envelope<'_>) {
         Command::Data => out.put(b"DATA\r\n"),
         // The message ends with CRLF, so this completes "CRLF . CRLF".
         Command::EndOfData => out.put(b".\r\n"),
+        Command::Rset => out.put(b"RSET\r\n"),
         Command::Quit => out.put(b"QUIT\r\n"),
     }
 }
@@ -989,6 +1214,7 @@ mod tests {
             credentials: Credentials::Password(b"ght64621178"),
             from: Address::new(b"wangww@fibocom.com").unwrap(),
             recipients,
+            transfer: Transfer::Off,
         }
     }
 
@@ -1040,7 +1266,7 @@ mod tests {
                 }
             }
             loop {
-                let n = client.poll_transmit(env, &mut buf);
+                let n = client.poll_transmit(env, &mut ChunkStore::new(), &mut buf);
                 if n == 0 {
                     break;
                 }
@@ -1439,7 +1665,7 @@ mod tests {
         let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         let mut buf = [0u8; 64];
         assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
-        assert!(c.poll_transmit(&env, &mut buf) > 0);
+        assert!(c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf) > 0);
         c
     }
 
@@ -1450,9 +1676,13 @@ mod tests {
         let mut c = at_ehlo();
         c.quit(1000);
         assert_eq!(c.poll_signal(), None, "the caller gave up: no verdict");
-        assert_eq!(c.poll_transmit(&env, &mut buf), 0, "EHLO is still owed");
+        assert_eq!(
+            c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf),
+            0,
+            "EHLO is still owed"
+        );
         assert_eq!(c.handle_input(&env, b"250 mx\r\n", 1100), 8);
-        let n = c.poll_transmit(&env, &mut buf);
+        let n = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
         assert_eq!(&buf[..n], b"QUIT\r\n");
         assert_eq!(
             c.next_deadline(),
@@ -1466,7 +1696,7 @@ mod tests {
         let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
         c.quit(10);
-        let n = c.poll_transmit(&env, &mut buf);
+        let n = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
         assert_eq!(&buf[..n], b"QUIT\r\n");
     }
 
@@ -1478,7 +1708,7 @@ mod tests {
         let mut c = at_ehlo();
         assert_eq!(c.handle_input(&env, b"451 later\r\n", 50), 11);
         assert_eq!(c.poll_signal(), Some(Signal::Failed(451)));
-        assert_eq!(c.poll_transmit(&env, &mut buf), 6);
+        assert_eq!(c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf), 6);
         c.handle_timeout(50 + QUIT_MS - 1);
         assert_eq!(c.poll_signal(), None);
         c.handle_timeout(50 + QUIT_MS);
@@ -1496,7 +1726,7 @@ mod tests {
         c.state = State::Data;
         c.quit(50);
         assert_eq!(c.poll_signal(), Some(Signal::Closed));
-        assert_eq!(c.poll_transmit(&env, &mut buf), 0);
+        assert_eq!(c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf), 0);
     }
 
     #[test]
@@ -1688,7 +1918,10 @@ mod tests {
             assert_eq!(c.handle_input(&env, reply, 5), reply.len());
             assert_eq!(c.poll_signal(), Some(signal));
             assert_eq!(c.poll_signal(), Some(Signal::Closed));
-            assert_eq!(c.poll_transmit(&env, &mut [0u8; 64]), 0);
+            assert_eq!(
+                c.poll_transmit(&env, &mut ChunkStore::new(), &mut [0u8; 64]),
+                0
+            );
             assert_eq!(c.next_deadline(), None);
         }
     }
@@ -1708,7 +1941,7 @@ mod tests {
                 c.quit(20);
             }
             let mut buf = [0u8; 64];
-            let n = c.poll_transmit(&env, &mut buf);
+            let n = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
             assert!(
                 !buf[..n].windows(4).any(|w| w == b"QUIT"),
                 "{:?}",
@@ -1749,13 +1982,13 @@ mod tests {
         assert_eq!(c.handle_input(&env, ahead, 0), 8);
         assert_eq!(c.handle_input(&env, &ahead[8..], 0), 0);
         let mut buf = [0u8; 64];
-        let n = c.poll_transmit(&env, &mut buf[..5]);
+        let n = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf[..5]);
         assert_eq!(&buf[..n], b"EHLO ");
         assert_eq!(c.handle_input(&env, &ahead[8..], 0), 0, "EHLO half sent");
-        let rest = c.poll_transmit(&env, &mut buf);
+        let rest = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
         assert_eq!(&buf[..rest], b"[10.44.221.130]\r\n");
         assert_eq!(c.handle_input(&env, &ahead[8..], 0), ahead.len() - 8);
-        let n = c.poll_transmit(&env, &mut buf);
+        let n = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
         assert!(buf[..n].starts_with(b"AUTH PLAIN "));
     }
 
@@ -1778,10 +2011,14 @@ mod tests {
         let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
         let mut buf = [0u8; 64];
         assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
-        c.poll_transmit(&env, &mut buf);
+        c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
         let ehlo = b"250-mx\r\n250 STARTTLS\r\n";
         assert_eq!(c.handle_input(&env, ehlo, 0), ehlo.len());
-        assert_eq!(c.poll_transmit(&env, &mut buf), 10, "STARTTLS");
+        assert_eq!(
+            c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf),
+            10,
+            "STARTTLS"
+        );
         let mut input = b"220 go ahead\r\n".to_vec();
         input.extend_from_slice(after);
         let n = c.handle_input(&env, &input, 0);
@@ -1800,7 +2037,7 @@ mod tests {
             assert_eq!(c.failure(), Some(Fault::StartTlsInjection));
             let mut buf = [0u8; 64];
             assert_eq!(
-                c.poll_transmit(&envelope(&NOBODY), &mut buf),
+                c.poll_transmit(&envelope(&NOBODY), &mut ChunkStore::new(), &mut buf),
                 0,
                 "nothing after STARTTLS"
             );
@@ -1823,7 +2060,10 @@ mod tests {
         c.handle_tls_established(100);
         assert_eq!(c.extensions, Extensions::default());
         let mut buf = [0u8; 64];
-        assert!(c.poll_transmit(&env, &mut buf) > 0, "EHLO again");
+        assert!(
+            c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf) > 0,
+            "EHLO again"
+        );
         // A handshake that never ends fails at its deadline.
         let (mut c, _) = at_starttls(b"");
         c.poll_signal();

@@ -164,6 +164,22 @@ pub enum atmail_charset {
     Big5 = 3,
 }
 
+/// How mails may cross the wire, by its `AT+GTSMTPBDAT` code (RFC 3030
+/// CHUNKING and BINARYMIME). `atmail_session_set_transfer` takes it as a
+/// `uint32_t`; other values get `ATMAIL_STATUS_INVALID_PARAMETER`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum atmail_transfer {
+    /// 0: `DATA` with base64 parts, exactly as without the extension.
+    Off = 0,
+    /// 1 (the default): `BDAT` with binary parts and `BODY=BINARYMIME`
+    /// when the server offers both CHUNKING and BINARYMIME, else `DATA`.
+    Auto = 1,
+    /// 2: `BDAT` whenever CHUNKING is offered (binary parts only with
+    /// BINARYMIME, base64 parts otherwise), else `DATA`.
+    Force = 2,
+}
+
 /// The library's version, e.g. `"0.1.0"`: a static NUL-terminated string.
 #[no_mangle]
 pub extern "C" fn atmail_version() -> *const c_char {

@@ -17,6 +17,7 @@ use crate::boundary::init_in_place;
 use crate::boundary::{free_boxed, new_boxed};
 use crate::framer::ATMAIL_NO_DEADLINE;
 use crate::header::put_whole;
+use atmail_core::config::Transfer;
 use atmail_core::event::{Event, FAILURE_MAX};
 use atmail_core::header::Token;
 use atmail_core::message::MessageId;
@@ -294,6 +295,74 @@ pub unsafe extern "C" fn atmail_session_set_token_storage(
         // it is freed or the storage is replaced.
         let mem: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(mem, cap) };
         let _ = session.inner.set_token_storage(mem);
+        atmail_status::Ok
+    })
+}
+
+// The C codes are the core's `AT+GTSMTPBDAT` codes.
+const _: () = assert!(
+    crate::atmail_transfer::Off as u32 == Transfer::Off.code() as u32
+        && crate::atmail_transfer::Auto as u32 == Transfer::Auto.code() as u32
+        && crate::atmail_transfer::Force as u32 == Transfer::Force.code() as u32
+);
+
+/// How mails may cross the wire when the host has not said
+/// (`AT+GTSMTPBDAT`): an `atmail_transfer` code, `ATMAIL_TRANSFER_AUTO`
+/// until set. It is the mode `AT+GTSMTPCLR` restores, and the current mode
+/// too unless the host has set one since the last `AT+GTSMTPCLR`. `BDAT`
+/// needs chunk storage (`atmail_session_set_chunk_storage`); without it
+/// every mode sends `DATA`. Other codes: `ATMAIL_STATUS_INVALID_PARAMETER`,
+/// nothing changed.
+///
+/// # Undefined behavior
+/// `session` NULL or from `_init`/`_new`.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_set_transfer(
+    session: *mut atmail_session,
+    mode: u32,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        let session = try_mut!(session);
+        let Some(mode) = u8::try_from(mode).ok().and_then(Transfer::from_code) else {
+            return atmail_status::InvalidParameter;
+        };
+        session.inner.set_transfer(mode);
+        atmail_status::Ok
+    })
+}
+
+/// Memory for `BDAT` chunks: `cap` bytes at `mem`, the largest chunk the
+/// session sends (the CLI and Python give 16 KiB; the whole header block
+/// must fit in it, or the mail goes by `DATA`). Without storage every
+/// `atmail_transfer` mode sends `DATA`. `mem` NULL (with `cap` 0) takes the
+/// storage back; storage taken back or replaced, and the session's at
+/// `atmail_session_free`, is wiped (it held the message).
+///
+/// # Undefined behavior
+/// `session` NULL or from `_init`/`_new`; `mem` NULL, or valid for
+/// reads and writes of `cap` bytes, touched by nothing else, until the
+/// session is freed (or its memory reused) or this is called again.
+#[no_mangle]
+pub unsafe extern "C" fn atmail_session_set_chunk_storage(
+    session: *mut atmail_session,
+    mem: *mut u8,
+    cap: usize,
+) -> atmail_status {
+    boundary!(atmail_status::Panic, {
+        let session = try_mut!(session);
+        if mem.is_null() {
+            if cap != 0 {
+                return atmail_status::NullParameter;
+            }
+            let _ = session.inner.take_chunk_storage();
+            return atmail_status::Ok;
+        }
+        // SAFETY: this function's own contract: `mem` is the session's
+        // alone for as long as the session may use it, which is what the
+        // `'static` stands for here; the session gives it up (wiped) when
+        // it is freed or the storage is replaced.
+        let mem: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(mem, cap) };
+        let _ = session.inner.set_chunk_storage(mem);
         atmail_status::Ok
     })
 }

@@ -14,6 +14,8 @@ use atmail_core::header::Address;
 use atmail_core::message::{Recipient, RecipientKind};
 use atmail_core::reply::ReplyParser;
 use atmail_core::sasl::Credentials;
+use atmail_core::chunk::ChunkStore;
+use atmail_core::config::Transfer;
 use atmail_core::smtp::{Envelope, Signal, SmtpClient, TlsPolicy};
 use libfuzzer_sys::fuzz_target;
 
@@ -81,6 +83,7 @@ fuzz_target!(|input: Input| {
         },
         from: Address::new(b"u@b.c").unwrap(),
         recipients: &to,
+        transfer: Transfer::Off,
     };
     let policy = [
         TlsPolicy::Opportunistic,
@@ -159,7 +162,7 @@ fuzz_target!(|input: Input| {
                 }
             }
             loop {
-                let w = client.poll_transmit(&env, &mut buf);
+                let w = client.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
                 if w == 0 {
                     break;
                 }

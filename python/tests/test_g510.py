@@ -158,6 +158,41 @@ def test_a_port_with_rtscts_sets_the_module_to_rts_cts(atmail_bin, server, modem
     check_mail(raw, b"attachment")
 
 
+@pytest.mark.parametrize("bdat", [0, 1, 2])
+def test_bdat_is_sent_before_send_when_given(atmail_bin, server, modems, bdat):
+    """`bdat=` sends `AT+GTSMTPBDAT=<n>` after the configuration and
+    before SEND (the CLR at the start would undo an earlier one); the mail
+    goes through (the loopback server offers no CHUNKING: DATA)."""
+    controller, handler = server
+    modem = start(modems, atmail_bin, controller.port)
+    modem.port.close()
+    with RecordingSerial(modem.path, baudrate=115200, timeout=0.05) as port:
+        module = atmail.G510(port, guard=GUARD_MS / 1000)
+        send_spec_case(module, 25, b"attachment", bdat=bdat)
+        line = b"AT+GTSMTPBDAT=%d\r" % bdat
+        assert port.sent.count(line) == 1
+        assert port.sent.index(b"AT+GTSMTPHEAD=") < port.sent.index(line) < port.sent.index(b"AT+GTSMTPSEND=")
+        assert module.command("AT+GTSMTPBDAT?") == [str(bdat)]
+        port.sent.clear()
+        send_spec_case(module, 25, b"attachment")
+        assert b"AT+GTSMTPBDAT" not in port.sent
+        assert module.command("AT+GTSMTPBDAT?") == ["1"]  # CLR restored the default
+    assert len(handler.messages) == 2
+    check_mail(handler.messages[0][2], b"attachment")
+
+
+def test_a_bad_bdat_raises_before_any_command(atmail_bin, server, modems):
+    controller, _ = server
+    modem = start(modems, atmail_bin, controller.port)
+    modem.port.close()
+    with RecordingSerial(modem.path, baudrate=115200, timeout=0.05) as port:
+        module = atmail.G510(port, guard=GUARD_MS / 1000)
+        for bad in (3, -1, True, "1"):
+            with pytest.raises(ValueError):
+                send_spec_case(module, 25, b"x", bdat=bad)
+        assert b"AT+GTSMTP" not in port.sent
+
+
 @pytest.mark.parametrize("step,reply,code", [("RCPT", "550 5.1.1 no such user", 550), ("MAIL", "451 4.3.0 try later", 451)])
 def test_refusals_raise_mail_error_with_the_code(atmail_bin, server, modems, step, reply, code):
     controller, handler = server

@@ -41,6 +41,8 @@ def session_calls() -> Optional[int]:
     s.set_helo_name("host.example.com")
     s.set_identity("Wed, 25 Nov 2026 10:00:00 +0000", "<1@example.com>")
     s.set_network_up(True)
+    s.set_transfer(atmail.Transfer.OFF)
+    s.set_transfer(2)
     progress: atmail.HostProgress = s.handle_host(0, b"AT\r")
     assert progress.read == 3 and progress.to_server == b""
     assert progress.stopped == atmail.Stopped.INPUT_EMPTY

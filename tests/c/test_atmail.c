@@ -101,6 +101,9 @@ static int test_null_parameters(void) {
     CHECK_STATUS(atmail_session_set_helo_name(NULL, buf, 1), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_set_identity(NULL, buf, 1, buf, 1), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK_STATUS(atmail_session_set_network_up(NULL, true), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_set_transfer(NULL, ATMAIL_TRANSFER_OFF), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_set_chunk_storage(NULL, buf, sizeof buf), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_set_chunk_storage(NULL, NULL, 0), ATMAIL_STATUS_NULL_PARAMETER);
     CHECK(!atmail_session_in_data_mode(NULL));
     CHECK(atmail_session_state(NULL) == ATMAIL_STATE_IDLE);
     CHECK_STATUS(atmail_session_handle_host(NULL, 0, buf, 1, &r, buf, 8, &w, &stopped),
@@ -763,6 +766,75 @@ done:
     return ok;
 }
 
+/* AT+GTSMTPBDAT and the caller's default: a bad code is refused and
+ * changes nothing, the host's mode stands over a later default until CLR,
+ * CLR restores the default; chunk storage given, replaced and taken back
+ * wiped. */
+static int test_session_transfer(void) {
+    int ok = 0;
+    rig *g = calloc(1, sizeof *g);
+    static uint8_t mem[32], other[16];
+    size_t i;
+    CHECK(g != NULL);
+    CHECK_STATUS(atmail_session_new(&g->s), ATMAIL_STATUS_OK);
+    CHECK(at(g, "ATE0"));
+    clear_host(g);
+    CHECK(at(g, "AT+GTSMTPBDAT?"));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPBDAT: 1\r\n\r\nOK\r\n") == 0);
+    clear_host(g);
+    CHECK(at(g, "AT+GTSMTPBDAT=?"));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPBDAT: (0-2)\r\n\r\nOK\r\n") == 0);
+    clear_host(g);
+    CHECK_STATUS(atmail_session_set_transfer(g->s, 3), ATMAIL_STATUS_INVALID_PARAMETER);
+    CHECK_STATUS(atmail_session_set_transfer(g->s, 256), ATMAIL_STATUS_INVALID_PARAMETER);
+    CHECK_STATUS(atmail_session_set_transfer(g->s, UINT32_MAX), ATMAIL_STATUS_INVALID_PARAMETER);
+    CHECK(at(g, "AT+GTSMTPBDAT?"));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPBDAT: 1\r\n\r\nOK\r\n") == 0);
+    clear_host(g);
+    CHECK_STATUS(atmail_session_set_transfer(g->s, ATMAIL_TRANSFER_OFF), ATMAIL_STATUS_OK);
+    CHECK(at(g, "AT+GTSMTPBDAT?"));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPBDAT: 0\r\n\r\nOK\r\n") == 0);
+    clear_host(g);
+    CHECK(at(g, "AT+GTSMTPBDAT=2"));
+    CHECK(at(g, "AT+GTSMTPBDAT=3"));
+    CHECK(strcmp(g->host, "\r\nOK\r\n\r\nERROR\r\n") == 0);
+    clear_host(g);
+    CHECK_STATUS(atmail_session_set_transfer(g->s, ATMAIL_TRANSFER_AUTO), ATMAIL_STATUS_OK);
+    CHECK(at(g, "AT+GTSMTPBDAT?"));
+    CHECK(strcmp(g->host, "\r\n+GTSMTPBDAT: 2\r\n\r\nOK\r\n") == 0);
+    clear_host(g);
+    CHECK(at(g, "AT+GTSMTPCLR"));
+    CHECK(at(g, "AT+GTSMTPBDAT?"));
+    CHECK(strcmp(g->host, "\r\nOK\r\n\r\n+GTSMTPBDAT: 1\r\n\r\nOK\r\n") == 0);
+    clear_host(g);
+    CHECK_STATUS(atmail_session_set_transfer(g->s, ATMAIL_TRANSFER_FORCE), ATMAIL_STATUS_OK);
+    CHECK(at(g, "AT+GTSMTPCLR"));
+    CHECK(at(g, "AT+GTSMTPBDAT?"));
+    CHECK(strcmp(g->host, "\r\nOK\r\n\r\n+GTSMTPBDAT: 2\r\n\r\nOK\r\n") == 0);
+    clear_host(g);
+
+    CHECK_STATUS(atmail_session_set_chunk_storage(g->s, NULL, 8), ATMAIL_STATUS_NULL_PARAMETER);
+    CHECK_STATUS(atmail_session_set_chunk_storage(g->s, NULL, 0), ATMAIL_STATUS_OK);
+    memset(mem, 0xA5, sizeof mem);
+    memset(other, 0x5A, sizeof other);
+    CHECK_STATUS(atmail_session_set_chunk_storage(g->s, mem, sizeof mem), ATMAIL_STATUS_OK);
+    CHECK_STATUS(atmail_session_set_chunk_storage(g->s, other, sizeof other), ATMAIL_STATUS_OK);
+    for (i = 0; i < sizeof mem; i++) {
+        CHECK(mem[i] == 0);
+    }
+    CHECK_STATUS(atmail_session_set_chunk_storage(g->s, NULL, 0), ATMAIL_STATUS_OK);
+    for (i = 0; i < sizeof other; i++) {
+        CHECK(other[i] == 0);
+    }
+    ok = 1;
+done:
+    if (g != NULL) {
+        atmail_session_free(g->s);
+    }
+    free(g);
+    return ok;
+}
+
 /* The scan reads the session's padding too, which Rust leaves undefined:
  * under valgrind (the host build), the bytes are declared read. */
 #ifdef ATMAIL_MEMCHECK
@@ -1026,6 +1098,7 @@ int main(void) {
         {test_session_states_and_failures, "session: states, STARTTLS, failures"},
         {test_session_endings, "session: QUIT, refused identity, TLS failure, buffer edges"},
         {test_session_token_storage, "session: token storage, AT+GTSMTPTOKEN"},
+        {test_session_transfer, "session: AT+GTSMTPBDAT, the caller's default, chunk storage"},
         {test_session_wiped, "session: secrets wiped by AT+GTSMTPCLR and deinit"},
         {test_message_and_transcode, "message composer and transcoder"},
     };

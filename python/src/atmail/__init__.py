@@ -18,7 +18,7 @@ from ._base64 import MimeBase64Encoder, mime_base64
 from ._charset import Charset
 from ._compose import compose
 from ._errors import AtmailError, MailError, ModemError, ModemTimeout, PortClosedError, StateError
-from ._session import Connect, Event, EventKind, HostProgress, Session, State, Stopped
+from ._session import Connect, Event, EventKind, HostProgress, Session, State, Stopped, Transfer
 from .g510 import G510, ModuleInfo, Registration, Signal
 
 try:
@@ -46,6 +46,7 @@ __all__ = [
     "State",
     "StateError",
     "Stopped",
+    "Transfer",
     "__version__",
     "compose",
     "mime_base64",

@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--attach", action="append", default=[], metavar="FILE[=NAME]")
     send.add_argument("--apn", default="", help="APN for AT+MIPCALL when the network is down")
     send.add_argument("--timeout", type=int, default=300, help="the mail's time limit, s (100-48000)")
+    send.add_argument(
+        "--bdat",
+        choices=["off", "auto", "force"],
+        help="AT+GTSMTPBDAT: off DATA with base64; auto BDAT with binary parts where the server offers "
+        "CHUNKING and BINARYMIME; force BDAT wherever it offers CHUNKING (default: the module's)",
+    )
     send.add_argument("--guard", type=float, default=1.0, help="the module's +++ guard time, s")
     send.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -122,6 +128,7 @@ def send(args: argparse.Namespace) -> int:
             body=body, attachments=attachments, mode=args.mode, timeout=args.timeout,
             progress=Bar(not args.quiet), apn=args.apn,
             oauth_token=token, oauth_mechanism=args.oauth_mechanism,
+            bdat=None if args.bdat is None else ["off", "auto", "force"].index(args.bdat),
         )
     print("sent", file=sys.stderr)
     return 0

@@ -29,6 +29,20 @@ from ._errors import AtmailError
 _OUT = 16 * 1024
 # The token storage a host gives (DESIGN.md): the longest AT+GTSMTPTOKEN.
 _TOKEN_MAX = 8192
+# The chunk storage a host gives: the largest BDAT chunk (interfaces of
+# issue 32; the CLI gives the same).
+_CHUNK_MAX = 16 * 1024
+
+
+class Transfer(enum.IntEnum):
+    """How mails may cross the wire (`AT+GTSMTPBDAT`, RFC 3030): OFF is
+    `DATA` with base64 parts; AUTO (the default) `BDAT` with binary parts
+    where the server offers CHUNKING and BINARYMIME; FORCE `BDAT` wherever
+    it offers CHUNKING."""
+
+    OFF = lib.ATMAIL_TRANSFER_OFF
+    AUTO = lib.ATMAIL_TRANSFER_AUTO
+    FORCE = lib.ATMAIL_TRANSFER_FORCE
 
 
 class EventKind(enum.IntEnum):
@@ -108,11 +122,16 @@ class Session:
     def __init__(self) -> None:
         out = ffi.new("atmail_session **")
         check(lib.atmail_session_new(out), "creating a session")
-        # The session writes zeros over its token when it is freed, so
-        # the storage must outlive it: the destructor holds it.
+        # The session writes zeros over its token and its chunk storage
+        # when it is freed, so the storage must outlive it: the destructor
+        # holds it.
         token = ffi.new("uint8_t[]", _TOKEN_MAX)
-        self._raw: Any = ffi.gc(out[0], lambda raw, _token=token: lib.atmail_session_free(raw))
+        chunks = ffi.new("uint8_t[]", _CHUNK_MAX)
+        self._raw: Any = ffi.gc(
+            out[0], lambda raw, _token=token, _chunks=chunks: lib.atmail_session_free(raw)
+        )
         check(lib.atmail_session_set_token_storage(self._raw, token, _TOKEN_MAX), "token storage")
+        check(lib.atmail_session_set_chunk_storage(self._raw, chunks, _CHUNK_MAX), "chunk storage")
         self._out: Any = new_uninit("uint8_t[]", _OUT)
         self._read: Any = ffi.new("size_t *")
         self._written: Any = ffi.new("size_t *")
@@ -130,6 +149,13 @@ class Session:
 
     def set_require_tls(self, on: bool) -> None:
         check(lib.atmail_session_set_require_tls(self._raw, bool(on)), "require TLS")
+
+    def set_transfer(self, mode: int) -> None:
+        """The `AT+GTSMTPBDAT` mode when the host has not set one (a
+        `Transfer`, or its code 0-2): what `AT+GTSMTPCLR` restores, and the
+        current mode unless the host set one since the last CLR.
+        `ValueError` for another number."""
+        check(lib.atmail_session_set_transfer(self._raw, _uint(mode, "mode", 32)), "transfer mode")
 
     def set_helo_name(self, name: Text) -> None:
         data = _bytes(name, "name")
@@ -262,4 +288,14 @@ def _now(now_ms: int) -> int:
     return _uint(now_ms, "now_ms", 64)
 
 
-__all__ = ["AtmailError", "Connect", "Event", "EventKind", "HostProgress", "Session", "State", "Stopped"]
+__all__ = [
+    "AtmailError",
+    "Connect",
+    "Event",
+    "EventKind",
+    "HostProgress",
+    "Session",
+    "State",
+    "Stopped",
+    "Transfer",
+]

@@ -398,6 +398,7 @@ class G510:
         apn: str = "",
         oauth_token: Optional[Union[str, bytes]] = None,
         oauth_mechanism: str = "xoauth2",
+        bdat: Optional[int] = None,
     ) -> None:
         """Sends one mail through the module, the spec's whole sequence:
         network up, `AT+GTSMTPCLR`, LAND, ID, DST, HEAD, SEND (waiting for
@@ -414,8 +415,16 @@ class G510:
         with `oauth_mechanism`, "xoauth2" or "oauthbearer", instead of the
         password, which is then not sent (pass ""): `AT+GTSMTPAUTH` and
         `AT+GTSMTPTOKEN`, atmail's extensions. The token is written to the
-        port and nowhere else: no exception or repr holds it."""
+        port and nowhere else: no exception or repr holds it.
+
+        `bdat` (0 off, 1 auto, 2 force; atmail's `AT+GTSMTPBDAT`) says how
+        the mail may cross the wire: `BDAT` chunks with binary parts where
+        the server offers CHUNKING and BINARYMIME (1, the module's default),
+        `BDAT` wherever it offers CHUNKING (2), or `DATA` with base64 parts
+        always (0). None sends no command: the module's own default."""
         code = Charset.parse(charset)
+        if bdat is not None and (isinstance(bdat, bool) or bdat not in (0, 1, 2)):
+            raise ValueError(f"bdat {bdat!r} must be 0 (off), 1 (auto) or 2 (force)")
         login = (_quoted(user, "user"), _password(password))
         token = _token(oauth_token, oauth_mechanism)
         lists = ((1, to), (2, cc), (3, bcc))
@@ -442,6 +451,8 @@ class G510:
         for kind, address in recipients:
             self.command(f'AT+GTSMTPDST=1,{kind},"{address}"')
         self._command(b"AT+GTSMTPHEAD=%d,\"%s\"" % (code.value, head), "AT+GTSMTPHEAD", None, False)
+        if bdat is not None:
+            self.command(f"AT+GTSMTPBDAT={int(bdat)}")
         self._start(timeout)
         sent = 0
         commands = ([b"AT+GTSMTPDATA=%d" % timeout] if body is not None else []) + [
