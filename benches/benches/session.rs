@@ -38,7 +38,7 @@ fn in_data_mode() -> Session {
     let date = Token::new(b"Wed, 25 Nov 2026 10:00:00 +0000", true).expect("date");
     s.set_identity(date, MessageId::new(b"<bench@fibocom.com>").expect("id"));
     for line in [
-        &b"AT+GTSMTPLAND=25,\"mail.fibocom.com\""[..],
+        &b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3"[..],
         b"AT+GTSMTPID=\"wangww@fibocom.com\",\"ght64621178\"",
         b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"",
         b"AT+GTSMTPSEND=300",

@@ -326,7 +326,7 @@ impl Connection {
             // The whole header block goes in the first chunk, or the
             // mail goes by DATA.
             self.chunks.reset();
-            let fits = self.chunks.capacity() > 0 && self.chunks.fits(self.mail.head_len(config));
+            let fits = self.chunks.capacity() > 0 && self.chunks.fits(self.mail.head_bound(config));
             self.transfer = match fits {
                 true => config.transfer(),
                 false => Transfer::Off,
@@ -520,7 +520,7 @@ impl Connection {
                     self.impossible(now_ms, cx);
                 }
             }
-            (Signal::Delivered, true) if self.mail.stage() == Stage::Written => {
+            (Signal::Delivered, true) if self.mail.is_written() => {
                 cx.host.notice(Notice::Delivered);
                 self.release(now_ms);
                 // Configuration is free again as soon as the URC is said.
@@ -575,9 +575,7 @@ impl Connection {
     /// `room` bytes for the server (and, for `BDAT`, the chunk's room).
     pub(crate) fn input_fits(&self, room: usize) -> usize {
         let room = match &self.phase {
-            Phase::Connected { smtp } if smtp.framing() != Framing::Data => {
-                room.min(self.chunks.room())
-            }
+            Phase::Connected { smtp } if smtp.framing().is_bdat() => room.min(self.chunks.room()),
             _ => room,
         };
         self.mail.input_fits(room)
@@ -610,7 +608,7 @@ impl Connection {
             Ok((w, wire.ok_or(MailError::Impossible)?))
         });
         match written {
-            Ok((0, 0)) if src.is_empty() && smtp.framing() != Framing::Data => {
+            Ok((0, 0)) if src.is_empty() && smtp.framing().is_bdat() => {
                 // The encoder's next group does not fit in the room the
                 // store has left: the chunk goes short, at a point that
                 // depends on the message alone, never on how it came.
@@ -668,7 +666,7 @@ impl Connection {
             let Phase::Connected { smtp } = &mut self.phase else {
                 return on_wire;
             };
-            let bdat = smtp.framing() != Framing::Data;
+            let bdat = smtp.framing().is_bdat();
             let sent = smtp.poll_chunk(&mut self.chunks, &mut dst[on_wire..]);
             on_wire += sent;
             let dst = &mut dst[on_wire..];
@@ -711,7 +709,7 @@ impl Connection {
     pub(crate) fn handle_deadline(&mut self, now_ms: u64, cx: &mut Cx<'_>) -> bool {
         let step = match &self.phase {
             Phase::Connecting { .. } => None,
-            Phase::Connected { smtp } if self.mail.stage() != Stage::Written => Some(smtp.step()),
+            Phase::Connected { smtp } if !self.mail.is_written() => Some(smtp.step()),
             _ => return false,
         };
         if now_ms < self.mail.deadline_ms() {
@@ -736,7 +734,7 @@ impl Connection {
             Phase::Connecting { .. } => (None, Some(self.mail.deadline_ms())),
             Phase::Connected { smtp } => (
                 smtp.next_deadline(),
-                (self.mail.stage() != Stage::Written).then_some(self.mail.deadline_ms()),
+                (!self.mail.is_written()).then_some(self.mail.deadline_ms()),
             ),
         };
         [limit, smtp, quit].into_iter().flatten().min()

@@ -406,15 +406,6 @@ impl MessageWriter {
         Ok((result(done), written))
     }
 
-    /// The length of the header block [`head`](Self::head) writes for
-    /// `head` in `encoding`: whether it goes whole in a first `BDAT` chunk
-    /// is known before a mail commits to `BDAT`.
-    pub fn head_len(&self, head: &MessageHead<'_>, encoding: Encoding) -> usize {
-        let mut count = crate::out::Count(0);
-        write_head(&mut count, head, &self.boundary, encoding);
-        count.0
-    }
-
     /// Streams the text body, as [`MimeBase64Encoder::encode`] does; `last`
     /// with the final chunk. The body may be written once, before any
     /// attachment. Returns `(result, read, written)`.

@@ -147,6 +147,11 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// Whether the message goes as `BDAT` chunks.
+    pub const fn is_bdat(self) -> bool {
+        matches!(self, Framing::Bdat { .. })
+    }
+
     /// What `mode` gives with the server's extensions.
     fn choose(mode: Transfer, extensions: &Extensions) -> Self {
         let (chunking, binary) = (extensions.chunking, extensions.binarymime);
@@ -566,7 +571,7 @@ impl SmtpClient {
         let full = (chunks.room() == 0 || self.flush) && !chunks.is_empty();
         let due = self.draining
             || (self.state == State::Data
-                && self.framing != Framing::Data
+                && self.framing.is_bdat()
                 && (self.last == Last::Due || full));
         if !due || dst.is_empty() {
             return 0;
@@ -683,7 +688,7 @@ impl SmtpClient {
     /// The staged bytes go as a chunk now, before the store is full: the
     /// message writer cannot put its next piece in the room left.
     pub fn flush_chunk(&mut self) {
-        self.flush = self.framing != Framing::Data;
+        self.flush = self.framing.is_bdat();
     }
 
     /// `bytes` of the message were written at the start of
@@ -820,7 +825,7 @@ impl SmtpClient {
                 self.rset = false;
                 self.wind_down(Some(0), now_ms)
             }
-            State::Data if self.framing != Framing::Data && self.owed > 0 => {
+            State::Data if self.framing.is_bdat() && self.owed > 0 => {
                 self.on_chunk_reply(reply, now_ms)
             }
             State::Ending { .. } if code / 100 == 3 => {
@@ -910,7 +915,7 @@ impl SmtpClient {
             State::Ending { due } => Some(due),
             // BDAT: between chunks the server reads commands again; the
             // chunk's transaction is reset before the QUIT.
-            State::Data if self.framing != Framing::Data && !self.draining => {
+            State::Data if self.framing.is_bdat() && !self.draining => {
                 self.rset = true;
                 Some(self.owed)
             }
@@ -1028,7 +1033,7 @@ impl SmtpClient {
             self.sending = Some(Command::Flight);
             self.replayed = 0;
             // BDAT: no DATA in the flight; the last RCPT's reply is the go-ahead.
-            let data = u8::from(self.framing == Framing::Data);
+            let data = u8::from(!self.framing.is_bdat());
             self.state = State::Envelope {
                 next: 0,
                 last: envelope.recipients.count() as u8 + data,
@@ -1042,7 +1047,7 @@ impl SmtpClient {
     fn next_rcpt(&mut self, envelope: &Envelope<'_>, i: u8, now_ms: u64) {
         if (i as usize) < envelope.recipients.count() {
             self.send(Command::Rcpt(i), now_ms, COMMAND_MS);
-        } else if self.framing == Framing::Data {
+        } else if !self.framing.is_bdat() {
             self.send(Command::Data, now_ms, DATA_INIT_MS);
         } else {
             self.ready_for_data();
@@ -1065,9 +1070,9 @@ impl SmtpClient {
                 COMMAND_MS
             };
             self.deadline = Some(now_ms.saturating_add(timeout));
-        } else if reply.code == 354 && self.framing == Framing::Data {
+        } else if reply.code == 354 && !self.framing.is_bdat() {
             self.ready_for_data();
-        } else if reply.is_positive() && self.framing != Framing::Data {
+        } else if reply.is_positive() && self.framing.is_bdat() {
             // BDAT: the last RCPT's acceptance.
             self.ready_for_data();
         } else {
@@ -1151,7 +1156,7 @@ fn write_command(out: &mut dyn Out, command: Command, env: &Envelope<'_>, framin
             for i in 0..env.recipients.count() {
                 write_command(out, Command::Rcpt(i as u8), env, framing);
             }
-            if framing == Framing::Data {
+            if !framing.is_bdat() {
                 write_command(out, Command::Data, env, framing);
             }
         }
