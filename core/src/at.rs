@@ -19,11 +19,11 @@
 //! characters (許 is `B3 5C`).
 
 use crate::charset::Charset;
-use crate::config::Transfer;
 use crate::header::{Address, HeaderError, Text};
 use crate::message::RecipientKind;
 use crate::sasl::Mechanism;
 use crate::smtp::TlsPolicy;
+use crate::smtp::Transfer;
 use crate::token::TOKEN_MAX;
 
 /// The `+GTSMTP*` commands, by their canonical names.

@@ -27,7 +27,10 @@ use crate::header::{Address, Text};
 use crate::message::{Recipient, RecipientKind, Recipients, MAX_RECIPIENTS};
 use crate::out::{put_decimal, Out};
 use crate::sasl::Mechanism;
+// `Transfer` lives beside `TlsPolicy`, in the SMTP client that acts on
+// it, so the client needs nothing of the configuration.
 use crate::smtp::TlsPolicy;
+pub use crate::smtp::Transfer;
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 use zeroize::Zeroize;
@@ -144,49 +147,6 @@ impl Server {
     /// SMTPS (mode 1): TLS from the first byte.
     pub fn implicit_tls(&self) -> bool {
         self.policy() == TlsPolicy::Implicit
-    }
-}
-
-/// How the message may cross the wire (`AT+GTSMTPBDAT`; RFC 3030).
-///
-/// What each mode does with what the server offers (DESIGN.md, "Bytes on
-/// the air"): without chunk storage from the caller every mode behaves as
-/// [`Transfer::Off`].
-///
-/// ```
-/// use atmail_core::config::Transfer;
-/// assert_eq!(Transfer::from_code(2), Some(Transfer::Force));
-/// assert_eq!(Transfer::Auto.code(), 1);
-/// assert_eq!(Transfer::from_code(3), None);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Transfer {
-    /// 0: `DATA` with base64 parts, never `BDAT`, never `BODY=`.
-    Off = 0,
-    /// 1: `BDAT` with binary parts and `BODY=BINARYMIME` when the server
-    /// offers both CHUNKING and BINARYMIME; `DATA` otherwise.
-    #[default]
-    Auto = 1,
-    /// 2: `BDAT` whenever CHUNKING is offered (binary parts only if
-    /// BINARYMIME is offered too, base64 otherwise); `DATA` otherwise.
-    Force = 2,
-}
-
-impl Transfer {
-    /// From the `AT+GTSMTPBDAT` code (0-2).
-    pub const fn from_code(code: u8) -> Option<Self> {
-        match code {
-            0 => Some(Transfer::Off),
-            1 => Some(Transfer::Auto),
-            2 => Some(Transfer::Force),
-            _ => None,
-        }
-    }
-
-    /// The `AT+GTSMTPBDAT` code.
-    pub const fn code(self) -> u8 {
-        self as u8
     }
 }
 

@@ -25,11 +25,15 @@
 //! - [`chunk`]: RFC 3030 `BDAT` chunks staged in the caller's storage and
 //!   written into output buffers of any size.
 //! - [`smtp`]: the SMTP conversation (EHLO, STARTTLS, AUTH, PIPELINING,
-//!   DATA, QUIT) as a state machine over the caller's socket and clock.
+//!   DATA or BDAT, QUIT) as a state machine over the caller's socket and clock.
 //! - [`session`]: all of it wired together as the G510 engine firmware links: the
-//!   serial line and command dispatch, over two private modules, `mail`
-//!   (the mail transaction in one fixed slot) and `answers` (what the
-//!   engine itself says to the host).
+//!   serial line, its data modes and command dispatch, and everything the
+//!   host hears, over private modules in the shape of quinn-proto's
+//!   endpoint and connection: `connection` (the SMTP client, how a
+//!   connection lives and ends, the `DATA` or `BDAT` transfer), under it
+//!   `mail` (the message in one fixed slot), and `answers` (what the
+//!   engine itself says to the host). Imports go one way: session,
+//!   connection, mail, the codecs.
 //! - [`event`]: what the session asks of its caller, one event at a time.
 //!
 //! Streaming calls follow one shape, taken from `encoding_rs`: they consume
