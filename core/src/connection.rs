@@ -170,7 +170,7 @@ impl Connection {
             addr_of_mut!((*p).helo).write(Bounded::EMPTY);
             let quitting = addr_of_mut!((*p).quitting);
             // A placeholder until a mail's client is swapped in.
-            addr_of_mut!((*quitting).client).write(SmtpClient::new(TlsPolicy::Opportunistic, 0));
+            addr_of_mut!((*quitting).client).write(SmtpClient::new(0, TlsPolicy::Opportunistic));
             addr_of_mut!((*quitting).active).write(false);
             addr_of_mut!((*p).events).write(EventQueue::EMPTY);
             addr_of_mut!((*p).chunks).write(ChunkStore::new());
@@ -332,7 +332,7 @@ impl Connection {
                 false => Transfer::Off,
             };
             self.phase = Phase::Connected {
-                smtp: SmtpClient::new(policy, now_ms),
+                smtp: SmtpClient::new(now_ms, policy),
             };
         }
     }
@@ -493,7 +493,7 @@ impl Connection {
             Phase::Connected { smtp } => smtp,
             _ => self.quitting.get_mut()?,
         };
-        Some(smtp.handle_input(&envelope, input, now_ms))
+        Some(smtp.handle_input(now_ms, &envelope, input))
     }
 
     /// Acts on everything the SMTP client says; returns whether it said

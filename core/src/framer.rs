@@ -108,7 +108,7 @@ pub enum Framed<'a> {
 ///
 /// ```
 /// use atmail_core::framer::{DataLimits, End, Framed, Framer};
-/// let mut f = Framer::new(DataLimits::from_seconds(300, None), 0);
+/// let mut f = Framer::new(0, DataLimits::from_seconds(300, None));
 /// assert_eq!(f.push(10, b"hello"), (Framed::Data(b"hello"), 5));
 /// assert_eq!(f.push(1500, b"+++"), (Framed::NeedMore, 3)); // maybe the escape
 /// assert_eq!(f.next_deadline(), Some(2500));
@@ -130,7 +130,7 @@ pub struct Framer {
 
 impl Framer {
     /// Starts data mode at `now_ms` (when the `>` prompt goes out).
-    pub const fn new(limits: DataLimits, now_ms: u64) -> Self {
+    pub const fn new(now_ms: u64, limits: DataLimits) -> Self {
         Framer {
             limits,
             start_ms: now_ms,
@@ -266,7 +266,7 @@ mod tests {
         cuts: &[usize],
         until_ms: u64,
     ) -> (Vec<u8>, Option<(End, u64)>) {
-        let mut f = Framer::new(limits, 0);
+        let mut f = Framer::new(0, limits);
         let mut out = Vec::new();
         let mut cut = 0;
         for (at, bytes) in bursts {
@@ -422,7 +422,7 @@ mod tests {
 
     #[test]
     fn ended_framer_takes_nothing() {
-        let mut f = Framer::new(limits(None), 0);
+        let mut f = Framer::new(0, limits(None));
         assert_eq!(f.poll(100_000), Framed::End(End::TimeLimit));
         assert_eq!(f.push(100_001, b"AT\r"), (Framed::End(End::TimeLimit), 0));
         assert_eq!(f.next_deadline(), None);

@@ -934,7 +934,7 @@ impl Engine {
         if self.host.queue.free() < ANSWER_ROOM {
             return 0;
         }
-        let (n, step) = self.token.read(read, input, now_ms);
+        let (n, step) = self.token.read(now_ms, read, input);
         match step {
             ReadStep::More => {}
             ReadStep::Stored => {
@@ -981,7 +981,7 @@ impl Engine {
             cap if len as usize > cap => return Err(SessionError::TokenTooLong),
             _ => {}
         }
-        self.token_read = Some(self.token.begin(len, now_ms));
+        self.token_read = Some(self.token.begin(now_ms, len));
         self.say(|out| out.put(b"\r\n> "));
         // No token has an LF: one right after the prompt is the line's.
         Ok(Outcome::DataMode {
@@ -1161,7 +1161,7 @@ impl Engine {
         limits.max_bytes = self.conn.begin_part(part, limits.max_bytes)?;
         self.serial = Serial::Data(DataMode {
             part,
-            framer: Framer::new(limits, now_ms),
+            framer: Framer::new(now_ms, limits),
             pluses: 0,
         });
         self.say(|out| out.put(b"\r\n> "));

@@ -472,7 +472,7 @@ pub struct SmtpClient {
 impl SmtpClient {
     /// A client for a connection that has just been opened at `now_ms`
     /// (for [`TlsPolicy::Implicit`], once TLS is up).
-    pub fn new(policy: TlsPolicy, now_ms: u64) -> Self {
+    pub fn new(now_ms: u64, policy: TlsPolicy) -> Self {
         SmtpClient {
             policy,
             state: State::Greeting,
@@ -767,7 +767,7 @@ impl SmtpClient {
     /// read once the command it answers is on the wire, so a server that
     /// answers ahead cannot reorder what the client sends. Offer the rest
     /// again after taking the event or transmitting.
-    pub fn handle_input(&mut self, envelope: &Envelope<'_>, input: &[u8], now_ms: u64) -> usize {
+    pub fn handle_input(&mut self, now_ms: u64, envelope: &Envelope<'_>, input: &[u8]) -> usize {
         let mut used = 0;
         if self.state == State::TlsHandshake && !input.is_empty() {
             // Nothing may come between the 220 and the handshake.
@@ -1268,7 +1268,7 @@ mod tests {
     /// Plays `script`, feeding each server reply in `cut`-byte pieces; the
     /// caller writes `message` at ReadyForData and starts TLS at StartTls.
     fn run(policy: TlsPolicy, env: &Envelope<'_>, script: Script<'_>, cut: usize) -> Run {
-        run_with(&mut SmtpClient::new(policy, 0), env, script, cut)
+        run_with(&mut SmtpClient::new(0, policy), env, script, cut)
     }
 
     /// As [`run`], with a client the caller looks at afterwards.
@@ -1291,7 +1291,7 @@ mod tests {
             for piece in replies.chunks(cut) {
                 let mut rest = piece;
                 while !rest.is_empty() {
-                    let n = client.handle_input(env, rest, now);
+                    let n = client.handle_input(now, env, rest);
                     rest = &rest[n..];
                     while let Some(event) = client.poll_signal() {
                         run.events.push(event);
@@ -1518,7 +1518,7 @@ mod tests {
             (b"250-mx\r\n250 AUTH PLAIN LOGIN XOAUTH2\r\n", b"QUIT\r\n"),
             (b"221 bye\r\n", b""),
         ];
-        let mut client = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
+        let mut client = SmtpClient::new(0, TlsPolicy::ClearSignIn);
         let r = run_with(&mut client, &env, Script { steps }, 100);
         assert_eq!(r.events, [Signal::Failed(0), Signal::Closed]);
         let fault = client.failure().unwrap();
@@ -1709,9 +1709,9 @@ mod tests {
     /// A client that has sent EHLO and waits for its reply.
     fn at_ehlo() -> SmtpClient {
         let env = envelope(&NOBODY);
-        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
+        let mut c = SmtpClient::new(0, TlsPolicy::ClearSignIn);
         let mut buf = [0u8; 64];
-        assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
+        assert_eq!(c.handle_input(0, &env, b"220 mx\r\n"), 8);
         assert!(c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf) > 0);
         c
     }
@@ -1728,7 +1728,7 @@ mod tests {
             0,
             "EHLO is still owed"
         );
-        assert_eq!(c.handle_input(&env, b"250 mx\r\n", 1100), 8);
+        assert_eq!(c.handle_input(1100, &env, b"250 mx\r\n"), 8);
         let n = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
         assert_eq!(&buf[..n], b"QUIT\r\n");
         assert_eq!(
@@ -1736,12 +1736,12 @@ mod tests {
             Some(1000 + QUIT_MS),
             "bounded from the start"
         );
-        assert_eq!(c.handle_input(&env, b"221 bye\r\n", 1200), 9);
+        assert_eq!(c.handle_input(1200, &env, b"221 bye\r\n"), 9);
         assert_eq!(c.poll_signal(), Some(Signal::Closed));
         assert!(c.is_done());
         // A command not yet on the wire is never sent: QUIT goes instead.
-        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
-        assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
+        let mut c = SmtpClient::new(0, TlsPolicy::ClearSignIn);
+        assert_eq!(c.handle_input(0, &env, b"220 mx\r\n"), 8);
         c.quit(10);
         let n = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
         assert_eq!(&buf[..n], b"QUIT\r\n");
@@ -1753,7 +1753,7 @@ mod tests {
         let mut buf = [0u8; 64];
         // No reply to QUIT: closed at QUIT_MS after the verdict.
         let mut c = at_ehlo();
-        assert_eq!(c.handle_input(&env, b"451 later\r\n", 50), 11);
+        assert_eq!(c.handle_input(50, &env, b"451 later\r\n"), 11);
         assert_eq!(c.poll_signal(), Some(Signal::Failed(451)));
         assert_eq!(c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf), 6);
         c.handle_timeout(50 + QUIT_MS - 1);
@@ -1763,7 +1763,7 @@ mod tests {
         assert_eq!(c.failure(), None, "a refusal has its code, not a reason");
         // The server closing after the refusal closes, with no second verdict.
         let mut c = at_ehlo();
-        assert_eq!(c.handle_input(&env, b"421 bye\r\n", 50), 9);
+        assert_eq!(c.handle_input(50, &env, b"421 bye\r\n"), 9);
         assert_eq!(c.poll_signal(), Some(Signal::Failed(421)));
         c.handle_closed();
         assert_eq!(c.poll_signal(), Some(Signal::Closed));
@@ -1873,7 +1873,7 @@ mod tests {
                 steps.push((ehlo, b"STARTTLS\r\n"));
                 steps.push((starttls, next));
             }
-            let mut client = SmtpClient::new(policy, 0);
+            let mut client = SmtpClient::new(0, policy);
             let r = run_with(&mut client, &env, Script { steps: &steps }, 3);
             let case = std::format!("{policy:?} {password:?} {:?}", std::str::from_utf8(ehlo));
             assert_eq!(client.failure(), fault, "{case}");
@@ -1903,7 +1903,7 @@ mod tests {
             (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
             (b"250-mx\r\n250 AUTH XOAUTH2\r\n", b"QUIT\r\n"),
         ];
-        let mut client = SmtpClient::new(TlsPolicy::Opportunistic, 0);
+        let mut client = SmtpClient::new(0, TlsPolicy::Opportunistic);
         run_with(&mut client, &env, Script { steps }, 4);
         assert_eq!(
             client.failure(),
@@ -1936,7 +1936,7 @@ mod tests {
                 (b"220 mx\r\n", b"EHLO [10.44.221.130]\r\n"),
                 (ehlo, b"QUIT\r\n"),
             ];
-            let mut client = SmtpClient::new(TlsPolicy::Implicit, 0);
+            let mut client = SmtpClient::new(0, TlsPolicy::Implicit);
             let r = run_with(&mut client, &env, Script { steps }, 5);
             assert_eq!(r.events, [Signal::Failed(0)]);
             let reason = std::format!("{}", client.failure().unwrap());
@@ -1960,9 +1960,9 @@ mod tests {
             (b"554 5.7.1 no\r\n", Signal::Failed(554)),
             (b"250 ok\r\n", Signal::Failed(0)),
         ] {
-            let mut c = SmtpClient::new(TlsPolicy::Implicit, 0);
+            let mut c = SmtpClient::new(0, TlsPolicy::Implicit);
             c.state = State::Data;
-            assert_eq!(c.handle_input(&env, reply, 5), reply.len());
+            assert_eq!(c.handle_input(5, &env, reply), reply.len());
             assert_eq!(c.poll_signal(), Some(signal));
             assert_eq!(c.poll_signal(), Some(Signal::Closed));
             assert_eq!(
@@ -1979,7 +1979,7 @@ mod tests {
     fn an_unwritten_end_of_data_is_closed_not_quit() {
         let env = envelope(&NOBODY);
         for timeout in [false, true] {
-            let mut c = SmtpClient::new(TlsPolicy::Implicit, 0);
+            let mut c = SmtpClient::new(0, TlsPolicy::Implicit);
             c.state = State::Data;
             c.end_message(10);
             if timeout {
@@ -2001,10 +2001,10 @@ mod tests {
     /// A clock near its end never overflows a deadline.
     #[test]
     fn deadlines_saturate_at_the_end_of_the_clock() {
-        let mut c = SmtpClient::new(TlsPolicy::Implicit, u64::MAX - 1);
+        let mut c = SmtpClient::new(u64::MAX - 1, TlsPolicy::Implicit);
         assert_eq!(c.next_deadline(), Some(u64::MAX));
         let env = envelope(&NOBODY);
-        c.handle_input(&env, b"220 mx\r\n", u64::MAX);
+        c.handle_input(u64::MAX, &env, b"220 mx\r\n");
         assert_eq!(c.next_deadline(), Some(u64::MAX));
     }
 
@@ -2023,31 +2023,31 @@ mod tests {
     #[test]
     fn replies_wait_until_their_commands_are_on_the_wire() {
         let env = envelope(&NOBODY);
-        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
+        let mut c = SmtpClient::new(0, TlsPolicy::ClearSignIn);
         let ahead = b"220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n";
         // The greeting is read; the EHLO reply that came with it waits.
-        assert_eq!(c.handle_input(&env, ahead, 0), 8);
-        assert_eq!(c.handle_input(&env, &ahead[8..], 0), 0);
+        assert_eq!(c.handle_input(0, &env, ahead), 8);
+        assert_eq!(c.handle_input(0, &env, &ahead[8..]), 0);
         let mut buf = [0u8; 64];
         let n = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf[..5]);
         assert_eq!(&buf[..n], b"EHLO ");
-        assert_eq!(c.handle_input(&env, &ahead[8..], 0), 0, "EHLO half sent");
+        assert_eq!(c.handle_input(0, &env, &ahead[8..]), 0, "EHLO half sent");
         let rest = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
         assert_eq!(&buf[..rest], b"[10.44.221.130]\r\n");
-        assert_eq!(c.handle_input(&env, &ahead[8..], 0), ahead.len() - 8);
+        assert_eq!(c.handle_input(0, &env, &ahead[8..]), ahead.len() - 8);
         let n = c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
         assert!(buf[..n].starts_with(b"AUTH PLAIN "));
     }
 
     #[test]
     fn timeouts_and_closes_fail_with_zero() {
-        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 1000);
+        let mut c = SmtpClient::new(1000, TlsPolicy::ClearSignIn);
         assert_eq!(c.next_deadline(), Some(1000 + GREETING_MS));
         c.handle_timeout(1000 + GREETING_MS - 1);
         assert_eq!(c.poll_signal(), None);
         c.handle_timeout(1000 + GREETING_MS);
         assert_eq!(c.poll_signal(), Some(Signal::Failed(0)));
-        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
+        let mut c = SmtpClient::new(0, TlsPolicy::ClearSignIn);
         c.handle_closed();
         assert_eq!(c.poll_signal(), Some(Signal::Failed(0)));
     }
@@ -2055,12 +2055,12 @@ mod tests {
     /// The client at the 220 to STARTTLS, with `after` in the same read.
     fn at_starttls(after: &[u8]) -> (SmtpClient, usize) {
         let env = envelope(&NOBODY);
-        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
+        let mut c = SmtpClient::new(0, TlsPolicy::ClearSignIn);
         let mut buf = [0u8; 64];
-        assert_eq!(c.handle_input(&env, b"220 mx\r\n", 0), 8);
+        assert_eq!(c.handle_input(0, &env, b"220 mx\r\n"), 8);
         c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
         let ehlo = b"250-mx\r\n250 STARTTLS\r\n";
-        assert_eq!(c.handle_input(&env, ehlo, 0), ehlo.len());
+        assert_eq!(c.handle_input(0, &env, ehlo), ehlo.len());
         assert_eq!(
             c.poll_transmit(&env, &mut ChunkStore::new(), &mut buf),
             10,
@@ -2068,7 +2068,7 @@ mod tests {
         );
         let mut input = b"220 go ahead\r\n".to_vec();
         input.extend_from_slice(after);
-        let n = c.handle_input(&env, &input, 0);
+        let n = c.handle_input(0, &env, &input);
         (c, n)
     }
 
@@ -2093,7 +2093,7 @@ mod tests {
         let (mut c, n) = at_starttls(b"");
         assert_eq!(n, 14);
         assert_eq!(c.poll_signal(), Some(Signal::StartTls));
-        assert_eq!(c.handle_input(&envelope(&NOBODY), b"250 ok\r\n", 5), 8);
+        assert_eq!(c.handle_input(5, &envelope(&NOBODY), b"250 ok\r\n"), 8);
         assert_eq!(c.poll_signal(), Some(Signal::Failed(0)));
         assert_eq!(c.failure(), Some(Fault::StartTlsInjection));
     }
@@ -2121,12 +2121,12 @@ mod tests {
 
     #[test]
     fn failures_without_a_code_say_where() {
-        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
+        let mut c = SmtpClient::new(0, TlsPolicy::ClearSignIn);
         c.handle_closed();
         assert_eq!(c.failure(), Some(Fault::Closed(Step::Greeting)));
-        let mut c = SmtpClient::new(TlsPolicy::ClearSignIn, 0);
+        let mut c = SmtpClient::new(0, TlsPolicy::ClearSignIn);
         assert_eq!(
-            c.handle_input(&envelope(&NOBODY), b"HTTP/1.1 400\r\n", 0),
+            c.handle_input(0, &envelope(&NOBODY), b"HTTP/1.1 400\r\n"),
             14
         );
         assert_eq!(c.failure(), Some(Fault::NotSmtp(Step::Greeting)));

@@ -113,7 +113,7 @@ impl TokenStore {
 
     /// Starts reading a token of `len` bytes (1 to [`capacity`](Self::capacity),
     /// which the caller checked) at `now_ms`; the token before it is wiped.
-    pub fn begin(&mut self, len: u16, now_ms: u64) -> TokenRead {
+    pub fn begin(&mut self, now_ms: u64, len: u16) -> TokenRead {
         self.wipe();
         TokenRead {
             due: len,
@@ -123,7 +123,7 @@ impl TokenStore {
 
     /// Host bytes of the read at `now_ms`; returns how many it took (never
     /// past its last byte) and how it stands.
-    pub fn read(&mut self, read: &mut TokenRead, input: &[u8], now_ms: u64) -> (usize, ReadStep) {
+    pub fn read(&mut self, now_ms: u64, read: &mut TokenRead, input: &[u8]) -> (usize, ReadStep) {
         let rest = input;
         let n = rest.len().min(read.due as usize);
         let Some(mem) = self.mem.as_mut() else {
@@ -175,9 +175,9 @@ mod tests {
     #[test]
     fn a_token_is_taken_exactly_and_wiped_when_it_goes() {
         let mut s = store(64);
-        let mut r = s.begin(5, 0);
-        assert_eq!(s.read(&mut r, b"ab", 1), (2, ReadStep::More));
-        assert_eq!(s.read(&mut r, b"c+++\r\nAT", 2), (3, ReadStep::Stored));
+        let mut r = s.begin(0, 5);
+        assert_eq!(s.read(1, &mut r, b"ab"), (2, ReadStep::More));
+        assert_eq!(s.read(2, &mut r, b"c+++\r\nAT"), (3, ReadStep::Stored));
         assert_eq!(s.token(), b"abc++");
         s.wipe();
         assert_eq!(s.token(), b"");
@@ -189,8 +189,8 @@ mod tests {
     fn bytes_no_bearer_token_has_store_nothing() {
         let mut s = store(64);
         for bad in [&b"ab\x01c"[..], b"ab c", b"ab\r\n", b"\xc3\xa9ab"] {
-            let mut r = s.begin(bad.len() as u16, 0);
-            assert_eq!(s.read(&mut r, bad, 1), (bad.len(), ReadStep::Invalid));
+            let mut r = s.begin(0, bad.len() as u16);
+            assert_eq!(s.read(1, &mut r, bad), (bad.len(), ReadStep::Invalid));
             assert_eq!(s.token(), b"");
         }
     }
@@ -198,17 +198,17 @@ mod tests {
     #[test]
     fn silence_is_measured_from_the_last_byte() {
         let mut s = store(8);
-        let mut r = s.begin(4, 100);
+        let mut r = s.begin(100, 4);
         assert_eq!(r.deadline(), 100 + TOKEN_IDLE_MS);
-        let _ = s.read(&mut r, b"ab", 5_000);
+        let _ = s.read(5_000, &mut r, b"ab");
         assert_eq!(r.deadline(), 5_000 + TOKEN_IDLE_MS);
     }
 
     #[test]
     fn debug_never_shows_the_token() {
         let mut s = store(16);
-        let mut r = s.begin(6, 0);
-        let _ = s.read(&mut r, b"SECRET", 0);
+        let mut r = s.begin(0, 6);
+        let _ = s.read(0, &mut r, b"SECRET");
         let shown = std::format!("{s:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
     }
@@ -220,7 +220,7 @@ mod tests {
             cuts in proptest::collection::vec(1usize..40, 1..50),
         ) {
             let mut s = store(256);
-            let mut r = s.begin(token.len() as u16, 0);
+            let mut r = s.begin(0, token.len() as u16);
             let mut input: Vec<u8> = token.clone();
             input.extend_from_slice(b"AT\r");
             let mut at = 0;
@@ -230,7 +230,7 @@ mod tests {
                     break;
                 }
                 let end = (at + cut).min(input.len());
-                let (n, st) = s.read(&mut r, &input[at..end], 1);
+                let (n, st) = s.read(1, &mut r, &input[at..end]);
                 at += n;
                 step = st;
             }

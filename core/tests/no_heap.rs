@@ -79,7 +79,7 @@ fn encoding_framing_and_writing_never_allocate() {
     assert!(total > input.len());
 
     let framer = allocations_during(|| {
-        let mut f = Framer::new(DataLimits::from_seconds(300, Some(3)), 0);
+        let mut f = Framer::new(0, DataLimits::from_seconds(300, Some(3)));
         for (i, chunk) in input.chunks(512).enumerate() {
             let mut rest = chunk;
             while let (Framed::Data(d), n) = f.push(i as u64, rest) {

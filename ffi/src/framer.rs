@@ -70,7 +70,7 @@ pub struct atmail_framer {
 impl atmail_framer {
     fn new(limits: &atmail_data_limits, now_ms: u64) -> Self {
         atmail_framer {
-            inner: Framer::new(limits.into(), now_ms),
+            inner: Framer::new(now_ms, limits.into()),
         }
     }
 }

@@ -24,7 +24,7 @@ fuzz_target!(|input: Input| {
         time_limit_ms: input.time_limit_ms.into(),
         max_bytes: input.max_bytes.into(),
     };
-    let mut framer = Framer::new(limits, 0);
+    let mut framer = Framer::new(0, limits);
     let (mut now, mut sent, mut payload) = (0u64, Vec::new(), Vec::new());
     let mut ended = None;
     for (wait, bytes) in &input.pushes {

@@ -95,7 +95,7 @@ fuzz_target!(|input: Input| {
     // unless mode 3 allowed sign-in in the clear.
     let mut tls = policy == TlsPolicy::Implicit;
     let mut plain_len = 0;
-    let mut client = SmtpClient::new(policy, 0);
+    let mut client = SmtpClient::new(0, policy);
     let (mut now, mut wire, mut done) = (0u64, Vec::new(), false);
     let (mut in_handshake, mut ready, mut ends) = (false, false, 0);
     // Where the wire stood at the verdict, if one was given.
@@ -139,7 +139,7 @@ fuzz_target!(|input: Input| {
         }
         let mut rest = bytes;
         loop {
-            let n = client.handle_input(&env, rest, now);
+            let n = client.handle_input(now, &env, rest);
             assert!(n <= rest.len());
             rest = &rest[n..];
             let mut moved = n > 0;
