@@ -26,8 +26,9 @@ def message(body: bytes, files: Sequence[Tuple[str, bytes]], binary: bool = True
     canonical CRLF form) or base64 (76 columns)."""
     boundary = b"=_ref_" + os.urandom(8).hex().encode()
     out = (
+        b"Date: Mon, 07 Dec 2026 20:00:00 +0000\r\n"
         b"From: " + USER + b"\r\nTo: xiangj@fibocom.com\r\nSubject: " + SUBJECT + b"\r\n"
-        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary=\"" + boundary + b"\"\r\n\r\n"
+        b"Message-ID: <" + boundary[6:] + b"@fibocom.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary=\"" + boundary + b"\"\r\n\r\n"
     )
     parts = [(b"Content-Type: text/plain; charset=GBK\r\n", canonical(body))]
     for name, data in files:

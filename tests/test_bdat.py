@@ -31,6 +31,7 @@ import time
 import pytest
 
 import bdat_client
+from bdat_wire import normalized
 from g510 import Modem
 from rfc3030_server import Rfc3030Server
 from smtp_server import canonical, configure_spec_case
@@ -186,14 +187,6 @@ def check_data(session, body, files):
     assert "BODY" not in tx.params, tx.params
     check_parts(tx.data, body, files, "base64")
     return tx.data
-
-
-def normalized(raw: bytes) -> bytes:
-    """A message without what differs from mail to mail: Date, Message-ID
-    and the random boundary."""
-    boundary = re.search(rb'boundary="([^"]+)"', raw).group(1)
-    raw = raw.replace(boundary, b"BOUNDARY")
-    return re.sub(rb"(?m)^(Date|Message-ID): [^\r\n]*\r\n", b"", raw)
 
 
 def test_the_checks_take_a_reference_client_and_catch_each_fault(servers):
