@@ -180,13 +180,19 @@ def test_a_message_past_the_size_limit_ends_while_the_host_streams(atmail, postf
 
 
 def test_a_maildir_delivery_reads_without_carriage_returns(atmail, tmp_path, modems):
-    """`--maildir` stores LF lines as MTAs do; reformime (maildrop) reads
-    the parts back exactly."""
+    """`--maildir` stores a DATA message (`AT+GTSMTPBDAT=0`; the default
+    sends BINARYMIME to it, stored exactly: tests/test_bdat.py) with LF
+    lines as MTAs do; reformime (maildrop) reads the parts back exactly."""
     maildir = tmp_path / "mail"
     modem = Modem(atmail, "--maildir", str(maildir), "--guard-ms", "300")
     modems.append(modem)
     attachment = blob(10_000)
-    body = spec_case(modem, attachment)
+
+    def configure(m):
+        configure_spec_case(m)
+        m.at(b"AT+GTSMTPBDAT=0")
+
+    body = spec_case(modem, attachment, configure=configure)
     assert modem.close() == 0
     (path,) = list((maildir / "new").iterdir())
     raw = path.read_bytes()
