@@ -26,6 +26,7 @@ import email
 import email.policy
 import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -406,6 +407,12 @@ def test_the_maildir_server_takes_binarymime_and_stores_it_exactly(atmail, tmp_p
     (path,) = list((maildir / "new").iterdir())
     raw = path.read_bytes()
     check_parts(raw, BODY, files, "binary")
+    # maildrop's reformime reads the binary parts back exactly too.
+    section = lambda s: subprocess.run(  # noqa: E731
+        ["reformime", "-e", "-s", s], input=raw, capture_output=True, check=True
+    ).stdout
+    assert section("1.1") == canonical(BODY)
+    assert section("1.2") == files[0][1]
 
 
 def test_the_c_firmware_example_keeps_the_rules(c_programs, servers, modems):
