@@ -249,10 +249,6 @@ def test_a_1_mib_attachment_costs_at_most_1_01_octets_per_byte(atmail, servers, 
     print(f"1 MiB attachment: message {message} octets ({message / size:.5f}/byte), "
           f"with BDAT lines {wire} octets ({wire / size:.5f}/byte), {len(session.bdats)} chunks")
     assert message / size <= 1.01
-    # Chunk replies are counted, not waited for one by one: with the host
-    # streaming 1 MiB, most chunks leave before the previous reply.
-    bdats = [c for c in session.commands if c.line.upper().startswith(b"BDAT")]
-    assert sum(not c.waited for c in bdats) >= len(bdats) // 2, [c.waited for c in bdats]
 
 
 def test_bdat_replies_are_not_waited_for_one_by_one(atmail, servers, modems):
