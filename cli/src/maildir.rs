@@ -24,14 +24,16 @@
 //! RSET.
 //!
 //! With `--fault STEP=CODE` it answers that step (greeting, ehlo (EHLO
-//! and HELO), auth, mail, rcpt, data (the DATA command, or the first BDAT
-//! chunk), end (the end of data, or the LAST chunk)) with that
+//! and HELO), auth, mail, rcpt, data (the DATA command), end (the end of
+//! data, or the LAST chunk)) with that
 //! code and a text that says so, instead of going on: host firmware can
 //! meet every refusal a real server makes without one. A 421 closes the
 //! connection after it, as RFC 5321 says a server does. With a fault at
 //! `auth` it offers AUTH PLAIN LOGIN, so the step exists: a host that
 //! allows sign-in in the clear (`AT+GTSMTPLAND` mode 3) meets the code;
-//! in the default mode the engine refuses to sign in without TLS.
+//! in the default mode the engine refuses to sign in without TLS. Likewise
+//! with a fault at `data` it offers neither CHUNKING nor BINARYMIME, so
+//! the engine sends DATA (BDAT has no step before the message's octets).
 //!
 //! What it does not: check passwords, relay, or add trace headers. It is
 //! for trying the modem on a machine with no mail server, not a server.
@@ -187,6 +189,8 @@ pub struct MaildirSink {
     /// Boxed: the sink lives inside the modem's link enum beside a bare
     /// socket.
     message: Option<Box<Message>>,
+    /// CHUNKING and BINARYMIME were offered (by the last EHLO).
+    chunking: bool,
     login_step: u8,
     closed: bool,
 }
@@ -207,6 +211,7 @@ impl MaildirSink {
             tx: Transaction::default(),
             refusal: None,
             message: None,
+            chunking: false,
             login_step: 0,
             closed: false,
         };
@@ -334,16 +339,35 @@ impl MaildirSink {
             b"235 2.7.0 accepted\r\n"
         } else if upper.starts_with(b"EHLO") {
             self.reset(Transaction::default())?;
+            // A fault at `data` answers the DATA command: without CHUNKING
+            // offered, the engine sends one (BDAT has no such step).
+            self.chunking = self.faults.get(Step::Data).is_none();
+            let mut ehlo = b"250-atmail\r\n250-PIPELINING\r\n250-8BITMIME\r\n".to_vec();
+            if self.chunking {
+                ehlo.extend_from_slice(b"250-CHUNKING\r\n250-BINARYMIME\r\n");
+            }
             if self.faults.get(Step::Auth).is_some() {
                 // The auth step exists only where AUTH is offered.
-                b"250-atmail\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250 AUTH PLAIN LOGIN\r\n"
-            } else {
-                b"250-atmail\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-CHUNKING\r\n250 BINARYMIME\r\n"
+                ehlo.extend_from_slice(b"250-AUTH PLAIN LOGIN\r\n");
             }
+            // The last line's dash becomes the space that ends the reply.
+            let last = ehlo[..ehlo.len() - 2]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(3, |at| at + 4);
+            ehlo[last] = b' ';
+            self.replies.extend_from_slice(&ehlo);
+            return Ok(());
         } else if upper.starts_with(b"MAIL") {
             let binary = upper
                 .split(|&b| b == b' ')
                 .any(|param| param == b"BODY=BINARYMIME");
+            if binary && !self.chunking {
+                self.replies.extend_from_slice(
+                    b"555 5.5.4 BODY=BINARYMIME but BINARYMIME was not offered\r\n",
+                );
+                return Ok(());
+            }
             self.reset(Transaction {
                 open: true,
                 binary,
@@ -351,6 +375,9 @@ impl MaildirSink {
             })?;
             b"250 2.0.0 ok\r\n"
         } else if upper.starts_with(b"HELO") || upper.starts_with(b"RSET") {
+            if upper.starts_with(b"HELO") {
+                self.chunking = false;
+            }
             self.reset(Transaction::default())?;
             b"250 2.0.0 ok\r\n"
         } else if upper.starts_with(b"RCPT") || upper.starts_with(b"NOOP") {
@@ -410,19 +437,14 @@ impl MaildirSink {
                 .extend_from_slice(b"501 5.5.4 syntax: BDAT <chunk-size> [LAST]\r\n");
             return Ok(());
         };
-        let fault = if !self.tx.chunked {
-            self.fault_reply(Step::Data)
+        let fault = if last {
+            self.fault_reply(Step::End)
         } else {
             None
-        }
-        .or_else(|| {
-            if last {
-                self.fault_reply(Step::End)
-            } else {
-                None
-            }
-        });
-        self.refusal = if !self.tx.open {
+        };
+        self.refusal = if !self.chunking {
+            Some(b"502 5.5.1 BDAT without CHUNKING offered\r\n".to_vec())
+        } else if !self.tx.open {
             Some(b"503 5.5.1 MAIL first\r\n".to_vec())
         } else if self.tx.failed {
             Some(b"503 5.5.1 the transaction failed: RSET first\r\n".to_vec())
@@ -738,15 +760,36 @@ mod tests {
     }
 
     #[test]
-    fn a_fault_at_data_answers_the_first_chunk_and_fails_the_rest() {
+    fn a_fault_at_data_withdraws_chunking_so_data_is_the_step() {
         let dir = Dir::new();
-        let wire = [ENVELOPE, b"BDAT 3\r\nabcBDAT 2 LAST\r\nde"].concat();
-        let replies = run(&dir, &[(Step::Data, 451)], &wire, &[]);
-        assert!(replies.ends_with(
-            "451 4.0.0 fault injected at data (--fault data=451)\r\n503 5.5.1 the transaction failed: RSET first\r\n"
-        ), "{replies}");
+        let wire = b"EHLO x\r\nMAIL FROM:<a@b.c> BODY=BINARYMIME\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\nBDAT 3 LAST\r\nabcDATA\r\n";
+        let replies = run(&dir, &[(Step::Data, 451)], wire, &[]);
+        assert!(
+            !replies.contains("250-CHUNKING") && !replies.contains("-BINARYMIME"),
+            "{replies}"
+        );
+        assert!(
+            replies.ends_with(
+                "250 8BITMIME\r\n555 5.5.4 BODY=BINARYMIME but BINARYMIME was not offered\r\n250 2.0.0 ok\r\n250 2.0.0 ok\r\n\
+                 502 5.5.1 BDAT without CHUNKING offered\r\n451 4.0.0 fault injected at data (--fault data=451)\r\n"
+            ),
+            "{replies}"
+        );
         assert_eq!(dir.delivered(), Vec::<Vec<u8>>::new());
         assert_eq!(dir.leftovers(), 0);
+    }
+
+    #[test]
+    fn bdat_before_ehlo_or_after_helo_is_not_offered() {
+        let dir = Dir::new();
+        let wire = b"BDAT 4\r\nNOOPHELO x\r\nMAIL FROM:<a@b.c>\r\nBDAT 1 LAST\r\nxNOOP\r\n";
+        let replies = run(&dir, &[], wire, &[]);
+        assert_eq!(
+            replies,
+            "220 atmail maildir ESMTP\r\n502 5.5.1 BDAT without CHUNKING offered\r\n250 2.0.0 ok\r\n250 2.0.0 ok\r\n\
+             502 5.5.1 BDAT without CHUNKING offered\r\n250 2.0.0 ok\r\n"
+        );
+        assert_eq!(dir.delivered(), Vec::<Vec<u8>>::new());
     }
 
     #[test]
