@@ -15,7 +15,7 @@ and LAST flag, and the message's exact bytes.
 - `AT+GTSMTPBDAT=0`: DATA, and the same message as to a server offering
   neither; `=2` with CHUNKING alone: BDAT with base64 parts, no BODY=.
 - A chunk refused with 554: that code as the URC, no LAST, RSET, nothing
-  delivered.
+  delivered. SIZE still ends the mail early (552, no LAST).
 - `AT+GTSMTPBDAT?`, `=?`, out-of-range values, CLR and `--bdat`.
 - `--maildir`: the in-process server offers both, and stores the
   BINARYMIME message byte for byte.
@@ -358,6 +358,35 @@ def test_a_refused_chunk_ends_the_mail_with_its_code_and_nothing_is_delivered(at
     late = [c for c in session.commands if c.line.upper().startswith(b"BDAT") and c.at > refused_at + 0.3]
     assert late == [], f"{len(late)} chunks sent well after the refusal"
     print(f"{len(session.bdats)} chunks sent before the refusal was heard")
+
+
+def test_size_still_ends_a_bdat_mail_early(atmail, servers, modems):
+    """SIZE 200000 offered: a 1 MiB attachment ends with 552 while the
+    host is still streaming; no LAST, nothing delivered, and the server
+    received little past the limit."""
+    server = servers(keywords=BOTH[:-1] + ("SIZE 200000",))
+    modem = modem_for(modems, atmail, server)
+    configure_spec_case(modem)
+    modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=30)
+    modem.at(b'AT+GTSMTPFILE=1,"big.bin"', b"> ")
+    data = big()
+    heard_at = None
+    for at in range(0, len(data), 4096):
+        modem.write(data[at : at + 4096])
+        time.sleep(0.002)
+        if heard_at is None and b"+GTSMTPSEND: 552" in modem.out:
+            heard_at = at
+    assert heard_at is not None and heard_at < len(data) // 2, heard_at
+    time.sleep(GUARD + 0.2)
+    modem.write(b"+++")
+    modem.wait_for(b"\r\nERROR\r\n", timeout=10)
+    assert modem.close() == 0
+    (session,) = server.wait_closed()
+    assert server.delivered() == []
+    assert not any(c.last for c in session.bdats)
+    sent = sum(c.count for c in session.bdats)
+    print(f"552 heard after {heard_at} bytes written; {sent} octets in {len(session.bdats)} chunks")
+    assert sent <= 200_000 + 4 * CHUNK, sent
 
 
 def test_the_settings_answer_as_the_interface_says(atmail, modems):
