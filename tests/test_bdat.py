@@ -383,6 +383,7 @@ def test_size_still_ends_a_bdat_mail_early(atmail, servers, modems):
     assert modem.close() == 0
     (session,) = server.wait_closed()
     assert server.delivered() == []
+    assert b"DATA" not in session.verbs() and session.bdats, session.verbs()
     assert not any(c.last for c in session.bdats)
     sent = sum(c.count for c in session.bdats)
     print(f"552 heard after {heard_at} bytes written; {sent} octets in {len(session.bdats)} chunks")
