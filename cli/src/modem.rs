@@ -94,8 +94,7 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     link_drop_after: Option<u64>,
     /// With --maildir: answer an SMTP step (greeting, ehlo, auth, mail,
-    /// rcpt, data, end (the end of data or the LAST chunk)) with this code
-    /// and a text; repeatable.
+    /// rcpt, data, end) with this code and a text; repeatable.
     #[arg(long, value_name = "STEP=CODE", requires = "maildir", value_parser = maildir::parse_fault)]
     fault: Vec<(Step, u16)>,
     /// The EHLO name (this host's fully qualified name); default an address
