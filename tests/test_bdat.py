@@ -266,6 +266,33 @@ def test_bdat_replies_are_not_waited_for_one_by_one(atmail, servers, modems):
     assert sum(not c.waited for c in bdats) >= len(bdats) - 2, [c.waited for c in bdats]
 
 
+def test_without_pipelining_the_envelope_and_the_first_chunk_wait(atmail, servers, modems):
+    """Without PIPELINING each of MAIL and RCPT waits for its reply, and
+    RFC 3030 section 2 sends the BDATs "after all MAIL and RCPT responses
+    are collected and processed". Replies to MAIL, RCPT and BDAT are held
+    back 200 ms each, so a command sent early shows.
+
+    Whether the chunks after the first may go before the previous reply
+    is printed, not judged: interfaces.md says BDAT needs no PIPELINING
+    to be pipelined, while Exim's smtpd, without PIPELINING, checks after
+    each chunk that nothing more came before its reply (smtp_in.c, at
+    BDAT_CMD) and calls it a synchronization error."""
+    keywords = tuple(k for k in BOTH if k != "PIPELINING")
+    server = servers(keywords=keywords, reply_delay={"MAIL": 0.2, "RCPT": 0.2, "BDAT": 0.2})
+    modem = modem_for(modems, atmail, server)
+    files = [("a.bin", os.urandom(6 * CHUNK))]
+    send(modem, files)
+    assert modem.close() == 0
+    (session,) = server.wait_closed()
+    check_binarymime(session, BODY, files)
+    envelope = [c for c in session.commands if c.line.upper().startswith((b"MAIL", b"RCPT"))]
+    assert all(c.waited for c in envelope), [(c.line, c.waited) for c in envelope]
+    bdats = [c for c in session.commands if c.line.upper().startswith(b"BDAT")]
+    assert bdats[0].waited, "the first chunk follows RCPT's reply"
+    early = sum(not c.waited for c in bdats[1:])
+    print(f"without PIPELINING: {early} of {len(bdats) - 1} later chunks sent before the previous reply")
+
+
 @pytest.mark.parametrize("keywords", [CHUNKING_ONLY, BINARYMIME_ONLY], ids=["chunking-only", "binarymime-only"])
 def test_auto_uses_data_unless_both_are_offered(atmail, servers, modems, keywords):
     """CHUNKING alone: DATA is already pipelined, BDAT saves nothing
