@@ -35,7 +35,7 @@ import bdat_client
 from bdat_wire import normalized
 from g510 import Modem
 from rfc3030_server import Rfc3030Server
-from smtp_server import canonical, configure_spec_case
+from smtp_server import SERVER_NAME, Certificates, canonical, configure_spec_case
 
 GUARD_MS = 300
 GUARD = GUARD_MS / 1000
@@ -235,6 +235,29 @@ def test_binarymime_sends_the_hosts_bytes_in_bdat_chunks(atmail, servers, modems
     (session,) = server.wait_closed()
     check_binarymime(session, BODY, files)
     assert session.quit
+
+
+def test_binarymime_over_smtps(atmail, servers, modems, tmp_path):
+    """The same over implicit TLS (AT+GTSMTPLAND mode 1): the chunks go
+    through TLS records, counts still exact."""
+    certificates = Certificates(tmp_path / "certs")
+    server = servers(keywords=BOTH, tls_context=certificates.server_context())
+    modem = Modem(atmail, "--connect", f"127.0.0.1:{server.port}", "--tls-ca", str(certificates.ca_file),
+                  "--guard-ms", str(GUARD_MS))
+    modems.append(modem)
+    files = [("eee.wma", tricky(3 * CHUNK + 5))]
+    configure_spec_case(modem, land=b'465,"' + SERVER_NAME.encode() + b'",1')
+    modem.at(b"at+gtsmtpsend=300", b"+GTSMTPSEND: 2\r\n", timeout=30)
+    modem.at(b"AT+GTSMTPDATA=300", b"> ")
+    modem.data(BODY, guard=GUARD)
+    modem.wait_for(b"OK\r\n")
+    modem.at(b'AT+GTSMTPFILE=1,"eee.wma"', b"> ")
+    modem.data(files[0][1], guard=GUARD, chunk=4096)
+    modem.wait_for(b"OK\r\n")
+    modem.at(b"AT+GTSMTPEND", b"+GTSMTPSEND: 1\r\n", timeout=60)
+    assert modem.close() == 0
+    (session,) = server.wait_closed()
+    check_binarymime(session, BODY, files)
 
 
 def test_a_1_mib_attachment_costs_at_most_1_01_octets_per_byte(atmail, servers, modems):
