@@ -11,13 +11,19 @@ with `454 4.7.0 TLS not available`; the server never sees the command.
 Either way no TLS ever starts through it, so everything the client sends
 is plaintext here: `from_client` keeps it, byte for byte, which is
 everything that crossed toward the server (and, for an attacker, every
-secret that leaked)."""
+secret that leaked).
+
+`RecordingProxy(port)` changes nothing: it relays bytes as they come
+(binary BDAT octets have no lines to wait for) and records both
+directions of each connection, in order, with their times: the BDAT tests
+read a real MTA's conversation at it."""
 
 from __future__ import annotations
 
 import re
 import socket
 import threading
+import time
 from typing import List, Optional
 
 REFUSAL = b"454 4.7.0 TLS not available\r\n"
@@ -114,13 +120,95 @@ class DowngradeProxy:
         return b"".join(line + b"\r\n" for line in lines)
 
 
+class Recording:
+    """One connection through a `RecordingProxy`: every piece that crossed,
+    as (time.monotonic(), "C" from the client or "S" from the server,
+    bytes)."""
+
+    def __init__(self) -> None:
+        self.pieces: List[tuple] = []
+        self.closed = False
+
+    def side(self, who: str) -> bytes:
+        return b"".join(data for _, w, data in self.pieces if w == who)
+
+    @property
+    def from_client(self) -> bytes:
+        return self.side("C")
+
+    @property
+    def from_server(self) -> bytes:
+        return self.side("S")
+
+
+class RecordingProxy:
+    """A transparent proxy to `target` on loopback that records both
+    directions (`recordings`, one per connection)."""
+
+    def __init__(self, target: int):
+        self.target = target
+        self.recordings: List[Recording] = []
+        self.lock = threading.Condition()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+
+    def wait_closed(self, count: int = 1, timeout: float = 20.0) -> List[Recording]:
+        """The recordings once `count` connections have ended both ways."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while sum(r.closed for r in self.recordings) < count:
+                left = deadline - time.monotonic()
+                assert left > 0, f"{count} connections did not end"
+                self.lock.wait(left)
+            return list(self.recordings)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            recording = Recording()
+            with self.lock:
+                self.recordings.append(recording)
+            pair = _Pair(client, server, on_closed=lambda r=recording: self._closed(r))
+            for src, dst, who in ((client, server, "C"), (server, client, "S")):
+                threading.Thread(target=self._pump, args=(pair, recording, src, dst, who), daemon=True).start()
+
+    def _closed(self, recording: Recording) -> None:
+        with self.lock:
+            recording.closed = True
+            self.lock.notify_all()
+
+    def _pump(self, pair: "_Pair", recording: Recording, src, dst, who: str) -> None:
+        try:
+            while chunk := src.recv(65536):
+                with self.lock:
+                    recording.pieces.append((time.monotonic(), who, chunk))
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            pair.done(dst)
+
+
 class _Pair:
     """A client's connection and the proxy's to the server: each
     direction ends by shutting the other side; the second to end closes
     both."""
 
-    def __init__(self, client: socket.socket, server: socket.socket):
+    def __init__(self, client: socket.socket, server: socket.socket, on_closed=None):
         self.client, self.server = client, server
+        self.on_closed = on_closed
         self.write_lock = threading.Lock()
         self.lock = threading.Lock()
         self.ended = 0
@@ -136,3 +224,5 @@ class _Pair:
         if last:
             self.client.close()
             self.server.close()
+            if self.on_closed is not None:
+                self.on_closed()

@@ -44,10 +44,10 @@ host_lookup =
 rfc1413_hosts =
 keep_environment =
 message_size_limit = @size_limit@
-tls_advertise_hosts = *
+tls_advertise_hosts = @tls_hosts@
 tls_certificate = @cert@
 tls_privatekey = @key@
-auth_advertise_hosts = ${if eq{$tls_in_cipher}{}{}{*}}
+auth_advertise_hosts = @auth_hosts@
 acl_smtp_helo = check_helo
 acl_smtp_rcpt = check_rcpt
 qualify_domain = fibocom.com
@@ -112,7 +112,9 @@ class Exim:
     with STARTTLS; `messages()` reads the Maildir; `log()` the main and
     reject logs."""
 
-    def __init__(self, certificates, size_limit=10_240_000):
+    def __init__(self, certificates, size_limit=10_240_000, plain=False):
+        """`plain`: no STARTTLS, AUTH offered in the clear (a relay on a
+        private APN; what a proxy that reads the conversation needs)."""
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="atmail-exim-"))
         self.dir.chmod(0o755)
         self.port = free_port()
@@ -139,6 +141,8 @@ class Exim:
                 deferred=DEFERRED,
                 login=USER.decode(),
                 password=PASSWORD.decode(),
+                tls_hosts="" if plain else "*",
+                auth_hosts="*" if plain else "${if eq{$tls_in_cipher}{}{}{*}}",
         )
         text = CONFIG
         for key, value in settings.items():

@@ -1,16 +1,24 @@
 """`atmail modem` against a real Postfix (tests/postfix.py): STARTTLS,
 SMTPS, Cyrus SASL, both HELO restrictions that refuse `localhost`, a
 refused recipient and a 1,000,000-byte `message_size_limit`, delivering into
-a Maildir read here with Python's `email`."""
+a Maildir read here with Python's `email`. With BDAT forced
+(`AT+GTSMTPBDAT=2`, issue 32), read at a recording proxy on a plain port:
+BDAT not DATA, full chunks, LAST once, no BODY=BINARYMIME (Postfix offers
+CHUNKING alone); the Maildir file byte for byte what was sent, and the same
+message as by DATA; Postfix's log of the session clean, with `bdat=`."""
 
 import email
 import email.policy
 import os
+import re
 import subprocess
 import time
 
 import pytest
 
+import bdat_client
+import bdat_wire
+from downgrade_proxy import RecordingProxy
 from g510 import Modem
 from postfix import REFUSED, Postfix
 from smtp_server import PASSWORD, SERVER_NAME, USER, Certificates, canonical, configure_spec_case
@@ -172,13 +180,19 @@ def test_a_message_past_the_size_limit_ends_while_the_host_streams(atmail, postf
 
 
 def test_a_maildir_delivery_reads_without_carriage_returns(atmail, tmp_path, modems):
-    """`--maildir` stores LF lines as MTAs do; reformime (maildrop) reads
-    the parts back exactly."""
+    """`--maildir` stores a DATA message (`AT+GTSMTPBDAT=0`; the default
+    sends BINARYMIME to it, stored exactly: tests/test_bdat.py) with LF
+    lines as MTAs do; reformime (maildrop) reads the parts back exactly."""
     maildir = tmp_path / "mail"
     modem = Modem(atmail, "--maildir", str(maildir), "--guard-ms", "300")
     modems.append(modem)
     attachment = blob(10_000)
-    body = spec_case(modem, attachment)
+
+    def configure(m):
+        configure_spec_case(m)
+        m.at(b"AT+GTSMTPBDAT=0")
+
+    body = spec_case(modem, attachment, configure=configure)
     assert modem.close() == 0
     (path,) = list((maildir / "new").iterdir())
     raw = path.read_bytes()
@@ -190,3 +204,107 @@ def test_a_maildir_delivery_reads_without_carriage_returns(atmail, tmp_path, mod
     ).stdout
     assert section("1.1") == canonical(body)
     assert section("1.2") == attachment
+
+
+# -- BDAT forced (issue 32) ----------------------------------------------
+
+UNCLEAN = re.compile(r"(?i)warning|error|fatal|panic|lost connection|reject|timeout")
+
+
+def session_log(postfix, marker):
+    """The log lines of the smtpd session whose disconnect line holds
+    `marker` (` bdat=`, ` data=1`), and those of the mail it queued."""
+    log = postfix.wait_log(marker)
+    lines = log.splitlines()
+    end = next(i for i, line in enumerate(lines) if "disconnect from" in line and marker in line)
+    pid = re.search(r"smtpd\[(\d+)\]", lines[end]).group(1)
+    start = max(i for i in range(end) if f"smtpd[{pid}]: connect from" in lines[i])
+    mine = [line for line in lines[start : end + 1] if f"smtpd[{pid}]" in line]
+    queued = re.findall(r"smtpd\[\d+\]: ([0-9A-F]{6,}): client=", "\n".join(mine))
+    mine += [line for line in lines if any(q in line for q in queued) and line not in mine]
+    return mine, queued
+
+
+@pytest.fixture
+def plain_postfix(tmp_path):
+    """A Postfix whose port takes AUTH in the clear (no STARTTLS), behind
+    a proxy that records both directions: the BDAT framing is read there."""
+    certificates = Certificates(tmp_path / "certs")
+    server = Postfix(certificates, plain=True)
+    server.certificates = certificates
+    proxy = RecordingProxy(server.smtp)
+    try:
+        yield server, proxy
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def stored_by_queue_id(postfix, count):
+    by_id = {}
+    for raw in postfix.messages(count=count):
+        by_id[re.search(rb"with ESMTPS?A id ([0-9A-F]+)", raw).group(1).decode()] = raw
+    return by_id
+
+
+def test_the_proxy_and_log_checks_read_a_reference_bdat_client(plain_postfix):
+    """The reading below proved without the engine: a BDAT client written
+    here (tests/bdat_client.py) through the proxy; its chunks read back,
+    the file byte for byte its message with LF lines, the log clean."""
+    postfix, proxy = plain_postfix
+    raw = bdat_client.message("正文\r\n".encode("gb2312"), [("a.bin", blob(40_000))], binary=False)
+    bdat_client.send(proxy.port, raw)
+    (recording,) = proxy.wait_closed(1)
+    conv = bdat_wire.read(recording)
+    bdat_wire.check_chunks(conv)
+    assert conv.message == raw
+    assert bdat_wire.offers(conv.ehlo, b"CHUNKING") and not bdat_wire.offers(conv.ehlo, b"BINARYMIME")
+    lines, (queue_id,) = session_log(postfix, " bdat=")
+    assert any(f" bdat={len(conv.bdats)} " in line for line in lines), lines
+    assert [line for line in lines if UNCLEAN.search(line)] == []
+    stored = stored_by_queue_id(postfix, 1)[queue_id]
+    assert bdat_wire.without_trace(stored) == raw.replace(b"\r\n", b"\n")
+    # A wrong count is seen: the checks can fail.
+    with pytest.raises(AssertionError):
+        bdat_wire.check_chunks(conv, chunk=16 * 1000)
+
+
+def test_the_spec_case_by_forced_bdat_is_delivered_as_by_data(atmail, plain_postfix, modems):
+    postfix, proxy = plain_postfix
+    attachment = blob(200_000)
+    attachment = attachment[:5000] + b"\r\n.\r\nBDAT 5 LAST\r\n" + attachment[5000:]
+    bodies = []
+    for bdat in (0, 2):
+        modem = start(modems, atmail, postfix, proxy.port)
+
+        def configure(m, bdat=bdat):
+            configure_spec_case(m)
+            m.at(b"AT+GTSMTPBDAT=%d" % bdat)
+
+        bodies.append(spec_case(modem, attachment, configure=configure))
+        assert modem.close() == 0
+    by_data, by_bdat = (bdat_wire.read(r) for r in proxy.wait_closed(2))
+    assert b"DATA" in by_data.verbs() and b"BDAT" not in by_data.verbs()
+    bdat_wire.check_chunks(by_bdat)
+    assert bdat_wire.offers(by_bdat.ehlo, b"CHUNKING")
+    replies = [reply for command, reply in by_bdat.replies if command.upper().startswith(b"BDAT")]
+    assert len(replies) == len(by_bdat.bdats) and all(r.startswith(b"250 ") for r in replies), replies
+    print("chunks:", [count for count, _ in by_bdat.bdats],
+          f"message {len(by_bdat.message)} octets, by DATA {len(by_data.message)}")
+
+    bdat_lines, (bdat_id,) = session_log(postfix, " bdat=")
+    data_lines, (data_id,) = session_log(postfix, " data=1")
+    for lines in (bdat_lines, data_lines):
+        assert [line for line in lines if UNCLEAN.search(line)] == []
+    assert any(f" bdat={len(by_bdat.bdats)} " in line for line in bdat_lines), bdat_lines
+    stored = stored_by_queue_id(postfix, 2)
+    for conv, queue_id in ((by_bdat, bdat_id), (by_data, data_id)):
+        assert bdat_wire.without_trace(stored[queue_id]) == conv.message.replace(b"\r\n", b"\n")
+    assert bdat_wire.normalized(bdat_wire.without_trace(stored[bdat_id])) == bdat_wire.normalized(
+        bdat_wire.without_trace(stored[data_id])
+    )
+    for queue_id in (bdat_id, data_id):
+        msg = email.message_from_bytes(stored[queue_id], policy=email.policy.default)
+        text, part = [p for p in msg.walk() if not p.is_multipart()]
+        assert text.get_payload(decode=True) == canonical(bodies[0])
+        assert part.get_filename() == "eee.wma" and part.get_payload(decode=True) == attachment
