@@ -28,7 +28,9 @@ fn run(port: u16, path: &str) -> Result<u16, String> {
     let octets = ContentType::parse("application/octet-stream").map_err(|e| e.to_string())?;
     let message = Message::builder()
         .from(USER.parse().map_err(|e| format!("from: {e}"))?)
-        .to("xiangj@fibocom.com".parse().map_err(|e| format!("to: {e}"))?)
+        .to("xiangj@fibocom.com"
+            .parse()
+            .map_err(|e| format!("to: {e}"))?)
         .subject("你好 smtp")
         .multipart(
             MultiPart::mixed()
