@@ -473,7 +473,10 @@ fn each_mode_with_each_offer_chooses_its_transfer() {
                 "{name}: LAST once"
             );
             assert!(chunks.last().unwrap().1, "{name}: LAST last");
-            assert!(chunks.iter().all(|c| c.0 <= storage), "{name}");
+            // Every chunk but the last is the storage's size exactly.
+            let (last, full) = chunks.split_last().unwrap();
+            assert!(full.iter().all(|c| c.0 == storage), "{name}: {chunks:?}");
+            assert!(last.0 <= storage, "{name}");
             assert!(chunks.len() > 1 || storage > message.len(), "{name}");
             let head_end = find(&message, b"\r\n\r\n").unwrap() + 4;
             assert!(
@@ -660,6 +663,9 @@ proptest! {
         prop_assert_eq!(&cut.server.delivered, &base.server.delivered);
         // Chunk edges follow the storage, not the cuts.
         prop_assert_eq!(&cut.wire, &base.wire);
+        if let Some((_, full)) = base.server.chunks.split_last() {
+            prop_assert!(full.iter().all(|c| c.0 == storage), "{:?}", base.server.chunks);
+        }
         let message = base.server.delivered.clone().unwrap();
         prop_assert_eq!(&parts(&message)[1].1, &file);
     }
