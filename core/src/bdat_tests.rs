@@ -649,10 +649,13 @@ proptest! {
         storage in prop_oneof![Just(400usize), Just(1000), Just(16384)],
         file in proptest::collection::vec(any::<u8>(), 0..3000),
         mode in prop_oneof![Just(Transfer::Auto), Just(Transfer::Force), Just(Transfer::Off)],
+        chunking_only in proptest::bool::ANY,
+        body in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'\r'), Just(b'\n'), Just(b'.')], 0..300),
     ) {
+        let keywords: &[&'static str] = if chunking_only { &["PIPELINING", "CHUNKING"] } else { BOTH };
         let run_with = |cuts: Cuts| {
-            let mut run = Run::new(BOTH, storage, Some(mode), cuts);
-            run.mail(b"Hi\n", &[("f.bin", &file)]);
+            let mut run = Run::new(keywords, storage, Some(mode), cuts);
+            run.mail(&body, &[("f.bin", &file)]);
             run
         };
         let base = run_with(WHOLE);
