@@ -502,6 +502,7 @@ static void standalone_layers(void) {
 int main(void) {
     static uint8_t attachment[256 * 64 + 23];
     static uint8_t token_memory[3072];
+    static uint8_t chunk_memory[64];
     static uint8_t token[2600];
     static const char body[] = "Hello from the G510.\r\n";
     size_t i;
@@ -524,6 +525,11 @@ int main(void) {
     M(atmail_session_set_guard_ms(session, ATMAIL_DEFAULT_GUARD_MS));
     M(atmail_session_set_require_tls(session, 0));
     M(atmail_session_set_verbose_errors(session, 0));
+    /* BDAT's settings, measured, then the chunk storage taken back: this
+     * spec case is the firmware that gives none (DATA, as before). */
+    M(atmail_session_set_transfer(session, ATMAIL_TRANSFER_AUTO));
+    M(atmail_session_set_chunk_storage(session, chunk_memory, sizeof chunk_memory));
+    M(atmail_session_set_chunk_storage(session, NULL, 0));
 
     line("ATE0");
     line("AT+MIPCALL=1,\"cmnet\"");

@@ -473,7 +473,10 @@ fn each_mode_with_each_offer_chooses_its_transfer() {
                 "{name}: LAST once"
             );
             assert!(chunks.last().unwrap().1, "{name}: LAST last");
-            assert!(chunks.iter().all(|c| c.0 <= storage), "{name}");
+            // Every chunk but the last is the storage's size exactly.
+            let (last, full) = chunks.split_last().unwrap();
+            assert!(full.iter().all(|c| c.0 == storage), "{name}: {chunks:?}");
+            assert!(last.0 <= storage, "{name}");
             assert!(chunks.len() > 1 || storage > message.len(), "{name}");
             let head_end = find(&message, b"\r\n\r\n").unwrap() + 4;
             assert!(
@@ -646,10 +649,13 @@ proptest! {
         storage in prop_oneof![Just(400usize), Just(1000), Just(16384)],
         file in proptest::collection::vec(any::<u8>(), 0..3000),
         mode in prop_oneof![Just(Transfer::Auto), Just(Transfer::Force), Just(Transfer::Off)],
+        chunking_only in proptest::bool::ANY,
+        body in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'\r'), Just(b'\n'), Just(b'.')], 0..300),
     ) {
+        let keywords: &[&'static str] = if chunking_only { &["PIPELINING", "CHUNKING"] } else { BOTH };
         let run_with = |cuts: Cuts| {
-            let mut run = Run::new(BOTH, storage, Some(mode), cuts);
-            run.mail(b"Hi\n", &[("f.bin", &file)]);
+            let mut run = Run::new(keywords, storage, Some(mode), cuts);
+            run.mail(&body, &[("f.bin", &file)]);
             run
         };
         let base = run_with(WHOLE);
@@ -660,6 +666,9 @@ proptest! {
         prop_assert_eq!(&cut.server.delivered, &base.server.delivered);
         // Chunk edges follow the storage, not the cuts.
         prop_assert_eq!(&cut.wire, &base.wire);
+        if let Some((_, full)) = base.server.chunks.split_last() {
+            prop_assert!(full.iter().all(|c| c.0 == storage), "{:?}", base.server.chunks);
+        }
         let message = base.server.delivered.clone().unwrap();
         prop_assert_eq!(&parts(&message)[1].1, &file);
     }

@@ -143,6 +143,63 @@ pub(crate) struct Connection {
     chunks: ChunkStore,
     /// How the mail on this connection may cross the wire.
     transfer: Transfer,
+    /// `BDAT`: message bytes written past the store's room (a base64
+    /// group, a line end), staged first once the full chunk has gone:
+    /// so every chunk but the last is exactly the storage's size,
+    /// whatever the encoder's granularity.
+    spill: Spill,
+}
+
+/// See [`Connection::spill`].
+#[derive(Clone, Copy, Debug)]
+struct Spill {
+    bytes: [u8; SPILL],
+    len: u8,
+}
+
+/// The most message bytes a write may put past the store's room: more
+/// than any piece the writer cannot split (a base64 group and its CRLF).
+const SPILL: usize = 16;
+
+impl Spill {
+    const EMPTY: Spill = Spill {
+        bytes: [0; SPILL],
+        len: 0,
+    };
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Stages the spilled bytes once `chunks` has room for all of them
+    /// (after a chunk has gone it has its whole capacity, at least the
+    /// header block's): whole, so nothing is shifted (a `memmove` would
+    /// cost 1.5 KB of firmware flash).
+    fn unspill(&mut self, chunks: &mut ChunkStore) {
+        let len = self.len as usize;
+        if len > 0 && chunks.room() >= len && chunks.stage(&self.bytes[..len]) == len {
+            self.len = 0;
+        }
+    }
+
+    /// Message bytes written: staged, the rest (at most [`SPILL`]) kept.
+    /// Bytes come only while nothing is kept (the room says so).
+    fn stage(&mut self, chunks: &mut ChunkStore, bytes: &[u8]) -> Result<(), MailError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if !self.is_empty() {
+            return Err(MailError::Impossible);
+        }
+        let rest = &bytes[chunks.stage(bytes)..];
+        let kept = self
+            .bytes
+            .get_mut(..rest.len())
+            .ok_or(MailError::Impossible)?;
+        kept.copy_from_slice(rest);
+        self.len = rest.len() as u8;
+        Ok(())
+    }
 }
 
 impl Connection {
@@ -159,6 +216,7 @@ impl Connection {
                 events: _,
                 chunks: _,
                 transfer: _,
+                spill: _,
             } = c;
         };
         let p = slot.as_mut_ptr();
@@ -175,6 +233,7 @@ impl Connection {
             addr_of_mut!((*p).events).write(EventQueue::EMPTY);
             addr_of_mut!((*p).chunks).write(ChunkStore::new());
             addr_of_mut!((*p).transfer).write(Transfer::Off);
+            addr_of_mut!((*p).spill).write(Spill::EMPTY);
         }
     }
 
@@ -326,6 +385,7 @@ impl Connection {
             // The whole header block goes in the first chunk, or the
             // mail goes by DATA.
             self.chunks.reset();
+            self.spill = Spill::EMPTY;
             let fits = self.chunks.capacity() > 0 && self.chunks.fits(self.mail.head_bound(config));
             self.transfer = match fits {
                 true => config.transfer(),
@@ -575,7 +635,12 @@ impl Connection {
     /// `room` bytes for the server (and, for `BDAT`, the chunk's room).
     pub(crate) fn input_fits(&self, room: usize) -> usize {
         let room = match &self.phase {
-            Phase::Connected { smtp } if smtp.framing().is_bdat() => room.min(self.chunks.room()),
+            Phase::Connected { smtp } if smtp.framing().is_bdat() => {
+                match self.spill.is_empty() && !self.chunks.is_draining() {
+                    true => room.min(self.chunks.room() + SPILL),
+                    false => 0,
+                }
+            }
             _ => room,
         };
         self.mail.input_fits(room)
@@ -594,35 +659,27 @@ impl Connection {
         let Phase::Connected { smtp } = &mut self.phase else {
             return None;
         };
-        if src.is_empty() {
+        let bdat = smtp.framing().is_bdat();
+        if bdat && src.is_empty() {
             // A full chunk goes before more of the message is staged.
             let sent = smtp.poll_chunk(&mut self.chunks, dst);
             if sent > 0 {
                 return Some(sent);
             }
+            self.spill.unspill(&mut self.chunks);
         }
         let limit = smtp.size_limit();
-        let room = smtp.message_room(&self.chunks, dst);
-        let written = self.mail.payload(src, room, limit).and_then(|w| {
-            let wire = smtp.message_written(&mut self.chunks, &dst[..w]);
-            Ok((w, wire.ok_or(MailError::Impossible)?))
-        });
+        let slack = if self.spill.is_empty() { SPILL } else { 0 };
+        let room = smtp.message_room(&self.chunks, slack, dst);
+        let written = self
+            .mail
+            .payload(src, room, limit)
+            .and_then(|w| match bdat {
+                true => self.spill.stage(&mut self.chunks, &dst[..w]).map(|()| 0),
+                false => Ok(w),
+            });
         match written {
-            Ok((0, 0)) if src.is_empty() && smtp.framing().is_bdat() => {
-                // The encoder's next group does not fit in the room the
-                // store has left: the chunk goes short, at a point that
-                // depends on the message alone, never on how it came.
-                let chunks = &self.chunks;
-                if !chunks.is_empty()
-                    && !chunks.is_draining()
-                    && self.mail.input_fits(chunks.room()) == 0
-                {
-                    smtp.flush_chunk();
-                    return Some(smtp.poll_chunk(&mut self.chunks, dst));
-                }
-                Some(0)
-            }
-            Ok((_, written)) => Some(written),
+            Ok(written) => Some(written),
             Err(error) => {
                 self.mail_failed(now_ms, cx, error);
                 None
@@ -669,23 +726,27 @@ impl Connection {
             let bdat = smtp.framing().is_bdat();
             let sent = smtp.poll_chunk(&mut self.chunks, &mut dst[on_wire..]);
             on_wire += sent;
+            self.spill.unspill(&mut self.chunks);
             let dst = &mut dst[on_wire..];
             let limit = smtp.size_limit();
-            let room = smtp.message_room(&self.chunks, dst);
+            let slack = if self.spill.is_empty() { SPILL } else { 0 };
+            let room = smtp.message_room(&self.chunks, slack, dst);
             let step = self
                 .mail
                 .write(cx.config, room, limit)
                 .and_then(|(w, piece)| {
-                    let wire = smtp.message_written(&mut self.chunks, &dst[..w]);
-                    Ok((w, wire.ok_or(MailError::Impossible)?, piece))
+                    let wire = match bdat {
+                        true => self.spill.stage(&mut self.chunks, &dst[..w]).map(|()| 0)?,
+                        false => w,
+                    };
+                    Ok((w, wire, piece))
                 });
             let (written, wire) = match step {
                 Ok((written, wire, piece)) => {
                     match piece {
                         Some(Piece::Head) => cx.host.notice(Notice::HeadWritten),
                         Some(Piece::Part) => cx.host.notice(Notice::PartWritten),
-                        Some(Piece::Message) => smtp.end_message(now_ms),
-                        None => {}
+                        Some(Piece::Message) | None => {}
                     }
                     (written, wire)
                 }
@@ -695,6 +756,10 @@ impl Connection {
                 }
             };
             on_wire += wire;
+            // The end goes once every byte of the message is out or staged.
+            if self.mail.is_written() && self.spill.is_empty() {
+                smtp.end_message(now_ms);
+            }
             // DATA: one piece per call, written straight to the wire.
             if !bdat || (sent == 0 && written == 0) {
                 return on_wire;

@@ -105,17 +105,20 @@ impl LineBreaks {
     /// The most text bytes [`encode`](Self::encode) surely reads whole
     /// into `room` bytes of output: every byte may be a line break that
     /// becomes two, behind the CRLF still owed.
-    pub fn input_fits(&self, encoder: &impl Encode, room: usize) -> usize {
+    pub fn input_fits(&self, encoder: &dyn Encode, room: usize) -> usize {
         encoder.input_fits(room).saturating_sub(self.owed.into()) / 2
     }
 
     /// Encodes `src` in canonical form with `encoder` into `dst`, as
     /// [`MimeBase64Encoder::encode`] does (`last` with the final piece).
     /// Returns `(result, bytes of src read, bytes written)`; on `OutputFull`
-    /// call again with the unread rest and more room.
-    pub fn encode<E: Encode>(
+    /// call again with the unread rest and more room. The encoder is a
+    /// trait object: one copy of this loop serves base64 and binary parts
+    /// (firmware flash), at the cost of an indirect call per run of text
+    /// between line breaks.
+    pub fn encode(
         &mut self,
-        encoder: &mut E,
+        encoder: &mut dyn Encode,
         src: &[u8],
         dst: &mut [u8],
         last: bool,

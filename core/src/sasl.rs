@@ -266,7 +266,7 @@ impl ErrorStatus {
             rest = tail;
         }
         for &b in rest.iter().take(STATUS_MAX) {
-            if !(b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+            if !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
                 break;
             }
             status.bytes[status.len as usize] = b;

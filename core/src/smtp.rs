@@ -461,9 +461,6 @@ pub struct SmtpClient {
     /// whole); `draining_last`: it says `LAST`.
     draining: bool,
     draining_last: bool,
-    /// `BDAT`: the staged bytes go as a chunk before the store is full
-    /// ([`flush_chunk`](Self::flush_chunk)).
-    flush: bool,
     last: Last,
     /// A refused chunk: RSET goes before QUIT.
     rset: bool,
@@ -494,7 +491,6 @@ impl SmtpClient {
             owed: 0,
             draining: false,
             draining_last: false,
-            flush: false,
             last: Last::No,
             rset: false,
         }
@@ -610,7 +606,7 @@ impl SmtpClient {
     /// [`end_message`](Self::end_message). Returns bytes written. Taking
     /// the storage back while a mail uses it closes the connection.
     pub fn poll_chunk(&mut self, chunks: &mut ChunkStore, dst: &mut [u8]) -> usize {
-        let full = (chunks.room() == 0 || self.flush) && !chunks.is_empty();
+        let full = chunks.room() == 0 && !chunks.is_empty();
         let due = self.draining
             || (self.state == State::Data
                 && self.framing.is_bdat()
@@ -621,7 +617,6 @@ impl SmtpClient {
         let last = self.last == Last::Due;
         if !self.draining {
             self.draining_last = last;
-            self.flush = false;
         }
         match chunks.transmit(dst, last) {
             Ok((CoderResult::InputEmpty, written)) => {
@@ -714,42 +709,30 @@ impl SmtpClient {
     /// [`Signal::ReadyForData`], before [`end_message`](Self::end_message);
     /// empty otherwise): for `DATA`, all of `dst`, and the message is on
     /// the wire as written (dot-safe: no line may begin with `.`); for
-    /// `BDAT`, as much of `dst` as `chunks` can stage, and the message is
-    /// staged by [`message_written`](Self::message_written).
-    pub fn message_room<'d>(&self, chunks: &ChunkStore, dst: &'d mut [u8]) -> &'d mut [u8] {
+    /// `BDAT`, as much of `dst` as `chunks` can stage and `slack` more
+    /// (the caller stages them, and keeps what did not fit for after the
+    /// full chunk has gone).
+    pub fn message_room<'d>(
+        &self,
+        chunks: &ChunkStore,
+        slack: usize,
+        dst: &'d mut [u8],
+    ) -> &'d mut [u8] {
         let room = match (self.state, self.framing) {
             (State::Data, Framing::Data) if self.sending.is_none() => dst.len(),
             (State::Data, Framing::Bdat { .. }) if self.last == Last::No && !self.draining => {
-                chunks.room().min(dst.len())
+                (chunks.room() + slack).min(dst.len())
             }
             _ => 0,
         };
         &mut dst[..room]
     }
 
-    /// The staged bytes go as a chunk now, before the store is full: the
-    /// message writer cannot put its next piece in the room left.
-    pub fn flush_chunk(&mut self) {
-        self.flush = self.framing.is_bdat();
-    }
-
-    /// `bytes` of the message were written at the start of
-    /// [`message_room`](Self::message_room); returns how many of them are
-    /// on the wire now (all for `DATA`; none for `BDAT`, which stages
-    /// them in `chunks`), or `None` if any were lost (the storage was
-    /// taken back).
-    pub fn message_written(&mut self, chunks: &mut ChunkStore, bytes: &[u8]) -> Option<usize> {
-        match self.framing {
-            Framing::Data => Some(bytes.len()),
-            Framing::Bdat { .. } => (chunks.stage(bytes) == bytes.len()).then_some(0),
-        }
-    }
-
     /// The caller has written the whole message after
     /// [`Signal::ReadyForData`]; the client ends it (`.` for `DATA`, the
     /// `LAST` chunk for `BDAT`).
     pub fn end_message(&mut self, now_ms: u64) {
-        if self.state != State::Data {
+        if self.state != State::Data || self.last != Last::No {
             return;
         }
         match self.framing {
