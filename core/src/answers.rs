@@ -85,6 +85,9 @@ pub enum SessionError {
     /// The caller replaced or took back the token storage while a token
     /// was being read.
     TokenStorageGone,
+    /// The caller replaced or took back the chunk storage while a mail
+    /// was sending `BDAT` chunks from it; the mail was aborted.
+    ChunkStorageGone,
     /// `AT+GTSMTPCLR` while the end of data may be on the wire.
     Delivering,
 }
@@ -109,7 +112,7 @@ impl SessionError {
             SessionError::DataTimeout => "data mode time limit exceeded",
             SessionError::DataTooLarge => "more than 20 MiB",
             SessionError::InvalidBody => "body not valid in the charset",
-            SessionError::BoundaryInPart => "data holds the MIME boundary: mail not sent",
+            SessionError::BoundaryInPart => "data holds the MIME boundary",
             SessionError::MailAborted => "mail aborted",
             SessionError::NoIdentity => "no Date or Message-ID for the mail",
             SessionError::NoTokenStorage => "no token storage (the firmware gives none)",
@@ -118,6 +121,7 @@ impl SessionError {
             SessionError::BadToken => "token bytes must be printable ASCII",
             SessionError::NoToken => "no token (AT+GTSMTPTOKEN)",
             SessionError::TokenStorageGone => "token storage taken back during the read",
+            SessionError::ChunkStorageGone => "chunk storage taken back",
             SessionError::Delivering => "mail being delivered: wait for +GTSMTPSEND",
         }
     }

@@ -673,3 +673,49 @@ proptest! {
         prop_assert_eq!(&parts(&message)[1].1, &file);
     }
 }
+
+#[test]
+fn chunk_storage_taken_back_mid_mail_fails_it_and_delivers_nothing() {
+    let file = vec![9u8; 3000];
+    for replace in [false, true] {
+        let cuts = Cuts { host: 256, ..WHOLE };
+        let mut run = Run::new(BOTH, 512, None, cuts);
+        run.s.set_verbose_errors(true);
+        for line in [
+            &b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3"[..],
+            b"AT+GTSMTPID=\"wangww@fibocom.com\",\"pw\"",
+            b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"",
+            b"AT+GTSMTPSEND=300",
+            b"AT+GTSMTPFILE=1,\"a.bin\"",
+        ] {
+            run.serial(&[line, b"\r"].concat());
+        }
+        run.serial(&file[..1500]);
+        let chunks = run.server.chunks.len();
+        assert!(chunks >= 2, "{replace}");
+        let old = match replace {
+            true => run
+                .s
+                .set_chunk_storage(Box::leak(vec![0u8; 512].into_boxed_slice())),
+            false => run.s.take_chunk_storage(),
+        };
+        assert!(old.is_some_and(|m| m.iter().all(|&b| b == 0)), "wiped");
+        run.serial(&file[1500..]);
+        run.wait(1500);
+        run.serial(b"+++");
+        run.wait(1500);
+        let text = run.host_text();
+        assert!(text.contains("\r\n+GTSMTPSEND: 0\r\n"), "{replace}: {text}");
+        assert!(
+            text.ends_with("+CME ERROR: mail aborted\r\n"),
+            "{replace}: {text}"
+        );
+        assert_eq!(run.failures, [0], "{replace}");
+        assert!(run.server.delivered.is_none(), "{replace}");
+        assert!(
+            run.server.chunks.iter().all(|c| !c.1),
+            "{replace}: never LAST"
+        );
+        assert_eq!(run.server.chunks.len(), chunks, "{replace}: no chunk after");
+    }
+}

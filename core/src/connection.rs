@@ -143,6 +143,9 @@ pub(crate) struct Connection {
     chunks: ChunkStore,
     /// How the mail on this connection may cross the wire.
     transfer: Transfer,
+    /// The caller replaced or took the chunk storage while the mail sent
+    /// chunks from it.
+    storage_gone: bool,
     /// `BDAT`: message bytes written past the store's room (a base64
     /// group, a line end), staged first once the full chunk has gone:
     /// so every chunk but the last is exactly the storage's size,
@@ -185,13 +188,10 @@ impl Spill {
     /// Message bytes written: staged, the rest (at most [`SPILL`]) kept.
     /// Bytes come only while nothing is kept (the room says so).
     fn stage(&mut self, chunks: &mut ChunkStore, bytes: &[u8]) -> Result<(), MailError> {
-        if bytes.is_empty() {
+        let rest = &bytes[chunks.stage(bytes)..];
+        if rest.is_empty() {
             return Ok(());
         }
-        if !self.is_empty() {
-            return Err(MailError::Impossible);
-        }
-        let rest = &bytes[chunks.stage(bytes)..];
         let kept = self
             .bytes
             .get_mut(..rest.len())
@@ -216,6 +216,7 @@ impl Connection {
                 events: _,
                 chunks: _,
                 transfer: _,
+                storage_gone: _,
                 spill: _,
             } = c;
         };
@@ -233,23 +234,51 @@ impl Connection {
             addr_of_mut!((*p).events).write(EventQueue::EMPTY);
             addr_of_mut!((*p).chunks).write(ChunkStore::new());
             addr_of_mut!((*p).transfer).write(Transfer::Off);
+            addr_of_mut!((*p).storage_gone).write(false);
             addr_of_mut!((*p).spill).write(Spill::EMPTY);
         }
     }
 
     /// Memory for `BDAT` chunks; the storage given before is wiped and
-    /// returned. A mail sending chunks when it goes fails (its connection
-    /// is closed: nothing is delivered).
+    /// returned. A mail sending chunks from it fails at the next call that
+    /// would stage or send one (its staged bytes are gone: nothing is
+    /// delivered).
     pub(crate) fn set_chunk_storage(
         &mut self,
         mem: &'static mut [u8],
     ) -> Option<&'static mut [u8]> {
+        self.storage_gone |= self.sends_chunks();
         self.chunks.set_storage(mem)
     }
 
-    /// Takes the chunk storage back, wiped: `DATA` from now on.
+    /// Takes the chunk storage back, wiped: `DATA` from now on (as
+    /// [`set_chunk_storage`](Self::set_chunk_storage) for a mail sending
+    /// chunks).
     pub(crate) fn take_chunk_storage(&mut self) -> Option<&'static mut [u8]> {
+        self.storage_gone |= self.sends_chunks();
         self.chunks.take_storage()
+    }
+
+    /// Whether the mail's message goes as chunks and is not all on the
+    /// wire.
+    fn sends_chunks(&self) -> bool {
+        match &self.phase {
+            Phase::Connected { smtp } => smtp.framing().is_bdat() && smtp.sending_message(),
+            _ => false,
+        }
+    }
+
+    /// A mail whose chunk storage went fails, before anything else is
+    /// staged or sent; returns whether it did. Not inlined: two callers
+    /// (firmware flash).
+    #[inline(never)]
+    fn storage_went(&mut self, now_ms: u64, cx: &mut Cx<'_>) -> bool {
+        if !core::mem::take(&mut self.storage_gone) || !self.sends_chunks() {
+            return false;
+        }
+        let gone = Failure::Host(SessionError::ChunkStorageGone);
+        self.fail(now_ms, cx, gone, 0);
+        true
     }
 
     /// A new mail: the caller is asked for a connection once the last
@@ -386,6 +415,7 @@ impl Connection {
             // mail goes by DATA.
             self.chunks.reset();
             self.spill = Spill::EMPTY;
+            self.storage_gone = false;
             let fits = self.chunks.capacity() > 0 && self.chunks.fits(self.mail.head_bound(config));
             self.transfer = match fits {
                 true => config.transfer(),
@@ -656,6 +686,9 @@ impl Connection {
         src: &[u8],
         dst: &mut [u8],
     ) -> Option<usize> {
+        if self.storage_went(now_ms, cx) {
+            return None;
+        }
         let Phase::Connected { smtp } = &mut self.phase else {
             return None;
         };
@@ -718,6 +751,9 @@ impl Connection {
     /// stack).
     #[inline(never)]
     pub(crate) fn write_message(&mut self, now_ms: u64, cx: &mut Cx<'_>, dst: &mut [u8]) -> usize {
+        if self.storage_went(now_ms, cx) {
+            return 0;
+        }
         let mut on_wire = 0;
         loop {
             let Phase::Connected { smtp } = &mut self.phase else {

@@ -502,6 +502,12 @@ impl SmtpClient {
         self.framing
     }
 
+    /// Whether the message is between the server's go-ahead and its end
+    /// being whole on the wire (for `BDAT`: the `LAST` chunk).
+    pub fn sending_message(&self) -> bool {
+        self.state == State::Data && self.last != Last::Sent
+    }
+
     /// Why the server refused the token, while [`Signal::Failed`] for
     /// that refusal is being taken: the status of its error challenge
     /// (empty if it sent none) and the text of its refusal (as much as the
