@@ -686,7 +686,7 @@ impl Connection {
         src: &[u8],
         dst: &mut [u8],
     ) -> Option<usize> {
-        if self.storage_went(now_ms, cx) {
+        if self.storage_gone && self.storage_went(now_ms, cx) {
             return None;
         }
         let Phase::Connected { smtp } = &mut self.phase else {
@@ -751,7 +751,7 @@ impl Connection {
     /// stack).
     #[inline(never)]
     pub(crate) fn write_message(&mut self, now_ms: u64, cx: &mut Cx<'_>, dst: &mut [u8]) -> usize {
-        if self.storage_went(now_ms, cx) {
+        if self.storage_gone && self.storage_went(now_ms, cx) {
             return 0;
         }
         let mut on_wire = 0;

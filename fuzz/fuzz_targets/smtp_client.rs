@@ -36,6 +36,8 @@ struct Input {
     /// 0: a password; 1: a short XOAUTH2 token (on the AUTH line); 2: a
     /// 600-byte OAUTHBEARER token (after the 334).
     credentials: u8,
+    /// `AT+GTSMTPBDAT`'s mode (0-2): BDAT when the server offers it.
+    transfer: u8,
     steps: Vec<Step>,
 }
 
@@ -55,6 +57,10 @@ const REPLIES: &[&[u8]] = &[
     b"334 \r\n",
     b"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0=\r\n",
     b"535 5.7.8 Error: authentication failed\r\n",
+    b"250-mx\r\n250-PIPELINING\r\n250-chunking\r\n250-BinaryMime\r\n250 AUTH PLAIN\r\n",
+    b"250-mx\r\n250-CHUNKING\r\n250 AUTH LOGIN\r\n",
+    b"250 2.0.0 chunk ok\r\n",
+    b"554 5.5.0 chunk refused\r\n",
 ];
 
 fuzz_target!(|input: Input| {
@@ -83,8 +89,12 @@ fuzz_target!(|input: Input| {
         },
         from: Address::new(b"u@b.c").unwrap(),
         recipients: &to,
-        transfer: Transfer::Off,
+        transfer: [Transfer::Off, Transfer::Auto, Transfer::Force][usize::from(input.transfer % 3)],
     };
+    // Chunks of 8 bytes, so a message goes in several.
+    let mut chunks = ChunkStore::new();
+    let _ = chunks.set_storage(Box::leak(vec![0u8; 8].into_boxed_slice()));
+    let mut message: &[u8] = b"";
     let policy = [
         TlsPolicy::Opportunistic,
         TlsPolicy::Required,
@@ -150,8 +160,13 @@ fuzz_target!(|input: Input| {
                     Signal::StartTls => in_handshake = true,
                     Signal::ReadyForData => {
                         ready = true;
-                        wire.extend_from_slice(b"<message>\r\n");
-                        client.end_message(now);
+                        if client.framing().is_bdat() {
+                            // Staged as it fits, between the chunks.
+                            message = b"<message>\r\n";
+                        } else {
+                            wire.extend_from_slice(b"<message>\r\n");
+                            client.end_message(now);
+                        }
                     }
                     Signal::Failed(_) | Signal::Delivered => {
                         assert!(verdict_at.is_none(), "two verdicts");
@@ -162,7 +177,16 @@ fuzz_target!(|input: Input| {
                 }
             }
             loop {
-                let w = client.poll_transmit(&env, &mut ChunkStore::new(), &mut buf);
+                if !message.is_empty() {
+                    let mut room = [0u8; 8];
+                    let n = client.message_room(&chunks, 0, &mut room).len().min(message.len());
+                    assert_eq!(chunks.stage(&message[..n]), n);
+                    message = &message[n..];
+                    if message.is_empty() {
+                        client.end_message(now);
+                    }
+                }
+                let w = client.poll_transmit(&env, &mut chunks, &mut buf);
                 if w == 0 {
                     break;
                 }
@@ -174,11 +198,18 @@ fuzz_target!(|input: Input| {
                     plain_len = wire.len();
                 }
                 if let Some(at) = verdict_at {
+                    // BDAT: the rest of a chunk part way out, then RSET.
+                    let after = &wire[at..];
+                    let after = match after.iter().position(|&b| b == b'Q' || b == b'R') {
+                        Some(i) if client.framing().is_bdat() => &after[i..],
+                        _ => after,
+                    };
                     assert!(
-                        b"QUIT\r\n".starts_with(&wire[at..]),
+                        b"QUIT\r\n".starts_with(after) || b"RSET\r\nQUIT\r\n".starts_with(after),
                         "after the verdict, only QUIT: {:?}",
                         String::from_utf8_lossy(&wire[at..])
                     );
+                    assert!(!after.windows(5).any(|w| w == b"BDAT "), "no chunk after the verdict");
                 }
             }
             if in_handshake {
@@ -196,6 +227,15 @@ fuzz_target!(|input: Input| {
             ends = end_count;
         }
         assert!(ends <= 1, "two ends of data");
+        let has = |needle: &[u8]| wire.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            !(has(b"BODY=BINARYMIME") && has(b"DATA\r\n")),
+            "BINARYMIME with DATA"
+        );
+        assert!(
+            wire.windows(6).filter(|w| w == b" LAST\r").count() <= 1,
+            "LAST once"
+        );
         if policy != TlsPolicy::ClearSignIn {
             assert!(
                 !wire[..plain_len].windows(5).any(|w| w == b"AUTH "),
@@ -203,5 +243,10 @@ fuzz_target!(|input: Input| {
                 String::from_utf8_lossy(&wire[..plain_len])
             );
         }
+    }
+    if let Some(mem) = chunks.take_storage() {
+        // SAFETY: the storage leaked above, given back whole; nothing
+        // else refers to it.
+        drop(unsafe { Box::from_raw(mem as *mut [u8]) });
     }
 });
