@@ -24,6 +24,7 @@
 use crate::at::{Command, Request};
 use crate::charset::Charset;
 use crate::header::{Address, Text};
+use crate::index;
 use crate::message::{Recipient, RecipientKind, Recipients, MAX_RECIPIENTS};
 use crate::out::{put_decimal, Out};
 use crate::sasl::Mechanism;
@@ -67,14 +68,16 @@ impl<const N: usize> Bounded<N> {
     pub(crate) fn set(&mut self, src: &[u8]) {
         debug_assert!(src.len() <= N, "validated by the AT layer");
         let n = src.len().min(N);
-        self.bytes[..n].copy_from_slice(&src[..n]);
-        self.bytes[n..].fill(0);
+        // `n` is at most both lengths; `index` panics without `core::fmt`.
+        index::copy(index::get_mut(&mut self.bytes, ..n), index::get(src, ..n));
+        index::get_mut(&mut self.bytes, n..).fill(0);
         self.len = n as u16;
     }
 
     /// The stored bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
+        // `set` keeps `len` within `N`.
+        index::get(&self.bytes, ..self.len as usize)
     }
 }
 
@@ -362,7 +365,7 @@ impl Config {
     }
 
     fn position(&self, kind: RecipientKind, address: Address<'_>) -> Option<usize> {
-        self.recipients[..self.recipient_count as usize]
+        index::get(&self.recipients, ..self.recipient_count as usize)
             .iter()
             .position(|(k, a)| *k == kind && a.as_bytes() == address.as_bytes())
     }
@@ -399,7 +402,7 @@ impl Config {
 
     /// The recipients, in the order they were added.
     pub fn recipients(&self) -> impl Iterator<Item = Recipient<'_>> {
-        self.recipients[..self.recipient_count as usize]
+        index::get(&self.recipients, ..self.recipient_count as usize)
             .iter()
             // Validated by `+GTSMTPDST` before they were stored.
             .map(|(kind, a)| Recipient {

@@ -15,6 +15,7 @@
 //! straight into an [`Out`] take a few hundred bytes.
 
 use crate::config::Bounded;
+use crate::index;
 use crate::out::{put_decimal, FixedBuf, Out};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -100,8 +101,8 @@ fn put_hex(out: &mut dyn Out, g: u16) {
         digits[1] & 15,
     ];
     let first = nibbles.iter().position(|&n| n != 0).unwrap_or(3);
-    for &n in &nibbles[first..] {
-        out.put(core::slice::from_ref(&DIGITS[n as usize]));
+    for &n in index::get(&nibbles, first..) {
+        out.put(core::slice::from_ref(index::get(DIGITS, n as usize)));
     }
 }
 

@@ -26,6 +26,7 @@ use crate::answers::SessionError;
 use crate::charset::Charset;
 use crate::config::{Bounded, Config};
 use crate::header::{Address, Text, Token};
+use crate::index;
 use crate::message::{
     Boundary, Encoding, MessageError, MessageHead, MessageId, MessageWriter, MAX_ATTACHMENTS,
 };
@@ -194,7 +195,7 @@ impl Mail {
 
     /// The attachment names so far.
     pub(crate) fn files(&self) -> &[Bounded<80>] {
-        &self.files[..self.file_count as usize]
+        index::get(&self.files, ..self.file_count as usize)
     }
 
     /// The server waits for the message, its parts in `encoding`: the
@@ -341,7 +342,7 @@ impl Mail {
                 (w, done.then_some(Piece::Head))
             }
             Stage::Ending { part, pluses } => {
-                let held = &b"+++"[..pluses as usize];
+                let held = index::get(b"+++", ..pluses as usize);
                 let (r, read, w) = self.part_step(part, held, dst, true).map_err(part_error)?;
                 let done = r == CoderResult::InputEmpty;
                 self.stage = match done {

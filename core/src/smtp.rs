@@ -53,6 +53,7 @@
 
 use crate::chunk::ChunkStore;
 use crate::header::Address;
+use crate::index;
 use crate::message::Recipients;
 use crate::out::{put_decimal, Out};
 use crate::reply::{AuthOffer, Extensions, Reply, ReplyParser};
@@ -592,7 +593,7 @@ impl SmtpClient {
         if self.draining {
             return sent;
         }
-        let dst = &mut dst[sent..];
+        let dst = index::get_mut(dst, sent..);
         let Some(command) = self.sending else {
             return sent;
         };
@@ -731,7 +732,7 @@ impl SmtpClient {
             }
             _ => 0,
         };
-        &mut dst[..room]
+        index::get_mut(dst, ..room)
     }
 
     /// The caller has written the whole message after
