@@ -60,9 +60,9 @@ fn put_ipv6(out: &mut dyn Out, ip: Ipv6Addr) {
     if len < 2 {
         return put_groups(out, &groups);
     }
-    put_groups(out, &groups[..start]);
+    put_groups(out, index::get(&groups, ..start));
     out.put(b"::");
-    put_groups(out, &groups[start + len..]);
+    put_groups(out, index::get(&groups, start + len..));
 }
 
 /// Where the first longest run of zero groups starts, and its length.

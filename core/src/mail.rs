@@ -256,7 +256,7 @@ impl Mail {
         if count == MAX_ATTACHMENTS {
             return Err(SessionError::TooManyAttachments);
         }
-        self.files[count].set(name);
+        index::get_mut(&mut self.files, count).set(name);
         self.file_count += 1;
         Ok(())
     }
@@ -380,7 +380,7 @@ impl Mail {
         match part {
             Part::Body => self.writer.body(src, dst, last),
             Part::File => {
-                let name = &self.files[(self.file_count as usize).saturating_sub(1)];
+                let name = index::get(&self.files, (self.file_count as usize).saturating_sub(1));
                 // Validated in the session charset when FILE came.
                 let name = Text::trusted(self.writer.charset(), name.as_bytes());
                 self.writer.attachment(&name, src, dst, last)

@@ -294,8 +294,8 @@ fn split_line(line: &[u8]) -> Result<(u16, bool, &[u8]), ReplyError> {
     }
     match line.get(3) {
         None => Ok((code, true, b"")),
-        Some(b' ') => Ok((code, true, &line[4..])),
-        Some(b'-') => Ok((code, false, &line[4..])),
+        Some(b' ') => Ok((code, true, index::get(line, 4..))),
+        Some(b'-') => Ok((code, false, index::get(line, 4..))),
         Some(_) => Err(ReplyError::Malformed),
     }
 }

@@ -769,7 +769,7 @@ impl SmtpClient {
             && self.sending.is_none()
             && self.state != State::Done
         {
-            match self.parser.feed(&input[used..]) {
+            match self.parser.feed(index::get(input, used..)) {
                 Ok((reply, n)) => {
                     used += n;
                     if let Some(reply) = reply {
