@@ -62,7 +62,13 @@ def main() -> None:
     for line in lines + ["0x"]:
         if line.startswith("0x"):
             if frames is not None:
-                sites[frames[0] if frames else "(inside core's own helpers)"] += 1
+                # A line the line table lost (`file:?`) is named with the
+                # first caller that has one.
+                known = [f for f in frames if not f.endswith("?")]
+                site = frames[0] if frames else "(inside core's own helpers)"
+                if site.endswith("?") and known:
+                    site += f" in {known[0]}"
+                sites[site] += 1
             frames = []
         elif str(ROOT) in line:
             frames.append(line.replace(str(ROOT) + "/", "").split(" ")[0])

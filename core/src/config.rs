@@ -339,8 +339,9 @@ impl Config {
         if n == MAX_RECIPIENTS {
             return Err(ConfigError::TooManyRecipients);
         }
-        self.recipients[n].0 = kind;
-        self.recipients[n].1.set(address.as_bytes());
+        let (k, a) = index::get_mut(&mut self.recipients, n);
+        *k = kind;
+        a.set(address.as_bytes());
         self.recipient_count += 1;
         Ok(())
     }
@@ -358,7 +359,7 @@ impl Config {
         // whose `memmove` is 1.5 KB of firmware flash; the removed entry
         // ends past the count, where nothing reads it.
         for i in at..n - 1 {
-            self.recipients.swap(i, i + 1);
+            index::array_mut::<_, 2>(&mut self.recipients, i).swap(0, 1);
         }
         self.recipient_count -= 1;
         Ok(())

@@ -39,14 +39,43 @@ pub(crate) fn get_mut<T, I: SliceIndex<[T]>>(s: &mut [T], i: I) -> &mut I::Outpu
     }
 }
 
+/// The `N` items at `at` as an array (`s[at..at + N]`), for an `at` the
+/// caller's invariant keeps in range; assigning to it is a fixed-size
+/// copy.
+#[inline]
+#[track_caller]
+pub(crate) fn array<T, const N: usize>(s: &[T], at: usize) -> &[T; N] {
+    match s.get(at..).and_then(<[T]>::first_chunk) {
+        Some(a) => a,
+        None => out_of_range(),
+    }
+}
+
+/// [`array`], to write.
+#[inline]
+#[track_caller]
+pub(crate) fn array_mut<T, const N: usize>(s: &mut [T], at: usize) -> &mut [T; N] {
+    match s.get_mut(at..).and_then(<[T]>::first_chunk_mut) {
+        Some(a) => a,
+        None => out_of_range(),
+    }
+}
+
 /// `dst.copy_from_slice(src)`, for lengths the caller has made equal.
+///
+/// Not `copy_from_slice` itself: the compiler keeps its body out of line
+/// in the firmware, with its own length check and formatted panic, so
+/// one call anywhere links `core::fmt`. The loop below compiles to the
+/// same `memcpy`.
 #[inline]
 #[track_caller]
 pub(crate) fn copy<T: Copy>(dst: &mut [T], src: &[T]) {
     if dst.len() != src.len() {
         out_of_range()
     }
-    dst.copy_from_slice(src);
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+    }
 }
 
 /// The one panic of this module: cold and out of line, so the checks
@@ -70,6 +99,8 @@ mod tests {
         get_mut(&mut b, ..2).fill(0);
         copy(get_mut(&mut b, 2..), &[7, 8]);
         assert_eq!(b, [0, 0, 7, 8]);
+        *array_mut(&mut b, 1) = [5, 6];
+        assert_eq!(array::<u8, 3>(&b, 1), &[5, 6, 8]);
     }
 
     #[test]
@@ -84,6 +115,12 @@ mod tests {
     fn an_index_past_the_end_panics() {
         let mut b = [0u8; 4];
         *get_mut(&mut b, 4) = 1;
+    }
+
+    #[test]
+    #[should_panic(expected = "index out of range")]
+    fn an_array_past_the_end_panics() {
+        let _ = array::<u8, 2>(&[0u8; 4], 3);
     }
 
     #[test]
