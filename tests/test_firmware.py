@@ -96,6 +96,16 @@ def test_the_whole_engine_fits_64_kib_of_flash(build):
     assert not any("encoding_rs" in n or "memmem" in n for n in names), names
 
 
+def test_no_panic_links_core_fmt(build):
+    """No panic message formats a number, so none of `core::fmt` is in
+    the image (2.3 KB of code the panic handler never runs);
+    `python3 firmware/fmt_sites.py` names the line that brought it back."""
+    names = [name for _, name in report.largest_symbols(build / "flash.elf", 10_000)]
+    assert len(names) > 100, "nm's symbol list was misread"
+    fmt = [n for n in names if "core::fmt" in n or "do_count_chars" in n or "panic_bounds_check" in n]
+    assert not fmt, fmt
+
+
 def test_the_live_image_keeps_libatmail_within_64_kib(build):
     """live.elf (firmware/live.c, linked with no C library): libatmail's
     part of its flash, read from the linker's map, is within the budget

@@ -20,6 +20,7 @@
 
 use crate::charset::Charset;
 use crate::header::{Address, HeaderError, Text};
+use crate::index;
 use crate::message::RecipientKind;
 use crate::sasl::Mechanism;
 use crate::smtp::TlsPolicy;
@@ -390,8 +391,9 @@ pub fn parse(line: &[u8]) -> Result<Request<'_>, AtError> {
         .iter()
         .position(|b| !b.is_ascii_alphanumeric())
         .unwrap_or(rest.len());
-    let command = Command::lookup(&rest[..name_len]).ok_or(AtError::UnknownCommand)?;
-    let tail = trim_start(&rest[name_len..]);
+    let (name, tail) = rest.split_at(name_len);
+    let command = Command::lookup(name).ok_or(AtError::UnknownCommand)?;
+    let tail = trim_start(tail);
     match tail {
         b"" => execute(command),
         b"?" => Ok(Request::Read(command)),
@@ -532,7 +534,7 @@ fn params(args: &[u8]) -> Result<Params<'_>, AtError> {
         if p.len == p.items.len() {
             return Err(AtError::Parameters);
         }
-        p.items[p.len] = param;
+        *index::get_mut(&mut p.items, p.len) = param;
         p.len += 1;
         let after = trim_start(after);
         match after.split_first() {
@@ -546,19 +548,24 @@ fn params(args: &[u8]) -> Result<Params<'_>, AtError> {
 fn one_param(s: &[u8]) -> Result<(Param<'_>, &[u8]), AtError> {
     match s.first() {
         Some(b'"') => {
-            let end = memchr::memchr(b'"', &s[1..]).ok_or(AtError::Parameters)?;
-            Ok((Param::Text(&s[1..1 + end]), &s[2 + end..]))
+            let text = index::get(s, 1..);
+            let end = memchr::memchr(b'"', text).ok_or(AtError::Parameters)?;
+            Ok((
+                Param::Text(index::get(text, ..end)),
+                index::get(text, end + 1..),
+            ))
         }
         Some(b) if b.is_ascii_digit() => {
             let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
             let mut n: u32 = 0;
-            for &d in &s[..digits] {
+            let (digits, rest) = s.split_at(digits);
+            for &d in digits {
                 n = n
                     .checked_mul(10)
                     .and_then(|n| n.checked_add((d - b'0') as u32))
                     .ok_or(AtError::OutOfRange)?;
             }
-            Ok((Param::Number(n), &s[digits..]))
+            Ok((Param::Number(n), rest))
         }
         Some(b',') | None => Ok((Param::Empty, s)),
         Some(_) => Err(AtError::Parameters),
@@ -566,13 +573,13 @@ fn one_param(s: &[u8]) -> Result<(Param<'_>, &[u8]), AtError> {
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
+    let (head, tail) = s.split_at_checked(prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then_some(tail)
 }
 
 fn trim_start(s: &[u8]) -> &[u8] {
     let n = s.iter().take_while(|&&b| b == b' ').count();
-    &s[n..]
+    index::get(s, n..)
 }
 
 fn trim_end(s: &[u8]) -> &[u8] {
@@ -581,7 +588,7 @@ fn trim_end(s: &[u8]) -> &[u8] {
         .rev()
         .take_while(|&&b| b == b'\r' || b == b'\n' || b == b' ')
         .count();
-    &s[..s.len() - n]
+    index::get(s, ..s.len() - n)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 
 use crate::cjk_cells::{BIG5_HKSCS_WORDS, BIG5_HKSCS_WORD_OF};
 use crate::gb2312_big5_tables::{BIG5_ROWS, BIG5_ROW_OF, GB2312_ROWS, GB2312_ROW_OF};
+use crate::index;
 
 /// A session charset, by its `+GTSMTPHEAD` code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -95,8 +96,13 @@ impl Charset {
     /// ```
     pub fn label_of(self, text: &[u8]) -> &'static str {
         let strict = |table: Table, trail_index: fn(u8) -> Option<usize>| {
-            CharIndices::new(self, text)
-                .all(|(at, len)| len == 1 || in_table(table, text[at], trail_index(text[at + 1])))
+            CharIndices::new(self, text).all(|(at, len)| {
+                len == 1 || {
+                    // A two-byte character: `CharIndices` checked both bytes are there.
+                    let (lead, trail) = (*index::get(text, at), *index::get(text, at + 1));
+                    in_table(table, lead, trail_index(trail))
+                }
+            })
         };
         match self {
             Charset::Gb2312 if !strict((&GB2312_ROWS, &GB2312_ROW_OF), gb2312_trail) => "GBK",
@@ -166,11 +172,11 @@ impl Validator {
         if self.partial_len > 0 {
             return Ok(piece.len());
         }
-        match scan(self.charset, &piece[taken..]) {
+        match scan(self.charset, index::get(piece, taken..)) {
             Ok(()) => Ok(piece.len()),
             Err(Stop::Unfinished(at)) if !last => {
-                let tail = &piece[taken + at..];
-                self.partial[..tail.len()].copy_from_slice(tail);
+                let tail = index::get(piece, taken + at..);
+                index::copy(index::get_mut(&mut self.partial, ..tail.len()), tail);
                 self.partial_len = tail.len();
                 Ok(piece.len())
             }
@@ -194,16 +200,26 @@ impl Validator {
         }
         let take = piece.len().min(4 - held);
         let mut char = [0u8; 4];
-        char[..held].copy_from_slice(&self.partial[..held]);
-        char[held..held + take].copy_from_slice(&piece[..take]);
+        // `held + take` is at most 4, the longest character.
+        index::copy(
+            index::get_mut(&mut char, ..held),
+            index::get(&self.partial, ..held),
+        );
+        index::copy(
+            index::get_mut(&mut char, held..held + take),
+            index::get(piece, ..take),
+        );
         let invalid = InvalidBytes {
             offset: base - held,
         };
-        match scan(self.charset, &char[..held + take]) {
+        match scan(self.charset, index::get(&char, ..held + take)) {
             Err(Stop::Invalid(0)) => Err(invalid),
             Err(Stop::Unfinished(0)) if last => Err(invalid),
             Err(Stop::Unfinished(0)) => {
-                self.partial[held..held + take].copy_from_slice(&piece[..take]);
+                index::copy(
+                    index::get_mut(&mut self.partial, held..held + take),
+                    index::get(piece, ..take),
+                );
                 self.partial_len = held + take;
                 Ok(take)
             }
@@ -380,7 +396,7 @@ fn in_table((rows, row_of): Table, lead: u8, trail: Option<usize>) -> bool {
         .and_then(|r| row_of.get(r))
         .and_then(|&i| rows.get(i as usize));
     match (row, trail) {
-        (Some(words), Some(i)) => words[i / 64] >> (i % 64) & 1 == 1,
+        (Some(words), Some(i)) => *index::get(words, i / 64) >> (i % 64) & 1 == 1,
         _ => false,
     }
 }

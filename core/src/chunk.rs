@@ -29,6 +29,7 @@
 //! chunk: the next chunk overwrites it, and wiping 16 KiB per chunk would
 //! cost more than the radio saves on a small core.
 
+use crate::index;
 use crate::out::{put_decimal, replay, Count, Out};
 use crate::CoderResult;
 use zeroize::Zeroize;
@@ -227,7 +228,7 @@ impl ChunkStore {
         let n = src.len().min(self.room());
         let at = self.staged;
         if let Some(dst) = self.mem.as_mut().and_then(|m| m.get_mut(at..at + n)) {
-            dst.copy_from_slice(&src[..n]);
+            index::copy(dst, index::get(src, ..n));
             self.staged += n;
             return n;
         }
@@ -276,7 +277,10 @@ impl ChunkStore {
         }
         let at = (drain.written + written).saturating_sub(command_len);
         let take = (n - at).min(dst.len() - written);
-        dst[written..written + take].copy_from_slice(&mem[at..at + take]);
+        index::copy(
+            index::get_mut(dst, written..written + take),
+            index::get(mem, at..at + take),
+        );
         written += take;
         let done = drain.written + written == command_len + n;
         debug_assert!(drain.written + written <= command_len + n);

@@ -24,6 +24,7 @@
 use crate::at::{Command, Request};
 use crate::charset::Charset;
 use crate::header::{Address, Text};
+use crate::index;
 use crate::message::{Recipient, RecipientKind, Recipients, MAX_RECIPIENTS};
 use crate::out::{put_decimal, Out};
 use crate::sasl::Mechanism;
@@ -67,14 +68,16 @@ impl<const N: usize> Bounded<N> {
     pub(crate) fn set(&mut self, src: &[u8]) {
         debug_assert!(src.len() <= N, "validated by the AT layer");
         let n = src.len().min(N);
-        self.bytes[..n].copy_from_slice(&src[..n]);
-        self.bytes[n..].fill(0);
+        // `n` is at most both lengths; `index` panics without `core::fmt`.
+        index::copy(index::get_mut(&mut self.bytes, ..n), index::get(src, ..n));
+        index::get_mut(&mut self.bytes, n..).fill(0);
         self.len = n as u16;
     }
 
     /// The stored bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
+        // `set` keeps `len` within `N`.
+        index::get(&self.bytes, ..self.len as usize)
     }
 }
 
@@ -336,8 +339,9 @@ impl Config {
         if n == MAX_RECIPIENTS {
             return Err(ConfigError::TooManyRecipients);
         }
-        self.recipients[n].0 = kind;
-        self.recipients[n].1.set(address.as_bytes());
+        let (k, a) = index::get_mut(&mut self.recipients, n);
+        *k = kind;
+        a.set(address.as_bytes());
         self.recipient_count += 1;
         Ok(())
     }
@@ -355,14 +359,14 @@ impl Config {
         // whose `memmove` is 1.5 KB of firmware flash; the removed entry
         // ends past the count, where nothing reads it.
         for i in at..n - 1 {
-            self.recipients.swap(i, i + 1);
+            index::array_mut::<_, 2>(&mut self.recipients, i).swap(0, 1);
         }
         self.recipient_count -= 1;
         Ok(())
     }
 
     fn position(&self, kind: RecipientKind, address: Address<'_>) -> Option<usize> {
-        self.recipients[..self.recipient_count as usize]
+        index::get(&self.recipients, ..self.recipient_count as usize)
             .iter()
             .position(|(k, a)| *k == kind && a.as_bytes() == address.as_bytes())
     }
@@ -399,7 +403,7 @@ impl Config {
 
     /// The recipients, in the order they were added.
     pub fn recipients(&self) -> impl Iterator<Item = Recipient<'_>> {
-        self.recipients[..self.recipient_count as usize]
+        index::get(&self.recipients, ..self.recipient_count as usize)
             .iter()
             // Validated by `+GTSMTPDST` before they were stored.
             .map(|(kind, a)| Recipient {

@@ -33,6 +33,7 @@ use crate::config::{Bounded, Config, Transfer};
 use crate::ehlo::{address_literal, LOOPBACK_LITERAL};
 use crate::event::{Connect, Event, EventQueue, Failure, MailFailure, Queued, ServerText};
 use crate::header::Address;
+use crate::index;
 use crate::mail::{Identity, Mail, MailError, Part, Piece, Stage};
 use crate::message::{Encoding, Recipient};
 use crate::sasl::{Credentials, Mechanism};
@@ -187,7 +188,7 @@ impl Spill {
     /// cost 1.5 KB of firmware flash).
     fn unspill(&mut self, chunks: &mut ChunkStore) {
         let len = self.len as usize;
-        if len > 0 && chunks.room() >= len && chunks.stage(&self.bytes[..len]) == len {
+        if len > 0 && chunks.room() >= len && chunks.stage(index::get(&self.bytes, ..len)) == len {
             self.len = 0;
         }
     }
@@ -195,7 +196,7 @@ impl Spill {
     /// Message bytes written: staged, the rest (at most [`SPILL`]) kept.
     /// Bytes come only while nothing is kept (the room says so).
     fn stage(&mut self, chunks: &mut ChunkStore, bytes: &[u8]) -> Result<(), MailError> {
-        let rest = &bytes[chunks.stage(bytes)..];
+        let rest = index::get(bytes, chunks.stage(bytes)..);
         if rest.is_empty() {
             return Ok(());
         }
@@ -203,7 +204,7 @@ impl Spill {
             .bytes
             .get_mut(..rest.len())
             .ok_or(MailError::Impossible)?;
-        kept.copy_from_slice(rest);
+        index::copy(kept, rest);
         self.len = rest.len() as u8;
         Ok(())
     }
@@ -577,7 +578,7 @@ impl Connection {
     pub(crate) fn handle_server(&mut self, now_ms: u64, cx: &mut Cx<'_>, input: &[u8]) -> usize {
         let mut used = 0;
         while used < input.len() {
-            let Some(n) = self.feed_smtp(now_ms, cx, &input[used..]) else {
+            let Some(n) = self.feed_smtp(now_ms, cx, index::get(input, used..)) else {
                 // No conversation: nothing to read the bytes.
                 return input.len();
             };
@@ -727,7 +728,10 @@ impl Connection {
             .mail
             .payload(src, room, limit)
             .and_then(|w| match bdat {
-                true => self.spill.stage(&mut self.chunks, &dst[..w]).map(|()| 0),
+                true => self
+                    .spill
+                    .stage(&mut self.chunks, index::get(dst, ..w))
+                    .map(|()| 0),
                 false => Ok(w),
             });
         match written {
@@ -743,7 +747,7 @@ impl Connection {
     /// client's commands (of the mail, or of the connection saying QUIT).
     pub(crate) fn poll_transmit(&mut self, now_ms: u64, cx: &mut Cx<'_>, dst: &mut [u8]) -> usize {
         let written = self.write_message(now_ms, cx, dst);
-        written + self.transmit(cx, &mut dst[written..])
+        written + self.transmit(cx, index::get_mut(dst, written..))
     }
 
     /// SMTP commands of the mail's client, or of the connection still
@@ -779,10 +783,10 @@ impl Connection {
                 return on_wire;
             };
             let bdat = smtp.framing().is_bdat();
-            let sent = smtp.poll_chunk(&mut self.chunks, &mut dst[on_wire..]);
+            let sent = smtp.poll_chunk(&mut self.chunks, index::get_mut(dst, on_wire..));
             on_wire += sent;
             self.spill.unspill(&mut self.chunks);
-            let dst = &mut dst[on_wire..];
+            let dst = index::get_mut(dst, on_wire..);
             let limit = smtp.size_limit();
             let slack = if self.spill.is_empty() { SPILL } else { 0 };
             let room = smtp.message_room(&self.chunks, slack, dst);
@@ -791,7 +795,10 @@ impl Connection {
                 .write(cx.config, room, limit)
                 .and_then(|(w, piece)| {
                     let wire = match bdat {
-                        true => self.spill.stage(&mut self.chunks, &dst[..w]).map(|()| 0)?,
+                        true => self
+                            .spill
+                            .stage(&mut self.chunks, index::get(dst, ..w))
+                            .map(|()| 0)?,
                         false => w,
                     };
                     Ok((w, wire, piece))

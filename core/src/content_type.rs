@@ -8,6 +8,8 @@
 //! table is kept to types short enough for a 78-column header line, so
 //! Office Open XML names (over 70 characters) fall back to the generic type.
 
+use crate::index;
+
 const TABLE: &[(&str, &str)] = &[
     ("3gp", "video/3gpp"),
     ("7z", "application/x-7z-compressed"),
@@ -47,7 +49,7 @@ const TABLE: &[(&str, &str)] = &[
 /// ```
 pub fn for_name(name: &[u8]) -> &'static str {
     let ext = match memchr::memrchr(b'.', name) {
-        Some(dot) => &name[dot + 1..],
+        Some(dot) => index::get(name, dot + 1..),
         None => return "application/octet-stream",
     };
     TABLE

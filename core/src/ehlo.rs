@@ -15,6 +15,7 @@
 //! straight into an [`Out`] take a few hundred bytes.
 
 use crate::config::Bounded;
+use crate::index;
 use crate::out::{put_decimal, FixedBuf, Out};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -59,9 +60,9 @@ fn put_ipv6(out: &mut dyn Out, ip: Ipv6Addr) {
     if len < 2 {
         return put_groups(out, &groups);
     }
-    put_groups(out, &groups[..start]);
+    put_groups(out, index::get(&groups, ..start));
     out.put(b"::");
-    put_groups(out, &groups[start + len..]);
+    put_groups(out, index::get(&groups, start + len..));
 }
 
 /// Where the first longest run of zero groups starts, and its length.
@@ -100,8 +101,8 @@ fn put_hex(out: &mut dyn Out, g: u16) {
         digits[1] & 15,
     ];
     let first = nibbles.iter().position(|&n| n != 0).unwrap_or(3);
-    for &n in &nibbles[first..] {
-        out.put(core::slice::from_ref(&DIGITS[n as usize]));
+    for &n in index::get(&nibbles, first..) {
+        out.put(core::slice::from_ref(index::get(DIGITS, n as usize)));
     }
 }
 

@@ -22,6 +22,7 @@
 //! [`Session::poll_event`]: crate::session::Session::poll_event
 
 use crate::answers::SessionError;
+use crate::index;
 use crate::out::{put_decimal, Out};
 use crate::sasl::{ErrorStatus, Mechanism};
 use crate::smtp::{Fault, Step};
@@ -153,7 +154,7 @@ impl ServerText {
 
     /// The kept bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
+        index::get(&self.bytes, ..self.len as usize)
     }
 }
 

@@ -22,6 +22,8 @@
 //! times, not on how a burst is split into pushes: a push at the same
 //! `now_ms` as the previous byte has zero silence before it.
 
+use crate::index;
+
 /// Bytes allowed for the body, or for all attachments of a mail together.
 pub const MAX_PAYLOAD: u64 = 20 * 1024 * 1024;
 /// The default `+++` guard time (V.250 S12 default, 50 × 20 ms).
@@ -176,7 +178,7 @@ impl Framer {
         }
         // Another byte follows the run at the same instant: the run is data.
         let held = core::mem::take(&mut self.held) as usize;
-        (self.emit(&PLUSES[..held]), run)
+        (self.emit(index::get(PLUSES, ..held)), run)
     }
 
     /// Checks the clock: ends data mode when a deadline has passed. Call it
@@ -199,7 +201,7 @@ impl Framer {
             // Held `+` bytes were not an escape after all: they are payload.
             let held = core::mem::take(&mut self.held) as usize;
             if held > 0 {
-                return self.emit(&PLUSES[..held]);
+                return self.emit(index::get(PLUSES, ..held));
             }
             return self.finish(End::Idle);
         }

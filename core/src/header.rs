@@ -17,6 +17,7 @@
 //! [`Out`] so the same code sizes, replays and writes a header.
 
 use crate::charset::{CharIndices, Charset};
+use crate::index;
 use crate::mime_base64::encode_group;
 use crate::out::Out;
 
@@ -142,7 +143,7 @@ impl<'a> Address<'a> {
             Some(at)
                 if at > 0
                     && at + 1 < bytes.len()
-                    && memchr::memchr(b'@', &bytes[at + 1..]).is_none() =>
+                    && memchr::memchr(b'@', index::get(bytes, at + 1..)).is_none() =>
             {
                 Ok(Address(bytes))
             }
@@ -407,9 +408,9 @@ fn encoded_words<O: Out + ?Sized>(
 /// encodes into a word of at most `room` characters.
 fn word_end(charset: Charset, bytes: &[u8], start: usize, room: usize) -> usize {
     let mut end = start;
-    for (at, len) in CharIndices::new(charset, &bytes[start..]) {
+    for (at, len) in CharIndices::new(charset, index::get(bytes, start..)) {
         let candidate = start + at + len;
-        if word_len(charset, &bytes[start..candidate]) > room {
+        if word_len(charset, index::get(bytes, start..candidate)) > room {
             break;
         }
         end = candidate;
@@ -533,7 +534,7 @@ pub fn write_disposition<O: Out + ?Sized>(out: &mut O, name: &Text<'_>) {
             line.raw(label);
             line.raw(b"''");
         }
-        for &b in &bytes[start..end] {
+        for &b in index::get(bytes, start..end) {
             put_attr_byte(&mut line, b);
         }
         start = end;
@@ -565,8 +566,8 @@ fn segment_end(
     let room = MAX_LINE - head - 1;
     let mut used = 0;
     let mut end = start;
-    for (at, len) in CharIndices::new(charset, &bytes[start..]) {
-        used += percent_len(&bytes[start + at..start + at + len]);
+    for (at, len) in CharIndices::new(charset, index::get(bytes, start..)) {
+        used += percent_len(index::get(bytes, start + at..start + at + len));
         if used > room {
             break;
         }
@@ -589,10 +590,10 @@ pub(crate) fn itoa(mut n: usize, buf: &mut [u8; 3]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+        *index::get_mut(buf, i) = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 || i == 0 {
-            return &buf[i..];
+            return index::get(buf, i..);
         }
     }
 }

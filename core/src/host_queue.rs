@@ -18,6 +18,7 @@
 //! answer. A ring sized for the longest answer costs about 2 KiB of fixed
 //! memory, which the session budget (8 KiB) allows.
 
+use crate::index;
 use crate::out::{Count, Out};
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
@@ -132,10 +133,12 @@ impl HostQueue {
             let run = (CAPACITY - head)
                 .min(self.len as usize)
                 .min(dst.len() - written);
-            dst[written..written + run].copy_from_slice(&self.ring[head..head + run]);
+            // `run` fits the room left in `dst` and the ring before it wraps.
+            let src = index::get_mut(&mut self.ring, head..head + run);
+            index::copy(index::get_mut(dst, written..written + run), src);
             // Drained bytes are wiped: the echo of an `AT+GTSMTPID` line
             // holds a password.
-            self.ring[head..head + run].zeroize();
+            src.zeroize();
             written += run;
             self.head = ((head + run) % CAPACITY) as u16;
             self.len -= run as u16;

@@ -121,6 +121,7 @@ pub mod framer;
 mod gb2312_big5_tables;
 pub mod header;
 pub mod host_queue;
+mod index;
 pub mod line;
 pub mod line_breaks;
 mod mail;

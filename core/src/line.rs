@@ -26,6 +26,7 @@
 //! and puts the line buffer inside the engine so that no caller writes a
 //! line assembler of its own.
 
+use crate::index;
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 use zeroize::Zeroize;
@@ -177,7 +178,7 @@ impl LineEditor {
 
     /// The line that [`Edit::Line`] announced, from its `AT`.
     pub fn line(&self) -> &[u8] {
-        &self.buf[..self.len as usize]
+        index::get(&self.buf, ..self.len as usize)
     }
 
     /// Forgets the line, ready for the next one: its bytes are wiped (an

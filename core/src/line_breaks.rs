@@ -18,6 +18,7 @@
 //! held back waiting for the next piece; runs without line breaks go to
 //! the encoder straight from the caller's buffer, found with `memchr2`.
 
+use crate::index;
 use crate::mime_base64::MimeBase64Encoder;
 use crate::CoderResult;
 
@@ -60,7 +61,7 @@ impl Encode for Verbatim {
     #[inline]
     fn encode(&mut self, src: &[u8], dst: &mut [u8], _last: bool) -> (CoderResult, usize, usize) {
         let n = src.len().min(dst.len());
-        dst[..n].copy_from_slice(&src[..n]);
+        index::copy(index::get_mut(dst, ..n), index::get(src, ..n));
         let result = match n == src.len() {
             true => CoderResult::InputEmpty,
             false => CoderResult::OutputFull,
@@ -126,8 +127,8 @@ impl LineBreaks {
         let (mut read, mut written) = (0, 0);
         loop {
             if self.owed > 0 {
-                let crlf = &b"\r\n"[2 - self.owed as usize..];
-                let (_, r, w) = encoder.encode(crlf, &mut dst[written..], false);
+                let crlf = index::get(b"\r\n", 2 - self.owed as usize..);
+                let (_, r, w) = encoder.encode(crlf, index::get_mut(dst, written..), false);
                 self.owed -= r as u8;
                 written += w;
                 if self.owed > 0 {
@@ -146,9 +147,13 @@ impl LineBreaks {
                 }
                 continue;
             }
-            let rest = &src[read..];
+            let rest = index::get(src, read..);
             let run = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
-            let (_, r, w) = encoder.encode(&rest[..run], &mut dst[written..], false);
+            let (_, r, w) = encoder.encode(
+                index::get(rest, ..run),
+                index::get_mut(dst, written..),
+                false,
+            );
             read += r;
             written += w;
             if r < run {
@@ -158,7 +163,7 @@ impl LineBreaks {
         if !last {
             return (CoderResult::InputEmpty, read, written);
         }
-        let (result, _, w) = encoder.encode(&[], &mut dst[written..], true);
+        let (result, _, w) = encoder.encode(&[], index::get_mut(dst, written..), true);
         (result, read, written + w)
     }
 }

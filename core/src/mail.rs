@@ -26,6 +26,7 @@ use crate::answers::SessionError;
 use crate::charset::Charset;
 use crate::config::{Bounded, Config};
 use crate::header::{Address, Text, Token};
+use crate::index;
 use crate::message::{
     Boundary, Encoding, MessageError, MessageHead, MessageId, MessageWriter, MAX_ATTACHMENTS,
 };
@@ -194,7 +195,7 @@ impl Mail {
 
     /// The attachment names so far.
     pub(crate) fn files(&self) -> &[Bounded<80>] {
-        &self.files[..self.file_count as usize]
+        index::get(&self.files, ..self.file_count as usize)
     }
 
     /// The server waits for the message, its parts in `encoding`: the
@@ -255,7 +256,7 @@ impl Mail {
         if count == MAX_ATTACHMENTS {
             return Err(SessionError::TooManyAttachments);
         }
-        self.files[count].set(name);
+        index::get_mut(&mut self.files, count).set(name);
         self.file_count += 1;
         Ok(())
     }
@@ -341,7 +342,7 @@ impl Mail {
                 (w, done.then_some(Piece::Head))
             }
             Stage::Ending { part, pluses } => {
-                let held = &b"+++"[..pluses as usize];
+                let held = index::get(b"+++", ..pluses as usize);
                 let (r, read, w) = self.part_step(part, held, dst, true).map_err(part_error)?;
                 let done = r == CoderResult::InputEmpty;
                 self.stage = match done {
@@ -379,7 +380,7 @@ impl Mail {
         match part {
             Part::Body => self.writer.body(src, dst, last),
             Part::File => {
-                let name = &self.files[(self.file_count as usize).saturating_sub(1)];
+                let name = index::get(&self.files, (self.file_count as usize).saturating_sub(1));
                 // Validated in the session charset when FILE came.
                 let name = Text::trusted(self.writer.charset(), name.as_bytes());
                 self.writer.attachment(&name, src, dst, last)

@@ -35,6 +35,7 @@
 use crate::charset::{Charset, Validator};
 use crate::content_type;
 use crate::header::{self, Address, HeaderError, Line, Text, Token};
+use crate::index;
 use crate::line_breaks::{Encode, LineBreaks, Verbatim};
 use crate::mime_base64::MimeBase64Encoder;
 use crate::out::Out;
@@ -425,7 +426,7 @@ impl MessageWriter {
             return Ok((CoderResult::OutputFull, 0, written));
         }
         self.start_section(Step::Body);
-        let (r, read, w) = self.section(src, &mut dst[written..], last)?;
+        let (r, read, w) = self.section(src, index::get_mut(dst, written..), last)?;
         Ok((r, read, written + w))
     }
 
@@ -452,7 +453,7 @@ impl MessageWriter {
         }
         self.attachments += 1;
         self.start_section(Step::Attachment);
-        let (r, read, w) = self.section(src, &mut dst[written..], last)?;
+        let (r, read, w) = self.section(src, index::get_mut(dst, written..), last)?;
         Ok((r, read, written + w))
     }
 
@@ -512,13 +513,15 @@ impl MessageWriter {
         };
         // Base64 cannot hold the boundary (`=_`); binary bytes are what the
         // reader will split on, so they are checked as they go out.
-        if self.encoding == Encoding::Binary && self.scan.feed(&self.boundary, &dst[..written]) {
+        if self.encoding == Encoding::Binary
+            && self.scan.feed(&self.boundary, index::get(dst, ..written))
+        {
             self.step = Step::Failed;
             return Err(MessageError::BoundaryInPart);
         }
         if let Some(v) = &mut self.validator {
             let done = last && r == CoderResult::InputEmpty;
-            v.feed(&src[..read], done)
+            v.feed(index::get(src, ..read), done)
                 .map_err(|e| MessageError::InvalidBody(e.offset as u64))?;
         }
         self.section_len += read as u64;
@@ -685,7 +688,7 @@ impl DelimiterScan {
     fn expected(boundary: &Boundary, i: usize) -> u8 {
         match i {
             0 | 1 => b'-',
-            _ => boundary.as_bytes()[i - 2],
+            _ => *index::get(boundary.as_bytes(), i - 2),
         }
     }
 
@@ -696,12 +699,12 @@ impl DelimiterScan {
         while i < bytes.len() {
             if self.matched == 0 && !self.line_start {
                 // Nothing can begin before the next line break.
-                match memchr::memchr2(b'\r', b'\n', &bytes[i..]) {
+                match memchr::memchr2(b'\r', b'\n', index::get(bytes, i..)) {
                     Some(at) => i += at,
                     None => return false,
                 }
             }
-            let b = bytes[i];
+            let b = *index::get(bytes, i);
             i += 1;
             if (self.matched > 0 || self.line_start)
                 && b == Self::expected(boundary, self.matched as usize)

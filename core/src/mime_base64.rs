@@ -20,6 +20,7 @@
 //! encoder, and no scratch buffer sits on the stack. On x86-64 with
 //! AVX2 an own kernel (`avx2`) writes whole lines straight into place.
 
+use crate::index;
 use crate::CoderResult;
 use base64_simd::Out;
 
@@ -135,31 +136,31 @@ impl MimeBase64Encoder {
             if self.pending_pos < self.pending_len {
                 return (CoderResult::OutputFull, read, written);
             }
-            let rest = &src[read..];
+            let rest = index::get(src, read..);
             if self.held_len > 0 || rest.len() < 3 {
                 let took = self.hold(rest);
                 read += took;
                 if self.held_len < 3 && read == src.len() {
                     if last && !self.finished {
                         self.finish_into_pending();
-                        written += self.drain_pending(&mut dst[written..]);
+                        written += self.drain_pending(index::get_mut(dst, written..));
                         continue;
                     }
                     return (CoderResult::InputEmpty, read, written);
                 }
                 self.group_into_pending();
-                written += self.drain_pending(&mut dst[written..]);
+                written += self.drain_pending(index::get_mut(dst, written..));
                 continue;
             }
-            let (r, w) = self.encode_groups(rest, &mut dst[written..]);
+            let (r, w) = self.encode_groups(rest, index::get_mut(dst, written..));
             read += r;
             written += w;
             if r == 0 {
                 // Not even one group fitted: go one group at a time through `pending`.
-                self.hold(&rest[..3]);
+                self.hold(index::get(rest, ..3));
                 read += 3;
                 self.group_into_pending();
-                written += self.drain_pending(&mut dst[written..]);
+                written += self.drain_pending(index::get_mut(dst, written..));
             }
         }
     }
@@ -181,7 +182,10 @@ impl MimeBase64Encoder {
     fn hold(&mut self, src: &[u8]) -> usize {
         let want = (3 - self.held_len as usize).min(src.len());
         let start = self.held_len as usize;
-        self.held[start..start + want].copy_from_slice(&src[..want]);
+        index::copy(
+            index::get_mut(&mut self.held, start..start + want),
+            index::get(src, ..want),
+        );
         self.held_len += want as u8;
         want
     }
@@ -201,24 +205,24 @@ impl MimeBase64Encoder {
         if self.held_len > 0 {
             let n = self.held_len as usize;
             self.held_len = 0;
-            self.push_quad(encode_group(&self.held[..n]));
+            self.push_quad(encode_group(index::get(&self.held, ..n)));
         }
         if self.column > 0 {
             self.column = 0;
             let at = self.pending_len as usize;
-            self.pending[at..at + 2].copy_from_slice(CRLF);
+            *index::array_mut(&mut self.pending, at) = *CRLF;
             self.pending_len += 2;
         }
     }
 
     fn push_quad(&mut self, quad: [u8; 4]) {
-        self.pending[..4].copy_from_slice(&quad);
+        *index::array_mut(&mut self.pending, 0) = quad;
         self.pending_pos = 0;
         self.pending_len = 4;
         self.column += 4;
         if self.column as usize == LINE_CHARS {
             self.column = 0;
-            self.pending[4..6].copy_from_slice(CRLF);
+            *index::array_mut(&mut self.pending, 4) = *CRLF;
             self.pending_len = 6;
         }
     }
@@ -228,12 +232,15 @@ impl MimeBase64Encoder {
         if pos == 0 && dst.len() >= self.pending.len() {
             // A fixed-size copy (bytes past `len` are scratch the contract
             // allows): no call into memcpy at every push's edge.
-            dst[..6].copy_from_slice(&self.pending);
+            *index::array_mut(dst, 0) = self.pending;
             self.pending_pos = self.pending_len;
             return len;
         }
         let n = (len - pos).min(dst.len());
-        dst[..n].copy_from_slice(&self.pending[pos..pos + n]);
+        index::copy(
+            index::get_mut(dst, ..n),
+            index::get(&self.pending, pos..pos + n),
+        );
         self.pending_pos += n as u8;
         n
     }
@@ -243,7 +250,7 @@ impl MimeBase64Encoder {
     fn encode_groups(&mut self, src: &[u8], dst: &mut [u8]) -> (usize, usize) {
         let column = self.column as usize;
         let groups = fit_groups(column, src.len() / 3, dst.len());
-        let written = encode_run(&src[..groups * 3], dst, column);
+        let written = encode_run(index::get(src, ..groups * 3), dst, column);
         self.column = ((column + 4 * groups) % LINE_CHARS) as u8;
         (groups * 3, written)
     }
@@ -300,14 +307,14 @@ fn has_avx2() -> bool {
 fn encode_run_portable(src: &[u8], dst: &mut [u8], column: usize) -> usize {
     let groups = src.len() / 3;
     let head = ((LINE_CHARS - column) / 4).min(groups) * usize::from(column > 0);
-    let mut at = encode_partial(&src[..head * 3], dst, column);
+    let mut at = encode_partial(index::get(src, ..head * 3), dst, column);
     let lines = (groups - head) / (LINE_CHARS / 4);
-    let body = &src[head * 3..(head + lines * (LINE_CHARS / 4)) * 3];
-    encode_lines_portable(body, &mut dst[at..], lines);
+    let body = index::get(src, head * 3..(head + lines * (LINE_CHARS / 4)) * 3);
+    encode_lines_portable(body, index::get_mut(dst, at..), lines);
     at += lines * LINE_OUTPUT;
     at += encode_partial(
-        &src[head * 3 + body.len()..],
-        &mut dst[at..],
+        index::get(src, head * 3 + body.len()..),
+        index::get_mut(dst, at..),
         (column + 4 * head) % LINE_CHARS,
     );
     at
@@ -316,9 +323,9 @@ fn encode_run_portable(src: &[u8], dst: &mut [u8], column: usize) -> usize {
 /// Groups within one line from `column`, with a CRLF if they end it.
 fn encode_partial(src: &[u8], dst: &mut [u8], column: usize) -> usize {
     let chars = src.len() / 3 * 4;
-    let _ = ENGINE.encode(src, Out::from_slice(&mut dst[..chars]));
+    let _ = ENGINE.encode(src, Out::from_slice(index::get_mut(dst, ..chars)));
     if chars > 0 && column + chars == LINE_CHARS {
-        dst[chars..chars + 2].copy_from_slice(CRLF);
+        *index::array_mut(dst, chars) = *CRLF;
         return chars + 2;
     }
     chars
@@ -338,11 +345,12 @@ fn encode_partial(src: &[u8], dst: &mut [u8], column: usize) -> usize {
 /// calls of 32 lines over a region that stays in L1 cost nothing more
 /// than calls of 256.
 fn encode_lines_portable(src: &[u8], dst: &mut [u8], lines: usize) {
-    let in_blocks = src[..lines * LINE_INPUT].chunks(BLOCK_LINES * LINE_INPUT);
-    let out_blocks = dst[..lines * LINE_OUTPUT].chunks_mut(BLOCK_LINES * LINE_OUTPUT);
+    let in_blocks = index::get(src, ..lines * LINE_INPUT).chunks(BLOCK_LINES * LINE_INPUT);
+    let out_blocks =
+        index::get_mut(dst, ..lines * LINE_OUTPUT).chunks_mut(BLOCK_LINES * LINE_OUTPUT);
     for (input, output) in in_blocks.zip(out_blocks) {
         let n = input.len() / LINE_INPUT;
-        let _ = ENGINE.encode(input, Out::from_slice(&mut output[2 * n..]));
+        let _ = ENGINE.encode(input, Out::from_slice(index::get_mut(output, 2 * n..)));
         for i in 0..n {
             move_line(output, 2 * n + LINE_CHARS * i, LINE_OUTPUT * i);
         }
@@ -368,19 +376,16 @@ fn move_line(block: &mut [u8], from: usize, to: usize) {
     // destination is below the source, so no write reaches a word before
     // it is read.
     for k in 0..8 {
-        let moved = word(block, from + 8 * k).to_le_bytes();
-        block[to + 8 * k..to + 8 * k + 8].copy_from_slice(&moved);
+        *index::array_mut(block, to + 8 * k) = word(block, from + 8 * k).to_le_bytes();
     }
-    block[to + 62..to + 70].copy_from_slice(&head.to_le_bytes());
-    block[to + 70..to + LINE_OUTPUT].copy_from_slice(&tail.to_le_bytes());
+    *index::array_mut(block, to + 62) = head.to_le_bytes();
+    *index::array_mut(block, to + 70) = tail.to_le_bytes();
 }
 
 /// The eight bytes at `at`, little-endian, whatever the target's order.
 #[inline(always)]
 fn word(block: &[u8], at: usize) -> u64 {
-    let mut bytes = [0; 8];
-    bytes.copy_from_slice(&block[at..at + 8]);
-    u64::from_le_bytes(bytes)
+    u64::from_le_bytes(*index::array(block, at))
 }
 
 /// One group (1 to 3 bytes, padded) without a SIMD call: the edges of a
@@ -389,7 +394,7 @@ fn word(block: &[u8], at: usize) -> u64 {
 pub(crate) fn encode_group(group: &[u8]) -> [u8; 4] {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let b = [
-        group[0],
+        *index::get(group, 0),
         *group.get(1).unwrap_or(&0),
         *group.get(2).unwrap_or(&0),
     ];

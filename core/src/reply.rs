@@ -19,6 +19,7 @@
 //! and only its first [`LINE_KEEP`] bytes are kept for that; a longer line
 //! (RFC 5321 allows 512) is still consumed whole.
 
+use crate::index;
 use crate::out::Out;
 
 /// Bytes of a line kept for parsing; the rest of a long line is skipped.
@@ -198,7 +199,8 @@ impl ReplyParser {
     /// base64 challenge, a 535's reason), until the next call to `feed`.
     pub fn text(&self) -> &[u8] {
         let (at, len) = self.text;
-        &self.line[at as usize..][..len as usize]
+        // `keep` stored the text within `line`.
+        index::get(index::get(&self.line, at as usize..), ..len as usize)
     }
 
     /// Feeds server bytes. Returns a reply if one completed, and how many
@@ -208,12 +210,12 @@ impl ReplyParser {
     pub fn feed(&mut self, input: &[u8]) -> Result<(Option<Reply>, usize), ReplyError> {
         let mut used = 0;
         while used < input.len() {
-            let rest = &input[used..];
+            let rest = index::get(input, used..);
             let Some(lf) = memchr::memchr(b'\n', rest) else {
                 self.keep(rest);
                 return Ok((None, input.len()));
             };
-            self.keep(&rest[..lf]);
+            self.keep(index::get(rest, ..lf));
             used += lf + 1;
             if let Some(reply) = self.end_line()? {
                 return Ok((Some(reply), used));
@@ -225,7 +227,8 @@ impl ReplyParser {
     fn keep(&mut self, bytes: &[u8]) {
         let room = LINE_KEEP.saturating_sub(self.line_len);
         let n = room.min(bytes.len());
-        self.line[self.line_len.min(LINE_KEEP)..][..n].copy_from_slice(&bytes[..n]);
+        let line = index::get_mut(&mut self.line, self.line_len.min(LINE_KEEP)..);
+        index::copy(index::get_mut(line, ..n), index::get(bytes, ..n));
         self.line_len += bytes.len();
     }
 
@@ -291,8 +294,8 @@ fn split_line(line: &[u8]) -> Result<(u16, bool, &[u8]), ReplyError> {
     }
     match line.get(3) {
         None => Ok((code, true, b"")),
-        Some(b' ') => Ok((code, true, &line[4..])),
-        Some(b'-') => Ok((code, false, &line[4..])),
+        Some(b' ') => Ok((code, true, index::get(line, 4..))),
+        Some(b'-') => Ok((code, false, index::get(line, 4..))),
         Some(_) => Err(ReplyError::Malformed),
     }
 }

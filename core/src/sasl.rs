@@ -19,6 +19,7 @@
 //! through a three-byte group into the caller's [`Out`], which the client
 //! replays into whatever room its caller's buffer has.
 
+use crate::index;
 use crate::mime_base64::encode_group;
 use crate::out::{put_decimal, Count, Out};
 
@@ -198,7 +199,7 @@ struct Base64<'o> {
 impl Base64<'_> {
     fn push(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.group[self.held] = b;
+            *index::get_mut(&mut self.group, self.held) = b;
             self.held += 1;
             if self.held == 3 {
                 self.out.put(&encode_group(&self.group));
@@ -209,7 +210,8 @@ impl Base64<'_> {
 
     fn finish(&mut self) {
         if self.held > 0 {
-            self.out.put(&encode_group(&self.group[..self.held]));
+            self.out
+                .put(&encode_group(index::get(&self.group, ..self.held)));
             self.held = 0;
         }
     }
@@ -253,7 +255,7 @@ impl ErrorStatus {
         // every server seen, and the reply parser keeps 124 bytes.
         let mut json = [0u8; 93];
         let n = decode_base64(text, &mut json);
-        let json = &json[..n];
+        let json = index::get(&json, ..n);
         let mut status = ErrorStatus::EMPTY;
         // A plain window search: memmem's searchers are 3 KB of flash
         // for one 93-byte haystack per refused mail.
@@ -261,7 +263,7 @@ impl ErrorStatus {
         let Some(at) = json.windows(KEY.len()).position(|w| w == KEY) else {
             return status;
         };
-        let mut rest = &json[at + KEY.len()..];
+        let mut rest = index::get(json, at + KEY.len()..);
         while let [b' ' | b':' | b'"', tail @ ..] = rest {
             rest = tail;
         }
@@ -269,7 +271,7 @@ impl ErrorStatus {
             if !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
                 break;
             }
-            status.bytes[status.len as usize] = b;
+            *index::get_mut(&mut status.bytes, status.len as usize) = b;
             status.len += 1;
         }
         status
@@ -277,7 +279,7 @@ impl ErrorStatus {
 
     /// The status's bytes (letters, digits, `_`, `.`, `-`).
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
+        index::get(&self.bytes, ..self.len as usize)
     }
 }
 

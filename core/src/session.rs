@@ -54,6 +54,7 @@ pub use crate::event::{Connect, Event, Failure, MailFailure};
 use crate::framer::{DataLimits, End, Framed, Framer, DEFAULT_GUARD_MS};
 use crate::header::{Address, Text, Token};
 use crate::host_queue::{ANSWER_ROOM, URC_ROOM};
+use crate::index;
 use crate::line::{Edit, LineEditor};
 use crate::mail::{Identity, Part};
 use crate::message::MessageId;
@@ -617,13 +618,13 @@ impl Session {
                 before,
                 SessionState::TokenInput | SessionState::DataMode | SessionState::Discarding
             );
-            if handed_over && self.line.line_end(&input[read..]) == 1 {
+            if handed_over && self.line.line_end(index::get(input, read..)) == 1 {
                 // The LF of a CRLF host's data command line: never payload.
                 read += 1;
                 continue;
             }
             if self.engine.token_read.is_some() {
-                match self.engine.token_input(&input[read..], now_ms) {
+                match self.engine.token_input(index::get(input, read..), now_ms) {
                     0 => break Stopped::HostFull,
                     n => read += n,
                 }
@@ -631,16 +632,20 @@ impl Session {
             }
             let e = &mut self.engine;
             let (r, w) = match before {
-                SessionState::DataMode | SessionState::Discarding => {
-                    e.data_input(now_ms, &input[read..], &mut server_out[written..])
-                }
+                SessionState::DataMode | SessionState::Discarding => e.data_input(
+                    now_ms,
+                    index::get(input, read..),
+                    index::get_mut(server_out, written..),
+                ),
                 // The part's last line goes before the data command's
                 // count and OK, and before any later line runs.
                 SessionState::Finishing if matches!(e.serial, Serial::Ending { .. }) => (
                     0,
-                    e.conn(|c, cx| c.write_message(now_ms, cx, &mut server_out[written..])),
+                    e.conn(|c, cx| {
+                        c.write_message(now_ms, cx, index::get_mut(server_out, written..))
+                    }),
                 ),
-                _ if self.command_byte(input[read], now_ms) => (1, 0),
+                _ if self.command_byte(*index::get(input, read), now_ms) => (1, 0),
                 _ => break Stopped::HostFull,
             };
             read += r;
@@ -830,7 +835,7 @@ impl Engine {
         };
         let mut read = 0;
         while read < input.len() {
-            let (event, n) = framer.push(now_ms, &input[read..]);
+            let (event, n) = framer.push(now_ms, index::get(input, read..));
             read += n;
             if let Framed::End(_) = event {
                 self.end_discard();
@@ -852,7 +857,7 @@ impl Engine {
     fn payload(&mut self, now_ms: u64, input: &[u8], out: &mut [u8]) -> (usize, usize) {
         let (mut read, mut written) = (0, 0);
         while matches!(self.serial, Serial::Data(_)) {
-            let w = self.conn(|c, cx| c.payload(now_ms, cx, b"", &mut out[written..]));
+            let w = self.conn(|c, cx| c.payload(now_ms, cx, b"", index::get_mut(out, written..)));
             let Some(w) = w else { break };
             if w > 0 {
                 // The part header (or encoder output held back) went first.
@@ -871,11 +876,12 @@ impl Engine {
             if take == 0 {
                 break;
             }
-            let (event, n) = dm.framer.push(now_ms, &input[read..read + take]);
+            let (event, n) = dm.framer.push(now_ms, index::get(input, read..read + take));
             read += n;
             match event {
                 Framed::Data(data) => {
-                    let w = self.conn(|c, cx| c.payload(now_ms, cx, data, &mut out[written..]));
+                    let w = self
+                        .conn(|c, cx| c.payload(now_ms, cx, data, index::get_mut(out, written..)));
                     let Some(w) = w else { break };
                     written += w;
                 }
@@ -995,7 +1001,8 @@ impl Engine {
 
     /// One command line, from its `AT`.
     fn execute(&mut self, line: &[u8], now_ms: u64) -> Outcome {
-        let body = line[2..].trim_ascii_end();
+        // The line editor announces a line only from its `AT`.
+        let body = index::get(line, 2..).trim_ascii_end();
         let upper = |n: usize| body.len() >= n && body[..n].eq_ignore_ascii_case(&b"+GTSMTP"[..n]);
         if upper(5) {
             return self.gtsmtp(line, now_ms);

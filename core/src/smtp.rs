@@ -53,6 +53,7 @@
 
 use crate::chunk::ChunkStore;
 use crate::header::Address;
+use crate::index;
 use crate::message::Recipients;
 use crate::out::{put_decimal, Out};
 use crate::reply::{AuthOffer, Extensions, Reply, ReplyParser};
@@ -596,7 +597,7 @@ impl SmtpClient {
         if self.draining {
             return sent;
         }
-        let dst = &mut dst[sent..];
+        let dst = index::get_mut(dst, sent..);
         let Some(command) = self.sending else {
             return sent;
         };
@@ -758,7 +759,7 @@ impl SmtpClient {
             }
             _ => 0,
         };
-        &mut dst[..room]
+        index::get_mut(dst, ..room)
     }
 
     /// The caller has written the whole message after
@@ -795,7 +796,7 @@ impl SmtpClient {
             && self.sending.is_none()
             && self.state != State::Done
         {
-            match self.parser.feed(&input[used..]) {
+            match self.parser.feed(index::get(input, used..)) {
                 Ok((reply, n)) => {
                     used += n;
                     if let Some(reply) = reply {

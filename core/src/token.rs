@@ -19,6 +19,7 @@
 //! the session dropped) writes zeros over it first: a secret is not left
 //! in RAM that is handed to something else. `Debug` shows the length only.
 
+use crate::index;
 use zeroize::Zeroize;
 
 /// The longest token `AT+GTSMTPTOKEN` takes.
@@ -100,13 +101,15 @@ impl TokenStore {
 
     /// The stored token (empty for none).
     pub fn token(&self) -> &[u8] {
-        self.mem.as_ref().map_or(&[], |m| &m[..self.len as usize])
+        self.mem
+            .as_ref()
+            .map_or(&[], |m| index::get(m, ..self.len as usize))
     }
 
     /// Wipes the token: zeros over every byte it had.
     pub fn wipe(&mut self) {
         if let Some(mem) = self.mem.as_mut() {
-            mem[..self.len as usize].zeroize();
+            index::get_mut(mem, ..self.len as usize).zeroize();
         }
         self.len = 0;
     }
@@ -133,7 +136,7 @@ impl TokenStore {
         let Some(dst) = mem.get_mut(at..at + n) else {
             return (input.len(), ReadStep::Invalid);
         };
-        dst.copy_from_slice(&rest[..n]);
+        index::copy(dst, index::get(rest, ..n));
         self.len += n as u16;
         read.due -= n as u16;
         if !input.is_empty() {

@@ -18,9 +18,25 @@ struct SliceOut<'a> {
 
 impl Out for SliceOut<'_> {
     fn put(&mut self, bytes: &[u8]) {
-        self.dst[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        // `get_mut` and a constant panic, not `dst[..]`, and a loop, not
+        // `copy_from_slice` (kept out of line, with its own check): their
+        // panic messages format numbers, which links `core::fmt` into the
+        // firmware (see atmail-core's `index` module).
+        let room = self.dst.get_mut(self.len..).unwrap_or_default();
+        match room.get_mut(..bytes.len()) {
+            Some(dst) => dst.iter_mut().zip(bytes).for_each(|(d, s)| *d = *s),
+            None => too_small(),
+        }
         self.len += bytes.len();
     }
+}
+
+/// The caller sized `dst` with [`Count`] first, so this never runs.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn too_small() -> ! {
+    panic!("header buffer smaller than counted")
 }
 
 pub(crate) fn charset(code: u32) -> Option<Charset> {
