@@ -62,9 +62,10 @@ def largest_symbols(elf: pathlib.Path, count: int) -> list:
 MAP_SECTION = re.compile(r"^ (\.[^\s]+)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+) (\S.*)$", re.M)
 
 
-def map_flash(map_text: str, archive: str = "libatmail.a(") -> tuple:
+def map_flash(map_text: str, archive: str = "libatmail.a(", without: str = "\0") -> tuple:
     """(bytes of flash from objects of `archive`, bytes of flash in all)
-    of a linked image, from its map."""
+    of a linked image, from its map; objects whose name holds `without`
+    are not counted as the archive's."""
     placed = map_text.split("Linker script and memory map", 1)[1]
     placed = re.sub(r"^ (\.\S+)\n\s+0x", r" \1 0x", placed, flags=re.M)
     ours = total = 0
@@ -72,7 +73,7 @@ def map_flash(map_text: str, archive: str = "libatmail.a(") -> tuple:
         if not name.startswith(FLASH_SECTIONS):
             continue
         total += int(size, 16)
-        if archive in source:
+        if archive in source and without not in source:
             ours += int(size, 16)
     return ours, total
 

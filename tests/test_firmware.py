@@ -111,10 +111,16 @@ def test_the_live_image_keeps_libatmail_within_64_kib(build):
     part of its flash, read from the linker's map, is within the budget
     and no more than the whole engine's part of flash.elf; the map
     reading agrees with the ELF's own section sizes."""
-    ours, placed = report.map_flash((build / "live.map").read_text())
-    whole, _ = report.map_flash((build / "flash.map").read_text())
+    live, flash = (build / "live.map").read_text(), (build / "flash.map").read_text()
+    ours, placed = report.map_flash(live)
+    whole, _ = report.map_flash(flash)
     image = sum(report.flash_bytes(build / "live.elf").values())
-    assert 30_000 < ours <= whole <= 64 * 1024, (ours, whole)
+    assert 30_000 < ours <= 64 * 1024 and whole <= 64 * 1024, (ours, whole)
+    # The engine itself is no bigger in the live image. libatmail.a also
+    # carries the compiler's runtime, which live.c's own memmove and 64-bit
+    # divisions take from it: not the engine's, so not compared.
+    engine = [report.map_flash(m, without="compiler_builtins")[0] for m in (live, flash)]
+    assert engine[0] <= engine[1], engine
     # What the map places is the image, but for the linker's padding.
     assert 0 <= image - placed < 512, (image, placed)
 
