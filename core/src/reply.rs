@@ -303,23 +303,25 @@ fn split_line(line: &[u8]) -> Result<(u16, bool, &[u8]), ReplyError> {
 /// parameters, so `BINARYMIME=yes` or `CHUNKINGS` is no keyword atmail
 /// knows.
 fn note_extension(ext: &mut Extensions, text: &[u8]) {
-    let mut words = text.split(|&b| b == b' ').filter(|w| !w.is_empty());
-    let Some(word) = words.next() else { return };
+    let mut words = text
+        .split(|&b| b == b' ' || b == b'=')
+        .filter(|w| !w.is_empty());
+    let Some(keyword) = words.next() else { return };
+    // Opening the line (the same memory, not only the same bytes), then
+    // the end or a space.
+    let whole = core::ptr::eq(keyword.as_ptr(), text.as_ptr())
+        && text.get(keyword.len()).is_none_or(|&b| b == b' ');
     // The one exception: `AUTH=LOGIN PLAIN`, the pre-RFC 2554 form older
-    // servers still send beside `AUTH LOGIN PLAIN`; read as AUTH, its
-    // first mechanism after the `=`.
-    let (keyword, first) = match word.iter().position(|&b| b == b'=') {
-        Some(at) if word[..at].eq_ignore_ascii_case(b"AUTH") => {
-            (&word[..at], Some(&word[at + 1..]))
-        }
-        _ => (word, None),
-    };
+    // servers still send beside `AUTH LOGIN PLAIN`.
+    if !whole && !keyword.eq_ignore_ascii_case(b"AUTH") {
+        return;
+    }
     if keyword.eq_ignore_ascii_case(b"PIPELINING") {
         ext.pipelining = true;
     } else if keyword.eq_ignore_ascii_case(b"STARTTLS") {
         ext.starttls = true;
     } else if keyword.eq_ignore_ascii_case(b"AUTH") {
-        for mechanism in first.into_iter().chain(words).filter(|w| !w.is_empty()) {
+        for mechanism in words {
             ext.auth.insert(mechanism);
         }
     } else if keyword.eq_ignore_ascii_case(b"SIZE") {
@@ -490,6 +492,7 @@ mod tests {
             ("on the last line", b"250-mx\r\n250 CHUNKING\r\n", true, false),
             ("with parameters", b"250-mx\r\n250-CHUNKING 1000\r\n250 BINARYMIME yes x\r\n", true, true),
             ("a keyword then `=` is another word", b"250-mx\r\n250-CHUNKING=1\r\n250 BINARYMIME=yes\r\n", false, false),
+            ("a space before the keyword", b"250-mx\r\n250- CHUNKING\r\n250  BINARYMIME\r\n", false, false),
             ("`=` after a space is a parameter", b"250-mx\r\n250-CHUNKING =1\r\n250 BINARYMIME x=yes\r\n", true, true),
             ("not the keyword", b"250-mx\r\n250-CHUNKINGS\r\n250-XCHUNKING\r\n250-BINARY\r\n250 BINARYMIME8\r\n", false, false),
             ("only as a parameter", b"250-mx\r\n250 AUTH CHUNKING BINARYMIME\r\n", false, false),
