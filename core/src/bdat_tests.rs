@@ -44,6 +44,9 @@ struct Server {
     chunks: Vec<(usize, bool)>,
     message: Vec<u8>,
     delivered: Option<Vec<u8>>,
+    /// For each `BDAT`, the reply bytes the client had not read when it
+    /// came: not 0 means the client did not wait for an earlier reply.
+    unread_at_bdat: Vec<usize>,
 }
 
 impl Server {
@@ -61,6 +64,7 @@ impl Server {
             chunks: Vec::new(),
             message: Vec::new(),
             delivered: None,
+            unread_at_bdat: Vec::new(),
         }
     }
 
@@ -162,6 +166,7 @@ impl Server {
                 "354 go\r\n".into()
             }
         } else if let Some(rest) = upper.strip_prefix("BDAT ") {
+            self.unread_at_bdat.push(self.out.len());
             let mut words = rest.split(' ');
             let left: usize = words.next().unwrap().parse().unwrap();
             let last = words.next() == Some("LAST");
@@ -718,4 +723,91 @@ fn chunk_storage_taken_back_mid_mail_fails_it_and_delivers_nothing() {
         );
         assert_eq!(run.server.chunks.len(), chunks, "{replace}: no chunk after");
     }
+}
+
+#[test]
+fn chunks_are_pipelined_only_where_pipelining_is_offered() {
+    let file = vec![7u8; 5000];
+    let cuts = Cuts {
+        host: 4096,
+        ..WHOLE
+    };
+    for (keywords, pipelined) in [(&["CHUNKING", "BINARYMIME"][..], false), (BOTH, true)] {
+        let mut run = Run::new(keywords, 512, None, cuts);
+        run.mail(b"hi\r\n", &[("a.bin", &file)]);
+        assert!(
+            run.host_text().contains("+GTSMTPSEND: 1\r\n"),
+            "{}",
+            run.host_text()
+        );
+        let unread = &run.server.unread_at_bdat;
+        assert!(unread.len() >= 9, "{unread:?}");
+        // RFC 3030 section 2 / RFC 2920: without PIPELINING, each BDAT waits
+        // for the reply to the one before.
+        assert_eq!(
+            unread.iter().any(|&n| n > 0),
+            pipelined,
+            "{keywords:?}: {unread:?}"
+        );
+        assert_eq!(
+            run.server.delivered.as_ref().map(|m| parts(m)[1].1.clone()),
+            Some(file.clone())
+        );
+    }
+}
+
+#[test]
+fn chunk_storage_taken_back_before_the_server_answers_ehlo_fails_the_mail() {
+    let mut run = Run::new(BOTH, 4096, None, WHOLE);
+    run.s.set_verbose_errors(true);
+    for line in [
+        &b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3"[..],
+        b"AT+GTSMTPID=\"wangww@fibocom.com\",\"pw\"",
+        b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"",
+    ] {
+        run.serial(&[line, b"\r"].concat());
+    }
+    // SEND connects; the storage goes before the greeting is read.
+    let mut out = vec![0u8; 4096];
+    let p = run.s.handle_host(run.now, b"AT+GTSMTPSEND=300\r", &mut out);
+    assert_eq!(p.written, 0);
+    while let Some(event) = run.s.poll_event() {
+        match event {
+            Event::Identity => run.s.set_identity(
+                Token::new(DATE, true).unwrap(),
+                MessageId::new(MESSAGE_ID).unwrap(),
+            ),
+            Event::Connect(_) => run.s.handle_connected(run.now, None),
+            _ => {}
+        }
+    }
+    assert!(run.s.take_chunk_storage().is_some());
+    run.server.greet();
+    run.pump();
+    run.data(b"AT+GTSMTPDATA=100\r", b"hello\r\n");
+    run.serial(b"AT+GTSMTPEND\r");
+    run.wait(1);
+    let text = run.host_text();
+    assert!(text.contains("+GTSMTPSEND: 0\r\n"), "{text}");
+    assert!(run.server.delivered.is_none());
+    assert!(run.server.chunks.iter().all(|c| !c.1), "never LAST");
+}
+
+#[test]
+fn the_chunk_storage_is_zero_after_a_mail() {
+    let mem: &'static mut [u8] = Box::leak(vec![0u8; 1024].into_boxed_slice());
+    let at = mem.as_ptr();
+    let mut run = Run::new(BOTH, 0, None, WHOLE);
+    let _ = run.s.set_chunk_storage(mem);
+    run.mail(b"a secret body\r\n", &[("a.bin", &[0x5a; 700])]);
+    assert!(run.host_text().contains("+GTSMTPSEND: 1\r\n"));
+    assert!(run.server.chunks.len() >= 2);
+    // Read while the session still holds it (taking it back wipes it
+    // anyway): what stays in the caller's memory between mails.
+    // SAFETY: the buffer is leaked, so it lives; the session is not
+    // running while it is read.
+    #[allow(unsafe_code)]
+    let left = unsafe { std::slice::from_raw_parts(at, 1024) }.to_vec();
+    assert!(left.iter().all(|&b| b == 0), "{:?}", &left[..32]);
+    assert!(run.s.take_chunk_storage().is_some());
 }

@@ -176,6 +176,19 @@ impl ChunkStore {
         self.closed = false;
     }
 
+    /// Zeroes the storage and forgets what was staged, unless a chunk is
+    /// part way out (its octets are still owed to the wire): the message
+    /// does not stay in the caller's memory after its mail.
+    pub fn wipe(&mut self) {
+        if self.drain.is_some() {
+            return;
+        }
+        self.reset();
+        if let Some(mem) = self.mem.as_mut() {
+            mem.zeroize();
+        }
+    }
+
     /// Bytes staged and not yet sent.
     pub fn len(&self) -> usize {
         self.staged

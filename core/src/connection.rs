@@ -154,7 +154,7 @@ pub(crate) struct Connection {
 }
 
 /// See [`Connection::spill`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 struct Spill {
     bytes: [u8; SPILL],
     len: u8,
@@ -163,6 +163,13 @@ struct Spill {
 /// The most message bytes a write may put past the store's room: more
 /// than any piece the writer cannot split (a base64 group and its CRLF).
 const SPILL: usize = 16;
+
+/// The length only: the bytes are the user's message.
+impl core::fmt::Debug for Spill {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Spill").field("len", &self.len).finish()
+    }
+}
 
 impl Spill {
     const EMPTY: Spill = Spill {
@@ -247,7 +254,7 @@ impl Connection {
         &mut self,
         mem: &'static mut [u8],
     ) -> Option<&'static mut [u8]> {
-        self.storage_gone |= self.sends_chunks();
+        self.storage_gone |= self.may_send_chunks();
         self.chunks.set_storage(mem)
     }
 
@@ -255,8 +262,16 @@ impl Connection {
     /// [`set_chunk_storage`](Self::set_chunk_storage) for a mail sending
     /// chunks).
     pub(crate) fn take_chunk_storage(&mut self) -> Option<&'static mut [u8]> {
-        self.storage_gone |= self.sends_chunks();
+        self.storage_gone |= self.may_send_chunks();
         self.chunks.take_storage()
+    }
+
+    /// Whether the connection's mail may send chunks: it chose `BDAT` at
+    /// connect (the header block fitted the storage then), even if the
+    /// server has not said yet whether it takes them. A storage change
+    /// then is judged when the framing is known.
+    fn may_send_chunks(&self) -> bool {
+        matches!(self.phase, Phase::Connected { .. }) && self.transfer != Transfer::Off
     }
 
     /// Whether the mail's message goes as chunks and is not all on the
@@ -273,9 +288,11 @@ impl Connection {
     /// (firmware flash).
     #[inline(never)]
     fn storage_went(&mut self, now_ms: u64, cx: &mut Cx<'_>) -> bool {
-        if !core::mem::take(&mut self.storage_gone) || !self.sends_chunks() {
+        if !self.sends_chunks() {
+            // Not (yet) sending chunks: judged again when it is.
             return false;
         }
+        self.storage_gone = false;
         let gone = Failure::Host(SessionError::ChunkStorageGone);
         self.fail(now_ms, cx, gone, 0);
         true
@@ -539,6 +556,8 @@ impl Connection {
     /// conversation on its own (QUIT, kept as `quitting` until it says
     /// closed), or the caller closes it now.
     fn release(&mut self, now_ms: u64) {
+        self.chunks.wipe();
+        self.spill = Spill::EMPTY;
         match &mut self.phase {
             Phase::Connected { smtp } => {
                 smtp.quit(now_ms);

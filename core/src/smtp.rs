@@ -69,6 +69,10 @@ const END_OF_DATA_MS: u64 = 10 * 60_000;
 /// client to wait for the 221 but names no figure; a server that is slower
 /// than this is not worth holding a cellular connection open for.
 pub const QUIT_MS: u64 = 5_000;
+
+/// Whole `BDAT` chunks on the wire with their replies still to come, at
+/// most, on a server that offers PIPELINING (16 KiB chunks: 1 MiB ahead).
+const CHUNKS_IN_FLIGHT: u16 = 64;
 /// The caller's TLS handshake after STARTTLS (RFC 5321 has no figure; a
 /// minute is far more than a handshake over a cellular link takes).
 const TLS_HANDSHAKE_MS: u64 = 60_000;
@@ -616,8 +620,17 @@ impl SmtpClient {
         let due = self.draining
             || (self.state == State::Data
                 && self.framing.is_bdat()
+                && self.owed < self.chunk_window()
                 && (self.last == Last::Due || full));
         if !due || dst.is_empty() {
+            return 0;
+        }
+        if self.draining && !chunks.is_draining() {
+            // The storage was replaced or taken back part way through a
+            // chunk: its count is on the wire and its octets are gone, so
+            // the conversation cannot go on (nothing is delivered).
+            self.draining = false;
+            self.fail_without_code(Fault::Closed(self.step()));
             return 0;
         }
         let last = self.last == Last::Due;
@@ -642,6 +655,20 @@ impl SmtpClient {
                 self.fail_without_code(Fault::Closed(self.step()));
                 0
             }
+        }
+    }
+
+    /// How many whole chunks may wait for their replies. RFC 3030 lets
+    /// `BDAT` be pipelined only where PIPELINING is offered (a server
+    /// without it may refuse a chunk and then take the ones behind it,
+    /// `LAST` included, or call them a synchronization error, as Exim
+    /// does): there, one chunk at a time. Elsewhere a bounded window, so a
+    /// server that stops answering does not get the whole message ahead
+    /// of its replies.
+    fn chunk_window(&self) -> u16 {
+        match self.extensions.pipelining {
+            true => CHUNKS_IN_FLIGHT,
+            false => 1,
         }
     }
 
