@@ -11,7 +11,10 @@
  * printed as "stack <bytes> <call>".
  *
  * Mails: the spec case (GB2312 subject, a body, an attachment with "+++"
- * inside, over a server offering AUTH), one the server refuses at RCPT,
+ * inside, over a server offering AUTH), the same over a server offering
+ * CHUNKING and BINARYMIME with 1,024 bytes of chunk storage (BDAT chunks,
+ * so the measured calls cover BDAT's path as well as DATA's), one the
+ * server refuses at RCPT,
  * so failure paths run too, then two that sign in with an OAuth 2.0
  * token from storage the firmware gives: a 2,600-byte XOAUTH2 token sent
  * after the server's 334 and refused after an error challenge, and a
@@ -20,6 +23,7 @@
 #include "atmail.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- measurement (ARM only) ---- */
@@ -121,6 +125,9 @@ typedef struct {
     int oauth;      /* offers XOAUTH2 and OAUTHBEARER */
     int sasl_step;  /* 1: the response is due after 334; 2: the answer to the error challenge */
     int closing; /* said 221: closes once the engine has read it, as servers do */
+    int chunking; /* offers CHUNKING and BINARYMIME, and takes BDAT */
+    unsigned long bdat_left; /* octets of the current BDAT chunk still to come */
+    int bdat_last;           /* the current chunk is the LAST */
     char line[1024];
     size_t line_len;
     uint8_t out[2048]; /* replies the engine has not read yet */
@@ -150,6 +157,11 @@ static int starts(const char *line, const char *prefix) {
     return 1;
 }
 
+/* A BDAT chunk's octets have all come: its reply. */
+static void chunk_done(server *s) {
+    reply(s, s->bdat_last ? "250 2.0.0 Ok: queued as 1A2B3D\r\n" : "250 2.0.0 Ok: chunk taken\r\n");
+}
+
 static void server_line(server *s, const char *line) {
     if (s->in_data) {
         if (strcmp(line, ".") == 0) {
@@ -174,6 +186,8 @@ static void server_line(server *s, const char *line) {
     } else if (s->login_step == 2) {
         s->login_step = 0;
         reply(s, "235 2.7.0 Authentication successful\r\n");
+    } else if (starts(line, "EHLO") && s->chunking) {
+        reply(s, "250-mail.fibocom.com\r\n250-AUTH PLAIN LOGIN\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250 8BITMIME\r\n");
     } else if (starts(line, "EHLO")) {
         reply(s, s->oauth ? "250-mail.fibocom.com\r\n250-AUTH PLAIN XOAUTH2 OAUTHBEARER\r\n250 8BITMIME\r\n"
                           : "250-mail.fibocom.com\r\n250-SIZE 20971520\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n");
@@ -186,6 +200,13 @@ static void server_line(server *s, const char *line) {
         reply(s, "250 2.1.0 Ok\r\n");
     } else if (starts(line, "RCPT TO:")) {
         reply(s, s->refuse_rcpt ? "550 5.1.1 Recipient address rejected\r\n" : "250 2.1.5 Ok\r\n");
+    } else if (starts(line, "BDAT ") && s->chunking) {
+        char *end = NULL;
+        s->bdat_left = strtoul(line + 5, &end, 10);
+        s->bdat_last = starts(end, " LAST");
+        if (s->bdat_left == 0) {
+            chunk_done(s);
+        }
     } else if (starts(line, "DATA")) {
         s->in_data = 1;
         reply(s, "354 End data with <CR><LF>.<CR><LF>\r\n");
@@ -204,7 +225,12 @@ static void server_receive(server *s, const uint8_t *bytes, size_t len) {
     size_t i;
     dump('S', bytes, len);
     for (i = 0; i < len; i++) {
-        if (bytes[i] == '\n' && s->line_len > 0 && s->line[s->line_len - 1] == '\r') {
+        if (s->bdat_left > 0) {
+            /* A chunk's octets: counted, not read as lines. */
+            if (--s->bdat_left == 0) {
+                chunk_done(s);
+            }
+        } else if (bytes[i] == '\n' && s->line_len > 0 && s->line[s->line_len - 1] == '\r') {
             s->line[s->line_len - 1] = 0;
             server_line(s, s->line);
             s->line_len = 0;
@@ -276,6 +302,7 @@ static void open_connection(const uint8_t *host, size_t host_len, uint16_t port,
     srv.connected = 1;
     srv.closing = 0;
     srv.in_data = 0;
+    srv.bdat_left = 0;
     srv.line_len = 0;
     M(atmail_session_handle_connected(session, now, local_ip, sizeof local_ip));
     reply(&srv, "220 mail.fibocom.com ESMTP Postfix\r\n");
@@ -502,7 +529,7 @@ static void standalone_layers(void) {
 int main(void) {
     static uint8_t attachment[256 * 64 + 23];
     static uint8_t token_memory[3072];
-    static uint8_t chunk_memory[64];
+    static uint8_t chunk_memory[1024];
     static uint8_t token[2600];
     static const char body[] = "Hello from the G510.\r\n";
     size_t i;
@@ -525,8 +552,9 @@ int main(void) {
     M(atmail_session_set_guard_ms(session, ATMAIL_DEFAULT_GUARD_MS));
     M(atmail_session_set_require_tls(session, 0));
     M(atmail_session_set_verbose_errors(session, 0));
-    /* BDAT's settings, measured, then the chunk storage taken back: this
-     * spec case is the firmware that gives none (DATA, as before). */
+    /* BDAT's settings, measured, then the chunk storage taken back: the
+     * spec case is the firmware that gives none (DATA, as before); the
+     * BDAT mail further down gives it again. */
     M(atmail_session_set_transfer(session, ATMAIL_TRANSFER_AUTO));
     M(atmail_session_set_chunk_storage(session, chunk_memory, sizeof chunk_memory));
     M(atmail_session_set_chunk_storage(session, NULL, 0));
@@ -546,7 +574,24 @@ int main(void) {
     line("AT+GTSMTPEND");
     advance(100);
 
-    /* The second mail: the server refuses the recipient. */
+    /* The same mail over CHUNKING and BINARYMIME: 1,024 bytes of chunk
+     * storage (512 would not hold this header block's bound, with its
+     * GB2312 subject, and the mail would go by DATA), so the attachment
+     * goes in 17 BDAT chunks, its bytes as they are; the storage taken
+     * back after it. */
+    M(atmail_session_set_chunk_storage(session, chunk_memory, sizeof chunk_memory));
+    srv.chunking = 1;
+    line("AT+GTSMTPSEND=300");
+    line("AT+GTSMTPDATA=300");
+    payload((const uint8_t *)body, strlen(body), 512);
+    line("AT+GTSMTPFILE=1,\"g510.bin\"");
+    payload(attachment, sizeof attachment, 512);
+    line("AT+GTSMTPEND");
+    advance(100);
+    srv.chunking = 0;
+    M(atmail_session_set_chunk_storage(session, NULL, 0));
+
+    /* The third mail: the server refuses the recipient. */
     srv.refuse_rcpt = 1;
     line("AT+CMEE=2");
     line("AT+GTSMTPDST=9");
@@ -555,7 +600,7 @@ int main(void) {
     advance(1000);
     M(atmail_session_handle_tls_established(session, now));
 
-    /* The third SEND has no identity; the fourth is SMTPS whose
+    /* The fourth SEND has no identity; the fifth is SMTPS whose
      * certificate the firmware refuses. */
     no_identity = 1;
     line("AT+GTSMTPSEND=300");

@@ -12,6 +12,7 @@ import pytest
 
 from c_suite import case_count
 from conftest import ROOT
+from rfc3030_server import parse_client_stream
 
 spec = importlib.util.spec_from_file_location("report", ROOT / "firmware" / "report.py")
 report = importlib.util.module_from_spec(spec)
@@ -134,17 +135,18 @@ def test_the_spec_case_runs_on_a_cortex_m4_as_on_this_host(runs):
     said = on_arm["H"]
     assert b"+GTSMTPSEND: 2\r\n" in said and b"+GTSMTPSEND: 1\r\n" in said
     assert b"+GTSMTPFILE: 16407\r\n" in said
-    assert b"+GTSMTPSEND: 550\r\n" in said  # the second mail, refused at RCPT
+    assert b"+GTSMTPSEND: 550\r\n" in said  # the third mail, refused at RCPT
     assert b"+CME ERROR: no Date or Message-ID for the mail\r\n\r\n+GTSMTPSEND: 0\r\n" in said
     # Every failed mail says why (the F stream is the failure events'
     # reasons, joined): the refusal at RCPT with the server's words, the
-    # fourth's TLS, the token's refusal.
+    # fifth's TLS, the token's refusal.
     assert on_arm["F"].startswith(b"the server refused the mail at MAIL, RCPT or DATA: 550 5.1.1 ")
     assert b"the TLS handshake failed" in on_arm["F"]
     sent = on_arm["S"]
     # Every conversation ends with QUIT (RFC 5321 4.1.1.10): the delivered
-    # mails, the one refused at RCPT and the one whose token was refused.
-    assert sent.count(b"QUIT\r\n") == 4
+    # mails (the BDAT one too), the one refused at RCPT and the one whose
+    # token was refused.
+    assert sent.count(b"QUIT\r\n") == 5
     assert b"EHLO [10.0.0.7]\r\n" in sent and b"EHLO g510.example\r\n" in sent
     assert b'name="eee.wma"' in sent and sent.count(b"\r\n.\r\n") == 2
     # The OAuth mails, with the token in the firmware's storage: 2,600
@@ -155,6 +157,56 @@ def test_the_spec_case_runs_on_a_cortex_m4_as_on_this_host(runs):
     assert b"\r\nAUTH OAUTHBEARER bixhPXdhbmd3d0BmaWJvY29tLmNvbSwB" in sent
     assert on_arm["F"].count(b"the server refused the XOAUTH2 token: 535 5.7.8") == 1
     assert b"\r\n+GTSMTPTOKEN: 0\r\n\r\nOK\r\n" in said  # CLR wiped it
+
+
+# The spec case's attachment (firmware/spec_case.c) and its BDAT mail's
+# chunk storage.
+ATTACHMENT = bytes(i % 256 for i in range(256 * 64)) + b"+++ inside the data +++"
+CHUNK_STORAGE = 1024
+
+
+def test_the_bdat_mail_goes_in_chunks_of_its_storage_on_both(runs):
+    """The spec case's CHUNKING and BINARYMIME mail, on the Cortex-M4 and
+    on this host: BODY=BINARYMIME on its MAIL (and on no other), no DATA
+    in its transaction, every BDAT's count the octets that follow it,
+    each chunk but the last filling the 1,024 bytes of storage, LAST
+    once and on the last, and the message holding the body and the
+    attachment's bytes as they are (Content-Transfer-Encoding: binary).
+    The stack figure of the other test covers these calls."""
+    for output in runs:
+        sent = streams(output)["S"]
+        commands = parse_client_stream(sent)
+        mails = [i for i, (line, _) in enumerate(commands) if line.upper().startswith(b"MAIL FROM:")]
+        binary = [i for i in mails if line_has(commands[i][0], b" BODY=BINARYMIME")]
+        assert len(binary) == 1 and sent.count(b"BODY=BINARYMIME") == 1, [commands[i][0] for i in mails]
+        at = binary[0]
+        end = next(i for i in range(at, len(commands)) if commands[i][0] == b"QUIT")
+        tx = commands[at:end]
+        assert [line for line, _ in tx[:2]] == [b"MAIL FROM:<wangww@fibocom.com> BODY=BINARYMIME",
+                                               b"RCPT TO:<xiangj@fibocom.com>"]
+        bdats = [(re.fullmatch(rb"BDAT (\d+)( LAST)?", line), octets) for line, octets in tx[2:]]
+        assert all(m for m, _ in bdats), [line for line, _ in tx[2:]]
+        counts = [int(m[1]) for m, _ in bdats]
+        assert [len(octets) for _, octets in bdats] == counts
+        assert [m[2] is not None for m, _ in bdats] == [False] * (len(bdats) - 1) + [True]
+        assert counts[:-1] == [CHUNK_STORAGE] * (len(counts) - 1) and 0 < counts[-1] <= CHUNK_STORAGE
+        message = b"".join(octets for _, octets in bdats)
+        assert len(bdats) == -(-len(message) // CHUNK_STORAGE) >= len(ATTACHMENT) // CHUNK_STORAGE
+        head, _, rest = message.partition(b"\r\n\r\n")
+        assert b"\r\nMIME-Version: 1.0\r\n" in head and b"multipart/mixed" in head
+        boundary = re.search(rb'boundary="([^"]+)"', head)[1]
+        parts = [part.partition(b"\r\n\r\n") for part in (b"\r\n" + rest).split(b"\r\n--" + boundary)[1:-1]]
+        assert len(parts) == 2, [headers for headers, _, _ in parts]
+        (body_headers, _, body), (headers, _, content) = parts
+        assert b"Content-Type: text/plain" in body_headers and b"Hello from the G510." in body
+        assert b'filename="g510.bin"' in headers and b"Content-Transfer-Encoding: binary" in headers
+        assert content == ATTACHMENT
+        assert message.count(ATTACHMENT) == 1
+        assert b"+GTSMTPFILE: %d\r\n" % len(ATTACHMENT) in streams(output)["H"]
+
+
+def line_has(line: bytes, param: bytes) -> bool:
+    return param.upper() in line.upper()
 
 
 def test_no_secret_is_left_in_the_session_memory_on_the_cortex_m4(runs):

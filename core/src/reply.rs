@@ -300,12 +300,25 @@ fn split_line(line: &[u8]) -> Result<(u16, bool, &[u8]), ReplyError> {
     }
 }
 
-/// Records an EHLO keyword line (case-insensitive keywords).
+/// Records an EHLO keyword line (case-insensitive keywords). The keyword
+/// is the line's first word, whole: RFC 5321 4.1.1.1 makes it letters,
+/// digits and `-`, ended by the line's end or a space before its
+/// parameters, so `BINARYMIME=yes` or `CHUNKINGS` is no keyword atmail
+/// knows.
 fn note_extension(ext: &mut Extensions, text: &[u8]) {
     let mut words = text
         .split(|&b| b == b' ' || b == b'=')
         .filter(|w| !w.is_empty());
     let Some(keyword) = words.next() else { return };
+    // Opening the line (the same memory, not only the same bytes), then
+    // the end or a space.
+    let whole = core::ptr::eq(keyword.as_ptr(), text.as_ptr())
+        && text.get(keyword.len()).is_none_or(|&b| b == b' ');
+    // The one exception: `AUTH=LOGIN PLAIN`, the pre-RFC 2554 form older
+    // servers still send beside `AUTH LOGIN PLAIN`.
+    if !whole && !keyword.eq_ignore_ascii_case(b"AUTH") {
+        return;
+    }
     if keyword.eq_ignore_ascii_case(b"PIPELINING") {
         ext.pipelining = true;
     } else if keyword.eq_ignore_ascii_case(b"STARTTLS") {
@@ -480,7 +493,10 @@ mod tests {
             ("chunking alone (postfix)", b"250-mx\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n", true, false),
             ("binarymime alone", b"250-mx\r\n250 BINARYMIME\r\n", false, true),
             ("on the last line", b"250-mx\r\n250 CHUNKING\r\n", true, false),
-            ("with parameters", b"250-mx\r\n250-CHUNKING 1000\r\n250 BINARYMIME=yes x\r\n", true, true),
+            ("with parameters", b"250-mx\r\n250-CHUNKING 1000\r\n250 BINARYMIME yes x\r\n", true, true),
+            ("a keyword then `=` is another word", b"250-mx\r\n250-CHUNKING=1\r\n250 BINARYMIME=yes\r\n", false, false),
+            ("a space before the keyword", b"250-mx\r\n250- CHUNKING\r\n250  BINARYMIME\r\n", false, false),
+            ("`=` after a space is a parameter", b"250-mx\r\n250-CHUNKING =1\r\n250 BINARYMIME x=yes\r\n", true, true),
             ("not the keyword", b"250-mx\r\n250-CHUNKINGS\r\n250-XCHUNKING\r\n250-BINARY\r\n250 BINARYMIME8\r\n", false, false),
             ("only as a parameter", b"250-mx\r\n250 AUTH CHUNKING BINARYMIME\r\n", false, false),
             ("in the greeting line", b"250-CHUNKING BINARYMIME\r\n250 8BITMIME\r\n", false, false),
