@@ -34,9 +34,6 @@ use crate::out::{put_decimal, replay, Count, Out};
 use crate::CoderResult;
 use zeroize::Zeroize;
 
-/// The longest chunk command: `BDAT <20 digits> LAST\r\n`.
-pub const MAX_COMMAND_LEN: usize = 32;
-
 /// The caller's chunk memory and the bytes staged in it; see the module
 /// docs.
 ///
