@@ -282,21 +282,35 @@ pub unsafe extern "C" fn atmail_session_set_token_storage(
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         let session = try_mut!(session);
-        if mem.is_null() {
-            if cap != 0 {
-                return atmail_status::NullParameter;
-            }
-            let _ = session.inner.take_token_storage();
-            return atmail_status::Ok;
+        // SAFETY: this function's contract is `caller_storage`'s.
+        match unsafe { caller_storage(mem, cap) } {
+            Err(status) => return status,
+            Ok(Some(mem)) => drop(session.inner.set_token_storage(mem)),
+            Ok(None) => drop(session.inner.take_token_storage()),
         }
-        // SAFETY: this function's own contract: `mem` is the session's
-        // alone for as long as the session may use it, which is what the
-        // `'static` stands for here; the session gives it up (wiped) when
-        // it is freed or the storage is replaced.
-        let mem: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(mem, cap) };
-        let _ = session.inner.set_token_storage(mem);
         atmail_status::Ok
     })
+}
+
+/// Storage a caller gives the session (the token's, the chunks'):
+/// `Some` for `cap` bytes at `mem`, `None` for NULL with `cap` 0 (take it
+/// back), `NullParameter` for NULL with a size.
+///
+/// # Safety
+/// `mem` NULL, or valid for reads and writes of `cap` bytes, touched by
+/// nothing else for as long as the session may use it: what the
+/// `'static` stands for here; the session gives it up (wiped) when it is
+/// freed or the storage is replaced.
+unsafe fn caller_storage(
+    mem: *mut u8,
+    cap: usize,
+) -> Result<Option<&'static mut [u8]>, atmail_status> {
+    match (mem.is_null(), cap) {
+        (true, 0) => Ok(None),
+        (true, _) => Err(atmail_status::NullParameter),
+        // SAFETY: the caller's contract, above.
+        (false, _) => Ok(Some(unsafe { core::slice::from_raw_parts_mut(mem, cap) })),
+    }
 }
 
 // The C codes are the core's `AT+GTSMTPBDAT` codes.
@@ -350,19 +364,12 @@ pub unsafe extern "C" fn atmail_session_set_chunk_storage(
 ) -> atmail_status {
     boundary!(atmail_status::Panic, {
         let session = try_mut!(session);
-        if mem.is_null() {
-            if cap != 0 {
-                return atmail_status::NullParameter;
-            }
-            let _ = session.inner.take_chunk_storage();
-            return atmail_status::Ok;
+        // SAFETY: this function's contract is `caller_storage`'s.
+        match unsafe { caller_storage(mem, cap) } {
+            Err(status) => return status,
+            Ok(Some(mem)) => drop(session.inner.set_chunk_storage(mem)),
+            Ok(None) => drop(session.inner.take_chunk_storage()),
         }
-        // SAFETY: this function's own contract: `mem` is the session's
-        // alone for as long as the session may use it, which is what the
-        // `'static` stands for here; the session gives it up (wiped) when
-        // it is freed or the storage is replaced.
-        let mem: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(mem, cap) };
-        let _ = session.inner.set_chunk_storage(mem);
         atmail_status::Ok
     })
 }
