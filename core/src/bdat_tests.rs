@@ -308,16 +308,22 @@ impl Run {
         String::from_utf8_lossy(&self.host).into_owned()
     }
 
+    /// The spec case's server (mode 3: these servers have no TLS),
+    /// login and recipient.
+    fn configure(&mut self) {
+        for line in [
+            &b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3\r"[..],
+            b"AT+GTSMTPID=\"wangww@fibocom.com\",\"pw\"\r",
+            b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"\r",
+        ] {
+            self.serial(line);
+        }
+    }
+
     /// A whole mail: body, attachments, END.
     fn mail(&mut self, body: &[u8], files: &[(&str, &[u8])]) {
-        for line in [
-            &b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3"[..],
-            b"AT+GTSMTPID=\"wangww@fibocom.com\",\"pw\"",
-            b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"",
-            b"AT+GTSMTPSEND=300",
-        ] {
-            self.serial(&[line, b"\r"].concat());
-        }
+        self.configure();
+        self.serial(b"AT+GTSMTPSEND=300\r");
         self.data(b"AT+GTSMTPDATA=100\r", body);
         for (name, bytes) in files {
             self.data(
@@ -621,15 +627,9 @@ fn the_boundary_in_a_binary_part_fails_the_mail_before_last() {
 fn a_lost_connection_mid_chunks_delivers_nothing() {
     let file = vec![1u8; 3000];
     let mut run = Run::new(BOTH, 512, None, WHOLE);
-    for line in [
-        &b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3"[..],
-        b"AT+GTSMTPID=\"wangww@fibocom.com\",\"pw\"",
-        b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"",
-        b"AT+GTSMTPSEND=300",
-        b"AT+GTSMTPFILE=1,\"a.bin\"",
-    ] {
-        run.serial(&[line, b"\r"].concat());
-    }
+    run.configure();
+    run.serial(b"AT+GTSMTPSEND=300\r");
+    run.serial(b"AT+GTSMTPFILE=1,\"a.bin\"\r");
     run.serial(&file[..2000]);
     assert!(run.server.chunks.len() >= 2);
     run.s.handle_closed(run.now);
@@ -686,15 +686,9 @@ fn chunk_storage_taken_back_mid_mail_fails_it_and_delivers_nothing() {
         let cuts = Cuts { host: 256, ..WHOLE };
         let mut run = Run::new(BOTH, 512, None, cuts);
         run.s.set_verbose_errors(true);
-        for line in [
-            &b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3"[..],
-            b"AT+GTSMTPID=\"wangww@fibocom.com\",\"pw\"",
-            b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"",
-            b"AT+GTSMTPSEND=300",
-            b"AT+GTSMTPFILE=1,\"a.bin\"",
-        ] {
-            run.serial(&[line, b"\r"].concat());
-        }
+        run.configure();
+        run.serial(b"AT+GTSMTPSEND=300\r");
+        run.serial(b"AT+GTSMTPFILE=1,\"a.bin\"\r");
         run.serial(&file[..1500]);
         let chunks = run.server.chunks.len();
         assert!(chunks >= 2, "{replace}");
@@ -760,13 +754,7 @@ fn chunks_are_pipelined_only_where_pipelining_is_offered() {
 fn chunk_storage_taken_back_before_the_server_answers_ehlo_fails_the_mail() {
     let mut run = Run::new(BOTH, 4096, None, WHOLE);
     run.s.set_verbose_errors(true);
-    for line in [
-        &b"AT+GTSMTPLAND=25,\"mail.fibocom.com\",3"[..],
-        b"AT+GTSMTPID=\"wangww@fibocom.com\",\"pw\"",
-        b"AT+GTSMTPDST=1,1,\"xiangj@fibocom.com\"",
-    ] {
-        run.serial(&[line, b"\r"].concat());
-    }
+    run.configure();
     // SEND connects; the storage goes before the greeting is read.
     let mut out = vec![0u8; 4096];
     let p = run.s.handle_host(run.now, b"AT+GTSMTPSEND=300\r", &mut out);
